@@ -1,0 +1,22 @@
+"""The reference model: pure, deterministic, no I/O, no real clock.
+
+Everything here is importable as ``cachespec.spec``.
+"""
+
+from .guarantees import ApproximateLRU, EvictionProfile, ExactLRU, Guarantees, NoEviction
+from .miss import NO_VALUE, NoValue
+from .model import CacheModel, Violation
+from .ttl import validate_ttl
+
+__all__ = [
+    "NO_VALUE",
+    "ApproximateLRU",
+    "CacheModel",
+    "EvictionProfile",
+    "ExactLRU",
+    "Guarantees",
+    "NoEviction",
+    "NoValue",
+    "Violation",
+    "validate_ttl",
+]

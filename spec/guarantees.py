@@ -1,0 +1,133 @@
+"""What a backend promises, in terms the model can check.
+
+A backend declares a :class:`Guarantees`; the conformance suite checks every property the
+declaration implies and reports the others as skipped, with the reason. Defaults are
+conservative where a capability is optional (no thread safety, no eviction profile, no item
+size limit are assumed unless declared) and exact where the contract itself is exact (TTLs
+are checked to the instant unless a resolution is declared).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class NoEviction:
+    """The backend never evicts a live entry (it is unbounded, or bounded far above use)."""
+
+    def describe(self) -> str:
+        return "no eviction"
+
+
+@dataclass(frozen=True)
+class ExactLRU:
+    """At most ``capacity`` live entries; a full cache evicts the least recently used one.
+
+    A hit (``get``, and each hit of ``get_many``) and a write (``set``, ``set_many``, a
+    successful ``add``) make an entry the most recently used; a failed ``add`` does not. An
+    expired entry never takes a place that a live one needs: it is dropped first.
+    """
+
+    capacity: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.capacity, bool) or not isinstance(self.capacity, int):
+            raise TypeError(f"capacity must be an int, got {self.capacity!r}")
+        if self.capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {self.capacity}")
+
+    def describe(self) -> str:
+        return f"exact LRU, capacity {self.capacity}"
+
+
+@dataclass(frozen=True)
+class ApproximateLRU:
+    """A weaker eviction promise, for backends that sample (Redis) or segment (memcached).
+
+    * Nothing is evicted while the namespace holds at most ``holds_at_least`` live entries.
+    * Past that, any entry may be evicted, except the ``protects_recent`` most recently used.
+    * Never more than ``holds_at_most`` live entries (``None``: bounded by memory, not count).
+    """
+
+    holds_at_least: int
+    protects_recent: int
+    holds_at_most: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("holds_at_least", "protects_recent"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        if self.protects_recent > self.holds_at_least:
+            raise ValueError("protects_recent cannot exceed holds_at_least")
+        if self.holds_at_most is not None and self.holds_at_most < self.holds_at_least:
+            raise ValueError("holds_at_most cannot be below holds_at_least")
+
+    def describe(self) -> str:
+        most = "memory-bounded" if self.holds_at_most is None else f"at most {self.holds_at_most}"
+        return (
+            f"approximate LRU: keeps {self.holds_at_least}, protects the "
+            f"{self.protects_recent} most recent, {most}"
+        )
+
+
+EvictionProfile = NoEviction | ExactLRU | ApproximateLRU
+
+
+@dataclass(frozen=True)
+class Guarantees:
+    """A backend's declared promises.
+
+    ttl_resolution
+        An entry may outlive its TTL by up to this many seconds; it never dies early. The
+        model allows both outcomes only in ``[expires, expires + ttl_resolution)``.
+    eviction
+        The eviction profile (:class:`NoEviction`, :class:`ExactLRU`, :class:`ApproximateLRU`).
+    max_value_size
+        The largest value in bytes the backend stores; a larger one raises
+        :class:`~cachespec.backends.ValueTooLarge` and leaves the old entry alone.
+    max_ttl
+        The longest TTL accepted, in seconds (``None``: any finite TTL).
+    thread_safe
+        The backend may be shared between threads; ``add`` is atomic across them.
+    opt_out
+        Property id -> reason: properties the backend does not claim. Reported as skipped.
+    expected_failures
+        Property id -> reason: properties known to fail. They still run; a pass is reported
+        as a failure ("declared as failing, but held"), as strict xfail would.
+    """
+
+    ttl_resolution: float = 0.0
+    eviction: EvictionProfile = field(default_factory=NoEviction)
+    max_value_size: int | None = None
+    max_ttl: float | None = None
+    thread_safe: bool = False
+    opt_out: Mapping[str, str] = field(default_factory=dict)
+    expected_failures: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.ttl_resolution) and self.ttl_resolution >= 0):
+            raise ValueError(f"ttl_resolution must be >= 0 seconds, got {self.ttl_resolution!r}")
+        if not isinstance(self.eviction, (NoEviction, ExactLRU, ApproximateLRU)):
+            raise TypeError(f"eviction must be an eviction profile, got {self.eviction!r}")
+        if self.max_value_size is not None and self.max_value_size < 0:
+            raise ValueError(f"max_value_size must be >= 0, got {self.max_value_size}")
+        if self.max_ttl is not None and not self.max_ttl > 0:
+            raise ValueError(f"max_ttl must be > 0, got {self.max_ttl}")
+        both = set(self.opt_out) & set(self.expected_failures)
+        if both:
+            raise ValueError(f"a property cannot be both opted out and expected to fail: {both}")
+
+    def describe(self) -> str:
+        parts = [
+            "exact TTLs" if self.ttl_resolution == 0 else f"TTL resolution {self.ttl_resolution}s",
+            self.eviction.describe(),
+            "no value size limit"
+            if self.max_value_size is None
+            else f"values up to {self.max_value_size} bytes",
+            "thread-safe" if self.thread_safe else "not declared thread-safe",
+        ]
+        return "; ".join(parts)

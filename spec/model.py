@@ -1,0 +1,367 @@
+"""The reference model of one cache namespace.
+
+The model is told each operation, the harness's time, and what the backend answered; it
+raises :class:`Violation` when the answer is not one the semantics allow, and otherwise
+updates its state to match what it learned. It does no I/O and reads no clock.
+
+Semantics (``../DESIGN.md``, "Semantics to pin down"):
+
+* An entry written at ``t`` with TTL ``ttl`` is live while ``now < t + ttl``. A backend that
+  declares ``ttl_resolution = r`` may still serve it in ``[t + ttl, t + ttl + r)``; from
+  ``t + ttl + r`` on it is gone. Inside that window both answers are allowed, and once a
+  miss has been seen the entry never comes back.
+* Overwriting resets the TTL; ``ttl=None`` means no expiry.
+* ``delete`` is idempotent; ``add`` writes only when no live entry exists and says whether
+  it wrote; ``get_many`` returns a mapping of exactly the hits; ``clear`` empties the
+  namespace.
+* Eviction follows the declared profile (:mod:`cachespec.spec.guarantees`). Where the model
+  cannot tell which of two states the backend is in (an exact-LRU eviction decided while an
+  entry sits inside its expiry window), it weakens rather than guesses: the entries involved
+  may then be missing, but a wrong value, a resurrection or an over-full cache is still a
+  violation.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from .guarantees import ApproximateLRU, ExactLRU, Guarantees
+from .miss import NO_VALUE
+
+Presence = Literal["live", "maybe", "gone"]
+
+
+class Violation(AssertionError):
+    """The backend did something the model does not allow.
+
+    The message names the operation, what the backend did, what the model allowed, and why.
+    """
+
+    def __init__(self, operation: str, did: str, allowed: str, because: str = "") -> None:
+        self.operation = operation
+        self.did = did
+        self.allowed = allowed
+        self.because = because
+        message = f"{operation} {did}; the model allowed {allowed}"
+        if because:
+            message += f": {because}"
+        super().__init__(message)
+
+
+def show_value(value: object, limit: int = 24) -> str:
+    """A short repr of a value for messages (long byte strings are cut, with their length)."""
+    if value is NO_VALUE:
+        return "a miss (NO_VALUE)"
+    if isinstance(value, bytes) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} bytes)"
+    return repr(value)
+
+
+@dataclass
+class _Entry:
+    value: bytes
+    written_at: float
+    ttl: float | None
+    # The backend may have dropped this entry without the model being able to say when
+    # (an approximate eviction profile, or an ambiguous exact-LRU decision).
+    vanishable: bool = False
+
+    @property
+    def expires(self) -> float | None:
+        return None if self.ttl is None else self.written_at + self.ttl
+
+
+class CacheModel:
+    """The allowed behaviour of one namespace of a backend with the given guarantees."""
+
+    def __init__(self, guarantees: Guarantees, *, origin: float = 0.0) -> None:
+        self.guarantees = guarantees
+        self._resolution = guarantees.ttl_resolution
+        self._origin = origin
+        # Least recently used first: the order exact LRU evicts in.
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        # The keys whose entries have a TTL: only these can expire, so only these are scanned.
+        self._timed: dict[str, None] = {}
+        # Whether any entry was ever marked vanishable (until then no scan for them is needed).
+        self._weakened = False
+        # Why an absent key is absent, for messages; and every key ever written.
+        self._fates: dict[str, str] = {}
+        self._written: dict[str, None] = {}
+        # Small values -> the key and time they were last written under, to spot collisions.
+        self._writers: dict[bytes, tuple[str, float]] = {}
+
+    # ----------------------------------------------------------------- what the model knows
+    def at(self, now: float) -> str:
+        """A harness time, relative to the model's origin, for messages.
+
+        Rounded to 12 digits so that float noise (``1000.001 - 1000``) does not show, while
+        "just before" an instant still prints differently from the instant.
+        """
+        return f"t={round(now - self._origin, 12)!r}"
+
+    @property
+    def keys_written(self) -> list[str]:
+        """Every key written so far, in first-write order."""
+        return list(self._written)
+
+    def presence(self, key: str, now: float) -> Presence:
+        entry = self._entries.get(key)
+        return "gone" if entry is None else self._presence(entry, now)
+
+    def value_of(self, key: str) -> bytes | None:
+        entry = self._entries.get(key)
+        return None if entry is None else entry.value
+
+    def expiry_of(self, key: str) -> float | None:
+        """When the key's entry expires (``None``: absent or no TTL)."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry.expires
+
+    def expiry_windows(self) -> list[tuple[float, float]]:
+        """``[expires, expires + resolution)`` for every entry with a TTL."""
+        windows = []
+        for key in self._timed:
+            expires = self._entries[key].expires
+            assert expires is not None
+            windows.append((expires, expires + self._resolution))
+        return windows
+
+    def is_ambiguous_at(self, now: float) -> bool:
+        """Whether some entry would sit inside its expiry window at ``now``."""
+        return any(start <= now < end for start, end in self.expiry_windows())
+
+    def live_count_bound(self) -> int | None:
+        """The most live entries the profile allows (``None``: no bound by count)."""
+        profile = self.guarantees.eviction
+        if isinstance(profile, ExactLRU):
+            return profile.capacity
+        if isinstance(profile, ApproximateLRU):
+            return profile.holds_at_most
+        return None
+
+    def certainly_live_count(self, now: float) -> int:
+        """How many entries the backend must still hold at ``now``."""
+        if not self._any_uncertain(now):
+            return len(self._entries)
+        return sum(self._presence(e, now) == "live" for e in self._entries.values())
+
+    # ------------------------------------------------------------------------ operations
+    def get(self, now: float, key: str, observed: object) -> None:
+        self._expire(now)
+        op = f"get({key!r}) at {self.at(now)}"
+        self._check_lookup(op, key, observed, now)
+        self._learn_lookup(key, observed, now)
+        self._settle()
+
+    def get_many(self, now: float, keys: Sequence[str], observed: object) -> None:
+        self._expire(now)
+        op = f"get_many({list(keys)!r}) at {self.at(now)}"
+        if not isinstance(observed, Mapping):
+            raise Violation(op, f"returned {type(observed).__name__}", "a mapping of the hits")
+        wanted = dict.fromkeys(keys)
+        extra = [k for k in observed if k not in wanted]
+        if extra:
+            raise Violation(
+                op,
+                f"returned keys that were not asked for: {extra!r}",
+                "a mapping of the requested keys that hit",
+            )
+        for key in wanted:
+            self._check_lookup(op, key, observed.get(key, NO_VALUE), now, within=key)
+        for key in wanted:
+            self._learn_lookup(key, observed.get(key, NO_VALUE), now)
+        self._settle()
+
+    def set(self, now: float, key: str, value: bytes, ttl: float | None) -> None:
+        self._expire(now)
+        self._write(now, key, value, ttl)
+        self._settle()
+
+    def set_many(self, now: float, items: Iterable[tuple[str, bytes]], ttl: float | None) -> None:
+        self._expire(now)
+        for key, value in items:
+            self._write(now, key, value, ttl)
+        self._settle()
+
+    def add(self, now: float, key: str, value: bytes, ttl: float | None, observed: object) -> None:
+        self._expire(now)
+        op = f"add({key!r}, {show_value(value)}, ttl={ttl!r}) at {self.at(now)}"
+        if not isinstance(observed, bool):
+            raise Violation(op, f"returned {observed!r}", "True (stored) or False (not stored)")
+        entry = self._entries.get(key)
+        presence = "gone" if entry is None else self._presence(entry, now)
+        if presence == "live" and observed:
+            raise Violation(op, "returned True", "only False", self._describe_entry(key, now))
+        if presence == "gone" and not observed:
+            raise Violation(op, "returned False", "only True", self._why_absent(key))
+        if observed:
+            if entry is not None:  # it was inside its expiry window and turned out gone
+                self._remove(key, f"{key!r} was seen gone by add() at {self.at(now)}")
+            self._write(now, key, value, ttl)
+        elif entry is not None:
+            entry.vanishable = False  # the backend just told us the entry is there
+        # A failed add is not a use: it does not change recency.
+        self._settle()
+
+    def delete(self, now: float, key: str) -> None:
+        self.delete_many(now, [key])
+
+    def delete_many(self, now: float, keys: Iterable[str]) -> None:
+        self._expire(now)
+        for key in keys:
+            if key in self._written:
+                self._remove(key, f"{key!r} was deleted at {self.at(now)}")
+        self._settle()
+
+    def clear(self, now: float) -> None:
+        self._expire(now)
+        for key in self._written:
+            self._fates[key] = f"{key!r} was removed by clear() at {self.at(now)}"
+        self._entries.clear()
+        self._timed.clear()
+
+    # ------------------------------------------------------------------------- internals
+    def _presence(self, entry: _Entry, now: float) -> Presence:
+        expires = entry.expires
+        if expires is not None and not now < expires:
+            return "maybe" if now < expires + self._resolution else "gone"
+        return "maybe" if entry.vanishable else "live"
+
+    def _remove(self, key: str, fate: str) -> None:
+        self._entries.pop(key, None)
+        self._timed.pop(key, None)
+        self._fates[key] = fate
+
+    def _expire(self, now: float) -> None:
+        for key in list(self._timed):
+            entry = self._entries[key]
+            if self._presence(entry, now) == "gone":
+                self._remove(
+                    key,
+                    f"{key!r} expired at {self.at(entry.written_at + (entry.ttl or 0.0))} "
+                    f"(written at {self.at(entry.written_at)} with ttl={entry.ttl!r}"
+                    f"{self._resolution_note()})",
+                )
+
+    def _resolution_note(self) -> str:
+        if self._resolution:
+            return f"; gone for sure {self._resolution!r}s later, the declared resolution"
+        return ""
+
+    def _write(self, now: float, key: str, value: bytes, ttl: float | None) -> None:
+        if key in self._entries:
+            del self._entries[key]  # an overwrite: new value, new TTL, most recently used
+        else:
+            self._make_room(now, key)
+        self._entries[key] = _Entry(value, now, ttl)
+        if ttl is None:
+            self._timed.pop(key, None)
+        else:
+            self._timed[key] = None
+        self._written[key] = None
+        self._fates.pop(key, None)
+        if len(value) <= 64:
+            self._writers[value] = (key, now)
+
+    def _make_room(self, now: float, incoming: str) -> None:
+        profile = self.guarantees.eviction
+        if not isinstance(profile, ExactLRU) or len(self._entries) < profile.capacity:
+            return
+        if self._any_uncertain(now):
+            # Whether the backend counts an entry inside its expiry window as expired decides
+            # which entry goes; the model cannot know, so any of them may now be missing.
+            self._weakened = True
+            for entry in self._entries.values():
+                entry.vanishable = True
+            return
+        victim = next(iter(self._entries))
+        self._remove(
+            victim,
+            f"{victim!r} was evicted at {self.at(now)} to make room for {incoming!r}: it was "
+            f"the least recently used of {profile.capacity} live entries",
+        )
+
+    def _any_uncertain(self, now: float) -> bool:
+        if self._weakened and any(e.vanishable for e in self._entries.values()):
+            return True
+        return any(self._presence(self._entries[k], now) == "maybe" for k in self._timed)
+
+    def _settle(self) -> None:
+        """Mark what an approximate profile may evict after this operation."""
+        profile = self.guarantees.eviction
+        if not isinstance(profile, ApproximateLRU) or len(self._entries) <= profile.holds_at_least:
+            return
+        self._weakened = True
+        unprotected = len(self._entries) - profile.protects_recent
+        for index, entry in enumerate(self._entries.values()):
+            if index >= unprotected:
+                break
+            entry.vanishable = True
+
+    def _check_lookup(
+        self, op: str, key: str, observed: object, now: float, within: str | None = None
+    ) -> None:
+        did = (
+            f"returned {show_value(observed)}"
+            if within is None
+            else f"gave {show_value(observed)} for {within!r}"
+        )
+        entry = self._entries.get(key)
+        if entry is None:
+            if observed is not NO_VALUE:
+                raise Violation(op, did, "only a miss", self._why_absent(key, observed))
+            return
+        if observed is NO_VALUE:
+            if self._presence(entry, now) == "live":
+                raise Violation(
+                    op, did, f"only {show_value(entry.value)}", self._describe_entry(key, now)
+                )
+            return
+        if observed != entry.value or type(observed) is not bytes:
+            allowed = f"only {show_value(entry.value)}"
+            if self._presence(entry, now) == "maybe":
+                allowed = f"{show_value(entry.value)} or a miss"
+            because = self._describe_entry(key, now) + self._collision_hint(key, observed)
+            raise Violation(op, did, allowed, because)
+
+    def _learn_lookup(self, key: str, observed: object, now: float) -> None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        if observed is NO_VALUE:
+            self._remove(key, f"{key!r} was seen missing at {self.at(now)}")
+        else:
+            entry.vanishable = False
+            self._entries.move_to_end(key)  # a hit is a use
+
+    def _describe_entry(self, key: str, now: float) -> str:
+        entry = self._entries[key]
+        text = f"{key!r} holds {show_value(entry.value)}, written at {self.at(entry.written_at)}"
+        expires = entry.expires
+        if expires is None:
+            text += " with no TTL"
+        else:
+            text += f" with ttl={entry.ttl!r}, live until {self.at(expires)}"
+            if self._resolution and not now < expires:
+                text += f" and allowed to linger until {self.at(expires + self._resolution)}"
+        if entry.vanishable:
+            text += "; the eviction profile allows it to be gone"
+        return text
+
+    def _why_absent(self, key: str, observed: object = NO_VALUE) -> str:
+        text = self._fates.get(key, f"{key!r} was never written")
+        return text + self._collision_hint(key, observed)
+
+    def _collision_hint(self, key: str, observed: object) -> str:
+        if not isinstance(observed, bytes):
+            return ""
+        writer = self._writers.get(observed)
+        if writer is None or writer[0] == key:
+            return ""
+        return (
+            f"; {show_value(observed)} was written under {writer[0]!r} at {self.at(writer[1])}"
+            " (do two keys share one entry?)"
+        )
