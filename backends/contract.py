@@ -1,0 +1,176 @@
+"""The backend contract: what every cachespec backend does, stated once.
+
+A backend stores ``bytes`` under ``str`` keys, inside its own namespace. The cache layer
+above it serializes values; the conformance suite checks a backend against the model in
+:mod:`cachespec.spec` using only the methods below and the backend's declared
+:class:`~cachespec.spec.Guarantees`.
+
+Arguments are checked before anything is sent or stored, so a refused call writes nothing:
+
+* keys: any ``str`` (any Unicode, the empty string included); anything else is a
+  ``TypeError``. A backend whose store restricts keys (memcached: 250 bytes, no whitespace)
+  maps every key to one it accepts, injectively: two keys never share an entry, and no key
+  is ever truncated.
+* values: ``bytes``; anything else is a ``TypeError``. A value longer than the declared
+  ``max_value_size`` raises :class:`ValueTooLarge`, and the key's old entry stays as it was.
+* TTLs: see :func:`cachespec.spec.validate_ttl` (``None``, or finite seconds > 0).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+
+from cachespec.spec import NO_VALUE, Guarantees, NoValue, validate_ttl
+
+__all__ = [
+    "NO_VALUE",
+    "Backend",
+    "BackendUnavailable",
+    "CacheError",
+    "Clock",
+    "ConfigurationError",
+    "NoValue",
+    "ValueTooLarge",
+    "check_items",
+    "check_key",
+    "check_keys",
+    "check_ttl",
+    "check_value",
+]
+
+Clock = Callable[[], float]
+"""Seconds on a clock that never goes backwards (``time.monotonic`` by default)."""
+
+
+class CacheError(Exception):
+    """Base class of the errors cachespec raises itself."""
+
+
+class ValueTooLarge(CacheError, ValueError):
+    """A value exceeds the backend's item size limit; nothing was written."""
+
+    def __init__(self, key: str, size: int, limit: int) -> None:
+        self.key = key
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"value for key {key!r} is {size} bytes, over this backend's limit of {limit} bytes; "
+            "nothing was written"
+        )
+
+
+class ConfigurationError(CacheError, ValueError):
+    """A backend URL or option is malformed or unknown."""
+
+
+class BackendUnavailable(CacheError, ConnectionError):
+    """The backend could not be reached within its timeout (the URL's password is redacted)."""
+
+
+def check_key(key: object) -> str:
+    """Return ``key`` if it is a ``str``; raise ``TypeError`` otherwise."""
+    if not isinstance(key, str):
+        raise TypeError(f"cache keys must be str, got {type(key).__name__}: {key!r}")
+    return key
+
+
+def check_value(key: str, value: object, limit: int | None = None) -> bytes:
+    """Return ``value`` as plain ``bytes``; refuse other types and values over ``limit``."""
+    if not isinstance(value, bytes):
+        raise TypeError(
+            f"backend values must be bytes (the cache layer serializes), "
+            f"got {type(value).__name__} for key {key!r}"
+        )
+    if limit is not None and len(value) > limit:
+        raise ValueTooLarge(key, len(value), limit)
+    return value if type(value) is bytes else bytes(value)
+
+
+def check_keys(keys: Iterable[str]) -> list[str]:
+    """Check every key of a batch before any is used; a lone ``str`` is not a batch."""
+    if isinstance(keys, (str, bytes)):
+        raise TypeError(f"expected an iterable of keys, got a single {type(keys).__name__}")
+    return [check_key(key) for key in keys]
+
+
+def check_items(items: Mapping[str, bytes], limit: int | None = None) -> list[tuple[str, bytes]]:
+    """Check every key and value of a ``set_many`` before anything is written."""
+    if not isinstance(items, Mapping):
+        raise TypeError(f"set_many takes a mapping of key to value, got {type(items).__name__}")
+    return [(check_key(key), check_value(key, value, limit)) for key, value in items.items()]
+
+
+check_ttl = validate_ttl
+
+
+class Backend(abc.ABC):
+    """A cache backend: ``bytes`` values under ``str`` keys, with optional TTLs.
+
+    Every method is safe to call on any key in any state: there is no "key not found"
+    error. A miss is :data:`NO_VALUE`, compared by identity, never ``None``.
+    """
+
+    #: What this backend promises; the conformance suite checks exactly this.
+    guarantees: Guarantees
+
+    @abc.abstractmethod
+    def get(self, key: str) -> bytes | NoValue:
+        """The live value under ``key``, or :data:`NO_VALUE`.
+
+        A hit is a use: under an LRU profile it makes the entry the most recently used.
+        """
+
+    @abc.abstractmethod
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key``, replacing any entry and its TTL.
+
+        ``ttl=None`` stores without expiry, even over an entry that had one. A bounded backend
+        may evict another entry to make room (see its eviction profile).
+        """
+
+    @abc.abstractmethod
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """Store only if ``key`` has no live entry; return whether it stored.
+
+        Atomic: of concurrent ``add`` calls on one absent key, exactly one returns ``True``.
+        A failed ``add`` changes nothing, not even recency.
+        """
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``'s entry. Idempotent: deleting a missing key is not an error."""
+
+    @abc.abstractmethod
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """A mapping of the requested keys that hit, and only those.
+
+        One round trip where the backend allows. Each hit is a use, in request order.
+        """
+
+    @abc.abstractmethod
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        """``set`` for each item, in order, with one TTL. All arguments are checked first."""
+
+    @abc.abstractmethod
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """``delete`` for each key."""
+
+    @abc.abstractmethod
+    def clear(self) -> None:
+        """Remove every entry in this backend's namespace, and nothing outside it."""
+
+    def close(self) -> None:  # noqa: B027 - a backend without resources has nothing to close
+        """Release connections; the backend is unusable afterwards."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

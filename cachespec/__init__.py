@@ -1,0 +1,37 @@
+"""cachespec: executable cache semantics.
+
+* :mod:`cachespec.spec` - the reference model (pure, deterministic).
+* :mod:`cachespec.backends` - the backend contract, adapters, and the URL registry.
+* :mod:`cachespec.conformance` - the suite that checks a backend against the model.
+"""
+
+from cachespec.backends import (
+    NO_VALUE,
+    Backend,
+    BackendUnavailable,
+    CacheError,
+    ConfigurationError,
+    MemoryBackend,
+    NoValue,
+    ValueTooLarge,
+    open_backend,
+)
+from cachespec.spec import ApproximateLRU, ExactLRU, Guarantees, NoEviction
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NO_VALUE",
+    "ApproximateLRU",
+    "Backend",
+    "BackendUnavailable",
+    "CacheError",
+    "ConfigurationError",
+    "ExactLRU",
+    "Guarantees",
+    "MemoryBackend",
+    "NoEviction",
+    "NoValue",
+    "ValueTooLarge",
+    "open_backend",
+]
