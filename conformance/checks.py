@@ -1,0 +1,83 @@
+"""How a property runs: a state machine, a ``@given`` test, or real threads.
+
+Each kind takes the run's Hypothesis settings and a seed, and raises on failure; the runner
+turns the exception into a report row with a counterexample.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import given, seed
+from hypothesis import settings as Settings
+from hypothesis import strategies as st
+
+# The seedable form of run_state_machine_as_test (Hypothesis split it out for HypoFuzz).
+from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test
+
+
+class CheckFailed(AssertionError):
+    """A non-Hypothesis check (real threads) found a violation; the message is the story."""
+
+
+@dataclass(frozen=True)
+class MachineCheck:
+    """A stateful property: Hypothesis picks the program, the model judges each step."""
+
+    machine: type[RuleBasedStateMachine]
+
+    def run(self, settings: Settings, seed_value: int, trials: int) -> None:
+        test = get_state_machine_test(self.machine, settings=settings)
+        seed(seed_value)(test)()
+
+
+@dataclass(frozen=True)
+class GivenCheck:
+    """A property over single calls: bad arguments, each with its own fresh backend."""
+
+    name: str
+    strategy: st.SearchStrategy[Any]
+    body: Callable[[Any], None]
+
+    def run(self, settings: Settings, seed_value: int, trials: int) -> None:
+        body = self.body
+
+        def check(case: Any) -> None:
+            body(case)
+
+        check.__name__ = check.__qualname__ = self.name
+        seed(seed_value)(settings(given(self.strategy)(check)))()
+
+
+@dataclass(frozen=True)
+class ThreadCheck:
+    """A property only real concurrency shows: ``trials`` rounds of racing threads."""
+
+    body: Callable[[int], None]
+
+    def run(self, settings: Settings, seed_value: int, trials: int) -> None:
+        with fast_thread_switching():
+            for trial in range(trials):
+                self.body(trial)
+
+
+@contextlib.contextmanager
+def fast_thread_switching() -> Iterator[None]:
+    """Make the interpreter switch threads every microsecond instead of every 5 ms.
+
+    A check-then-act race in Python code only shows when a switch lands between the check
+    and the act; with the default interval that takes luck, with this it takes a few trials.
+    """
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+Check = MachineCheck | GivenCheck | ThreadCheck

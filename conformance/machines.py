@@ -1,0 +1,425 @@
+"""Hypothesis state machines that drive a backend beside the model.
+
+Every rule does one thing to the backend, tells the model what happened, and lets the model
+judge it; a :class:`~cachespec.spec.Violation` fails the run. A property is a *focus*: the
+rules it enables and the pools it draws from, so that a run spends its budget where that
+property's bugs live and its counterexample reads as being about that property.
+
+Checks live in rules, not in ``@invariant``: under LRU every read is a use, so an invariant
+that read the backend would change the state it checks, and the printed program (which
+lists rules only) would not replay it.
+
+A failing run prints as a program::
+
+    state = replay('memory://?capacity=4', 'lru.evicts_lru')
+    keys_0 = state.new_key(key='k0')
+    state.set(key=keys_0, value=b'red', ttl=None)
+    ...
+    state.teardown()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    precondition,
+    rule,
+)
+
+from cachespec.backends import Backend, ValueTooLarge
+from cachespec.spec import ApproximateLRU, CacheModel, ExactLRU, Guarantees, Violation
+from cachespec.spec.model import show_value
+
+from .clock import HarnessClock, just_before
+from .pools import (
+    AT,
+    BEFORE,
+    NO_TTL,
+    PAST,
+    PLAIN_KEYS,
+    PLAIN_VALUES,
+    SMALL_STEPS,
+    Blob,
+    as_bytes,
+)
+from .target import Session, Target
+
+KEYS: Bundle[str] = Bundle("keys")
+
+Value = bytes | Blob
+
+
+@dataclass(frozen=True)
+class Focus:
+    """Which rules a property's machine runs, and what it draws."""
+
+    rules: tuple[str, ...]
+    keys: tuple[str, ...] = PLAIN_KEYS
+    values: st.SearchStrategy[Value] = PLAIN_VALUES
+    ttls: st.SearchStrategy[float | None] = NO_TTL
+    steps: tuple[float, ...] = SMALL_STEPS
+    offsets: tuple[str, ...] = (BEFORE, AT, PAST)
+    # Read every key ever written at the end and check it against the model.
+    survivors_at_teardown: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class CacheMachine(RuleBasedStateMachine):
+    """One backend namespace beside one model. Subclasses are built by :func:`build_machine`."""
+
+    target: ClassVar[Target]
+    focus: ClassVar[Focus]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session: Session = self.target.session()
+        self.clock: HarnessClock = self.session.clock
+        self.backend: Backend = self.session.backend()
+        self.guarantees: Guarantees = self.backend.guarantees
+        self.model = CacheModel(self.guarantees, origin=self.clock.now())
+        self._fills = 0
+        self._broken = False
+
+    # ------------------------------------------------------------------- shared plumbing
+    def _run(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except BaseException:
+            self._broken = True  # teardown must not bury this failure under a second one
+            raise
+
+    def _now(self) -> float:
+        return self.clock.now()
+
+    def _over_limit(self, *values: bytes) -> bool:
+        limit = self.guarantees.max_value_size
+        return limit is not None and any(len(v) > limit for v in values)
+
+    def _write(
+        self, describe: Callable[[], str], call: Callable[[], object], *values: bytes
+    ) -> tuple[bool, object]:
+        """Run a write and check the size-limit contract: ``(stored, what the call returned)``.
+
+        A value over the declared ``max_value_size`` must be refused with ``ValueTooLarge``
+        (and then nothing was written); any other value must be accepted.
+        """
+        limit = self.guarantees.max_value_size
+        if self._over_limit(*values):
+            try:
+                call()
+            except ValueTooLarge:
+                return False, None
+            except Exception as exc:
+                raise Violation(
+                    describe(), f"raised {type(exc).__name__}: {exc}", "only ValueTooLarge"
+                ) from exc
+            raise Violation(
+                describe(),
+                "accepted it",
+                "only ValueTooLarge",
+                f"a value is over the declared max_value_size of {limit} bytes",
+            )
+        try:
+            return True, call()
+        except ValueTooLarge as exc:
+            raise Violation(
+                describe(),
+                f"raised ValueTooLarge ({exc})",
+                "the write",
+                f"every value is within the declared max_value_size of {limit} bytes",
+            ) from exc
+
+    # --------------------------------------------------------------------- the operations
+    def do_set(self, key: str, value: Value, ttl: float | None) -> None:
+        data = as_bytes(value)
+        now = self._now()
+        stored, _ = self._write(
+            lambda: f"set({key!r}, {show_value(data)}, ttl={ttl!r}) at {self.model.at(now)}",
+            lambda: self.backend.set(key, data, ttl),
+            data,
+        )
+        if stored:
+            self.model.set(now, key, data, ttl)
+
+    def do_add(self, key: str, value: Value, ttl: float | None) -> None:
+        data = as_bytes(value)
+        now = self._now()
+        stored, result = self._write(
+            lambda: f"add({key!r}, {show_value(data)}, ttl={ttl!r}) at {self.model.at(now)}",
+            lambda: self.backend.add(key, data, ttl),
+            data,
+        )
+        if stored:
+            self.model.add(now, key, data, ttl, result)
+
+    def do_set_many(self, items: dict[str, bytes], ttl: float | None) -> None:
+        now = self._now()
+
+        def describe() -> str:
+            shown = ", ".join(f"{k!r}: {show_value(v)}" for k, v in list(items.items())[:8])
+            more = f", ... ({len(items)} items)" if len(items) > 8 else ""
+            return f"set_many({{{shown}{more}}}, ttl={ttl!r}) at {self.model.at(now)}"
+
+        stored, _ = self._write(
+            describe, lambda: self.backend.set_many(items, ttl), *items.values()
+        )
+        if stored:
+            self.model.set_many(now, items.items(), ttl)
+
+    def do_get(self, key: str) -> None:
+        self.model.get(self._now(), key, self.backend.get(key))
+
+    def do_get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        observed = self.backend.get_many(list(keys))
+        self.model.get_many(self._now(), keys, observed)
+        return observed
+
+    def move_clock(self, when: float) -> None:
+        if self._avoids_windows():
+            when = self._out_of_windows(when)
+        if when > self._now():
+            self.clock.advance_to(when)
+
+    def _avoids_windows(self) -> bool:
+        # Exact LRU decides evictions by which entries are expired; inside an expiry window
+        # the model cannot know, so LRU-focused machines step over windows.
+        return bool(self.focus.extra.get("avoid_windows")) and self.guarantees.ttl_resolution > 0
+
+    def _out_of_windows(self, when: float) -> float:
+        moved = True
+        while moved:
+            moved = False
+            for start, end in self.model.expiry_windows():
+                if start <= when < end:
+                    when, moved = end, True
+        return when
+
+    def boundary(self, start: float, end: float, offset: str) -> float:
+        """The instant ``offset`` names around an expiry window ``[start, end)``."""
+        if offset == BEFORE:
+            return just_before(self.clock, start)
+        return start if offset == AT else end
+
+    def survivors(self) -> None:
+        """Read every key written so far; check each and the number of live entries."""
+        keys = self.model.keys_written
+        observed = self.do_get_many(keys)
+        bound = self.model.live_count_bound()
+        if bound is not None and len(observed) > bound:
+            raise Violation(
+                f"get_many(<all {len(keys)} keys written>) at {self.model.at(self._now())}",
+                f"found {len(observed)} live entries",
+                f"at most {bound}",
+                self.guarantees.eviction.describe(),
+            )
+
+    def teardown(self) -> None:
+        try:
+            if self.focus.survivors_at_teardown and not self._broken:
+                self.survivors()
+        finally:
+            self.session.close()
+
+
+# ---------------------------------------------------------------------------------- rules
+def _room(guarantees: Guarantees) -> int:
+    """How many entries the profile keeps before it may evict (0: it never evicts)."""
+    profile = guarantees.eviction
+    if isinstance(profile, ExactLRU):
+        return profile.capacity
+    if isinstance(profile, ApproximateLRU):
+        return profile.holds_at_least
+    return 0
+
+
+def _bounded(machine: CacheMachine) -> bool:
+    return _room(machine.guarantees) > 0
+
+
+def _has_expiries(machine: CacheMachine) -> bool:
+    return bool(machine.model.expiry_windows())
+
+
+def _rules(focus: Focus) -> dict[str, Any]:  # noqa: PLR0915 - one short function per rule
+    """The rule functions a focus enables, keyed by name."""
+    values = focus.values
+    ttls = focus.ttls
+    key_lists = st.lists(KEYS, max_size=5)
+
+    @rule(target=KEYS, key=st.sampled_from(focus.keys))
+    def new_key(self: CacheMachine, key: str) -> str:
+        return key
+
+    @rule(key=KEYS, value=values, ttl=ttls)
+    def set(self: CacheMachine, key: str, value: Value, ttl: float | None) -> None:
+        self._run(lambda: self.do_set(key, value, ttl))
+
+    @rule(key=KEYS)
+    def get(self: CacheMachine, key: str) -> None:
+        self._run(lambda: self.do_get(key))
+
+    @rule(key=KEYS, value=values, ttl=ttls)
+    def add(self: CacheMachine, key: str, value: Value, ttl: float | None) -> None:
+        self._run(lambda: self.do_add(key, value, ttl))
+
+    @rule(key=KEYS)
+    def delete(self: CacheMachine, key: str) -> None:
+        def step() -> None:
+            self.backend.delete(key)
+            self.model.delete(self._now(), key)
+
+        self._run(step)
+
+    @rule(keys=key_lists)
+    def get_many(self: CacheMachine, keys: list[str]) -> None:
+        def step() -> None:
+            self.do_get_many(keys)
+
+        self._run(step)
+
+    @rule(items=st.lists(st.tuples(KEYS, values), min_size=1, max_size=5), ttl=ttls)
+    def set_many(self: CacheMachine, items: list[tuple[str, Value]], ttl: float | None) -> None:
+        self._run(lambda: self.do_set_many({k: as_bytes(v) for k, v in items}, ttl))
+
+    @rule(keys=key_lists)
+    def delete_many(self: CacheMachine, keys: list[str]) -> None:
+        def step() -> None:
+            self.backend.delete_many(list(keys))
+            self.model.delete_many(self._now(), keys)
+
+        self._run(step)
+
+    @rule()
+    def clear(self: CacheMachine) -> None:
+        def step() -> None:
+            self.backend.clear()
+            self.model.clear(self._now())
+
+        self._run(step)
+
+    @rule(seconds=st.sampled_from(focus.steps))
+    def advance(self: CacheMachine, seconds: float) -> None:
+        self._run(lambda: self.move_clock(self._now() + seconds))
+
+    @precondition(_has_expiries)
+    @rule(which=st.integers(0, 7), offset=st.sampled_from(focus.offsets))
+    def advance_to_expiry(self: CacheMachine, which: int, offset: str) -> None:
+        """Jump to an entry's expiry boundary: where off-by-one-tick bugs live."""
+
+        def step() -> None:
+            now = self._now()
+            instants = {
+                self.boundary(start, end, offset) for start, end in self.model.expiry_windows()
+            }
+            ordered = sorted(instant for instant in instants if instant >= now)
+            if not ordered:
+                return
+            self.move_clock(ordered[which % len(ordered)])
+
+        self._run(step)
+
+    @precondition(_bounded)
+    @rule(extra=st.sampled_from([-1, 0, 1, 2]))
+    def fill(self: CacheMachine, extra: int) -> None:
+        """Write fresh keys until the cache is full (``extra`` places more or fewer)."""
+
+        def step() -> None:
+            room = _room(self.guarantees)
+            count = max(1, room - self.model.certainly_live_count(self._now()) + extra)
+            items = {}
+            for _ in range(count):
+                items[f"fill-{self._fills}"] = b"f"
+                self._fills += 1
+            self.do_set_many(items, None)
+
+        self._run(step)
+
+    @rule()
+    def check_survivors(self: CacheMachine) -> None:
+        self._run(self.survivors)
+
+    available = {
+        "set": set,
+        "get": get,
+        "add": add,
+        "delete": delete,
+        "get_many": get_many,
+        "set_many": set_many,
+        "delete_many": delete_many,
+        "clear": clear,
+        "advance": advance,
+        "advance_to_expiry": advance_to_expiry,
+        "fill": fill,
+        "survivors": check_survivors,
+    }
+    unknown = [name for name in focus.rules if name not in available]
+    if unknown:
+        raise ValueError(f"unknown rules in focus: {unknown}")
+    chosen: dict[str, Any] = {"new_key": new_key}
+    for name in focus.rules:
+        chosen[available[name].__name__] = available[name]
+    return chosen
+
+
+def build_machine(class_name: str, target: Target, focus: Focus) -> type[CacheMachine]:
+    """A machine class that runs ``focus`` against ``target``."""
+    namespace: dict[str, Any] = {"target": target, "focus": focus, **_rules(focus)}
+    return type(class_name, (CacheMachine,), namespace)
+
+
+# --------------------------------------------------------------------- two namespaces
+class NamespaceMachine(RuleBasedStateMachine):
+    """Two namespaces of one backend family, each beside its own model.
+
+    A write, a delete or a ``clear`` in one namespace must leave the other untouched.
+    """
+
+    target: ClassVar[Target]
+    NAMESPACES: ClassVar[tuple[str, str]] = ("tenant-a", "tenant-b")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session = self.target.session()
+        self.clock = self.session.clock
+        self.backends = {ns: self.session.backend(ns) for ns in self.NAMESPACES}
+        self.models = {
+            ns: CacheModel(b.guarantees, origin=self.clock.now()) for ns, b in self.backends.items()
+        }
+
+    @rule(
+        namespace=st.sampled_from(NAMESPACES),
+        key=st.sampled_from(("a", "b")),
+        value=PLAIN_VALUES,
+    )
+    def set(self, namespace: str, key: str, value: bytes) -> None:
+        self.backends[namespace].set(key, value)
+        self.models[namespace].set(self.clock.now(), key, value, None)
+
+    @rule(namespace=st.sampled_from(NAMESPACES), key=st.sampled_from(("a", "b")))
+    def delete(self, namespace: str, key: str) -> None:
+        self.backends[namespace].delete(key)
+        self.models[namespace].delete(self.clock.now(), key)
+
+    @rule(namespace=st.sampled_from(NAMESPACES))
+    def clear(self, namespace: str) -> None:
+        self.backends[namespace].clear()
+        self.models[namespace].clear(self.clock.now())
+
+    @rule(namespace=st.sampled_from(NAMESPACES))
+    def read_all(self, namespace: str) -> None:
+        keys = ["a", "b"]
+        observed = self.backends[namespace].get_many(keys)
+        self.models[namespace].get_many(self.clock.now(), keys, observed)
+
+    def teardown(self) -> None:
+        self.session.close()
+
+
+def build_namespace_machine(class_name: str, target: Target) -> type[NamespaceMachine]:
+    return type(class_name, (NamespaceMachine,), {"target": target})

@@ -1,0 +1,620 @@
+"""The properties the suite checks, with stable ids grouped by area.
+
+Each property states one promise, says when it applies (from the backend's declared
+guarantees), and builds the check that tests it. Ids are stable: reports, ``opt_out`` and
+``expected_failures`` refer to them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+from cachespec.backends import NO_VALUE, Backend
+from cachespec.spec import ApproximateLRU, ExactLRU, Guarantees
+
+from .checks import Check, CheckFailed, GivenCheck, MachineCheck, ThreadCheck
+from .machines import Focus, build_machine, build_namespace_machine
+from .pools import (
+    AT,
+    BAD_KEYS,
+    BAD_VALUES,
+    BEFORE,
+    BIG_STEPS,
+    DISTINCT_KEYS,
+    FALSY_VALUES,
+    FEW_KEYS,
+    HARD_KEYS,
+    INVALID_TTLS,
+    LONG_TTLS,
+    LRU_KEYS,
+    PAST,
+    PLAIN_KEYS,
+    SHORT_TTLS,
+    SMALL_STEPS,
+    roundtrip_values,
+    size_limit_values,
+    ttls,
+)
+from .target import Target
+
+Applies = Callable[[Guarantees], "str | None"]
+
+
+@dataclass(frozen=True)
+class Property:
+    id: str
+    promise: str
+    applies: Applies
+    build: Callable[[Target, Guarantees], Check]
+
+    @property
+    def area(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+# ------------------------------------------------------------------------ applicability
+def always(_: Guarantees) -> str | None:
+    return None
+
+
+def exact_lru(g: Guarantees) -> str | None:
+    if isinstance(g.eviction, ExactLRU):
+        return None
+    return f"the backend declares {g.eviction.describe()}, not exact LRU"
+
+
+def approximate_lru(g: Guarantees) -> str | None:
+    if isinstance(g.eviction, ApproximateLRU):
+        return None
+    if isinstance(g.eviction, ExactLRU):
+        return "the backend declares exact LRU, which lru.evicts_lru checks more strictly"
+    return f"the backend declares {g.eviction.describe()}"
+
+
+def bounded(g: Guarantees) -> str | None:
+    if isinstance(g.eviction, ExactLRU):
+        return None
+    if isinstance(g.eviction, ApproximateLRU) and g.eviction.holds_at_most is not None:
+        return None
+    return f"the backend declares no bound on its number of entries ({g.eviction.describe()})"
+
+
+def evicting(g: Guarantees) -> str | None:
+    if isinstance(g.eviction, (ExactLRU, ApproximateLRU)):
+        return None
+    return f"the backend declares {g.eviction.describe()}"
+
+
+def size_limited(g: Guarantees) -> str | None:
+    if g.max_value_size is not None:
+        return None
+    return "the backend declares no value size limit (max_value_size=None)"
+
+
+def thread_safe(g: Guarantees) -> str | None:
+    return None if g.thread_safe else "the backend does not declare thread_safe=True"
+
+
+def long_ttls_allowed(g: Guarantees) -> str | None:
+    if g.max_ttl is None or g.max_ttl >= max(LONG_TTLS):
+        return None
+    return f"the backend declares max_ttl={g.max_ttl}s"
+
+
+# ------------------------------------------------------------------------ stateful checks
+def _machine(
+    prop_id: str, focus: Callable[[Guarantees], Focus]
+) -> Callable[[Target, Guarantees], Check]:
+    class_name = "".join(part.title() for part in prop_id.replace(".", "_").split("_"))
+
+    def build(target: Target, g: Guarantees) -> Check:
+        return MachineCheck(build_machine(class_name, target, focus(g)))
+
+    return build
+
+
+def _ttls(g: Guarantees, *, none: bool = False) -> st.SearchStrategy[float | None]:
+    return ttls(SHORT_TTLS, g.max_ttl, none=none)
+
+
+PROPERTIES: list[Property] = []
+
+
+def stateful(
+    prop_id: str, promise: str, applies: Applies = always
+) -> Callable[[Callable[[Guarantees], Focus]], Callable[[Guarantees], Focus]]:
+    def register(focus: Callable[[Guarantees], Focus]) -> Callable[[Guarantees], Focus]:
+        PROPERTIES.append(Property(prop_id, promise, applies, _machine(prop_id, focus)))
+        return focus
+
+    return register
+
+
+@stateful("ops.get_set", "get returns the value last set; a key never set is a miss")
+def _get_set(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "get"))
+
+
+@stateful("ops.delete", "delete removes the entry, touches no other key, and is idempotent")
+def _delete(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "get", "delete"))
+
+
+@stateful(
+    "ops.add",
+    "add writes only when no live entry exists (expired counts as absent) and says so",
+)
+def _add(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("add", "set", "get", "delete", "advance_to_expiry"),
+        ttls=_ttls(g, none=True),
+    )
+
+
+@stateful("ops.get_many", "get_many returns exactly the hits, each with its value")
+def _get_many(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "delete", "get_many"))
+
+
+@stateful("ops.set_many", "set_many stores every item as set would")
+def _set_many(g: Guarantees) -> Focus:
+    return Focus(rules=("set_many", "get", "get_many"))
+
+
+@stateful("ops.delete_many", "delete_many removes exactly the keys given")
+def _delete_many(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "set_many", "delete_many", "get"))
+
+
+@stateful("ops.clear", "clear removes every entry of the namespace")
+def _clear(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "clear", "get", "get_many"), ttls=_ttls(g, none=True))
+
+
+@stateful("ttl.lives", "an entry with a TTL is served until written_at + ttl, never less")
+def _ttl_lives(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "add", "set_many", "get", "get_many", "advance_to_expiry"),
+        ttls=_ttls(g),
+        offsets=(BEFORE,),
+    )
+
+
+@stateful(
+    "ttl.expires",
+    "an entry is gone once written_at + ttl (plus the declared resolution) has passed",
+)
+def _ttl_expires(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "set_many", "get", "get_many", "advance", "advance_to_expiry"),
+        ttls=_ttls(g),
+        offsets=(AT, PAST),
+    )
+
+
+@stateful("ttl.never", "an entry written with ttl=None never expires, even over a TTL")
+def _ttl_never(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "get", "advance"),
+        keys=FEW_KEYS,
+        ttls=_ttls(g, none=True),
+        steps=BIG_STEPS,
+    )
+
+
+@stateful("ttl.overwrite", "overwriting an entry replaces its TTL (ttl=None removes it)")
+def _ttl_overwrite(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "set_many", "get", "advance_to_expiry"),
+        keys=FEW_KEYS,
+        ttls=_ttls(g, none=True),
+    )
+
+
+@stateful(
+    "ttl.long",
+    "a TTL over 30 days still counts seconds from now (memcached reads it as a date)",
+    long_ttls_allowed,
+)
+def _ttl_long(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "get", "advance", "advance_to_expiry"),
+        ttls=ttls(LONG_TTLS, g.max_ttl, none=False),
+        steps=BIG_STEPS,
+    )
+
+
+@stateful("keys.any_unicode", "every str is a key: empty, long, whitespace, control, non-ASCII")
+def _any_unicode(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "get", "delete", "get_many"), keys=HARD_KEYS)
+
+
+@stateful("keys.distinct", "two different keys never share an entry")
+def _distinct(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "get", "get_many", "delete"), keys=DISTINCT_KEYS)
+
+
+@stateful("values.roundtrip", "every bytes value reads back exactly as written")
+def _roundtrip(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "get", "get_many"), values=roundtrip_values(g.max_value_size))
+
+
+@stateful("values.falsy", "an empty or falsy-looking value is a hit, never a miss")
+def _falsy(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "add", "get", "get_many"), values=FALSY_VALUES)
+
+
+@stateful(
+    "values.size_limit",
+    "a value up to the declared limit is stored; a larger one raises ValueTooLarge and "
+    "leaves the old entry",
+    size_limited,
+)
+def _size_limit(g: Guarantees) -> Focus:
+    assert g.max_value_size is not None
+    return Focus(
+        rules=("set", "add", "set_many", "get"),
+        keys=FEW_KEYS,
+        values=size_limit_values(g.max_value_size),
+    )
+
+
+@stateful("lru.capacity", "the cache never holds more live entries than it declares", bounded)
+def _capacity(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "add", "get", "fill", "survivors"), keys=LRU_KEYS)
+
+
+@stateful(
+    "lru.evicts_lru",
+    "a full cache evicts the least recently written entry, never another",
+    exact_lru,
+)
+def _evicts_lru(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "fill"), keys=LRU_KEYS, survivors_at_teardown=True)
+
+
+@stateful("lru.hit_refreshes", "a hit makes the entry the most recently used", exact_lru)
+def _hit_refreshes(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "get", "get_many", "fill"), keys=LRU_KEYS, survivors_at_teardown=True
+    )
+
+
+@stateful(
+    "lru.expired_first",
+    "expired entries make room before any live entry is evicted",
+    exact_lru,
+)
+def _expired_first(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "fill", "advance", "advance_to_expiry"),
+        keys=LRU_KEYS,
+        ttls=_ttls(g, none=True),
+        steps=SMALL_STEPS,
+        offsets=(PAST,),
+        survivors_at_teardown=True,
+        extra={"avoid_windows": True},
+    )
+
+
+@stateful(
+    "lru.recent_survive",
+    "the most recently used entries survive eviction (approximate profiles)",
+    approximate_lru,
+)
+def _recent_survive(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "get", "fill", "survivors"), keys=LRU_KEYS)
+
+
+@stateful(
+    "ops.mixed",
+    "any interleaving of every operation, key, value, TTL and clock move agrees with the model",
+)
+def _mixed(g: Guarantees) -> Focus:
+    return Focus(
+        rules=(
+            "set",
+            "get",
+            "add",
+            "delete",
+            "get_many",
+            "set_many",
+            "delete_many",
+            "clear",
+            "advance",
+            "advance_to_expiry",
+            *(("fill",) if evicting(g) is None else ()),
+        ),
+        keys=PLAIN_KEYS + HARD_KEYS[:6],
+        values=st.one_of(FALSY_VALUES, roundtrip_values(g.max_value_size)),
+        ttls=_ttls(g, none=True),
+        extra={"avoid_windows": True},
+    )
+
+
+PROPERTIES.append(
+    Property(
+        "ops.clear_namespace",
+        "clear, set and delete in one namespace never touch another",
+        always,
+        lambda target, g: MachineCheck(build_namespace_machine("OpsClearNamespace", target)),
+    )
+)
+
+
+# ------------------------------------------------------------------- argument checking
+def _fresh(target: Target) -> tuple[Any, Backend]:
+    session = target.session()
+    return session, session.backend()
+
+
+def _expect(exc_type: type[Exception], call: Callable[[], object], what: str) -> None:
+    try:
+        call()
+    except exc_type:
+        return
+    except Exception as exc:
+        raise AssertionError(
+            f"{what} raised {type(exc).__name__}: {exc}; expected {exc_type.__name__}"
+        ) from exc
+    raise AssertionError(f"{what} returned normally; expected {exc_type.__name__}")
+
+
+def _untouched(backend: Backend, what: str, **expected: object) -> None:
+    for key, value in expected.items():
+        found = backend.get(key)
+        if found is not value and found != value:
+            raise AssertionError(
+                f"after the refused call {what}, get({key!r}) returned {found!r}; "
+                f"expected {value!r}: a refused call must write nothing"
+            )
+
+
+_KEY_OPS: dict[str, Callable[[Backend, Any], object]] = {
+    "get": lambda b, k: b.get(k),
+    "set": lambda b, k: b.set(k, b"v"),
+    "add": lambda b, k: b.add(k, b"v"),
+    "delete": lambda b, k: b.delete(k),
+    "get_many": lambda b, k: b.get_many(["k", k]),
+    "set_many": lambda b, k: b.set_many({"k": b"new", k: b"v"}),
+    "delete_many": lambda b, k: b.delete_many(["k", k]),
+}
+
+
+def _keys_type(target: Target, g: Guarantees) -> Check:
+    def body(case: tuple[object, str]) -> None:
+        bad, op = case
+        session, backend = _fresh(target)
+        try:
+            backend.set("k", b"old")
+            what = f"{op} with key {bad!r}"
+            _expect(TypeError, lambda: _KEY_OPS[op](backend, bad), what)
+            _untouched(backend, what, k=b"old")
+            if op in ("set", "add", "set_many") and isinstance(bad, (int, float, bytes)):
+                coerced = bad.decode() if isinstance(bad, bytes) else str(bad)
+                _untouched(backend, what, **{coerced: NO_VALUE})
+        finally:
+            session.close()
+
+    hashable = [k for k in BAD_KEYS if not isinstance(k, list)]
+    cases = st.one_of(
+        st.tuples(st.sampled_from(BAD_KEYS), st.sampled_from(["get", "set", "add", "delete"])),
+        st.tuples(st.sampled_from(hashable), st.sampled_from(list(_KEY_OPS))),
+    )
+    return GivenCheck("keys_type", cases, body)
+
+
+def _values_type(target: Target, g: Guarantees) -> Check:
+    ops: dict[str, Callable[[Backend, Any], object]] = {
+        "set": lambda b, v: b.set("k", v),
+        "add": lambda b, v: b.add("n", v),
+        "set_many": lambda b, v: b.set_many({"j": b"ok", "k": v}),
+    }
+
+    def body(case: tuple[object, str]) -> None:
+        bad, op = case
+        session, backend = _fresh(target)
+        try:
+            backend.set("k", b"old")
+            what = f"{op} with value {bad!r}"
+            _expect(TypeError, lambda: ops[op](backend, bad), what)
+            _untouched(backend, what, k=b"old", j=NO_VALUE, n=NO_VALUE)
+        finally:
+            session.close()
+
+    cases = st.tuples(st.sampled_from(BAD_VALUES), st.sampled_from(list(ops)))
+    return GivenCheck("values_type", cases, body)
+
+
+def _ttl_invalid(target: Target, g: Guarantees) -> Check:
+    ops: dict[str, Callable[[Backend, Any], object]] = {
+        "set": lambda b, t: b.set("k", b"new", t),
+        "add": lambda b, t: b.add("n", b"new", t),
+        "set_many": lambda b, t: b.set_many({"k": b"new", "j": b"new"}, t),
+    }
+
+    def body(case: tuple[tuple[object, type[Exception]], str]) -> None:
+        (bad, exc_type), op = case
+        session, backend = _fresh(target)
+        try:
+            backend.set("k", b"old")
+            what = f"{op} with ttl={bad!r}"
+            _expect(exc_type, lambda: ops[op](backend, bad), what)
+            _untouched(backend, what, k=b"old", j=NO_VALUE, n=NO_VALUE)
+        finally:
+            session.close()
+
+    cases = st.tuples(st.sampled_from(INVALID_TTLS), st.sampled_from(list(ops)))
+    return GivenCheck("ttl_invalid", cases, body)
+
+
+PROPERTIES.extend(
+    [
+        Property(
+            "keys.type",
+            "a key that is not a str raises TypeError, and nothing is written",
+            always,
+            _keys_type,
+        ),
+        Property(
+            "values.type",
+            "a value that is not bytes raises TypeError, and nothing is written",
+            always,
+            _values_type,
+        ),
+        Property(
+            "ttl.invalid",
+            "0, negative, NaN, infinite TTLs raise ValueError; bools and non-numbers "
+            "TypeError; nothing is written",
+            always,
+            _ttl_invalid,
+        ),
+    ]
+)
+
+
+# ------------------------------------------------------------------------ real threads
+THREADS = 8
+
+
+def _race(target: Target, work: Callable[[Backend, int], object]) -> tuple[Backend, Any, list[Any]]:
+    """Run ``work(backend, i)`` on THREADS threads released at once; return the results."""
+    session, backend = _fresh(target)
+    barrier = threading.Barrier(THREADS)
+    results: list[Any] = [None] * THREADS
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work(backend, i)
+        except BaseException as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+        if t.is_alive():
+            session.close()
+            raise CheckFailed(f"a thread was still running after 30 s: {work.__name__} hangs")
+    for result in results:
+        if isinstance(result, BaseException):
+            session.close()
+            raise CheckFailed(f"a thread raised {type(result).__name__}: {result}") from result
+    return backend, session, results
+
+
+def _add_atomic(target: Target, g: Guarantees) -> Check:
+    # Each thread walks the same keys, so the threads stay in contention for the whole trial
+    # instead of one finishing before the others wake from the barrier.
+    keys = [f"race-{j}" for j in range(64)]
+
+    def add_own(backend: Backend, i: int) -> object:
+        return [backend.add(key, f"thread-{i}".encode()) for key in keys]
+
+    def trial(n: int) -> None:
+        backend, session, results = _race(target, add_own)
+        try:
+            found = backend.get_many(keys)
+            for j, key in enumerate(keys):
+                winners = [i for i in range(THREADS) if results[i][j] is True]
+                if len(winners) != 1:
+                    raise CheckFailed(
+                        f"trial {n}: {len(winners)} of {THREADS} concurrent add({key!r}, ...) "
+                        f"calls on an absent key returned True (threads {winners}); exactly one may"
+                    )
+                expected = f"thread-{winners[0]}".encode()
+                if found.get(key) != expected:
+                    raise CheckFailed(
+                        f"trial {n}: thread {winners[0]} won add({key!r}), but the key holds "
+                        f"{found.get(key, NO_VALUE)!r}; the winner's value is {expected!r}"
+                    )
+        finally:
+            session.close()
+
+    return ThreadCheck(trial)
+
+
+def _threads(target: Target, g: Guarantees) -> Check:
+    keys = [f"t{i}" for i in range(4)]
+    room = g.eviction.capacity if isinstance(g.eviction, ExactLRU) else None
+    steps = 200
+    # Enough fresh keys that the threads cross the capacity together and keep evicting.
+    batch = 1 if room is None else room // (THREADS * steps // 4) + 2
+
+    def fill_key(i: int, step: int, j: int) -> str:
+        return f"fill-{i}-{step}-{j}"
+
+    def churn(backend: Backend, i: int) -> object:
+        seen: list[tuple[str, object]] = []
+        for step in range(steps):
+            key = keys[(i + step) % len(keys)]
+            if step % 4 == 0:
+                backend.set(key, f"{key}/{i}/{step}".encode())
+            elif step % 4 == 1:
+                seen.append((key, backend.get(key)))
+            elif step % 4 == 2:
+                seen.extend(backend.get_many(keys).items())
+            else:
+                items = {fill_key(i, step, j): b"f" for j in range(batch)}
+                items[key] = f"{key}/{i}/{step}".encode()
+                backend.set_many(items)
+        return seen
+
+    def trial(n: int) -> None:
+        backend, session, results = _race(target, churn)
+        try:
+            for seen in results:
+                for key, value in seen:
+                    if value is NO_VALUE:
+                        continue
+                    if not (isinstance(value, bytes) and value.startswith(f"{key}/".encode())):
+                        raise CheckFailed(
+                            f"trial {n}: under {THREADS} threads a read of {key!r} returned "
+                            f"{value!r}, which was never written under {key!r}"
+                        )
+            if room is not None:
+                written = [
+                    fill_key(i, s, j)
+                    for i in range(THREADS)
+                    for s in range(3, steps, 4)
+                    for j in range(batch)
+                ]
+                held = len(backend.get_many(written + keys))
+                if held > room:
+                    raise CheckFailed(
+                        f"trial {n}: after {THREADS} threads wrote concurrently the cache holds "
+                        f"{held} live entries; its capacity is {room}"
+                    )
+        finally:
+            session.close()
+
+    return ThreadCheck(trial)
+
+
+PROPERTIES.extend(
+    [
+        Property(
+            "ops.add_atomic",
+            "of concurrent adds on one absent key, exactly one wins and its value stays",
+            thread_safe,
+            _add_atomic,
+        ),
+        Property(
+            "ops.threads",
+            "under concurrent use no call fails, no read returns another key's value, and "
+            "capacity holds",
+            thread_safe,
+            _threads,
+        ),
+    ]
+)
+
+PROPERTIES.sort(key=lambda p: p.id)
+BY_ID: dict[str, Property] = {p.id: p for p in PROPERTIES}

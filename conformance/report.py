@@ -1,0 +1,111 @@
+"""The report's three forms: a terminal table, JSON, and JUnit XML."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from .runner import Report, Result
+
+STATUS_WORD = {"pass": "pass", "fail": "FAIL", "skip": "skip"}
+
+
+def progress_line(result: Result, index: int, total: int) -> str:
+    width = len(str(total))
+    timing = f"{result.seconds:6.2f}s" if result.status != "skip" else "       "
+    return f"[{index:>{width}}/{total}] {result.id:<22} {STATUS_WORD[result.status]:<4} {timing}"
+
+
+def table(report: Report) -> str:
+    lines = [
+        f"cachespec check {report.backend}",
+        f"  guarantees: {report.guarantees}",
+        f"  size {report.size}, seed {report.seed}, {report.seconds:.1f}s",
+        "",
+        f"{'property':<22} {'status':<6} {'time':>7}  note",
+    ]
+    for r in report.results:
+        note = r.reason.splitlines()[0] if r.reason else r.promise
+        if len(note) > 90:
+            note = note[:87] + "..."
+        timing = f"{r.seconds:6.2f}s" if r.status != "skip" else ""
+        lines.append(f"{r.id:<22} {STATUS_WORD[r.status]:<6} {timing:>7}  {note}")
+    counts = {s: sum(1 for r in report.results if r.status == s) for s in STATUS_WORD}
+    lines.append("")
+    lines.append(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
+    for r in report.results:
+        if r.status != "fail":
+            continue
+        lines.append("")
+        lines.append(f"--- {r.id}: {r.promise}")
+        lines.extend(textwrap.wrap(r.reason, 100, subsequent_indent="    ") or [""])
+        if r.counterexample:
+            lines.append("  counterexample (runs as Python):")
+            lines.extend("    " + line for line in r.counterexample.splitlines())
+    if not report.passed:
+        lines.append("")
+        lines.append(f"reproduce with: cachespec check '{report.backend}' --seed {report.seed}")
+    return "\n".join(lines)
+
+
+def guarantee_table(reports: list[dict[str, object]]) -> str:
+    """A Markdown table, property by backend, from JSON reports (``cachespec table``)."""
+    columns = [str(r["backend"]) for r in reports]
+    statuses: list[dict[str, str]] = []
+    ids: dict[str, None] = {}
+    for report in reports:
+        row: dict[str, str] = {}
+        for prop in report["properties"]:  # type: ignore[attr-defined]
+            ids[prop["id"]] = None
+            row[prop["id"]] = {"pass": "pass", "fail": "**FAIL**", "skip": "skip"}[prop["status"]]
+        statuses.append(row)
+    lines = [
+        "| property | " + " | ".join(f"`{c}`" for c in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for prop_id in sorted(ids):
+        cells = [row.get(prop_id, "-") for row in statuses]
+        lines.append(f"| `{prop_id}` | " + " | ".join(cells) + " |")
+    seeds = ", ".join(
+        f"`{column}` seed {report['seed']}, {report.get('size', '?')}"
+        for column, report in zip(columns, reports, strict=True)
+    )
+    lines.append("")
+    lines.append(f"From `cachespec check` runs: {seeds}. skip = the backend does not declare it.")
+    return "\n".join(lines)
+
+
+def write_json(report: Report, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+
+
+def write_junit(report: Report, path: str | Path) -> None:
+    suite = ET.Element(
+        "testsuite",
+        name=f"cachespec {report.backend}",
+        tests=str(len(report.results)),
+        failures=str(sum(r.status == "fail" for r in report.results)),
+        skipped=str(sum(r.status == "skip" for r in report.results)),
+        time=f"{report.seconds:.3f}",
+    )
+    props = ET.SubElement(suite, "properties")
+    ET.SubElement(props, "property", name="seed", value=str(report.seed))
+    ET.SubElement(props, "property", name="size", value=report.size)
+    for r in report.results:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"cachespec.{r.id.split('.')[0]}",
+            name=r.id,
+            time=f"{r.seconds:.3f}",
+        )
+        if r.status == "fail":
+            headline = (r.reason.splitlines() or ["failed"])[0][:500]
+            failure = ET.SubElement(case, "failure", message=headline)
+            failure.text = r.reason + ("\n\n" + r.counterexample if r.counterexample else "")
+        elif r.status == "skip":
+            ET.SubElement(case, "skipped", message=r.reason)
+    ET.indent(suite)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
