@@ -298,7 +298,7 @@ def _expired_first(g: Guarantees) -> Focus:
         steps=SMALL_STEPS,
         offsets=(PAST,),
         survivors_at_teardown=True,
-        extra={"avoid_windows": True},
+        avoid_windows=True,
     )
 
 
@@ -333,7 +333,7 @@ def _mixed(g: Guarantees) -> Focus:
         keys=PLAIN_KEYS + HARD_KEYS[:6],
         values=st.one_of(FALSY_VALUES, roundtrip_values(g.max_value_size)),
         ttls=_ttls(g, none=True),
-        extra={"avoid_windows": True},
+        avoid_windows=True,
     )
 
 
@@ -482,14 +482,13 @@ PROPERTIES.extend(
 THREADS = 8
 
 
-def _race(target: Target, work: Callable[[Backend, int], object]) -> tuple[Backend, Any, list[Any]]:
+def _race_on(backend: Backend, work: Callable[[Backend, int], object]) -> list[Any]:
     """Run ``work(backend, i)`` on THREADS threads released at once; return the results."""
-    session, backend = _fresh(target)
-    barrier = threading.Barrier(THREADS)
+    start = threading.Barrier(THREADS)
     results: list[Any] = [None] * THREADS
 
     def run(i: int) -> None:
-        barrier.wait()
+        start.wait()
         try:
             results[i] = work(backend, i)
         except BaseException as exc:
@@ -499,44 +498,61 @@ def _race(target: Target, work: Callable[[Backend, int], object]) -> tuple[Backe
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=30)
+        t.join(timeout=60)
         if t.is_alive():
-            session.close()
-            raise CheckFailed(f"a thread was still running after 30 s: {work.__name__} hangs")
+            raise CheckFailed("a thread was still running after 60 s: the backend hangs")
     for result in results:
         if isinstance(result, BaseException):
-            session.close()
             raise CheckFailed(f"a thread raised {type(result).__name__}: {result}") from result
-    return backend, session, results
+    return results
 
 
 def _add_atomic(target: Target, g: Guarantees) -> Check:
-    # Each thread walks the same keys, so the threads stay in contention for the whole trial
-    # instead of one finishing before the others wake from the barrier.
-    keys = [f"race-{j}" for j in range(64)]
-
-    def add_own(backend: Backend, i: int) -> object:
-        return [backend.add(key, f"thread-{i}".encode()) for key in keys]
+    # Many rounds on one key per trial, each released by a barrier, so the threads are in
+    # contention every round (with one round, the first thread tends to finish before the
+    # others wake). One key fits any capacity, so no eviction can fake a second winner.
+    rounds = 32
 
     def trial(n: int) -> None:
-        backend, session, results = _race(target, add_own)
+        session, backend = _fresh(target)
+        results: list[list[object]] = [[None] * THREADS for _ in range(rounds)]
+        problems: list[str] = []
+        current = [0]
+
+        def settle() -> None:  # run by one thread once every thread has added this round
+            r = current[0]
+            current[0] += 1
+            winners = [i for i in range(THREADS) if results[r][i] is True]
+            if len(winners) != 1:
+                problems.append(
+                    f"trial {n}, round {r}: {len(winners)} of {THREADS} concurrent "
+                    f"add('race', ...) calls on an absent key returned True (threads "
+                    f"{winners}); exactly one may"
+                )
+                return
+            expected = f"thread-{winners[0]}/{r}".encode()
+            found = backend.get("race")
+            if found != expected:
+                problems.append(
+                    f"trial {n}, round {r}: thread {winners[0]} won add('race'), but the key "
+                    f"holds {found!r}; the winner's value is {expected!r}"
+                )
+            backend.delete("race")
+
+        barrier = threading.Barrier(THREADS, action=settle)
+
+        def work(backend: Backend, i: int) -> object:
+            for r in range(rounds):
+                results[r][i] = backend.add("race", f"thread-{i}/{r}".encode())
+                barrier.wait(timeout=30)
+            return None
+
         try:
-            found = backend.get_many(keys)
-            for j, key in enumerate(keys):
-                winners = [i for i in range(THREADS) if results[i][j] is True]
-                if len(winners) != 1:
-                    raise CheckFailed(
-                        f"trial {n}: {len(winners)} of {THREADS} concurrent add({key!r}, ...) "
-                        f"calls on an absent key returned True (threads {winners}); exactly one may"
-                    )
-                expected = f"thread-{winners[0]}".encode()
-                if found.get(key) != expected:
-                    raise CheckFailed(
-                        f"trial {n}: thread {winners[0]} won add({key!r}), but the key holds "
-                        f"{found.get(key, NO_VALUE)!r}; the winner's value is {expected!r}"
-                    )
+            _race_on(backend, work)
         finally:
             session.close()
+        if problems:
+            raise CheckFailed(problems[0])
 
     return ThreadCheck(trial)
 
@@ -568,8 +584,9 @@ def _threads(target: Target, g: Guarantees) -> Check:
         return seen
 
     def trial(n: int) -> None:
-        backend, session, results = _race(target, churn)
+        session, backend = _fresh(target)
         try:
+            results = _race_on(backend, churn)
             for seen in results:
                 for key, value in seen:
                     if value is NO_VALUE:
