@@ -1,0 +1,515 @@
+"""Deliberately broken backends: each breaks one rule, and the suite must say which.
+
+:class:`PlainBackend` is a second, deliberately simple implementation of the contract (a
+dict and a recency list, no tricks); it passes the whole suite, so a mutant's failure is
+its one change and nothing else. Each mutant overrides one small method.
+
+``MUTANTS`` maps a name to ``(factory, property that must fail)``; ``tests/test_mutants.py``
+runs each at the default size and checks the report names that property.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import ClassVar
+
+from cachespec.backends import NO_VALUE, Backend, NoValue, ValueTooLarge
+from cachespec.backends.contract import check_items, check_key, check_keys, check_value
+from cachespec.conformance import ManualClock
+from cachespec.spec import ApproximateLRU, ExactLRU, Guarantees, validate_ttl
+
+CAPACITY = 4
+SIZE_LIMIT = 64
+
+
+class Entry:
+    __slots__ = ("expires", "value")
+
+    def __init__(self, value: bytes, expires: float | None) -> None:
+        self.value = value
+        self.expires = expires
+
+
+class PlainBackend(Backend):
+    """An obviously correct backend: a dict, a recency list, one lock, an injected clock."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        capacity: int | None = CAPACITY,
+        max_value_size: int | None = None,
+    ) -> None:
+        self.clock = clock
+        self.capacity = capacity
+        self.max_value_size = max_value_size
+        self.entries: dict[str, Entry] = {}
+        self.order: list[str] = []  # least recently used first
+        self.lock = threading.RLock()
+        self.guarantees = Guarantees(
+            eviction=ExactLRU(capacity) if capacity else Guarantees().eviction,
+            max_value_size=max_value_size,
+            thread_safe=True,
+        )
+
+    # -- the rules mutants break --------------------------------------------------------
+    def live(self, entry: Entry, now: float) -> bool:
+        return entry.expires is None or now < entry.expires
+
+    def expiry(self, ttl: float | None, now: float) -> float | None:
+        return None if ttl is None else now + ttl
+
+    def touch(self, key: str) -> None:
+        self.order.remove(key)
+        self.order.append(key)
+
+    def over_capacity(self) -> bool:
+        return self.capacity is not None and len(self.entries) > self.capacity
+
+    def victim(self) -> str:
+        return self.order[0]
+
+    def is_hit(self, entry: Entry) -> bool:
+        return True
+
+    def map_key(self, key: str) -> str:
+        return key
+
+    # -- the contract, in terms of the rules ---------------------------------------------
+    def lookup(self, key: str, now: float) -> bytes | NoValue:
+        stored = self.map_key(key)
+        entry = self.entries.get(stored)
+        if entry is None or not self.live(entry, now) or not self.is_hit(entry):
+            return NO_VALUE
+        self.touch(stored)
+        return entry.value
+
+    def get(self, key: str) -> bytes | NoValue:
+        check_key(key)
+        with self.lock:
+            return self.lookup(key, self.clock())
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        wanted = check_keys(keys)
+        with self.lock:
+            now = self.clock()
+            found = {}
+            for key in wanted:
+                value = self.lookup(key, now)
+                if value is not NO_VALUE:
+                    found[key] = value
+            return found
+
+    def store(self, key: str, value: bytes, ttl: float | None, now: float) -> None:
+        stored = self.map_key(key)
+        if stored in self.entries:
+            self.order.remove(stored)
+        self.entries[stored] = Entry(value, self.expiry(ttl, now))
+        self.order.append(stored)
+        self.make_room(now)
+
+    def make_room(self, now: float) -> None:
+        for k in [k for k, e in self.entries.items() if not self.live(e, now)]:
+            if self.over_capacity():
+                self.forget(k)
+        while self.over_capacity():
+            self.forget(self.victim())
+
+    def forget(self, stored: str) -> None:
+        if self.entries.pop(stored, None) is not None:
+            self.order.remove(stored)
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        data = check_value(check_key(key), value, self.max_value_size)
+        seconds = validate_ttl(ttl)
+        with self.lock:
+            self.store(key, data, seconds, self.clock())
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        checked = check_items(items, self.max_value_size)
+        seconds = validate_ttl(ttl)
+        with self.lock:
+            now = self.clock()
+            for key, data in checked:
+                self.store(key, data, seconds, now)
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        data = check_value(check_key(key), value, self.max_value_size)
+        seconds = validate_ttl(ttl)
+        with self.lock:
+            now = self.clock()
+            entry = self.entries.get(self.map_key(key))
+            if entry is not None and self.live(entry, now):
+                return False
+            self.store(key, data, seconds, now)
+            return True
+
+    def delete(self, key: str) -> None:
+        check_key(key)
+        with self.lock:
+            self.forget(self.map_key(key))
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        with self.lock:
+            for key in check_keys(keys):
+                self.forget(self.map_key(key))
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.order.clear()
+
+
+def plain(clock: ManualClock) -> PlainBackend:
+    return PlainBackend(clock)
+
+
+# ------------------------------------------------------------------------- TTL mutants
+class LateExpiry(PlainBackend):
+    """Serves an entry at the very instant it expires (``<=`` for ``<``)."""
+
+    def live(self, entry: Entry, now: float) -> bool:
+        return entry.expires is None or now <= entry.expires
+
+
+class TruncatedTTL(PlainBackend):
+    """Drops the fraction of a TTL (``int(ttl)``): 1.5 s lives 1 s, 0.25 s not at all."""
+
+    def expiry(self, ttl: float | None, now: float) -> float | None:
+        return None if ttl is None else now + int(ttl)
+
+
+class TTLKeptOnOverwrite(PlainBackend):
+    """An overwrite keeps the old entry's expiry instead of starting a new TTL."""
+
+    def store(self, key: str, value: bytes, ttl: float | None, now: float) -> None:
+        old = self.entries.get(key)
+        super().store(key, value, ttl, now)
+        if old is not None and self.live(old, now):
+            self.entries[key].expires = old.expires
+
+
+class DefaultTTL(PlainBackend):
+    """Reads ``ttl=None`` as "the default TTL" (one day) instead of "no expiry"."""
+
+    def expiry(self, ttl: float | None, now: float) -> float | None:
+        return now + (86_400 if ttl is None else ttl)
+
+
+class ThirtyDayRule(PlainBackend):
+    """memcached's rule passed through: a TTL over 30 days is read as a Unix time."""
+
+    def expiry(self, ttl: float | None, now: float) -> float | None:
+        if ttl is not None and ttl > 2_592_000:
+            return ttl  # an absolute time in 1970: long past
+        return super().expiry(ttl, now)
+
+
+class ZeroMeansForever(PlainBackend):
+    """Accepts ``ttl=0`` as "never expire" (cachelib's reading) instead of refusing it."""
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        super().set(key, value, None if ttl == 0 else ttl)
+
+
+class WallClock(PlainBackend):
+    """The seed's TTL cache: expiry on ``time.time()``, which the harness cannot move."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__(time.time)
+
+
+# ----------------------------------------------------------------------- LRU mutants
+class NoRefreshOnHit(PlainBackend):
+    """A hit does not make the entry most recently used."""
+
+    def touch(self, key: str) -> None:
+        pass
+
+
+class EvictsNewest(PlainBackend):
+    """A full cache evicts the most recently used entry other than the newcomer."""
+
+    def victim(self) -> str:
+        return self.order[-2]
+
+
+class OneOverCapacity(PlainBackend):
+    """Holds ``capacity + 1`` entries."""
+
+    def over_capacity(self) -> bool:
+        return self.capacity is not None and len(self.entries) > self.capacity + 1
+
+
+class CountsExpired(PlainBackend):
+    """Evicts the least recently used live entry even when an expired one could go."""
+
+    def make_room(self, now: float) -> None:
+        while self.over_capacity():
+            live = [k for k in self.order if self.live(self.entries[k], now)]
+            self.forget(live[0] if live else self.order[0])
+
+
+class ApproximateEvictsNewest(PlainBackend):
+    """Declares an approximate profile protecting the 2 most recent, then evicts the newest."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__(clock)
+        self.guarantees = Guarantees(
+            eviction=ApproximateLRU(holds_at_least=CAPACITY, protects_recent=2),
+            thread_safe=True,
+        )
+
+    def victim(self) -> str:
+        return self.order[-2]
+
+
+# --------------------------------------------------------------------- value mutants
+class FalsyIsMiss(PlainBackend):
+    """The seed's ``if cached:``: an empty value reads as a miss."""
+
+    def is_hit(self, entry: Entry) -> bool:
+        return bool(entry.value)
+
+
+class TruncatesBigValues(PlainBackend):
+    """Keeps only the first 64 KiB of a value."""
+
+    def store(self, key: str, value: bytes, ttl: float | None, now: float) -> None:
+        super().store(key, value[:65_536], ttl, now)
+
+
+class AcceptsStr(PlainBackend):
+    """Stores ``str`` values instead of refusing them."""
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        if isinstance(value, str):
+            value = value.encode()
+        super().set(key, value, ttl)
+
+
+class DeletesOnOversize(PlainBackend):
+    """memcached's server behaviour: a too-large write refuses but deletes the old entry."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__(clock, max_value_size=SIZE_LIMIT)
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        if isinstance(value, bytes) and len(value) > SIZE_LIMIT:
+            self.delete(key)
+        super().set(key, value, ttl)
+
+
+# ------------------------------------------------------------------------ key mutants
+class TruncatesKeys(PlainBackend):
+    """Cuts keys to 250 characters, as a naive memcached adapter would."""
+
+    def map_key(self, key: str) -> str:
+        return key[:250]
+
+
+class StrictUTF8Keys(PlainBackend):
+    """Encodes keys as strict UTF-8, so a lone surrogate is an error."""
+
+    def map_key(self, key: str) -> str:
+        return key.encode("utf-8").decode("utf-8")
+
+
+class CoercesKeys(PlainBackend):
+    """Accepts any key and stores it under ``str(key)``."""
+
+    def get(self, key: str) -> bytes | NoValue:
+        return super().get(str(key))
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        super().set(str(key), value, ttl)
+
+
+# ------------------------------------------------------------------ operation mutants
+class SetKeepsFirst(PlainBackend):
+    """``set`` on a live key keeps the old value (it behaves like ``add``)."""
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self.add(key, value, ttl)
+
+
+class MissIsNone(PlainBackend):
+    """The seed's LRU cache: a miss returns ``None``."""
+
+    def lookup(self, key: str, now: float) -> bytes | NoValue:
+        found = super().lookup(key, now)
+        return None if found is NO_VALUE else found  # type: ignore[return-value]
+
+
+class DeleteRaisesOnMissing(PlainBackend):
+    """``del d[key]``: deleting a missing key raises ``KeyError``."""
+
+    def delete(self, key: str) -> None:
+        with self.lock:
+            if key not in self.entries:
+                raise KeyError(key)
+            self.forget(key)
+
+
+class OverwritingAdd(PlainBackend):
+    """``add`` that writes even over a live entry (and still says it did not)."""
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        stored = super().add(key, value, ttl)
+        if not stored:
+            self.set(key, value, ttl)
+        return stored
+
+
+class NonAtomicAdd(PlainBackend):
+    """``add`` as get-then-set, with no lock around the pair."""
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        if self.get(key) is not NO_VALUE:
+            return False
+        self.set(key, value, ttl)
+        return True
+
+
+class GetManyDropsLast(PlainBackend):
+    """``get_many`` loses the last requested hit."""
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        found = super().get_many(keys)
+        if found:
+            found.pop(list(found)[-1])
+        return found
+
+
+class GetManyMisplaces(PlainBackend):
+    """``get_many`` pairs keys with values in the wrong order (zip over mismatched lists)."""
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        found = super().get_many(keys)
+        return dict(zip(sorted(found), found.values(), strict=True))
+
+
+class SetManyDropsLast(PlainBackend):
+    """``set_many`` forgets the last item."""
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        super().set_many(dict(list(items.items())[:-1]), ttl)
+
+
+class DeleteManyFirstOnly(PlainBackend):
+    """``delete_many`` deletes only the first key."""
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        super().delete_many(list(keys)[:1])
+
+
+class ClearKeepsTimed(PlainBackend):
+    """``clear`` removes only entries without a TTL."""
+
+    def clear(self) -> None:
+        with self.lock:
+            for key in [k for k, e in self.entries.items() if e.expires is None]:
+                self.forget(key)
+
+
+class AddRemembersCleared(PlainBackend):
+    """``add`` refuses keys it wrote before a ``clear`` (a stale "seen" set): only the mixed
+    property combines ``clear`` with ``add``."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__(clock)
+        self.seen: set[str] = set()
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        if key in self.seen and key not in self.entries:
+            return False
+        stored = super().add(key, value, ttl)
+        self.seen.add(key)
+        return stored
+
+
+class SharedStore(PlainBackend):
+    """All instances share one store under key prefixes, and ``clear`` empties all of it."""
+
+    shared: ClassVar[dict[str, Entry]] = {}
+    shared_order: ClassVar[list[str]] = []
+
+    def __init__(self, clock: Callable[[], float], namespace: str = "main") -> None:
+        super().__init__(clock, capacity=None)
+        self.prefix = namespace + ":"
+        self.entries = SharedStore.shared
+        self.order = SharedStore.shared_order
+        self.clear()  # a fresh session starts empty (this clears everyone: the bug)
+
+    def map_key(self, key: str) -> str:
+        return self.prefix + key
+
+
+class UnlockedWrites(PlainBackend):
+    """Writes without the lock: concurrent inserts overshoot the capacity."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__(clock, capacity=64)
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        for key, value in items.items():
+            if key not in self.entries and len(self.entries) >= (self.capacity or 0):
+                oldest = next(iter(self.entries), None)
+                if oldest is not None:
+                    self.entries.pop(oldest, None)
+            self.entries[key] = Entry(value, self.expiry(ttl, self.clock()))
+
+    def lookup(self, key: str, now: float) -> bytes | NoValue:
+        entry = self.entries.get(key)
+        return NO_VALUE if entry is None or not self.live(entry, now) else entry.value
+
+    def store(self, key: str, value: bytes, ttl: float | None, now: float) -> None:
+        self.set_many({key: value}, ttl)
+
+
+Factory = Callable[..., Backend]
+
+# name -> (factory, the property that must fail, a pattern its reason must match: the
+# failure must be the bug, not an accident of the check)
+MUTANTS: dict[str, tuple[Factory, str, str]] = {
+    "late_expiry": (LateExpiry, "ttl.expires", r"allowed only a miss: .* expired at"),
+    "truncated_ttl": (TruncatedTTL, "ttl.lives", r"live until"),
+    "ttl_kept_on_overwrite": (TTLKeptOnOverwrite, "ttl.overwrite", r"expired at|live until"),
+    "default_ttl": (DefaultTTL, "ttl.never", r"returned a miss .* with no TTL"),
+    "thirty_day_rule": (ThirtyDayRule, "ttl.long", r"returned a miss .* ttl=\d{7,}"),
+    "zero_means_forever": (ZeroMeansForever, "ttl.invalid", r"ttl=0(\.0)? returned normally"),
+    "wall_clock": (WallClock, "ttl.expires", r"allowed only a miss: .* expired at"),
+    "no_refresh_on_hit": (NoRefreshOnHit, "lru.hit_refreshes", r"evicted at|allowed only b"),
+    "evicts_newest": (EvictsNewest, "lru.evicts_lru", r"evicted at|allowed only b"),
+    "one_over_capacity": (OneOverCapacity, "lru.capacity", r"evicted at|live entries"),
+    "counts_expired": (CountsExpired, "lru.expired_first", r"returned a miss|gave a miss"),
+    "approximate_evicts_newest": (
+        ApproximateEvictsNewest,
+        "lru.recent_survive",
+        r"gave a miss|returned a miss",
+    ),
+    "falsy_is_miss": (FalsyIsMiss, "values.falsy", r"miss .*; the model allowed only b"),
+    "truncates_big_values": (TruncatesBigValues, "values.roundtrip", r"\(65536 bytes\)"),
+    "accepts_str": (AcceptsStr, "values.type", r"returned normally; expected TypeError"),
+    "deletes_on_oversize": (DeletesOnOversize, "values.size_limit", r"miss .* allowed only"),
+    "truncates_keys": (TruncatesKeys, "keys.distinct", r"share one entry|was never written"),
+    "strict_utf8_keys": (StrictUTF8Keys, "keys.any_unicode", r"UnicodeEncodeError"),
+    "coerces_keys": (CoercesKeys, "keys.type", r"returned normally; expected TypeError"),
+    "set_keeps_first": (SetKeepsFirst, "ops.get_set", r"allowed only b"),
+    "miss_is_none": (MissIsNone, "ops.get_set", r"returned None"),
+    "delete_raises_on_missing": (DeleteRaisesOnMissing, "ops.delete", r"KeyError"),
+    "overwriting_add": (OverwritingAdd, "ops.add", r"allowed only b"),
+    "non_atomic_add": (NonAtomicAdd, "ops.add_atomic", r"calls on an absent key returned True"),
+    "get_many_drops_last": (GetManyDropsLast, "ops.get_many", r"gave a miss"),
+    "get_many_misplaces": (GetManyMisplaces, "ops.get_many", r"gave b'.*' for"),
+    "set_many_drops_last": (SetManyDropsLast, "ops.set_many", r"miss .* allowed only b"),
+    "delete_many_first_only": (DeleteManyFirstOnly, "ops.delete_many", r"was deleted at"),
+    "clear_keeps_timed": (ClearKeepsTimed, "ops.clear", r"removed by clear"),
+    "add_remembers_cleared": (AddRemembersCleared, "ops.mixed", r"returned False"),
+    "shared_store": (SharedStore, "ops.clear_namespace", r"miss .* allowed only b"),
+    "unlocked_writes": (UnlockedWrites, "ops.threads", r"capacity is 64|raised|never written"),
+}
+
+__all__ = ["MUTANTS", "PlainBackend", "ValueTooLarge", "plain"]

@@ -1,0 +1,125 @@
+"""``cachespec check`` as a user runs it: exit codes, the table, JSON and JUnit reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from cachespec.conformance import PROPERTIES
+
+TESTS = Path(__file__).parent
+
+
+def cachespec(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    return subprocess.run(
+        [sys.executable, "-m", "cachespec", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_a_passing_run_exits_0_and_writes_both_reports(tmp_path: Path) -> None:
+    report, junit = tmp_path / "r.json", tmp_path / "r.xml"
+    run = cachespec(
+        "check",
+        "memory://?capacity=8",
+        "--size",
+        "quick",
+        "--seed",
+        "7",
+        "--only",
+        "ops.*",
+        "values.size_limit",
+        "--report",
+        str(report),
+        "--junit",
+        str(junit),
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "[ 1/" in run.stderr  # progress while it runs
+    assert "passed, 0 failed, 1 skipped" in run.stdout
+
+    data = json.loads(report.read_text())
+    assert set(data) >= {"backend", "passed", "seed", "seconds", "properties"}
+    assert (data["backend"], data["passed"], data["seed"]) == ("memory://?capacity=8", True, 7)
+    assert isinstance(data["seconds"], float)
+    statuses = {p["id"]: p["status"] for p in data["properties"]}
+    assert statuses["values.size_limit"] == "skip"
+    assert all(s == "pass" for pid, s in statuses.items() if pid.startswith("ops."))
+    for prop in data["properties"]:
+        assert set(prop) >= {"id", "status", "reason", "counterexample"}
+        assert prop["status"] in ("pass", "fail", "skip")
+    skipped = next(p for p in data["properties"] if p["id"] == "values.size_limit")
+    assert "no value size limit" in skipped["reason"]
+
+    suite = ET.parse(junit).getroot()
+    assert suite.get("failures") == "0"
+    assert suite.get("skipped") == "1"
+    assert len(suite.findall("testcase")) == len(statuses)
+
+
+def test_a_violation_exits_1_names_the_property_and_prints_a_program(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    run = cachespec(
+        "check", "mutants:LateExpiry", "--seed", "3", "--only", "ttl.*", "--report", str(report)
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "ttl.expires            FAIL" in run.stdout
+    assert "state = replay('mutants:LateExpiry', 'ttl.expires')" in run.stdout
+    assert "reproduce with: cachespec check 'mutants:LateExpiry' --seed 3" in run.stdout
+    data = json.loads(report.read_text())
+    assert data["passed"] is False
+    failed = {p["id"]: p for p in data["properties"] if p["status"] == "fail"}
+    assert "ttl.expires" in failed
+    assert "the model allowed only a miss" in failed["ttl.expires"]["reason"]
+    assert failed["ttl.expires"]["counterexample"].startswith("from cachespec.conformance.replay")
+
+
+def test_the_same_seed_gives_the_same_counterexample() -> None:
+    first = cachespec("check", "mutants:EvictsNewest", "--seed", "5", "--only", "lru.evicts_lru")
+    again = cachespec("check", "mutants:EvictsNewest", "--seed", "5", "--only", "lru.evicts_lru")
+    assert first.returncode == again.returncode == 1
+    program = first.stdout[first.stdout.index("counterexample") : first.stdout.index("reproduce")]
+    assert program in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "nosuch://x"], "no backend for scheme 'nosuch'"),
+        (["check", "memory://?capacity=zero"], "not a whole number"),
+        (["check", "no_such_module:make"], "cannot load 'no_such_module:make'"),
+        (["check", "justaword"], "not a backend"),
+        (["check", "--only", "nothing.*"], "no property matches"),
+        (["check", "redis://:hunter2@127.0.0.1:1/0?bogus=1"], "redis://:***@127.0.0.1:1/0"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
+    run = cachespec(*args)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert message in run.stderr
+    assert "hunter2" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_argparse_errors_exit_2() -> None:
+    assert cachespec("check", "--size", "huge").returncode == 2
+    assert cachespec().returncode == 2
+
+
+def test_list_shows_every_property() -> None:
+    run = cachespec("list")
+    assert run.returncode == 0
+    for prop in PROPERTIES:
+        assert prop.id in run.stdout

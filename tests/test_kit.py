@@ -1,0 +1,71 @@
+"""The kit a third party uses: three lines in their test file, or the plugin's option."""
+
+from __future__ import annotations
+
+import pytest
+
+from cachespec.conformance import PROPERTIES
+
+pytest_plugins = ["pytester"]
+
+THREE_LINES = """
+from cachespec.conformance import conformance_tests
+from cachespec.backends import MemoryBackend
+TestMine = conformance_tests(lambda clock: MemoryBackend(8, clock=clock), size="quick", seed=1)
+"""
+
+
+def test_three_lines_check_a_backend(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mine=THREE_LINES)
+    result = pytester.runpytest_subprocess("-q", "-rs")
+    # Exact LRU and no size limit: lru.recent_survive and values.size_limit do not apply.
+    result.assert_outcomes(passed=len(PROPERTIES) - 2, skipped=2)
+    result.stdout.fnmatch_lines(["*no value size limit*"])
+
+
+def test_a_broken_backend_fails_the_right_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_broken="""
+from cachespec.conformance import conformance_tests
+from cachespec.backends import MemoryBackend
+
+class Forgetful(MemoryBackend):
+    def get(self, key):
+        found = super().get(key)
+        return found if found != b"" else super().get("no such key")
+
+TestBroken = conformance_tests(lambda clock: Forgetful(8, clock=clock), seed=3)
+"""
+    )
+    result = pytester.runpytest_subprocess("-q", "-k", "values_falsy")
+    result.assert_outcomes(failed=1, deselected=len(PROPERTIES) - 1)
+    result.stdout.fnmatch_lines(
+        ["*values.falsy: an empty or falsy-looking value is a hit*", "*state = replay(*"]
+    )
+
+
+def test_the_plugin_option_runs_the_shipped_suite(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess(
+        "-q",
+        "--pyargs",
+        "cachespec.conformance.suite",
+        "--cachespec-backend",
+        "memory://?capacity=4",
+        "--cachespec-size",
+        "quick",
+        "--cachespec-seed",
+        "2",
+        "-k",
+        "ops_ or lru_",
+    )
+    chosen = [p for p in PROPERTIES if p.area in ("ops", "lru")]
+    # lru.recent_survive is for approximate profiles: skipped with its reason.
+    result.assert_outcomes(
+        passed=len(chosen) - 1, skipped=1, deselected=len(PROPERTIES) - len(chosen)
+    )
+
+
+def test_the_shipped_suite_without_a_backend_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("-q", "--pyargs", "cachespec.conformance.suite")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*no backend to check; pass --cachespec-backend*"])

@@ -1,0 +1,40 @@
+"""A counterexample is a program: run it, and it raises the violation the run reported."""
+
+from __future__ import annotations
+
+import pytest
+from mutants import MUTANTS
+
+from cachespec.conformance import Target, TargetError, run_suite
+from cachespec.conformance.replay import replay
+from cachespec.spec import Violation
+
+
+@pytest.mark.parametrize("name", ["evicts_newest", "late_expiry", "truncates_keys"])
+def test_the_printed_program_replays_the_violation(name: str) -> None:
+    factory, prop, _ = MUTANTS[name]
+    # The target's name is how the program finds the backend again: module:callable.
+    target = Target(f"mutants:{factory.__name__}", factory)
+    result = run_suite(target, seed=8, only=[prop]).result(prop)
+    assert result.status == "fail"
+    program = result.counterexample
+    assert program.startswith("from cachespec.conformance.replay import Blob, replay\n")
+    assert f"state = replay('mutants:{factory.__name__}', '{prop}')" in program
+    with pytest.raises(Violation) as caught:
+        exec(compile(program, "<counterexample>", "exec"), {})
+    assert str(caught.value) == result.reason
+
+
+def test_replay_refuses_unknown_and_non_machine_properties() -> None:
+    with pytest.raises(TargetError, match="unknown property"):
+        replay("memory://", "ttl.nope")
+    with pytest.raises(TargetError, match="not a state machine"):
+        replay("memory://", "ttl.invalid")
+
+
+def test_a_replayed_machine_steps_by_hand() -> None:
+    state = replay("memory://?capacity=2", "lru.evicts_lru")
+    key = state.new_key(key="k0")  # type: ignore[union-attr]
+    state.set(key=key, value=b"red", ttl=None)  # type: ignore[union-attr]
+    state.fill(extra=1)  # type: ignore[union-attr]
+    state.teardown()

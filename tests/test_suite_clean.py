@@ -1,0 +1,48 @@
+"""No false alarms: correct backends pass every property they promise, over many seeds."""
+
+from __future__ import annotations
+
+import pytest
+from mutants import PlainBackend, plain
+
+from cachespec.conformance import Target, run_suite
+
+
+def assert_clean(backend: str | Target, **kwargs: object) -> None:
+    report = run_suite(backend, **kwargs)  # type: ignore[arg-type]
+    problems = {
+        r.id: f"{r.reason}\n{r.counterexample}" for r in report.results if r.status == "fail"
+    }
+    assert problems == {}, f"seed {report.seed}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 20261127])
+def test_memory_default_passes_at_the_default_size(seed: int) -> None:
+    assert_clean("memory://", seed=seed)
+
+
+@pytest.mark.slow
+def test_the_plain_reference_backend_passes_at_the_default_size() -> None:
+    assert_clean(Target("plain", plain), seed=99)
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize(
+    "url",
+    [
+        "memory://?capacity=1",
+        "memory://?capacity=3",
+        "memory://?capacity=none",
+        "memory://?capacity=16&max_value_size=100",
+    ],
+)
+def test_memory_configurations_pass_quick_runs(url: str, seed: int) -> None:
+    assert_clean(url, size="quick", seed=seed)
+
+
+def test_plain_backend_with_a_size_limit_passes_quick_runs() -> None:
+    def limited(clock: object) -> PlainBackend:
+        return PlainBackend(clock, max_value_size=64)  # type: ignore[arg-type]
+
+    assert_clean(Target("plain-limited", limited), size="quick", seed=5)
