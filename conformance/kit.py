@@ -83,7 +83,8 @@ def conformance_tests(
     import pytest
 
     @pytest.fixture(scope="class")
-    def cachespec_run(self: Any, request: pytest.FixtureRequest) -> _Run:
+    @classmethod
+    def cachespec_run(cls: type, request: pytest.FixtureRequest) -> _Run:
         config = request.config
         chosen = backend if backend is not None else config.getoption("cachespec_backend", None)
         if chosen is None:

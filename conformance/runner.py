@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from hypothesis import HealthCheck, Phase, Verbosity
 from hypothesis import settings as Settings
+from hypothesis.errors import Flaky
+from hypothesis.reporting import with_reporter
 
 from cachespec.spec import Guarantees, Violation
 
@@ -140,15 +142,18 @@ def run_property(
         result.status, result.reason = "skip", reason
         return result
     started = time.perf_counter()
+    reported: list[str] = []  # what Hypothesis would print; kept for the report instead
     try:
         check = prop.build(target, guarantees)
-        check.run(hypothesis_settings(budget), derive_seed(seed, prop.id), budget.trials)
+        with with_reporter(reported.append):
+            check.run(hypothesis_settings(budget), derive_seed(seed, prop.id), budget.trials)
     except (KeyboardInterrupt, SystemExit, TargetError):
         raise
     except BaseException as exc:  # a failing backend can raise anything
         result.status = "fail"
         result.reason = describe_failure(exc)
-        result.counterexample = program(exc, target.name, prop.id)
+        notes = [*getattr(exc, "__notes__", []), *_steps(reported)]
+        result.counterexample = program(notes, target.name, prop.id)
     result.seconds = time.perf_counter() - started
     expected = guarantees.expected_failures.get(prop.id)
     if expected is not None:
@@ -165,6 +170,14 @@ def run_property(
 
 
 def describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, Flaky):
+        inner = list(getattr(exc, "exceptions", ()))
+        text = (
+            "the backend answered the same program differently when it was replayed: it "
+            "depends on something the harness does not control (a real clock, a background "
+            "thread, another client)"
+        )
+        return text + (f"; the first run saw: {describe_failure(inner[0])}" if inner else "")
     if isinstance(exc, (Violation, CheckFailed, AssertionError)):
         return str(exc) or type(exc).__name__
     frames = traceback.extract_tb(exc.__traceback__)
@@ -172,20 +185,33 @@ def describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def program(exc: BaseException, target_name: str, prop_id: str) -> str:
-    """The falsifying example Hypothesis attached, as a program that replays it."""
-    notes: list[str] = list(getattr(exc, "__notes__", []))
+# How Hypothesis introduces the failing example; it has used each of these.
+_EXAMPLE_HEADERS = ("Falsifying example", "Failing test case", "Steps leading up to this error")
+
+
+def _steps(reported: list[str]) -> list[str]:
+    """Reporter output split into lines (a flaky run reports its steps there, indented)."""
+    return [line.strip() for text in reported for line in text.splitlines() if line.strip()]
+
+
+def program(notes: list[str], target_name: str, prop_id: str) -> str:
+    """The failing example Hypothesis reported, as a program that replays it."""
     lines: list[str] = []
     taking = False
     for note in notes:
-        if note.startswith("Falsifying example"):
+        if note.startswith(_EXAMPLE_HEADERS):
+            if lines:  # the first example reported is the one that failed
+                break
             taking = True
+            rest = note.partition(":")[2].strip()
+            if rest and rest != "<state machine>":
+                lines.append(rest)
             continue
         if taking:
             lines.append(note)
-    if not lines:
-        return ""
-    if lines[0].startswith("state = "):
+    if lines and lines[0].startswith("state = "):
+        end = next((i for i, line in enumerate(lines) if line == "state.teardown()"), None)
+        lines = lines[: None if end is None else end + 1]
         lines[0] = f"state = replay({target_name!r}, {prop_id!r})"
         lines.insert(0, "from cachespec.conformance.replay import Blob, replay")
     return "\n".join(lines)
