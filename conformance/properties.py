@@ -558,34 +558,50 @@ def _add_atomic(target: Target, g: Guarantees) -> Check:
 
 
 def _threads(target: Target, g: Guarantees) -> Check:
-    keys = [f"t{i}" for i in range(4)]
+    """Half the threads read hot keys in tight loops, half write: sets with and without TTLs,
+    fresh keys past the capacity (evictions), deletes. Readers and writers in different
+    threads are what exposes a reader that changes state a writer is walking."""
+    hot = [f"t{i}" for i in range(16)]
     room = g.eviction.capacity if isinstance(g.eviction, ExactLRU) else None
     steps = 200
-    # Enough fresh keys that the threads cross the capacity together and keep evicting.
-    batch = 1 if room is None else room // (THREADS * steps // 4) + 2
+    writers = THREADS // 2
+    # Fresh keys three times the capacity per trial, so writers cross it together and keep
+    # evicting, and expiry bookkeeping turns over.
+    batch = 1 if room is None else 3 * room // (writers * steps // 2) + 2
 
     def fill_key(i: int, step: int, j: int) -> str:
         return f"fill-{i}-{step}-{j}"
 
-    def churn(backend: Backend, i: int) -> object:
+    def read(backend: Backend, i: int) -> list[tuple[str, object]]:
         seen: list[tuple[str, object]] = []
         for step in range(steps):
-            key = keys[(i + step) % len(keys)]
-            if step % 4 == 0:
-                backend.set(key, f"{key}/{i}/{step}".encode())
-            elif step % 4 == 1:
-                seen.append((key, backend.get(key)))
-            elif step % 4 == 2:
-                seen.extend(backend.get_many(keys).items())
+            key = hot[(i + step) % len(hot)]
+            seen.append((key, backend.get(key)))
+            seen.extend(backend.get_many(hot).items())
+        return seen
+
+    def write(backend: Backend, i: int) -> list[tuple[str, object]]:
+        for step in range(steps):
+            key = hot[(i + step) % len(hot)]
+            value = f"{key}/{i}/{step}".encode()
+            if step % 2 == 0:
+                # Half the writes carry a TTL (long enough never to expire here), so that
+                # expiry bookkeeping is exercised under contention too.
+                backend.set(key, value, 3600 if step % 4 == 0 else None)
             else:
                 items = {fill_key(i, step, j): b"f" for j in range(batch)}
-                items[key] = f"{key}/{i}/{step}".encode()
-                backend.set_many(items)
-        return seen
+                backend.set_many({**items, key: value}, 3600)
+            if step % 16 == 15:
+                backend.delete(key)
+        return []
+
+    def churn(backend: Backend, i: int) -> object:
+        return read(backend, i) if i % 2 else write(backend, i)
 
     def trial(n: int) -> None:
         session, backend = _fresh(target)
         try:
+            backend.set_many({key: f"{key}/start".encode() for key in hot})
             results = _race_on(backend, churn)
             for seen in results:
                 for key, value in seen:
@@ -599,11 +615,11 @@ def _threads(target: Target, g: Guarantees) -> Check:
             if room is not None:
                 written = [
                     fill_key(i, s, j)
-                    for i in range(THREADS)
-                    for s in range(3, steps, 4)
+                    for i in range(0, THREADS, 2)
+                    for s in range(1, steps, 2)
                     for j in range(batch)
                 ]
-                held = len(backend.get_many(written + keys))
+                held = len(backend.get_many(written + hot))
                 if held > room:
                     raise CheckFailed(
                         f"trial {n}: after {THREADS} threads wrote concurrently the cache holds "
