@@ -146,7 +146,8 @@ class Backend(abc.ABC):
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         """A mapping of the requested keys that hit, and only those.
 
-        One round trip where the backend allows. Each hit is a use, in request order.
+        One round trip where the backend allows. Each hit is a use, in request order: a key
+        asked for twice is used twice and ends where its last occurrence puts it.
         """
 
     @abc.abstractmethod

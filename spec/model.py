@@ -94,6 +94,11 @@ class CacheModel:
         self._writers: dict[bytes, tuple[str, float]] = {}
 
     # ----------------------------------------------------------------- what the model knows
+    @property
+    def origin(self) -> float:
+        """The harness time the model started at (messages show times relative to it)."""
+        return self._origin
+
     def at(self, now: float) -> str:
         """A harness time, relative to the model's origin, for messages.
 
@@ -171,7 +176,9 @@ class CacheModel:
             )
         for key in wanted:
             self._check_lookup(op, key, observed.get(key, NO_VALUE), now, within=key)
-        for key in wanted:
+        # Every requested occurrence is a use, in request order: a key asked for twice ends
+        # where its last occurrence puts it.
+        for key in keys:
             self._learn_lookup(key, observed.get(key, NO_VALUE), now)
         self._settle()
 

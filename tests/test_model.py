@@ -141,6 +141,15 @@ class TestExactLRU:
         with pytest.raises(Violation, match=r"'b' was evicted at t=0.0 to make room for 'c'"):
             m.get(100.0, "b", b"2")
 
+    def test_every_occurrence_in_get_many_is_a_use_in_order(self) -> None:
+        m = model(eviction=ExactLRU(3))
+        m.set_many(100.0, [("c", b"1"), ("a", b"2"), ("d", b"3")], None)
+        m.get_many(100.0, ["d", "a", "c", "d"], {"d": b"3", "a": b"2", "c": b"1"})
+        m.set(100.0, "b", b"4", None)  # the least recently used is now a, not d
+        m.get_many(100.0, ["d", "c", "b"], {"d": b"3", "c": b"1", "b": b"4"})
+        with pytest.raises(Violation, match="'a' was evicted"):
+            m.get(100.0, "a", b"2")
+
     def test_a_failed_add_is_not_a_use(self) -> None:
         m = model(eviction=ExactLRU(2))
         m.set(100.0, "a", b"1", None)
