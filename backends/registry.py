@@ -28,6 +28,11 @@ class BackendFactory(Protocol):
 
 _BUILTIN: dict[str, str] = {
     "memory": "cachespec.backends.memory:memory_from_url",
+    "redis": "cachespec.backends.redis:redis_from_url",
+    "rediss": "cachespec.backends.redis:redis_from_url",
+    "unix": "cachespec.backends.redis:redis_from_url",
+    "fakeredis": "cachespec.backends.redis:fakeredis_from_url",
+    "memcached": "cachespec.backends.memcached:memcached_from_url",
 }
 _registered: dict[str, BackendFactory] = {}
 

@@ -1,0 +1,800 @@
+"""The memcached backend: ``memcached://host[:port]`` over pymemcache, every call answered.
+
+memcached is a shared server with a text protocol, a 250-byte key limit, a coarse clock, an
+item size limit and no way to list keys. This adapter maps the contract onto it as follows;
+each point is a decision, explained where it is implemented.
+
+Replies
+    Every command waits for the server's answer (``default_noreply=False`` on the client and
+    ``noreply=False`` on each call). With ``noreply`` pymemcache reports success for a set the
+    server refused, and an oversize value vanishes silently (FACTS.md).
+
+Keys (:func:`key_body`, :meth:`MemcachedBackend.server_key`)
+    ``<namespace>:<generation>:<body>``. The body is the key itself when it is *plain*
+    (printable ASCII, no space, within a length budget, not starting with ``#``), else ``#``
+    plus the hex SHA-256 of the key's UTF-8 bytes (lone surrogates encoded with
+    ``surrogatepass``). Never truncated, never shared by two keys.
+
+TTLs (:func:`relative_exptime`, :data:`TTL_RESOLUTION`)
+    memcached's clock ticks in whole seconds and its tick drifts; the adapter sends an
+    exptime at least ``ttl + 2.1`` s away so that no entry dies before its TTL, and declares
+    the resulting worst-case lateness. Past memcached's 30-day relative limit it sends an
+    absolute time computed from the *server's* clock.
+
+Values (:data:`ITEM_OVERHEAD_MARGIN`)
+    ``max_value_size`` defaults to the server's item size limit (``stats settings``) minus a
+    margin that covers memcached's per-item overhead for our longest key: a larger value is
+    refused before anything is sent, so memcached never gets to delete the old entry as it
+    does on an oversize ``set``.
+
+clear (:meth:`MemcachedBackend.clear`)
+    A namespace *generation* counter kept in memcached; every data key embeds it and ``clear``
+    increments it. Old entries become unreachable and age out; nothing else is touched.
+
+Threads
+    A ``pymemcache.client.base.PooledClient``: one connection per concurrent caller.
+
+pymemcache is imported when the first backend is built, never at import time, so the package
+works without the ``memcached`` extra.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, NoReturn, Protocol
+
+from cachespec.spec import NO_VALUE, Guarantees, NoEviction, NoValue, validate_ttl
+
+from .contract import (
+    Backend,
+    BackendUnavailable,
+    CacheError,
+    Clock,
+    ConfigurationError,
+    ValueTooLarge,
+    check_items,
+    check_key,
+    check_keys,
+    check_value,
+)
+from .urls import BackendURL
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_NAMESPACE_REFRESH",
+    "DEFAULT_PORT",
+    "DEFAULT_TIMEOUT",
+    "DIGEST_MARKER",
+    "ITEM_OVERHEAD_MARGIN",
+    "MAX_KEY_BYTES",
+    "NAMESPACE_PATTERN",
+    "RELATIVE_EXPTIME_LIMIT",
+    "TICK_SLACK",
+    "TTL_RESOLUTION",
+    "MemcachedBackend",
+    "key_body",
+    "memcached_from_url",
+    "relative_exptime",
+]
+
+DEFAULT_PORT = 11211
+DEFAULT_NAMESPACE = "cachespec"
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_NAMESPACE_REFRESH = 0.0
+"""Exact by default: see :class:`MemcachedBackend`, "clear and other clients", for why."""
+
+# ------------------------------------------------------------------------------------ keys
+MAX_KEY_BYTES = 250
+"""memcached's key limit in bytes; pymemcache refuses a 251-byte key (FACTS.md)."""
+
+DIGEST_MARKER = "#"
+"""The first character of every digest body; a plain body never starts with it."""
+
+NAMESPACE_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+"""Namespaces are short and contain no ``:``, so ``<namespace>:`` is a prefix-free tag."""
+
+_GENERATION_DIGITS = 20  # a memcached counter is a 64-bit unsigned integer: at most 20 digits
+_GENERATION_RE = re.compile(rb"[0-9]{1,20}")
+
+# ---------------------------------------------------------------------------------- values
+ITEM_OVERHEAD_MARGIN = 512
+"""Bytes kept free below the server's ``item_size_max`` for everything that is not the value.
+
+memcached 1.6 stores an item as a 48-byte header, an 8-byte CAS, the key plus a NUL, 4 bytes
+of client flags when they are not 0, and the value plus ``\\r\\n``, and refuses an item larger
+than ``item_size_max`` (``-I``, default 1 MiB). So the largest value under a key of ``k`` bytes
+is ``item_size_max - 59 - k`` (measured on 1.6.18 with ``-I`` 512k, 1m and 2m and keys of 1,
+5, 100 and 250 bytes: exactly that; FACTS.md's 1,048,512 B for a 5-byte key is this formula).
+Our longest key is 250 bytes and we send flags 0: 309 bytes of overhead (313 with flags). 512
+leaves about 200 bytes for a build with a larger header. The limit at ``-I 1m``: 1,048,064 B.
+"""
+
+_DEFAULT_ITEM_SIZE_MAX = 1024 * 1024  # assumed when the server does not report its settings
+
+# ------------------------------------------------------------------------------------ TTLs
+RELATIVE_EXPTIME_LIMIT = 2_592_000
+"""memcached reads an exptime above 30 days as an absolute Unix time (FACTS: 2,592,001
+expires at once), so longer TTLs are sent as absolute times."""
+
+_INT32_MAX = 2**31 - 1  # the text protocol parses exptime as a signed 32-bit integer
+_ONE_YEAR = 365 * 86_400
+
+TICK_SLACK = 0.1
+"""Seconds of margin in every exptime: how late memcached's one-second clock timer may fire
+(observed here: 0 to 5.4 ms, mean 0.9 ms), plus, for absolute exptimes, the write's one-way
+delay to the server."""
+
+# The clock arithmetic (memcached 1.6, ``clock_handler`` in memcached.c). The server's
+# ``current_time`` is floor(monotonic seconds) minus a constant, recomputed only when a
+# libevent timer fires, and the timer is re-armed for 1 s *after* each firing. Firings are
+# therefore p = 1 + d seconds apart, d >= 0 the timer's lateness, so the phase of the ticks
+# drifts, and about every 1/d seconds (some 20 minutes here) one tick advances
+# ``current_time`` by 2. FACTS.md's "exptime N lives between N-1 and N seconds" is the case
+# where no such double step falls within the item's life. Observed on 1.6.18 here: STAT time
+# minus floor(CLOCK_MONOTONIC) was constant at every tick; ticks came 1.0011 s apart (quiet)
+# to 1.0024 s (loaded), with 3 double steps in 1,300 s; of 103,426 items set with exptime 2,
+# 235 (all near a double step) were gone in under 1 s, the quickest within 13 ms.
+#
+# Let s be the real (monotonic) time at which the server stores an item with relative exptime
+# N, and b its ``current_time`` then, both in seconds. The last tick was less than p ago and b
+# is the floor of its time, so 0 <= s - b < 1 + p. The item dies at the first tick t with
+# floor(t) >= b + N, so b + N <= t < b + N + p. Its lifetime t - s lies in
+#     (N - 1 - p, N + p)  =  (N - 2 - d, N + 1 + d).
+#
+# Never early needs N - 2 - d >= ttl. With d <= TICK_SLACK:
+#     N = ceil(ttl + TICK_SLACK) + 2                          (relative_exptime)
+# Worst lateness: N < ttl + TICK_SLACK + 3, so lifetime - ttl < 3 + TICK_SLACK + 1 + d <= 4.2 s.
+# Usual case (no double step while the item lives): lifetime in (N - 1, N], so a 1.5 s TTL
+# (N = 4) lives 3 to 4 s, and an integer TTL k (N = k + 3) lives k + 2 to k + 3 s.
+#
+# Absolute exptime (TTL past the 30-day limit): A = T + M, T the server's ``STAT time``
+# (process start + current_time) from a ``stats`` call sent e seconds before the write is
+# sent. The server reads A as current_time_at_stats + M, so the write's lifetime is
+# M + (lag of the expiry tick) - (s_write - b_stats), where s_write - b_stats < 1 + p + e + the
+# write's one-way delay. M = ceil(ttl + TICK_SLACK + e) + 2 keeps it >= ttl (the one-way delay
+# and d share TICK_SLACK). Lateness: < M + p - (e - rtt_stats) - ttl <= 4.2 s + rtt_stats.
+#
+# The declared 4.5 s is 4.2 s plus 0.3 s for the ``stats`` round trip. Under the harness's fake
+# clock (whole seconds, ticks on the second, no drift) an item lives N - frac(s) seconds:
+# between ttl + 2 and ttl + 3.1 s.
+TTL_RESOLUTION = 4.5
+
+
+def relative_exptime(ttl: float) -> int:
+    """The relative exptime (whole seconds) that keeps an entry at least ``ttl`` seconds.
+
+    ``ceil(ttl + TICK_SLACK) + 2``: on memcached's drifting whole-second clock the entry then
+    lives more than ``ttl`` and less than ``ttl + 4.2`` seconds (arithmetic in the source).
+    """
+    return math.ceil(ttl + TICK_SLACK) + 2
+
+
+def key_body(key: str, budget: int) -> str:
+    """The part of a memcached key that stands for ``key``: the key itself, or its digest.
+
+    Plain when ``key`` is printable ASCII without space (so no whitespace or control
+    characters, which memcached forbids), has at most ``budget`` characters (bytes, being
+    ASCII) and does not start with :data:`DIGEST_MARKER`; otherwise ``"#"`` plus the 64 hex
+    digits of SHA-256 over ``key.encode("utf-8", "surrogatepass")``.
+
+    Injective. Two plain bodies are equal only for equal keys (a plain body is the key). A
+    plain body never starts with ``#`` and a digest always does, so no plain body equals a
+    digest, however the key was crafted. Two digests are equal only if SHA-256 collides on two
+    different byte strings (collision resistance), because UTF-8 with ``surrogatepass`` gives
+    every code point, lone surrogates included, its own self-delimiting byte sequence, so
+    different strings encode to different bytes. Nothing is truncated: a key over the budget
+    is hashed whole. The empty key is plain (body ``""``); its memcached key is the prefix.
+    """
+    if (
+        len(key) <= budget
+        and key.isascii()
+        and key.isprintable()
+        and " " not in key
+        and not key.startswith(DIGEST_MARKER)
+    ):
+        return key
+    return DIGEST_MARKER + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# ----------------------------------------------------------------------------- the driver
+class _Client(Protocol):
+    """The part of pymemcache's ``PooledClient`` this adapter uses, typed (pymemcache is not)."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]: ...
+
+    def set(
+        self, key: str, value: bytes, expire: int = 0, noreply: bool | None = None
+    ) -> bool | None: ...
+
+    def set_many(
+        self, values: dict[str, bytes], expire: int = 0, noreply: bool | None = None
+    ) -> list[str]: ...
+
+    def add(self, key: str, value: bytes, expire: int = 0, noreply: bool | None = None) -> bool: ...
+
+    def delete(self, key: str, noreply: bool | None = None) -> bool: ...
+
+    def delete_many(self, keys: Sequence[str], noreply: bool | None = None) -> bool: ...
+
+    def incr(self, key: str, value: int, noreply: bool | None = False) -> int | None: ...
+
+    def stats(self, *args: str) -> dict[bytes, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class _Driver(NamedTuple):
+    pooled_client: Callable[..., _Client]
+    error: type[Exception]  # pymemcache.exceptions.MemcacheError, the base of its errors
+    server_error: type[Exception]  # MemcacheServerError: a SERVER_ERROR reply
+    closed: type[Exception]  # MemcacheUnexpectedCloseError: the connection dropped
+
+
+_driver: _Driver | None = None
+
+
+def _load_driver() -> _Driver:
+    global _driver  # noqa: PLW0603 - imported once, on first use, so pymemcache stays optional
+    if _driver is None:
+        try:
+            from pymemcache.client.base import (  # type: ignore[import-untyped]  # noqa: PLC0415
+                PooledClient,
+            )
+            from pymemcache.exceptions import (  # type: ignore[import-untyped]  # noqa: PLC0415
+                MemcacheError,
+                MemcacheServerError,
+                MemcacheUnexpectedCloseError,
+            )
+        except ImportError as exc:
+            raise ConfigurationError(
+                "memcached:// needs pymemcache: pip install 'cachespec[memcached]'"
+            ) from exc
+        _driver = _Driver(
+            PooledClient, MemcacheError, MemcacheServerError, MemcacheUnexpectedCloseError
+        )
+    return _driver
+
+
+class _Generation(NamedTuple):
+    """The namespace generation as this client last saw it."""
+
+    raw: bytes  # the counter's value exactly as memcached returned it
+    prefix: str  # "<namespace>:<digits>:", the start of every data key
+    checked_at: float  # a monotonic time at which the server held this value
+
+
+class _Closed:
+    """Stands in for the client after :meth:`MemcachedBackend.close`: every call fails."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise BackendUnavailable(f"{self._label}: this backend was closed")
+
+
+class MemcachedBackend(Backend):
+    """A memcached server as a cachespec backend (the decisions are in the module docstring).
+
+    Construction talks to the server (``stats settings``, ``stats``, the generation counter)
+    and raises :class:`BackendUnavailable` if it does not answer within ``timeout``.
+
+    host, port
+        The server. ``label`` names it in messages (default ``memcached://host:port``).
+    namespace
+        ``[A-Za-z0-9_.-]{1,64}``. Data keys start with ``<namespace>:<generation>:``, the
+        counter is ``<namespace>:generation``: different namespaces never share a key.
+    timeout
+        Seconds for connecting and for each reply. A slower server is
+        :class:`BackendUnavailable`, and the call may or may not have taken effect.
+    max_value_size
+        Default: the server's ``item_size_max`` minus :data:`ITEM_OVERHEAD_MARGIN`. A larger
+        value is a :class:`ConfigurationError`: it would let memcached refuse a ``set``, and
+        memcached deletes the old entry when it does.
+    namespace_refresh
+        For how long (seconds of real monotonic time) a write may trust the cached generation;
+        ``0``, the default, reads it before every write. See "clear and other clients".
+    monotonic
+        The clock for ``namespace_refresh`` (tests inject one). It is not a TTL clock: TTLs run
+        on the server's clock, which nothing in this process can move.
+
+    clear and other clients
+        memcached can neither list keys nor delete by prefix, so ``clear`` increments a
+        generation counter kept in memcached (``incr``). Every data key embeds the
+        generation, so the old entries become unreachable: they are never returned again and
+        stay in memory until they expire or are evicted. ``flush_all`` is never used: it
+        would empty every other tenant of the server too.
+
+        The counter is created with ``add`` from a random 63-bit value. If it is ever evicted
+        or flushed, the next generation is a fresh random number, which does not meet an old
+        one (chance per re-creation: clears so far / 2**63); the namespace then looks empty,
+        as if every entry had been evicted.
+
+        *Reads are exact.* ``get`` and ``get_many`` fetch the counter in the same round trip
+        as the data (first: memcached answers a multi-key ``get`` in order) and fetch again
+        under the server's generation if it is not the cached one. A read that starts after
+        any client's ``clear`` returned sees none of the entries written before it. Cost: one
+        round trip; two right after a clear made by another client, which is unavoidable
+        since the data keys depend on the generation.
+
+        *Writes* (``set``, ``set_many``, ``add``, ``delete``, ``delete_many``) need the
+        generation before they are sent. With ``namespace_refresh=0`` they read it first:
+        exact, two round trips per write. With ``namespace_refresh=r > 0`` a write uses the
+        cached generation when the server confirmed it (to a read, a write's check, or this
+        client's own ``clear``) less than ``r`` seconds ago: one round trip, but for up to
+        ``r`` seconds after a ``clear`` by *another* client, this client's writes may go to
+        the old generation. Such a ``set`` returns normally and is never visible (a lost
+        write); such a ``delete`` misses an entry written after the clear (a lost
+        invalidation: that entry lives on until its TTL); such an ``add`` answers for the
+        old generation (it may refuse an absent key, or succeed alongside another client's
+        ``add``). This client's own ``clear`` is seen by its next call, always.
+
+        The default is ``0`` because the weakened form breaks promises this project checks
+        (explicit invalidation bounds staleness at 0; ``add`` is atomic) in a way the declared
+        :class:`~cachespec.spec.Guarantees` cannot express, while reads, the hot path of a
+        cache, cost one round trip either way. Choose ``namespace_refresh=1`` (or more) for
+        one-round-trip writes when no other process clears the namespace, or when losing a
+        write or an invalidation for that long after such a clear is acceptable.
+
+    Declared guarantees
+        ``ttl_resolution`` :data:`TTL_RESOLUTION`. ``max_value_size`` as above. ``max_ttl``:
+        an absolute exptime must stay below 2**31 (the protocol's exptime is a signed 32-bit
+        integer) for at least a year after construction: one year, less from 2036 on, but
+        never less than the longest TTL sent in relative form (30 days - 3 s); a longer TTL
+        is a ``ValueError`` and nothing is sent. ``thread_safe``: a pool of connections, and
+        ``add`` is atomic in the server. ``eviction``: :class:`~cachespec.spec.NoEviction`.
+        memcached evicts per slab class (items of different sizes do not compete) with a
+        segmented LRU in which an item read once is not protected and one read twice is
+        (FACTS.md); how many of *our* entries survive depends on ``-m``, the value sizes,
+        other tenants and the slab layout, none of which the adapter controls, so no count can
+        be promised for an arbitrary server. NoEviction holds on a server far above its use;
+        eviction profiles are checked on servers the harness starts with little memory.
+
+    Errors
+        Socket errors, timeouts and dropped connections are :class:`BackendUnavailable`;
+        other failures that memcached reports are :class:`~cachespec.backends.CacheError`.
+        pymemcache closes a connection after any error, so no reply is ever read out of
+        order, and the cached generation changes only to a value the server has returned, so
+        an error leaves nothing half-updated in the client. On the server, a multi-key write
+        that fails may have applied some of its items: memcached has no multi-key atomicity.
+    """
+
+    __slots__ = (
+        "_client",
+        "_counter_key",
+        "_driver",
+        "_generation",
+        "_label",
+        "_lock",
+        "_max_value_size",
+        "_monotonic",
+        "_namespace",
+        "_plain_budget",
+        "_refresh",
+        "guarantees",
+    )
+
+    def __init__(
+        self,
+        host: str = "localhost",
+        port: int = DEFAULT_PORT,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_value_size: int | None = None,
+        namespace_refresh: float = DEFAULT_NAMESPACE_REFRESH,
+        monotonic: Clock = time.monotonic,
+        label: str | None = None,
+    ) -> None:
+        if not isinstance(namespace, str) or not NAMESPACE_PATTERN.fullmatch(namespace):
+            raise ConfigurationError(
+                f"namespace must match {NAMESPACE_PATTERN.pattern} (no ':'), got {namespace!r}"
+            )
+        _check_seconds("timeout", timeout, allow_zero=False)
+        _check_seconds("namespace_refresh", namespace_refresh, allow_zero=True)
+        if max_value_size is not None and (
+            isinstance(max_value_size, bool)
+            or not isinstance(max_value_size, int)
+            or max_value_size < 0
+        ):
+            raise ConfigurationError(f"max_value_size must be an int >= 0, got {max_value_size!r}")
+        if not callable(monotonic):
+            raise ConfigurationError(f"monotonic must be a callable, got {monotonic!r}")
+        self._label = label or f"memcached://{_host_for_url(host)}:{port}"
+        self._driver = _load_driver()
+        self._namespace = namespace
+        self._counter_key = f"{namespace}:generation"
+        # Data keys are "<namespace>:<up to 20 digits>:<body>": at most 250 bytes in all.
+        self._plain_budget = MAX_KEY_BYTES - len(namespace) - _GENERATION_DIGITS - 2
+        self._refresh = float(namespace_refresh)
+        self._monotonic = monotonic
+        self._max_value_size = 0  # set below, once the server has told its item size limit
+        self._lock = threading.Lock()
+        self._generation = _Generation(b"", "", -math.inf)  # replaced below, before any use
+        self._client: _Client = self._driver.pooled_client(
+            (host, port),
+            connect_timeout=timeout,
+            timeout=timeout,
+            no_delay=True,
+            default_noreply=False,
+            allow_unicode_keys=False,
+        )
+        try:
+            settings = self._call("stats settings", self._client.stats, "settings")
+            item_size_max = int(settings.get(b"item_size_max", _DEFAULT_ITEM_SIZE_MAX))
+            server_time = self._server_time()
+            self._load_generation()
+            safe_limit = item_size_max - ITEM_OVERHEAD_MARGIN
+            if max_value_size is None:
+                max_value_size = safe_limit
+            elif max_value_size > safe_limit:
+                raise ConfigurationError(
+                    f"{self._label}: max_value_size={max_value_size} is over {safe_limit}, the "
+                    f"largest value this server (item_size_max {item_size_max}) surely stores "
+                    "under our longest key; memcached deletes the old entry when it refuses one"
+                )
+        except BaseException:
+            self._client.close()
+            raise
+        self._max_value_size = max_value_size
+        # An absolute exptime must stay below 2**31 for a year after construction; a TTL sent
+        # in relative form (relative_exptime(ttl) <= 30 days) needs no absolute time at all.
+        max_ttl = min(_ONE_YEAR, _INT32_MAX - server_time - _ONE_YEAR - 4)
+        max_ttl = max(max_ttl, RELATIVE_EXPTIME_LIMIT - 3)
+        self.guarantees = Guarantees(
+            ttl_resolution=TTL_RESOLUTION,
+            eviction=NoEviction(),
+            max_value_size=max_value_size,
+            max_ttl=float(max_ttl),
+            thread_safe=True,
+        )
+
+    # -------------------------------------------------------------------------------- keys
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    @property
+    def plain_key_budget(self) -> int:
+        """The longest key (in characters) stored as itself rather than as a digest."""
+        return self._plain_budget
+
+    def server_key(self, key: str) -> str:
+        """The memcached key ``key`` is stored under, in the generation this client last saw."""
+        return self._generation.prefix + key_body(check_key(key), self._plain_budget)
+
+    # ------------------------------------------------------------------------------- reads
+    def get(self, key: str) -> bytes | NoValue:
+        check_key(key)
+        return self._read([key]).get(key, NO_VALUE)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        wanted = check_keys(keys)
+        if not wanted:
+            return {}
+        return self._read(wanted)
+
+    def _read(self, keys: list[str]) -> dict[str, bytes]:
+        """Fetch ``keys`` and the generation counter in one ``get``, the counter first.
+
+        If the counter is not the generation the keys were built with, the namespace was
+        cleared (or the counter lost) since this client last looked: fetch again under the
+        server's generation. Should the counter move again during that second fetch, a
+        ``clear`` is running concurrently with this read, and the entries the second fetch
+        found (under the generation the server held during this read) are a valid answer.
+        """
+        generation = self._generation
+        budget = self._plain_budget
+        counter = self._counter_key
+        names = {generation.prefix + key_body(key, budget): key for key in keys}
+        sent_at = self._monotonic()
+        found = self._call("get", self._client.get_many, [counter, *names])
+        seen = found.pop(counter, None)
+        if seen != generation.raw:
+            fresh = self._adopt(seen, sent_at)
+            if fresh.prefix != generation.prefix:
+                names = {fresh.prefix + key_body(key, budget): key for key in keys}
+                sent_at = self._monotonic()
+                found = self._call("get", self._client.get_many, [counter, *names])
+                later = found.pop(counter, None)
+                if later != fresh.raw:
+                    self._adopt(later, sent_at)
+        elif self._refresh:
+            self._confirm(generation, sent_at)
+        return {names[name]: value for name, value in found.items()}
+
+    # ------------------------------------------------------------------------------ writes
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        data = check_value(check_key(key), value, self._max_value_size)
+        seconds = self._check_ttl(ttl)
+        name = self._write_prefix() + key_body(key, self._plain_budget)
+        expire = self._exptime(seconds)
+        stored = self._call("set", self._client.set, name, data, expire, noreply=False, key=key)
+        if not stored:
+            raise CacheError(f"{self._label}: the server did not store key {key!r}")
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        """One ``set`` per item, pipelined in one round trip; raises if any item failed.
+
+        pymemcache returns the keys the server answered ``NOT_STORED`` for (and raises on an
+        error reply); any such key is a :class:`~cachespec.backends.CacheError` naming them.
+        memcached applies the items one by one: after an error some of them may be stored.
+        """
+        checked = check_items(items, self._max_value_size)
+        seconds = self._check_ttl(ttl)
+        if not checked:
+            return
+        prefix = self._write_prefix()
+        budget = self._plain_budget
+        names = [prefix + key_body(key, budget) for key, _ in checked]
+        batch = {name: data for name, (_, data) in zip(names, checked, strict=True)}
+        largest = max(checked, key=lambda item: len(item[1]))[0]
+        expire = self._exptime(seconds)
+        failed = self._call(
+            "set_many", self._client.set_many, batch, expire, noreply=False, key=largest
+        )
+        if failed:
+            users = dict(zip(names, (key for key, _ in checked), strict=True))
+            refused = sorted(users[name] for name in failed)
+            raise CacheError(f"{self._label}: the server did not store keys {refused!r}")
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """memcached ``add``: atomic in the server; ``False``, and no change, if present.
+
+        memcached does move the existing item up its LRU on a failed ``add``; that matters
+        only to eviction, which this backend does not declare.
+        """
+        data = check_value(check_key(key), value, self._max_value_size)
+        seconds = self._check_ttl(ttl)
+        name = self._write_prefix() + key_body(key, self._plain_budget)
+        expire = self._exptime(seconds)
+        return bool(self._call("add", self._client.add, name, data, expire, noreply=False, key=key))
+
+    def delete(self, key: str) -> None:
+        check_key(key)
+        name = self._write_prefix() + key_body(key, self._plain_budget)
+        self._call("delete", self._client.delete, name, noreply=False)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        doomed = check_keys(keys)
+        if not doomed:
+            return
+        prefix = self._write_prefix()
+        budget = self._plain_budget
+        names = list(dict.fromkeys(prefix + key_body(key, budget) for key in doomed))
+        self._call("delete_many", self._client.delete_many, names, noreply=False)
+
+    def clear(self) -> None:
+        """Start a new generation of this namespace with ``incr`` (see the class docstring).
+
+        Writes only the counter key: no other key, in this namespace or any other, is written
+        or deleted. A missing counter is created from a new random value instead.
+        """
+        value = self._call("clear", self._client.incr, self._counter_key, 1, noreply=False)
+        if value is None:  # no counter (evicted or flushed): a fresh random generation
+            fresh, confirmed_at = self._create_counter()
+            self._adopt(fresh, confirmed_at)
+        else:
+            self._adopt(str(value).encode("ascii"), self._monotonic())
+
+    def close(self) -> None:
+        """Close every pooled connection; later calls raise :class:`BackendUnavailable`."""
+        client = self._client
+        if isinstance(client, _Closed):
+            return
+        self._client = _Closed(self._label)
+        client.close()
+
+    # -------------------------------------------------------------------------- generation
+    def _write_prefix(self) -> str:
+        generation = self._generation
+        if self._refresh == 0 or self._monotonic() - generation.checked_at >= self._refresh:
+            generation = self._load_generation()
+        return generation.prefix
+
+    def _load_generation(self) -> _Generation:
+        """Read the counter (one round trip), creating it if it is missing."""
+        counter = self._counter_key
+        sent_at = self._monotonic()
+        value = self._call("get", self._client.get_many, [counter]).get(counter)
+        return self._adopt(value, sent_at)
+
+    def _adopt(self, value: bytes | None, confirmed_at: float) -> _Generation:
+        """Make the server's counter value this client's generation (create a missing one).
+
+        ``confirmed_at`` is a monotonic time at which the server held ``value``, or an earlier
+        one: when a ``get`` was sent, or when an ``incr``/``add`` answered. Of concurrent
+        answers (threads share this client) the latest confirmed is kept, so a read that
+        raced this client's own ``clear`` cannot bring back the pre-clear generation. The
+        cache only takes values the server returned: an error leaves it as it was.
+        """
+        if value is None:
+            value, confirmed_at = self._create_counter()
+        digits = value.rstrip(b" ")  # incr pads with spaces when the number gets shorter
+        if not _GENERATION_RE.fullmatch(digits):
+            raise CacheError(
+                f"{self._label}: the namespace counter {self._counter_key!r} holds "
+                f"{value[:40]!r}, not a number: something else wrote to this namespace"
+            )
+        generation = _Generation(
+            value, f"{self._namespace}:{digits.decode('ascii')}:", confirmed_at
+        )
+        with self._lock:
+            if confirmed_at >= self._generation.checked_at:
+                self._generation = generation
+        return generation
+
+    def _confirm(self, generation: _Generation, confirmed_at: float) -> None:
+        """Record that the server still held ``generation`` at ``confirmed_at``."""
+        with self._lock:
+            current = self._generation
+            if current.raw == generation.raw and confirmed_at > current.checked_at:
+                self._generation = current._replace(checked_at=confirmed_at)
+
+    def _create_counter(self) -> tuple[bytes, float]:
+        """Create the missing counter from a random 63-bit start; return its value.
+
+        A fresh random generation meets the entries of an old one (which may still be in
+        memory if only the counter was evicted) only with a chance of about 1 in 2**63.
+        """
+        counter = self._counter_key
+        for _ in range(3):
+            start = str(secrets.randbits(63)).encode("ascii")
+            if self._call("counter", self._client.add, counter, start, 0, noreply=False):
+                return start, self._monotonic()
+            sent_at = self._monotonic()  # another client created it since we looked
+            value = self._call("get", self._client.get_many, [counter]).get(counter)
+            if value is not None:
+                return value, sent_at
+        raise CacheError(f"{self._label}: the namespace counter {counter!r} keeps vanishing")
+
+    # -------------------------------------------------------------------------------- TTLs
+    def _check_ttl(self, ttl: object) -> float | None:
+        seconds = validate_ttl(ttl)
+        limit = self.guarantees.max_ttl
+        if seconds is not None and limit is not None and seconds > limit:
+            raise ValueError(
+                f"ttl {ttl!r} is over this backend's max_ttl of {limit:.0f} s "
+                "(memcached's absolute expiry times are 32-bit); nothing was written"
+            )
+        return seconds
+
+    def _exptime(self, seconds: float | None) -> int:
+        """The exptime to send: 0 (no expiry), relative seconds, or an absolute Unix time."""
+        if seconds is None:
+            return 0
+        relative = relative_exptime(seconds)
+        if relative <= RELATIVE_EXPTIME_LIMIT:
+            return relative
+        # Over 30 days: an absolute time on the server's clock, never this machine's, so that
+        # clock skew (or the harness's fake server clock) cannot shorten the TTL. The time
+        # spent since the stats request was sent is real time, whatever clock tests inject.
+        asked = time.monotonic()
+        server_time = self._server_time()
+        waited = time.monotonic() - asked
+        absolute = server_time + math.ceil(seconds + TICK_SLACK + waited) + 2
+        if absolute > _INT32_MAX:  # only an instance kept for over a year, from 2036 on
+            raise ValueError(
+                f"ttl {seconds!r} would end after 2038-01-19, past memcached's 32-bit "
+                "exptime; nothing was written"
+            )
+        return absolute
+
+    def _server_time(self) -> int:
+        """The server's clock (``STAT time``, Unix seconds): one round trip."""
+        stats = self._call("stats", self._client.stats)
+        try:
+            return int(stats[b"time"])
+        except (KeyError, TypeError, ValueError):
+            raise CacheError(f"{self._label}: 'stats' did not report the server time") from None
+
+    # ------------------------------------------------------------------------------ errors
+    def _call(self, op: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one client call; turn driver and socket errors into cachespec errors.
+
+        ``key=`` is not passed on: it names the user's key in a ``ValueTooLarge``.
+        """
+        key: str | None = kwargs.pop("key", None)
+        try:
+            return method(*args, **kwargs)
+        except CacheError:
+            raise
+        except Exception as exc:
+            self._raise_for(exc, op, key, args)
+
+    def _raise_for(
+        self, exc: Exception, op: str, key: str | None, args: tuple[Any, ...]
+    ) -> NoReturn:
+        driver = self._driver
+        if isinstance(exc, (OSError, driver.closed)):
+            raise BackendUnavailable(
+                f"{self._label}: {op} failed, no answer from the server "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        if isinstance(exc, driver.server_error) and b"too large" in _message(exc):
+            size = _value_size(args)
+            lost = (
+                "memcached deletes the key's old entry when it refuses a 'set', so the old "
+                "entry may be gone"
+                if op.startswith("set")
+                else "nothing was written"
+            )
+            error = ValueTooLarge(key if key is not None else "?", size, self._max_value_size)
+            error.args = (
+                f"{self._label}: the server refused the value for key {key!r} ({size} bytes) "
+                f"as over its item size limit, below the declared max_value_size "
+                f"{self._max_value_size} (was it restarted with a smaller -I?); {lost}",
+            )
+            raise error from exc
+        if isinstance(exc, (driver.error, ValueError)):
+            raise CacheError(f"{self._label}: {op} failed: {type(exc).__name__}: {exc}") from exc
+        raise exc
+
+
+def _message(exc: Exception) -> bytes:
+    first = exc.args[0] if exc.args else b""
+    return first if isinstance(first, bytes) else str(first).encode("utf-8", "replace")
+
+
+def _value_size(args: tuple[Any, ...]) -> int:
+    """The size of the value a refused store carried (the largest one, for ``set_many``)."""
+    if len(args) >= 2 and isinstance(args[1], bytes):
+        return len(args[1])
+    if args and isinstance(args[0], dict):
+        return max((len(value) for value in args[0].values()), default=0)
+    return 0
+
+
+def _check_seconds(name: str, value: object, *, allow_zero: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
+    in_range = value >= 0 if allow_zero else value > 0
+    if not (in_range and math.isfinite(value)):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigurationError(f"{name} must be finite and {bound} seconds, got {value!r}")
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def memcached_from_url(
+    url: BackendURL, *, clock: Clock | None = None, namespace: str | None = None
+) -> MemcachedBackend:
+    """``memcached://host[:port]?namespace=N&timeout=S&max_value_size=B&namespace_refresh=S``.
+
+    Defaults: ``localhost:11211``, namespace ``cachespec``, timeout 5 s, ``max_value_size``
+    from the server, ``namespace_refresh=0``. The ``namespace`` keyword overrides the URL's
+    option. ``clock`` is ignored: entries expire on the server's clock, which this process
+    cannot move (the test harness moves a throwaway server's clock itself). memcached's text
+    protocol has no authentication, so a user or password in the URL is refused, not dropped.
+    """
+    del clock  # TTLs run on the server's clock
+    url.expect(host=True, path=False)
+    if url.username or url.password:
+        raise url.error("memcached:// takes no user or password (the protocol has none)")
+    url_namespace = url.pop_str("namespace", DEFAULT_NAMESPACE)
+    timeout = url.pop_float("timeout", default=DEFAULT_TIMEOUT)
+    max_value_size = url.pop_int("max_value_size", default=None, minimum=0)
+    refresh = url.pop_float("namespace_refresh", default=DEFAULT_NAMESPACE_REFRESH)
+    url.expect_no_options()
+    if timeout <= 0:
+        raise url.error(f"option timeout={timeout} must be greater than 0")
+    chosen = namespace if namespace is not None else url_namespace
+    if not isinstance(chosen, str) or not NAMESPACE_PATTERN.fullmatch(chosen):
+        raise url.error(f"namespace must match {NAMESPACE_PATTERN.pattern}, got {chosen!r}")
+    return MemcachedBackend(
+        url.host or "localhost",
+        url.port or DEFAULT_PORT,
+        namespace=chosen,
+        timeout=timeout,
+        max_value_size=max_value_size,
+        namespace_refresh=refresh,
+        label=url.safe,
+    )

@@ -1,0 +1,840 @@
+"""The Redis backend (``redis://``, ``rediss://``, ``unix://``) and its in-process twin, ``fakeredis://``.
+
+This module imports redis-py at the top: the registry imports it only when one of these schemes
+is opened, and ``cachespec.backends`` itself never does, so a bare install still works.
+fakeredis is imported only inside :func:`fakeredis_from_url` and :func:`fakeredis_client`.
+
+Layout on the server
+--------------------
+Every key this adapter touches starts with the namespace's *base* ``{<namespace>}``, the
+namespace escaped so that ``\\`` and ``}`` inside it are backslash-escaped:
+
+* entries: ``{<namespace>}:<key>``, the key encoded as UTF-8 with ``surrogatepass`` (lone
+  surrogates are valid ``str`` keys, and the encoding stays injective);
+* a bounded namespace's bookkeeping: ``{<namespace>}#lru``, ``{<namespace>}#ttl``,
+  ``{<namespace>}#uses`` (no ``:`` after the ``}``, so no entry can ever be one of them).
+
+Reading the base from the left, the namespace ends at the first unescaped ``}``: no base is a
+prefix of another namespace's key, so namespace ``a`` with key ``b:c`` and namespace ``a:b``
+with key ``c`` never meet, and ``clear`` can match exactly one namespace with
+``SCAN MATCH {<namespace>}*`` (glob characters escaped). The braces are a Redis Cluster hash
+tag: a namespace lives in one slot, which the bounded namespace's scripts need.
+
+Time and TTLs
+-------------
+A TTL is sent as ``PX`` milliseconds rounded *up* (an entry never dies before its TTL), and
+expiry is the server's own: a real server uses its own clock, so the factory's ``clock``
+argument does not apply to it (the conformance harness moves a server's clock with
+libfaketime instead). fakeredis follows an injected clock; see :func:`fakeredis_client`.
+
+Redis compares expiry in whole milliseconds and still serves a key whose PTTL is 0: with a
+frozen clock, ``EX 10`` is present at +10 s exactly and gone at +10.001 s (FACTS.md). Written
+at server time ``T`` (seconds) with TTL ``ttl``, the key gets ``when = floor(1000*T) + ms``
+with ``ms = ceil(1000*ttl)``, and is served while ``floor(1000*now) <= when``, that is while
+``now < (floor(1000*T) + ms + 1) / 1000``. So it is never served short (that bound is above
+``T + ms/1000 >= T + ttl``), and it outlives ``T + ttl`` by less than
+``(ms/1000 - ttl) + 0.001 < 0.001 + 0.001``: :data:`REDIS_TTL_RESOLUTION` is 2 ms.
+
+Eviction
+--------
+A plain namespace never evicts (:class:`~cachespec.spec.NoEviction`): run the server without
+``maxmemory``, or with ``noeviction``. Redis's own ``allkeys-lru`` samples keys and cannot
+promise exact LRU (FACTS.md: 63-82% of its evictions match a true LRU's). A namespace opened
+with a ``capacity`` is an exact LRU kept by Lua scripts on the server; see
+:class:`RedisBackend`.
+
+Needs Redis 5 or later: ``UNLINK`` (4.0), and scripts that write after reading ``TIME``
+(effect replication, the default since 5.0). Checked on 7.0.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import weakref
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+from urllib.parse import unquote
+
+import redis
+from redis.backoff import NoBackoff
+from redis.commands.core import Script
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoPermissionError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from cachespec.spec import NO_VALUE, ExactLRU, Guarantees, NoEviction, NoValue, validate_ttl
+
+from .contract import (
+    Backend,
+    BackendUnavailable,
+    Clock,
+    ConfigurationError,
+    check_items,
+    check_key,
+    check_keys,
+    check_value,
+)
+from .urls import BackendURL
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_TIMEOUT",
+    "FAKEREDIS_TTL_RESOLUTION",
+    "MAX_TTL",
+    "REDIS_TTL_RESOLUTION",
+    "RedisBackend",
+    "fakeredis_client",
+    "fakeredis_from_url",
+    "redis_from_url",
+]
+
+DEFAULT_NAMESPACE: Final = "cachespec"
+DEFAULT_TIMEOUT: Final = 5.0
+"""Seconds allowed to connect, and to wait for each reply."""
+
+REDIS_TTL_RESOLUTION: Final = 0.002
+"""How late a real Redis may still serve an entry (the module docstring has the arithmetic).
+
+Under 1 ms from rounding a TTL up to whole milliseconds, plus under 1 ms because Redis keeps
+time in whole milliseconds and serves a key until its PTTL is below 0.
+"""
+
+FAKEREDIS_TTL_RESOLUTION: Final = 0.001
+"""How late fakeredis may still serve an entry.
+
+fakeredis keeps expiry as float seconds (``expireat = now + ms / 1000.0``) and drops a key once
+``expireat < now``: it serves the key up to and including ``T + ms/1000``, which is later than
+``T + ttl`` by ``ms/1000 - ttl < 0.001`` (only the rounding up; no millisecond clock). For a
+TTL that is a whole number of milliseconds the two sums are the same float and the lateness
+is 0, served at the instant itself, which the model's window ``[expires, expires + 0.001)``
+allows.
+"""
+
+MAX_TTL: Final = 10**12
+"""The longest TTL accepted, in seconds (about 31,700 years).
+
+Redis refuses an expiry past 2**63 ms, and a bounded namespace keeps expiry times as doubles;
+a TTL this long is well inside both.
+"""
+
+# Errors meaning "the server cannot serve us": refused, unreachable, too slow, or it refuses
+# our credentials (AuthenticationError and BusyLoadingError are ConnectionError subclasses in
+# redis-py; NOPERM is a ResponseError subclass). Other server errors propagate unchanged.
+_UNAVAILABLE: Final = (RedisConnectionError, RedisTimeoutError, NoPermissionError)
+
+_GLOB_SPECIAL: Final = frozenset(b"*?[]\\")
+
+# --------------------------------------------------------------------------- Lua scripts
+# Every script takes the namespace's bookkeeping keys first, in KEYS (so they are declared):
+#   KEYS[1] recency: sorted set, entry key -> use counter (higher = more recently used)
+#   KEYS[2] expiry index: sorted set, entry key -> server time in ms when its TTL runs out
+#   KEYS[3] use counter: a string INCR'd on every use (not wall time: two uses in one
+#           millisecond still have an order)
+# and the entries' own keys after them. Eviction and clear also touch keys they find in the
+# sorted sets, which they cannot declare in advance; every such key shares the namespace's
+# hash tag, so a Redis Cluster still finds them all in one slot.
+#
+# Expiry stays Redis's own: entries keep their native PX TTLs, and "expired" always means
+# "gone on the server" (EXISTS 0). The expiry index only finds the candidates quickly; its
+# scores come from TIME (microseconds) while Redis expires on a millisecond clock that a
+# script may see frozen at its start, so candidates are taken up to 2 ms past now, and each
+# is checked with EXISTS before anything is dropped.
+
+_READ_LUA: Final = """
+-- get / get_many: ARGV unused. Returns one reply per entry: the value, or false (nil).
+local found = {}
+for i = 4, #KEYS do
+    local value = redis.call('GET', KEYS[i])
+    found[i - 3] = value
+    if value then
+        -- a hit is a use, in request order
+        redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), KEYS[i])
+    else
+        -- gone (expired on the server, or never written): it stops taking a place
+        redis.call('ZREM', KEYS[1], KEYS[i])
+        redis.call('ZREM', KEYS[2], KEYS[i])
+    end
+end
+return found
+"""
+
+_WRITE_LUA: Final = """
+-- set / set_many / add. ARGV[1] capacity, ARGV[2] TTL in ms ('' for none), ARGV[3] '1' for
+-- add, ARGV[i] (i >= 4) the value for KEYS[i]. Returns 1, or 0 for an add that found a live
+-- entry (and then changed nothing, not even recency).
+local recency, expiries, counter = KEYS[1], KEYS[2], KEYS[3]
+local capacity = tonumber(ARGV[1])
+local ttl = ARGV[2]
+local now = nil
+
+local function clock()
+    -- server time in ms, read at most once per call
+    if now == nil then
+        local t = redis.call('TIME')
+        now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+    end
+    return now
+end
+
+local function forget(key)
+    redis.call('ZREM', recency, key)
+    redis.call('ZREM', expiries, key)
+end
+
+local function make_room()
+    -- First every expired entry: an expired entry never takes a place a live one needs.
+    local due = redis.call('ZRANGEBYSCORE', expiries, '-inf', string.format('(%.3f', clock() + 2))
+    for _, key in ipairs(due) do
+        if redis.call('EXISTS', key) == 0 then
+            forget(key)
+        end
+    end
+    -- Only then the least recently used live entries.
+    while redis.call('ZCARD', recency) >= capacity do
+        local victim = redis.call('ZRANGE', recency, 0, 0)[1]
+        redis.call('UNLINK', victim)
+        forget(victim)
+    end
+end
+
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then
+    return 0
+end
+for i = 4, #KEYS do
+    local key = KEYS[i]
+    -- an entry already tracked keeps its place (even if it expired): no room needed
+    if not redis.call('ZSCORE', recency, key) and redis.call('ZCARD', recency) >= capacity then
+        make_room()
+    end
+    if ttl == '' then
+        redis.call('SET', key, ARGV[i])
+        redis.call('ZREM', expiries, key)
+    else
+        redis.call('SET', key, ARGV[i], 'PX', ttl)
+        redis.call('ZADD', expiries, string.format('%.3f', clock() + tonumber(ttl)), key)
+    end
+    redis.call('ZADD', recency, redis.call('INCR', counter), key)
+end
+return 1
+"""
+
+_DELETE_LUA: Final = """
+-- delete / delete_many: KEYS[4..] the entries. Idempotent.
+for i = 4, #KEYS do
+    redis.call('UNLINK', KEYS[i])
+    redis.call('ZREM', KEYS[1], KEYS[i])
+    redis.call('ZREM', KEYS[2], KEYS[i])
+end
+return 1
+"""
+
+_CLEAR_LUA: Final = """
+-- clear: every tracked entry, then the bookkeeping itself, in batches of 1000.
+while true do
+    local batch = redis.call('ZRANGE', KEYS[1], 0, 999)
+    if #batch == 0 then
+        break
+    end
+    for _, key in ipairs(batch) do
+        redis.call('UNLINK', key)
+    end
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #batch - 1)
+end
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3])
+return 1
+"""
+
+
+# ------------------------------------------------------------------------------ helpers
+def _encode(text: str) -> bytes:
+    # surrogatepass: a lone surrogate is a valid str key; UTF-8 with it stays injective.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _namespace_base(namespace: str) -> bytes:
+    """``{namespace}`` with ``\\`` and ``}`` escaped: ends at the first unescaped ``}``."""
+    escaped = namespace.replace("\\", "\\\\").replace("}", "\\}")
+    return b"{" + _encode(escaped) + b"}"
+
+
+def _glob_escape(raw: bytes) -> bytes:
+    """``raw`` as a literal in a Redis glob pattern (``SCAN MATCH``, ``KEYS``)."""
+    out = bytearray()
+    for byte in raw:
+        if byte in _GLOB_SPECIAL:
+            out.append(0x5C)  # backslash
+        out.append(byte)
+    return bytes(out)
+
+
+def _milliseconds(seconds: float) -> int:
+    """A TTL in whole milliseconds, rounded up: the entry never dies before ``seconds``."""
+    ms = math.ceil(seconds * 1000)
+    if ms / 1000 < seconds:  # seconds * 1000 was rounded down onto a whole number
+        ms += 1
+    return ms
+
+
+def _check_ttl(ttl: object) -> int | None:
+    """A TTL argument as ``PX`` milliseconds (``None``: no expiry), or ValueError/TypeError."""
+    seconds = validate_ttl(ttl)
+    if seconds is None:
+        return None
+    if seconds > MAX_TTL:
+        raise ValueError(f"ttl {ttl!r} s is over this backend's limit of {MAX_TTL} s")
+    return _milliseconds(seconds)
+
+
+# ------------------------------------------------------------------------------ backend
+class RedisBackend(Backend):
+    """A namespace on a Redis server (or on fakeredis), through a redis-py client.
+
+    ``client`` is a ``redis.Redis`` built with ``decode_responses=False`` (values are bytes).
+    Construction PINGs the server, so an unreachable one fails here, with
+    :class:`~cachespec.backends.BackendUnavailable`, not at first use. Any later call that
+    cannot reach the server raises the same error; other server errors propagate as
+    redis-py raised them.
+
+    ``namespace`` (non-empty) prefixes every key; :meth:`clear` removes exactly this
+    namespace's keys (``SCAN`` + ``UNLINK``, never ``FLUSHDB``). Two backends on one server
+    with the same namespace see the same entries.
+
+    ``capacity=None`` (the default) never evicts. ``capacity=N`` makes the namespace an exact
+    LRU of at most N live entries (:class:`~cachespec.spec.ExactLRU`), kept atomic on the
+    server: every operation is one Lua script call (``EVALSHA``) that reads and updates two
+    sorted sets beside the entries, recency (a use counter per key) and an index of expiry
+    times. A hit (in request order for ``get_many``), a write and a successful ``add`` make an
+    entry the most recently used; a failed ``add`` does not. Inserting into a full namespace
+    first drops every expired entry, then the least recently used live one. The server must
+    run Lua (fakeredis needs ``lupa``: ``pip install 'fakeredis[lua]'``). The scripts assume
+    the adapter is the only writer of the namespace: a key deleted or written around it is
+    tracked wrongly until it is next read, written or cleared.
+
+    ``max_value_size`` (bytes) refuses larger values with
+    :class:`~cachespec.backends.ValueTooLarge` before anything is sent. ``None`` declares no
+    limit; the server still refuses a value over its ``proto-max-bulk-len`` (512 MB by
+    default) by dropping the connection, which surfaces as ``BackendUnavailable`` (the old
+    entry stays: checked on 7.0 with the limit lowered to 1 MB).
+
+    ``ttl_resolution`` is how late the server may serve an entry past its TTL:
+    :data:`REDIS_TTL_RESOLUTION` for Redis, :data:`FAKEREDIS_TTL_RESOLUTION` for fakeredis.
+    ``name`` names the server in error messages (pass a redacted URL: ``BackendURL.safe``).
+    ``close_client``: :meth:`close` closes the client too (the URL factories set it; a client
+    you pass in stays yours by default).
+    """
+
+    __slots__ = (
+        "_base",
+        "_capacity",
+        "_clear_script",
+        "_client",
+        "_close_client",
+        "_delete_script",
+        "_execute",
+        "_max_value_size",
+        "_meta",
+        "_name",
+        "_namespace",
+        "_prefix",
+        "_read_script",
+        "_write_script",
+        "guarantees",
+    )
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        capacity: int | None = None,
+        max_value_size: int | None = None,
+        ttl_resolution: float = REDIS_TTL_RESOLUTION,
+        name: str | None = None,
+        close_client: bool = False,
+    ) -> None:
+        self._name = name or "redis"
+        if not isinstance(namespace, str) or not namespace:
+            raise ConfigurationError(
+                f"{self._name}: namespace must be a non-empty str, got {namespace!r} "
+                "(the namespace is what keeps clear() off other tenants' keys)"
+            )
+        if capacity is not None and (
+            isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1
+        ):
+            raise ConfigurationError(
+                f"{self._name}: capacity must be an int >= 1 or None, got {capacity!r}"
+            )
+        if max_value_size is not None and (
+            isinstance(max_value_size, bool)
+            or not isinstance(max_value_size, int)
+            or max_value_size < 0
+        ):
+            raise ConfigurationError(
+                f"{self._name}: max_value_size must be an int >= 0 or None, got {max_value_size!r}"
+            )
+        if client.get_connection_kwargs().get("decode_responses"):
+            raise ConfigurationError(
+                f"{self._name}: the client must not decode responses (values are bytes); "
+                "build it with decode_responses=False"
+            )
+        self._client = client
+        # redis-py leaves execute_command unannotated; every reply is typed where it is used.
+        self._execute: Callable[..., Any] = client.execute_command
+        self._close_client = close_client
+        self._namespace = namespace
+        self._capacity = capacity
+        self._max_value_size = max_value_size
+        self._base = _namespace_base(namespace)
+        self._prefix = self._base + b":"
+        self._meta: tuple[bytes, bytes, bytes] = (
+            self._base + b"#lru",
+            self._base + b"#ttl",
+            self._base + b"#uses",
+        )
+        self.guarantees = Guarantees(
+            ttl_resolution=ttl_resolution,
+            eviction=NoEviction() if capacity is None else ExactLRU(capacity),
+            max_value_size=max_value_size,
+            max_ttl=MAX_TTL,
+            # redis-py's connection pool is thread-safe, and every operation is one atomic
+            # command or script on the server (add is SET NX).
+            thread_safe=True,
+        )
+        # register_script only hashes the source; the scripts are loaded below.
+        self._read_script: Script = client.register_script(_READ_LUA)
+        self._write_script: Script = client.register_script(_WRITE_LUA)
+        self._delete_script: Script = client.register_script(_DELETE_LUA)
+        self._clear_script: Script = client.register_script(_CLEAR_LUA)
+        try:
+            client.ping()
+            if capacity is not None:
+                # Loaded now so that the first call is one round trip (EVALSHA), and so that a
+                # server without Lua fails here rather than at first use.
+                for script in self._scripts():
+                    client.script_load(script.script)
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+        except ResponseError as exc:
+            raise ConfigurationError(
+                f"{self._name}: a namespace with a capacity needs Lua scripting on the server, "
+                f"which refused it ({exc}); fakeredis runs Lua only with lupa installed "
+                "(pip install 'fakeredis[lua]')"
+            ) from exc
+
+    def _scripts(self) -> tuple[Script, ...]:
+        return (self._read_script, self._write_script, self._delete_script, self._clear_script)
+
+    def __repr__(self) -> str:
+        bound = "" if self._capacity is None else f", capacity={self._capacity}"
+        return f"RedisBackend({self._name!r}, namespace={self._namespace!r}{bound})"
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    @property
+    def key_prefix(self) -> bytes:
+        """The bytes every entry's Redis key starts with (``{namespace}:``)."""
+        return self._prefix
+
+    def _unavailable(self, exc: Exception) -> BackendUnavailable:
+        return BackendUnavailable(f"{self._name}: Redis unavailable: {exc}")
+
+    # ---------------------------------------------------------------------------- reads
+    def get(self, key: str) -> bytes | NoValue:
+        name = self._prefix + _encode(check_key(key))
+        try:
+            if self._capacity is None:
+                value = self._execute("GET", name)
+            else:
+                value = self._read_script(keys=[*self._meta, name])[0]
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+        return NO_VALUE if value is None else value
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        wanted = check_keys(keys)
+        if not wanted:
+            return {}
+        prefix = self._prefix
+        names = [prefix + _encode(key) for key in wanted]
+        try:
+            if self._capacity is None:
+                values = self._execute("MGET", *names)  # one command, one round trip
+            else:
+                values = self._read_script(keys=[*self._meta, *names])
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+        return {key: value for key, value in zip(wanted, values, strict=True) if value is not None}
+
+    # --------------------------------------------------------------------------- writes
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        data = check_value(check_key(key), value, self._max_value_size)
+        ms = _check_ttl(ttl)
+        name = self._prefix + _encode(key)
+        try:
+            if self._capacity is not None:
+                self._write(name, data, ms, add=False)
+            elif ms is None:
+                # A plain SET drops any TTL the key had (FACTS.md), as set(ttl=None) must.
+                self._execute("SET", name, data)
+            else:
+                self._execute("SET", name, data, "PX", ms)
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        data = check_value(check_key(key), value, self._max_value_size)
+        ms = _check_ttl(ttl)
+        name = self._prefix + _encode(key)
+        try:
+            if self._capacity is not None:
+                return self._write(name, data, ms, add=True)
+            # SET NX is atomic on the server: of concurrent adds exactly one gets OK; the
+            # others get nil and change nothing. An expired key counts as absent.
+            if ms is None:
+                stored = self._execute("SET", name, data, "NX")
+            else:
+                stored = self._execute("SET", name, data, "NX", "PX", ms)
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+        return bool(stored)
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        checked = check_items(items, self._max_value_size)
+        ms = _check_ttl(ttl)
+        if not checked:
+            return
+        prefix = self._prefix
+        try:
+            if self._capacity is not None:
+                self._write_script(
+                    keys=[*self._meta, *(prefix + _encode(key) for key, _ in checked)],
+                    args=[self._capacity, "" if ms is None else ms, "0"]
+                    + [data for _, data in checked],
+                )
+            elif ms is None:
+                # MSET: one command, atomic, and like SET it drops old TTLs.
+                self._execute(
+                    "MSET",
+                    *[part for key, data in checked for part in (prefix + _encode(key), data)],
+                )
+            else:
+                # MSET takes no TTL: one SET PX per key, sent in one round trip. MULTI/EXEC
+                # rather than a bare pipeline: the batch is applied whole, never interleaved
+                # with other clients' commands, and a connection lost before EXEC applies
+                # none of it. It costs two more (tiny) commands in the same round trip.
+                pipe = self._client.pipeline(transaction=True)
+                queue: Callable[..., Any] = pipe.execute_command  # unannotated in redis-py
+                for key, data in checked:
+                    queue("SET", prefix + _encode(key), data, "PX", ms)
+                pipe.execute()
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+
+    def delete(self, key: str) -> None:
+        name = self._prefix + _encode(check_key(key))
+        try:
+            if self._capacity is None:
+                # UNLINK: deleting a missing key is not an error; a large value is freed in
+                # the background instead of blocking the server.
+                self._execute("UNLINK", name)
+            else:
+                self._delete_script(keys=[*self._meta, name])
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        doomed = check_keys(keys)
+        if not doomed:
+            return  # UNLINK with no key is a syntax error
+        prefix = self._prefix
+        names = [prefix + _encode(key) for key in doomed]
+        try:
+            if self._capacity is None:
+                self._execute("UNLINK", *names)  # one command, one round trip
+            else:
+                self._delete_script(keys=[*self._meta, *names])
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+
+    def clear(self) -> None:
+        """Remove every key of this namespace, and nothing else.
+
+        A plain namespace is swept with ``SCAN MATCH {namespace}*`` (its glob characters
+        escaped), ``UNLINK`` per page: O(keys in the database), in pages, never ``FLUSHDB``.
+        Entries written during the sweep may or may not survive it. The sweep also removes a
+        bounded namespace's bookkeeping, so it leaves either kind consistent.
+
+        A bounded namespace removes the entries it tracks and its bookkeeping in one script:
+        atomic, and O(capacity) rather than O(database).
+        """
+        try:
+            if self._capacity is not None:
+                self._clear_script(keys=list(self._meta))
+                return
+            pattern = _glob_escape(self._base) + b"*"
+            cursor = 0
+            while True:
+                cursor, names = self._client.scan(cursor, match=pattern, count=1000)
+                if names:
+                    self._execute("UNLINK", *names)
+                if cursor == 0:
+                    break
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+
+    def close(self) -> None:
+        """Close the client if this backend created it (the URL factories do)."""
+        if self._close_client:
+            self._client.close()
+
+    def _write(self, name: bytes, data: bytes, ms: int | None, *, add: bool) -> bool:
+        """One bounded write (set or add) through the write script."""
+        stored = self._write_script(
+            keys=[*self._meta, name],
+            args=[str(self._capacity), "" if ms is None else ms, "1" if add else "0", data],
+        )
+        return bool(stored)
+
+
+# ------------------------------------------------------------------------- redis:// URLs
+def _pop_namespace(url: BackendURL, override: str | None) -> str:
+    """The ``namespace`` option, read even when overridden (so it is not "unknown")."""
+    from_url = url.pop_str("namespace", DEFAULT_NAMESPACE) or ""
+    return from_url if override is None else override
+
+
+def _redis_db(url: BackendURL) -> int:
+    path = url.path.strip("/")
+    if not path:
+        return 0
+    if not path.isdigit() or not path.isascii():
+        raise url.error(f"the path names the database, a whole number: got {url.path!r}")
+    return int(path)
+
+
+def redis_from_url(
+    url: BackendURL, *, clock: Clock | None = None, namespace: str | None = None
+) -> RedisBackend:
+    """``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` (TLS), or
+    ``unix:///path/to/redis.sock[?db=N]``.
+
+    Options: ``namespace`` (default ``cachespec``; the ``namespace`` argument overrides it),
+    ``timeout`` (seconds to connect and to wait for each reply, default 5), ``capacity`` (an
+    exact-LRU namespace of that many entries; default unbounded), ``max_value_size`` (bytes;
+    default no limit). Any other option is a ConfigurationError. User name and password come
+    from the URL (percent-decoded).
+
+    ``clock`` is ignored: a real server expires keys on its own clock (the harness moves that
+    clock with libfaketime, not through this argument).
+
+    redis-py's retries are off: a call that cannot reach the server raises
+    ``BackendUnavailable`` within about ``timeout`` instead of backing off and retrying, and
+    a non-idempotent call (``add``, an evicting write) is never sent twice. The next call
+    reconnects.
+    """
+    del clock  # the server's own clock governs expiry
+    is_unix = url.scheme == "unix"
+    if is_unix:
+        url.expect(host=False, path=True)
+        if url.path in ("", "/"):
+            raise url.error("unix:// needs the socket's path: unix:///path/to/redis.sock")
+        db = url.pop_int("db", default=0, minimum=0) or 0
+    else:
+        db = _redis_db(url)
+    chosen_namespace = _pop_namespace(url, namespace)
+    timeout = url.pop_float("timeout", default=DEFAULT_TIMEOUT, minimum=0.0)
+    if not timeout > 0:
+        raise url.error(f"option timeout={timeout} must be more than 0 seconds")
+    capacity = url.pop_int("capacity", default=None, allow_none=True, minimum=1)
+    max_value_size = url.pop_int("max_value_size", default=None, allow_none=True, minimum=0)
+    url.expect_no_options()
+    username = unquote(url.username) if url.username else None
+    password = unquote(url.password) if url.password else None
+    no_retries = Retry(NoBackoff(), 0)
+    if is_unix:
+        client = redis.Redis(
+            unix_socket_path=unquote(url.path),
+            db=db,
+            username=username,
+            password=password,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=no_retries,
+        )
+    else:
+        client = redis.Redis(
+            host=url.host or "localhost",
+            port=url.port or 6379,
+            db=db,
+            username=username,
+            password=password,
+            ssl=url.scheme == "rediss",
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=no_retries,
+        )
+    try:
+        return RedisBackend(
+            client,
+            namespace=chosen_namespace,
+            capacity=capacity,
+            max_value_size=max_value_size,
+            ttl_resolution=REDIS_TTL_RESOLUTION,
+            name=url.safe,
+            close_client=True,
+        )
+    except BaseException:
+        client.close()
+        raise
+
+
+# ---------------------------------------------------------------------------- fakeredis
+@functools.cache
+def _fakeredis_kit() -> tuple[Any, Any, Any]:
+    """fakeredis's classes, and our clocked variants of two of them.
+
+    Built on first use so that fakeredis is imported only when it is used. Returns
+    ``(fakeredis module, ClockedConnection, make_server)``.
+
+    The hook, in fakeredis 2.41: before every command a socket stamps each database of its
+    server with the time, ``db.time = time.time()``, and key expiry (SET PX, PTTL, the
+    ``expireat < db.time`` test) reads ``db.time`` for the rest of that command. A
+    ``ClockedDatabase`` ignores the stamp and snapshots its server's clock instead, so the
+    clock is read once per command (a script sees one instant, as on Redis). ``TIME`` reads
+    ``time.time()`` directly, so a ``ClockedSocket`` answers it from the same snapshot. Both
+    hooks belong to one server: no module attribute is patched, and servers on different
+    clocks, or on real time, do not see each other's clocks.
+
+    Not covered (fakeredis reads ``time.time()`` itself there): hash-field TTLs, stream IDs,
+    client and ACL ages, CLIENT PAUSE. This adapter uses none of them.
+    """
+    import fakeredis  # noqa: PLC0415 - optional dependency, imported when used
+    from fakeredis._core import Database  # noqa: PLC0415 - private: the time hook
+    from fakeredis._socket import FakeSocket  # noqa: PLC0415 - private: the TIME hook
+
+    class ClockedDatabase(Database):
+        """A fakeredis database whose notion of "now" is an injected clock's."""
+
+        def __init__(self, lock: threading.Lock, clock: Clock) -> None:
+            self._clock = clock
+            self._now = float(clock())
+            super().__init__(lock)
+
+        @property
+        def time(self) -> float:
+            return self._now
+
+        @time.setter
+        def time(self, _wall_clock: float) -> None:
+            # fakeredis passes time.time() here before each command: take the clock's reading.
+            self._now = float(self._clock())
+
+    class ClockedSocket(FakeSocket):
+        def time(self) -> list[bytes]:
+            """``TIME`` from the command's clock snapshot, truncated to microseconds."""
+            micros = math.floor(self._db.time * 1_000_000)
+            seconds, micros = divmod(micros, 1_000_000)
+            return [str(seconds).encode(), str(micros).encode()]
+
+    class ClockedConnection(fakeredis.FakeRedisConnection):
+        def _connect(self) -> Any:
+            sock = super()._connect()
+            if type(sock) is not FakeSocket:  # pragma: no cover - a fakeredis we do not know
+                raise RuntimeError(
+                    f"fakeredis {fakeredis.__version__}: unexpected socket class "
+                    f"{type(sock).__name__}; cachespec's clock hook supports fakeredis 2.x"
+                )
+            # Same object, same state; only the TIME command is answered differently.
+            sock.__class__ = ClockedSocket
+            return sock
+
+    def make_server(clock: Clock | None) -> Any:
+        server = fakeredis.FakeServer(version=(7, 0))  # the Redis this project runs
+        if clock is not None:
+            lock = server.lock
+            server.dbs = defaultdict(lambda: ClockedDatabase(lock, clock))
+        return server
+
+    return fakeredis, ClockedConnection, make_server
+
+
+_fake_servers_lock = threading.Lock()
+_fake_server_default: list[Any] = []
+# One server per clock, for as long as the clock object lives. A clock that cannot be weakly
+# referenced (a builtin such as time.monotonic) is held for the life of the process.
+_fake_servers: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_fake_servers_pinned: dict[Any, Any] = {}
+
+
+def _fake_server(clock: Clock | None) -> Any:
+    _, _, make_server = _fakeredis_kit()
+    with _fake_servers_lock:
+        if clock is None:
+            if not _fake_server_default:
+                _fake_server_default.append(make_server(None))
+            return _fake_server_default[0]
+        try:
+            server = _fake_servers.get(clock)
+        except TypeError:  # not weakly referenceable
+            server = _fake_servers_pinned.get(clock)
+            if server is None:
+                server = _fake_servers_pinned[clock] = make_server(clock)
+            return server
+        if server is None:
+            server = _fake_servers[clock] = make_server(clock)
+        return server
+
+
+def fakeredis_client(clock: Clock | None = None) -> redis.Redis:
+    """A ``fakeredis.FakeRedis`` client on the fake server that follows ``clock``.
+
+    ``clock=None``: one process-wide server on real time (fakeredis's own behaviour).
+    Otherwise one server per clock object, shared by every client made with that same
+    object (so two namespaces of one conformance session share a store, as on a real
+    server), and kept while the clock lives. Key expiry and ``TIME`` on that server read
+    ``clock()`` once per command; the clock must never go backwards. Pass a callable object
+    or a function: a bound method is a new object at each attribute access, so each such
+    access gets a server of its own once the previous one is collected.
+    """
+    fakeredis, clocked_connection, _ = _fakeredis_kit()
+    server = _fake_server(clock)
+    if clock is None:
+        return fakeredis.FakeRedis(server=server)  # type: ignore[no-any-return]
+    return fakeredis.FakeRedis(server=server, connection_class=clocked_connection)  # type: ignore[no-any-return]
+
+
+def fakeredis_from_url(
+    url: BackendURL, *, clock: Clock | None = None, namespace: str | None = None
+) -> RedisBackend:
+    """``fakeredis://?namespace=...&capacity=N&max_value_size=B``: the Redis adapter over fakeredis.
+
+    The same :class:`RedisBackend` code as for a real server, on an in-process fakeredis
+    server that follows ``clock`` (see :func:`fakeredis_client`). ``capacity`` needs Lua in
+    fakeredis: ``pip install 'fakeredis[lua]'`` (lupa). TTL resolution:
+    :data:`FAKEREDIS_TTL_RESOLUTION`.
+    """
+    url.expect(host=False, path=False)
+    chosen_namespace = _pop_namespace(url, namespace)
+    capacity = url.pop_int("capacity", default=None, allow_none=True, minimum=1)
+    max_value_size = url.pop_int("max_value_size", default=None, allow_none=True, minimum=0)
+    url.expect_no_options()
+    client = fakeredis_client(clock)
+    try:
+        return RedisBackend(
+            client,
+            namespace=chosen_namespace,
+            capacity=capacity,
+            max_value_size=max_value_size,
+            ttl_resolution=FAKEREDIS_TTL_RESOLUTION,
+            name=url.safe,
+            close_client=True,
+        )
+    except BaseException:
+        client.close()
+        raise

@@ -1,0 +1,903 @@
+"""The memcached adapter against a real, throwaway memcached: what the suite does not see.
+
+The session fixture starts ``memcached -l 127.0.0.1 -p PORT -U 0 -m 64`` on a free port and stops
+it at the end. It is deliberately small so that the harness in ``conformance/servers.py`` can
+replace it. A missing ``memcached`` binary fails these tests (CI has it), unless
+``CACHESPEC_ALLOW_NO_SERVERS=1`` is set, in which case they skip with the reason.
+
+Every test works in a namespace of its own, so they share the server without seeing each other.
+Nothing here sleeps to let time pass or asserts on durations: TTL arithmetic is checked on the
+exptime the adapter sends (and on the server's own view of the remaining TTL), not by waiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pymemcache  # type: ignore[import-untyped]
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pymemcache.exceptions import (  # type: ignore[import-untyped]
+    MemcacheClientError,
+    MemcacheServerError,
+    MemcacheUnexpectedCloseError,
+)
+
+from cachespec.backends import (
+    NO_VALUE,
+    BackendUnavailable,
+    CacheError,
+    ConfigurationError,
+    ValueTooLarge,
+)
+from cachespec.backends.memcached import (
+    DIGEST_MARKER,
+    ITEM_OVERHEAD_MARGIN,
+    MAX_KEY_BYTES,
+    RELATIVE_EXPTIME_LIMIT,
+    TTL_RESOLUTION,
+    MemcachedBackend,
+    key_body,
+    memcached_from_url,
+    relative_exptime,
+)
+from cachespec.backends.urls import BackendURL
+from cachespec.spec import NoEviction
+
+pytestmark = pytest.mark.memcached
+
+MEMCACHED = shutil.which("memcached")
+FORTY_DAYS = 40 * 86_400
+
+
+# ------------------------------------------------------------------------ the throwaway server
+@dataclass
+class Server:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"memcached://127.0.0.1:{self.port}"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _answers_version(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.sendall(b"version\r\n")
+            return conn.recv(64).startswith(b"VERSION ")
+    except OSError:
+        return False
+
+
+def start_server(*extra: str) -> Server:
+    """Start memcached on a free port; return once it answers ``version`` (bounded poll)."""
+    require_memcached()
+    assert MEMCACHED is not None
+    for _ in range(3):  # the free port can be taken between the probe and memcached's bind
+        port = _free_port()
+        argv = [MEMCACHED, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64", *extra]
+        if os.geteuid() == 0:
+            argv += ["-u", "root"]
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while process.poll() is None and time.monotonic() < deadline:
+            if _answers_version(port):
+                return Server(port, process)
+            time.sleep(0.005)  # poll interval, not a wait for an outcome
+        stop_server(Server(port, process))
+    pytest.fail(f"memcached did not start: {argv}")
+
+
+def stop_server(server: Server) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL: no process is left either way."""
+    process = server.process
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    if process.stderr is not None:
+        process.stderr.close()
+
+
+def require_memcached() -> None:
+    if MEMCACHED is not None:
+        return
+    reason = "the memcached binary is not installed"
+    if os.environ.get("CACHESPEC_ALLOW_NO_SERVERS") == "1":
+        pytest.skip(reason)
+    pytest.fail(f"{reason} (set CACHESPEC_ALLOW_NO_SERVERS=1 to skip)")
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    require_memcached()
+    running = start_server()
+    yield running
+    stop_server(running)
+    assert running.process.poll() is not None
+
+
+Factory = Callable[..., MemcachedBackend]
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def make(server: Server, namespace: str) -> Iterator[Factory]:
+    """Backends on the test's namespace (or another one), closed at the end of the test."""
+    made: list[MemcachedBackend] = []
+
+    def build(query: str = "", *, ns: str | None = None, **kwargs: Any) -> MemcachedBackend:
+        url = f"{server.url}?namespace={ns or namespace}" + (f"&{query}" if query else "")
+        if kwargs:
+            parsed = BackendURL(url)
+            backend = MemcachedBackend(
+                "127.0.0.1",
+                server.port,
+                namespace=parsed.options.get("namespace", namespace),
+                **kwargs,
+            )
+        else:
+            backend = memcached_from_url(BackendURL(url))
+        made.append(backend)
+        return backend
+
+    yield build
+    for backend in made:
+        backend.close()
+
+
+@pytest.fixture
+def raw(server: Server) -> Iterator[Any]:
+    client = pymemcache.Client(
+        ("127.0.0.1", server.port), default_noreply=False, connect_timeout=2, timeout=2
+    )
+    yield client
+    client.close()
+
+
+class Spy:
+    """Wraps the backend's pymemcache client and records every call (name, args, kwargs)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, args, kwargs))
+            return method(*args, **kwargs)
+
+        return call
+
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.calls]
+
+
+def spy_on(backend: MemcachedBackend) -> Spy:
+    spy = Spy(backend._client)
+    backend._client = spy
+    return spy
+
+
+def stored_exptimes(spy: Spy) -> list[int]:
+    """The exptime sent with each set/add/set_many, in order."""
+    found: list[int] = []
+    for name, args, _ in spy.calls:
+        if name in ("set", "add") and len(args) == 3:
+            found.append(args[2])
+        elif name == "set_many":
+            found.append(args[1])
+    return found
+
+
+def remaining_ttl(raw: Any, server_key: str) -> int:
+    """The server's own view of an item's remaining TTL (meta ``mg <key> t``; -1: none)."""
+    reply: bytes = raw.raw_command(f"mg {server_key} t".encode("ascii"), b"\r\n")
+    flags = dict((token[:1], token[1:]) for token in reply.split()[1:])
+    return int(flags[b"t"])
+
+
+def stats_time(raw: Any) -> int:
+    return int(raw.stats()[b"time"])
+
+
+# ------------------------------------------------------------------------------- round trips
+def test_round_trips_including_falsy_values_and_misses(make: Factory) -> None:
+    cache = make()
+    values = {"empty": b"", "zero": b"0", "nul": b"\x00", "false": b"False", "big": b"x" * 100_000}
+    for key, value in values.items():
+        cache.set(key, value)
+    for key, value in values.items():
+        assert cache.get(key) == value
+    assert cache.get("absent") is NO_VALUE
+    assert cache.get_many(["empty", "absent", "zero", "zero"]) == {"empty": b"", "zero": b"0"}
+    assert cache.get_many([]) == {}
+    cache.set("empty", b"replaced")
+    assert cache.get("empty") == b"replaced"
+
+
+def test_add_is_set_if_absent_and_delete_is_idempotent(make: Factory) -> None:
+    cache = make()
+    assert cache.add("k", b"first") is True
+    assert cache.add("k", b"second") is False
+    assert cache.get("k") == b"first"
+    cache.delete("k")
+    cache.delete("k")
+    assert cache.get("k") is NO_VALUE
+    cache.set_many({"a": b"1", "b": b"2", "c": b""})
+    cache.delete_many(["a", "c", "never-there", "a"])
+    assert cache.get_many(["a", "b", "c"]) == {"b": b"2"}
+    cache.set_many({})
+    cache.delete_many([])
+
+
+def test_add_is_atomic_across_threads(make: Factory) -> None:
+    cache = make()
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def contend(n: int) -> None:
+        barrier.wait()
+        results.append(cache.add("lock", str(n).encode()))
+
+    threads = [threading.Thread(target=contend, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+    assert cache.guarantees.thread_safe
+
+
+def test_set_replaces_the_ttl_and_none_means_no_expiry(make: Factory, raw: Any) -> None:
+    cache = make()
+    cache.set("k", b"v", ttl=100)
+    assert 100 <= remaining_ttl(raw, cache.server_key("k")) <= relative_exptime(100)
+    cache.set("k", b"v2")
+    assert remaining_ttl(raw, cache.server_key("k")) == -1
+    assert cache.get("k") == b"v2"
+
+
+# -------------------------------------------------------------------------------------- keys
+def tricky_keys(budget: int) -> list[str]:
+    return [
+        "",
+        "plain",
+        "a" * budget,  # the longest plain key
+        "b" * (budget + 1),  # one over: digest
+        "c" * 250,
+        "c" * 251,
+        "x" * 10_000,
+        "with space",
+        "tab\there",
+        "new\nline",
+        "cr\r",
+        "nul\x00",
+        "del\x7f",
+        "bell\x07",
+        "\x1f",
+        "é",
+        "日本語",
+        "emoji \U0001f600",
+        "\ud800",  # lone high surrogate
+        "\udfff",
+        "\ud83d\ude00",  # a surrogate pair as two code points, not U+1F600
+        DIGEST_MARKER + hashlib.sha256(b"plain").hexdigest(),  # looks like the digest of "plain"
+        DIGEST_MARKER,
+        "#x",
+        "ns:1:collide",
+    ]
+
+
+def test_every_key_is_stored_and_distinct(make: Factory, raw: Any) -> None:
+    cache = make()
+    keys = tricky_keys(cache.plain_key_budget)
+    assert len(set(keys)) == len(keys)
+    for n, key in enumerate(keys):
+        cache.set(key, str(n).encode())
+    for n, key in enumerate(keys):
+        assert cache.get(key) == str(n).encode(), repr(key)
+    assert cache.get_many(keys) == {key: str(n).encode() for n, key in enumerate(keys)}
+    names = [cache.server_key(key) for key in keys]
+    assert len(set(names)) == len(keys)
+    for name in names:
+        encoded = name.encode("ascii")
+        assert len(encoded) <= MAX_KEY_BYTES
+        assert name.isprintable()
+        assert " " not in name
+    for n, key in enumerate(keys):  # what the server holds under each mapped key
+        assert raw.get(cache.server_key(key)) == str(n).encode()
+
+
+def test_plain_keys_are_kept_and_others_hashed_whole(make: Factory) -> None:
+    cache = make()
+    budget = cache.plain_key_budget
+    prefix = cache.server_key("")
+    assert prefix.startswith(f"{cache.namespace}:")
+    assert prefix.endswith(":")
+    assert cache.server_key("user:42") == prefix + "user:42"
+    assert cache.server_key("a" * budget) == prefix + "a" * budget
+    assert len((prefix + "a" * budget).encode()) <= MAX_KEY_BYTES
+    long_key = "b" * (budget + 1)
+    digest = hashlib.sha256(long_key.encode()).hexdigest()
+    assert cache.server_key(long_key) == f"{prefix}#{digest}"
+    lookalike = "#" + hashlib.sha256(b"plain").hexdigest()
+    assert cache.server_key(lookalike) != cache.server_key("plain")
+    assert (
+        cache.server_key(lookalike) == prefix + "#" + hashlib.sha256(lookalike.encode()).hexdigest()
+    )
+    lone = "\ud800"
+    assert cache.server_key(lone).endswith(
+        hashlib.sha256(lone.encode("utf-8", "surrogatepass")).hexdigest()
+    )
+
+
+@given(st.text(), st.text(), st.integers(min_value=65, max_value=200))
+def test_key_bodies_are_injective(a: str, b: str, budget: int) -> None:
+    assert (key_body(a, budget) == key_body(b, budget)) == (a == b)
+    for key in (a, b):
+        body = key_body(key, budget)
+        assert body.isascii()
+        assert body.isprintable()
+        assert " " not in body
+        assert len(body) <= max(budget, 65)
+
+
+# -------------------------------------------------------------------------------------- TTLs
+def test_relative_exptime_never_lets_an_entry_die_early() -> None:
+    # N = ceil(ttl + 0.1) + 2: the entry lives more than N - 2.1 >= ttl seconds.
+    assert relative_exptime(1.5) == 4
+    assert relative_exptime(1) == 4
+    assert relative_exptime(0.001) == 3
+    assert relative_exptime(0.9) == 3
+    assert relative_exptime(2.95) == 6
+    for ttl in (0.001, 0.25, 0.5, 0.9, 0.95, 1, 1.5, 2.5, 10, 59.99, 3600):
+        n = relative_exptime(ttl)
+        assert n - 2.1 >= ttl - 1e-9  # shortest life on the drifting clock (float rounding)
+        assert n + 1.1 - ttl <= 4.2 <= TTL_RESOLUTION  # longest lateness
+
+
+def test_exptime_sent_for_relative_ttls_and_no_ttl(make: Factory, raw: Any) -> None:
+    cache = make()
+    spy = spy_on(cache)
+    cache.set("a", b"v", ttl=1.5)
+    cache.add("b", b"v", ttl=10)
+    cache.set_many({"c": b"v"}, ttl=0.25)
+    cache.set("d", b"v")
+    assert stored_exptimes(spy) == [4, 13, 3, 0]
+    assert "stats" not in spy.names()  # relative TTLs need no server time
+    assert relative_exptime(1.5) - 1 <= remaining_ttl(raw, cache.server_key("a")) <= 4
+
+
+def test_a_forty_day_ttl_is_an_absolute_time_on_the_servers_clock(make: Factory, raw: Any) -> None:
+    cache = make()
+    spy = spy_on(cache)
+    before = stats_time(raw)
+    cache.set("k", b"v", ttl=FORTY_DAYS)
+    after = stats_time(raw)
+    [sent] = stored_exptimes(spy)
+    assert before + FORTY_DAYS + 3 <= sent <= after + FORTY_DAYS + 4
+    assert spy.names().count("stats") == 1  # the server's clock, read once
+    assert cache.get("k") == b"v"
+    assert FORTY_DAYS + 1 <= remaining_ttl(raw, cache.server_key("k")) <= FORTY_DAYS + 4
+
+
+def test_the_relative_form_is_used_up_to_thirty_days(make: Factory) -> None:
+    cache = make()
+    spy = spy_on(cache)
+    cache.set("last-relative", b"v", ttl=RELATIVE_EXPTIME_LIMIT - 2.1)
+    cache.set("first-absolute", b"v", ttl=RELATIVE_EXPTIME_LIMIT - 2)
+    relative, absolute = stored_exptimes(spy)
+    assert relative == RELATIVE_EXPTIME_LIMIT
+    assert absolute > RELATIVE_EXPTIME_LIMIT * 100  # a Unix time
+
+
+@pytest.mark.parametrize("ttl", [RELATIVE_EXPTIME_LIMIT - 3, 2_592_000, 2_592_001, FORTY_DAYS])
+def test_the_thirty_day_rule_end_to_end(make: Factory, raw: Any, ttl: int) -> None:
+    # Sent as memcached's exptime 2,592,001 this entry would expire at once (FACTS.md).
+    cache = make()
+    cache.set("k", b"v", ttl=ttl)
+    assert cache.get("k") == b"v"
+    assert ttl <= remaining_ttl(raw, cache.server_key("k")) + 1
+
+
+def test_max_ttl_is_refused_beyond_and_fits_32_bits(make: Factory, raw: Any) -> None:
+    cache = make()
+    limit = cache.guarantees.max_ttl
+    assert limit is not None
+    assert limit >= 31_536_000  # a year: the suite's longest TTL
+    assert stats_time(raw) + limit + 10 < 2**31
+    cache.set("year", b"v", ttl=limit)
+    assert cache.get("year") == b"v"
+    with pytest.raises(ValueError, match="max_ttl"):
+        cache.set("k", b"v", ttl=limit + 1)
+    assert cache.get("k") is NO_VALUE
+
+
+# ------------------------------------------------------------------------------ round trips
+def test_one_round_trip_for_reads_and_batches(make: Factory) -> None:
+    cache = make(namespace_refresh=60)
+    keys = [f"k{n}" for n in range(100)]
+    cache.set_many({key: b"v" for key in keys})
+    spy = spy_on(cache)
+    assert len(cache.get_many(keys)) == 100
+    assert spy.names() == ["get_many"]
+    cache.set_many({key: b"w" for key in keys}, ttl=60)
+    cache.delete_many(keys[:50])
+    assert cache.get("k99") == b"w"
+    assert spy.names() == ["get_many", "set_many", "delete_many", "get_many"]
+
+
+def test_exact_writes_read_the_generation_first(make: Factory) -> None:
+    cache = make()  # namespace_refresh=0, the default
+    spy = spy_on(cache)
+    cache.set("k", b"v")
+    cache.set_many({"a": b"1", "b": b"2"})
+    assert cache.get_many(["k", "a", "b"]) == {"k": b"v", "a": b"1", "b": b"2"}
+    assert spy.names() == ["get_many", "set", "get_many", "set_many", "get_many"]
+
+
+def test_every_call_waits_for_the_reply(make: Factory) -> None:
+    cache = make()
+    assert cache._client.default_noreply is False  # type: ignore[attr-defined]
+    spy = spy_on(cache)
+    cache.set("a", b"1", ttl=5)
+    cache.set_many({"b": b"2"})
+    cache.add("c", b"3")
+    cache.delete("a")
+    cache.delete_many(["b"])
+    cache.clear()
+    writes = [call for call in spy.calls if call[0] not in ("get_many", "stats")]
+    assert {name for name, _, _ in writes} == {
+        "set",
+        "set_many",
+        "add",
+        "delete",
+        "delete_many",
+        "incr",
+    }
+    assert all(kwargs.get("noreply") is False for _, _, kwargs in writes)
+
+
+# ------------------------------------------------------------------------------------ values
+def test_an_oversize_value_is_refused_before_anything_is_sent(make: Factory) -> None:
+    cache = make()
+    limit = cache.guarantees.max_value_size
+    assert limit == 1024 * 1024 - ITEM_OVERHEAD_MARGIN  # the server runs with -I 1m
+    cache.set("k", b"old")
+    spy = spy_on(cache)
+    too_big = b"x" * (limit + 1)
+    with pytest.raises(ValueTooLarge) as caught:
+        cache.set("k", too_big)
+    assert (caught.value.size, caught.value.limit) == (limit + 1, limit)
+    with pytest.raises(ValueTooLarge):
+        cache.set_many({"fine": b"v", "k": too_big})
+    with pytest.raises(ValueTooLarge):
+        cache.add("new", too_big)
+    assert spy.calls == []
+    assert cache.get_many(["k", "fine", "new"]) == {"k": b"old"}
+
+
+def test_the_largest_value_fits_under_the_longest_key(make: Factory) -> None:
+    cache = make()
+    limit = cache.guarantees.max_value_size
+    assert limit is not None
+    longest = "L" * cache.plain_key_budget
+    value = b"v" * limit
+    cache.set(longest, value)
+    cache.set("\u00e9" * 300, value)  # a digest key
+    assert cache.get(longest) == value
+    assert cache.get("\u00e9" * 300) == value
+
+
+def test_the_default_limit_follows_the_servers_item_size() -> None:
+    small = start_server("-I", "512k")
+    try:
+        cache = memcached_from_url(BackendURL(f"{small.url}?namespace=small"))
+        limit = 512 * 1024 - ITEM_OVERHEAD_MARGIN
+        assert cache.guarantees.max_value_size == limit
+        cache.set("L" * cache.plain_key_budget, b"v" * limit)  # fits under the longest key
+        with pytest.raises(ValueTooLarge):
+            cache.set("k", b"v" * (limit + 1))
+        cache.close()
+    finally:
+        stop_server(small)
+
+
+def test_the_max_value_size_option(make: Factory, server: Server) -> None:
+    cache = make("max_value_size=100")
+    cache.set("k", b"x" * 100)
+    with pytest.raises(ValueTooLarge):
+        cache.set("k", b"x" * 101)
+    assert cache.get("k") == b"x" * 100
+    with pytest.raises(ConfigurationError, match="max_value_size=1048065 is over 1048064"):
+        make("max_value_size=1048065")
+
+
+class Failing:
+    """A client whose store calls fail the way pymemcache does."""
+
+    def __init__(self, inner: Any, error: Exception | None = None, refused: bool = False) -> None:
+        self.inner = inner
+        self.error = error
+        self.refused = refused
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+        if name not in ("set", "set_many", "add", "delete", "incr"):
+            return method
+
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            if self.error is not None:
+                raise self.error
+            if name == "set_many":
+                return list(args[0])
+            return False
+
+        return fail
+
+
+def test_a_server_refusal_is_value_too_large_and_says_the_old_entry_may_be_gone(
+    make: Factory,
+) -> None:
+    cache = make()
+    cache._client = Failing(cache._client, MemcacheServerError(b"object too large for cache"))
+    with pytest.raises(ValueTooLarge, match="old entry may be gone") as caught:
+        cache.set("k", b"x" * 10)
+    assert caught.value.key == "k"
+    assert caught.value.size == 10
+    with pytest.raises(ValueTooLarge, match="old entry may be gone"):
+        cache.set_many({"a": b"x", "b": b"xx"})
+    with pytest.raises(ValueTooLarge, match="nothing was written"):
+        cache.add("k", b"x")
+
+
+def test_driver_errors_become_typed_errors(make: Factory) -> None:
+    cache = make()
+    real = cache._client
+    cache._client = Failing(real, MemcacheClientError(b"bad data chunk"))
+    with pytest.raises(CacheError, match="bad data chunk"):
+        cache.set("k", b"v")
+    cache._client = Failing(real, MemcacheUnexpectedCloseError())
+    with pytest.raises(BackendUnavailable, match=re.escape(cache._label)):
+        cache.delete("k")
+    cache._client = Failing(real, TimeoutError("timed out"))
+    with pytest.raises(BackendUnavailable, match="timed out"):
+        cache.clear()
+    cache._client = Failing(real, refused=True)
+    with pytest.raises(CacheError, match=r"did not store key 'k'"):
+        cache.set("k", b"v")
+    with pytest.raises(CacheError, match=r"did not store keys \['a', 'b'\]"):
+        cache.set_many({"b": b"v", "a": b"v"})
+    cache._client = real
+    generation = cache._generation
+    cache._client = Failing(real, TimeoutError("timed out"))
+    with pytest.raises(BackendUnavailable):
+        cache.clear()
+    assert cache._generation is generation  # a failed clear leaves the client as it was
+
+
+# ------------------------------------------------------------------------------------- clear
+def test_clear_touches_only_its_own_namespace(make: Factory, raw: Any, namespace: str) -> None:
+    mine = make()
+    other = make(ns=namespace + "-other")
+    prefix_alike = make(ns=namespace[:-1])  # a namespace that is a prefix of ours
+    for cache in (mine, other, prefix_alike):
+        cache.set("k", cache.namespace.encode())
+    raw.set("rawkey", b"raw")
+    raw.set(f"{namespace}:lookalike", b"raw")
+    spy = spy_on(mine)
+    mine.clear()
+    assert spy.names() == ["incr"]  # never flush_all, never a delete
+    assert mine.get("k") is NO_VALUE
+    assert other.get("k") == other.namespace.encode()
+    assert prefix_alike.get("k") == prefix_alike.namespace.encode()
+    assert raw.get("rawkey") == b"raw"
+    assert raw.get(f"{namespace}:lookalike") == b"raw"
+    mine.set("k", b"after")
+    assert mine.get("k") == b"after"
+
+
+def test_other_clients_read_a_clear_at_once(make: Factory) -> None:
+    a = make()
+    b = make(namespace_refresh=3600)  # reads are exact whatever the refresh
+    a.set("k", b"v")
+    assert b.get("k") == b"v"
+    a.clear()
+    assert b.get("k") is NO_VALUE
+    assert b.get_many(["k"]) == {}
+    b.set("k2", b"written after the clear")  # the read above refreshed b's generation
+    assert a.get("k2") == b"written after the clear"
+
+
+def test_with_refresh_zero_writes_see_a_clear_at_once(make: Factory) -> None:
+    a = make()
+    b = make()  # namespace_refresh=0
+    a.set("warm", b"v")
+    assert b.get("warm") == b"v"
+    a.clear()
+    b.set("k", b"v")
+    b.delete("warm")
+    assert b.add("fresh", b"v") is True
+    assert a.get_many(["k", "fresh"]) == {"k": b"v", "fresh": b"v"}
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_writes_trust_the_cached_generation_for_namespace_refresh_seconds(
+    make: Factory,
+) -> None:
+    # The documented weakening: for up to namespace_refresh seconds after another client's
+    # clear, this client's writes may land in the old generation, and are never visible.
+    clock = FakeMonotonic()
+    a = make()
+    b = make(namespace_refresh=5, monotonic=clock)
+    a.clear()
+    assert b.get("anything") is NO_VALUE  # b confirms the current generation at t = 1000
+    a.clear()
+    clock.now += 4.9
+    b.set("lost", b"v")
+    assert a.get("lost") is NO_VALUE
+    clock.now += 0.1  # 5 s after b's last confirmation: b reads the generation again
+    b.set("seen", b"v")
+    assert a.get("seen") == b"v"
+    assert b.get("lost") is NO_VALUE  # b's own reads are exact all along
+
+
+def test_a_clients_own_clear_is_seen_at_once(make: Factory) -> None:
+    clock = FakeMonotonic()
+    a = make()
+    b = make(namespace_refresh=3600, monotonic=clock)
+    b.set("k", b"v")
+    spy = spy_on(b)
+    b.clear()
+    b.set("k2", b"v")
+    assert spy.names() == ["incr", "set"]  # no re-read needed: incr returns the generation
+    assert a.get_many(["k", "k2"]) == {"k2": b"v"}
+
+
+def test_a_lost_counter_empties_the_namespace_and_is_recreated(
+    make: Factory, raw: Any, namespace: str
+) -> None:
+    a = make()
+    b = make()
+    a.set("k", b"v")
+    counter = f"{namespace}:generation"
+    assert raw.delete(counter)  # as if evicted
+    assert a.get("k") is NO_VALUE  # a fresh random generation: nothing of the old one
+    generation = raw.get(counter)
+    assert generation is not None
+    assert generation.isdigit()
+    assert b.get("k") is NO_VALUE
+    a.set("k", b"again")
+    assert b.get("k") == b"again"
+    assert raw.delete(counter)
+    b.clear()  # incr finds no counter: a new one is created
+    assert a.get("k") is NO_VALUE
+
+
+def test_a_corrupted_counter_is_reported(make: Factory, raw: Any, namespace: str) -> None:
+    cache = make()
+    raw.set(f"{namespace}:generation", b"not a number")
+    with pytest.raises(CacheError, match="not a number"):
+        cache.get("k")
+
+
+# ------------------------------------------------------------------------ arguments and URLs
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda c: c.get(1), TypeError),
+        (lambda c: c.get(b"k"), TypeError),
+        (lambda c: c.get_many("abc"), TypeError),
+        (lambda c: c.get_many(["a", 2]), TypeError),
+        (lambda c: c.delete_many(b"ab"), TypeError),
+        (lambda c: c.set_many([("k", b"v")]), TypeError),
+        (lambda c: c.set_many({"k": b"v", "j": "text"}), TypeError),
+        (lambda c: c.set("k", "v"), TypeError),
+        (lambda c: c.set("k", b"v", ttl=0), ValueError),
+        (lambda c: c.set("k", b"v", ttl=-1), ValueError),
+        (lambda c: c.set("k", b"v", ttl=float("nan")), ValueError),
+        (lambda c: c.set("k", b"v", ttl=float("inf")), ValueError),
+        (lambda c: c.set_many({"k": b"v"}, ttl="10"), TypeError),
+        (lambda c: c.add("k", b"v", ttl=True), TypeError),
+    ],
+)
+def test_bad_arguments_raise_typed_errors_and_write_nothing(
+    make: Factory, call: Callable[[MemcachedBackend], object], error: type[Exception]
+) -> None:
+    cache = make()
+    spy = spy_on(cache)
+    with pytest.raises(error):
+        call(cache)
+    assert spy.calls == []
+    assert cache.get_many(["k", "j"]) == {}
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("colour=red", r"unknown option\(s\) colour"),
+        ("timeout=0", "timeout=0.0 must be greater than 0"),
+        ("timeout=soon", "is not a number"),
+        ("timeout=-1", "must be a finite number"),
+        ("namespace_refresh=-1", "must be a finite number"),
+        ("max_value_size=-1", "must be at least 0"),
+        ("max_value_size=big", "not a whole number"),
+        ("namespace=a:b", "namespace must match"),
+        ("namespace=", "namespace must match"),
+        ("namespace=" + "n" * 65, "namespace must match"),
+        ("namespace=a&namespace=b", "given twice"),
+    ],
+)
+def test_url_option_errors_name_the_url(query: str, message: str) -> None:
+    url = f"memcached://127.0.0.1:1?{query}"
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        memcached_from_url(BackendURL(url))
+    assert "memcached://127.0.0.1:1" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("memcached://127.0.0.1:1/db", "takes no path"),
+        ("memcached://user:secret@127.0.0.1:1", "takes no user or password"),
+    ],
+)
+def test_url_shape_errors(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        memcached_from_url(BackendURL(url))
+    assert "secret" not in str(caught.value)
+
+
+def test_the_namespace_keyword_overrides_the_url_and_the_clock_is_ignored(
+    server: Server,
+) -> None:
+    url = BackendURL(f"{server.url}?namespace=fromurl&namespace_refresh=2")
+    cache = memcached_from_url(url, namespace="fromkeyword", clock=lambda: 0.0)
+    try:
+        assert cache.namespace == "fromkeyword"
+        assert cache.server_key("k").startswith("fromkeyword:")
+        assert cache._refresh == 2
+        assert cache.guarantees.ttl_resolution == TTL_RESOLUTION
+        assert cache.guarantees.eviction == NoEviction()
+    finally:
+        cache.close()
+
+
+def test_constructor_arguments_are_checked() -> None:
+    for kwargs in (
+        {"namespace": "has space"},
+        {"timeout": 0},
+        {"timeout": float("nan")},
+        {"namespace_refresh": -0.5},
+        {"namespace_refresh": True},
+        {"max_value_size": -1},
+        {"monotonic": 3},
+    ):
+        with pytest.raises(ConfigurationError):
+            MemcachedBackend("127.0.0.1", 1, **kwargs)
+
+
+# ----------------------------------------------------------------------------- availability
+def test_a_dead_port_is_backend_unavailable_naming_the_url() -> None:
+    port = _free_port()  # nothing listens there once the probe socket is closed
+    url = f"memcached://127.0.0.1:{port}?namespace=dead&timeout=2"
+    with pytest.raises(BackendUnavailable, match=f"127.0.0.1:{port}"):
+        memcached_from_url(BackendURL(url))
+
+
+def test_a_silent_server_is_backend_unavailable_after_the_timeout() -> None:
+    with socket.socket() as listener:  # accepts connections (backlog), never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        with pytest.raises(BackendUnavailable, match=r"TimeoutError|timed out"):
+            memcached_from_url(BackendURL(f"memcached://127.0.0.1:{port}?timeout=0.2"))
+
+
+def test_a_server_that_goes_away_is_backend_unavailable() -> None:
+    doomed = start_server()
+    cache = memcached_from_url(BackendURL(f"{doomed.url}?namespace=doomed&timeout=2"))
+    try:
+        cache.set("k", b"v")
+        stop_server(doomed)
+        for call in (
+            lambda: cache.get("k"),
+            lambda: cache.set("k", b"v"),
+            lambda: cache.get_many(["k"]),
+            cache.clear,
+        ):
+            with pytest.raises(BackendUnavailable, match=re.escape(doomed.url)):
+                call()
+    finally:
+        cache.close()
+        stop_server(doomed)
+
+
+def test_a_closed_backend_refuses_calls(make: Factory) -> None:
+    cache = make()
+    cache.close()
+    cache.close()
+    with pytest.raises(BackendUnavailable, match="closed"):
+        cache.get("k")
+
+
+def test_pymemcache_is_imported_only_when_a_backend_is_built() -> None:
+    code = (
+        "import sys, cachespec.backends.memcached as m, cachespec.backends as b; "
+        "print('pymemcache' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------ under the harness's clock
+@pytest.mark.parametrize("ttl", [0.25, 1, 1.5, 10, RELATIVE_EXPTIME_LIMIT + 1, FORTY_DAYS])
+@pytest.mark.parametrize("offset", [0.0, 0.5, 0.999])
+def test_on_a_fake_server_clock_no_entry_ends_early_or_late(ttl: float, offset: float) -> None:
+    """Alive just before written_at + ttl, gone by written_at + ttl + TTL_RESOLUTION.
+
+    The server runs under the harness's fake clock (conformance/servers.py), whose date is
+    not this machine's: a 40-day TTL is right only if the absolute time comes from the server.
+    """
+    from cachespec.conformance import servers  # noqa: PLC0415 - the harness is optional here
+
+    reason = servers.harness_available("memcached")
+    if reason is not None:
+        if os.environ.get("CACHESPEC_ALLOW_NO_SERVERS") == "1":
+            pytest.skip(reason)
+        pytest.fail(f"{reason} (set CACHESPEC_ALLOW_NO_SERVERS=1 to skip)")
+    with servers.start_memcached() as fake:
+        clock = fake.clock
+        assert clock is not None
+        cache = MemcachedBackend(fake.host, fake.port, namespace="fake", timeout=5)
+        try:
+            clock.advance_to(servers.START_TIME + offset)
+            written_at = clock.now()
+            cache.set("k", b"v", ttl=ttl)
+            clock.advance_to(written_at + ttl - 0.001)
+            assert cache.get("k") == b"v"
+            clock.advance_to(written_at + ttl + TTL_RESOLUTION)
+            assert cache.get("k") is NO_VALUE
+        finally:
+            cache.close()
