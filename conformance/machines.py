@@ -40,10 +40,10 @@ from .clock import HarnessClock, just_before
 from .pools import (
     AT,
     BEFORE,
-    NO_TTL,
     PAST,
     PLAIN_KEYS,
     PLAIN_VALUES,
+    REAL_TIME_SAFE_TTL,
     SMALL_STEPS,
     Blob,
     as_bytes,
@@ -62,13 +62,21 @@ class Focus:
     rules: tuple[str, ...]
     keys: tuple[str, ...] = PLAIN_KEYS
     values: st.SearchStrategy[Value] = PLAIN_VALUES
-    ttls: st.SearchStrategy[float | None] = NO_TTL
+    ttls: tuple[float | None, ...] = (None,)
     steps: tuple[float, ...] = SMALL_STEPS
     offsets: tuple[str, ...] = (BEFORE, AT, PAST)
     # Read every key ever written at the end and check it against the model.
     survivors_at_teardown: bool = False
     # Step over expiry windows (see CacheMachine.move_clock).
     avoid_windows: bool = False
+
+    @property
+    def needs_clock(self) -> bool:
+        """Whether the machine moves the clock, or writes TTLs short enough to run out on
+        their own: either needs a clock the harness controls."""
+        moves = {"advance", "advance_to_expiry"} & set(self.rules)
+        short = any(t is not None and t < REAL_TIME_SAFE_TTL for t in self.ttls)
+        return bool(moves) or short
 
 
 class CacheMachine(RuleBasedStateMachine):
@@ -248,6 +256,15 @@ def _bounded(machine: CacheMachine) -> bool:
     return _room(machine.guarantees) > 0
 
 
+# How far one example may move the clock. Servers keep absolute times: memcached's are
+# 32-bit (2038), so a run must not drift decades ahead in a few big steps.
+MAX_SPAN = 5 * 365 * 86_400
+
+
+def _within_span(machine: CacheMachine) -> bool:
+    return machine._now() - machine.model.origin < MAX_SPAN
+
+
 def _has_expiries(machine: CacheMachine) -> bool:
     return bool(machine.model.expiry_windows())
 
@@ -255,7 +272,7 @@ def _has_expiries(machine: CacheMachine) -> bool:
 def _rules(focus: Focus) -> dict[str, Any]:  # noqa: PLR0915 - one short function per rule
     """The rule functions a focus enables, keyed by name."""
     values = focus.values
-    ttls = focus.ttls
+    ttls = st.sampled_from(focus.ttls)
     key_lists = st.lists(KEYS, max_size=5)
 
     @rule(target=KEYS, key=st.sampled_from(focus.keys))
@@ -309,6 +326,7 @@ def _rules(focus: Focus) -> dict[str, Any]:  # noqa: PLR0915 - one short functio
 
         self._run(step)
 
+    @precondition(_within_span)
     @rule(seconds=st.sampled_from(focus.steps))
     def advance(self: CacheMachine, seconds: float) -> None:
         self._run(lambda: self.move_clock(self._now() + seconds))

@@ -120,7 +120,6 @@ def size_limit_values(max_size: int) -> st.SearchStrategy[bytes | Blob]:
 
 
 # ----------------------------------------------------------------------------------- TTLs
-NO_TTL: st.SearchStrategy[float | None] = st.just(None)
 SHORT_TTLS = (0.001, 0.25, 0.5, 1, 1.5, 2, 2.5, 10, 60, 3600, 86400)
 LONG_TTLS = (2_592_000, 2_592_001, 3_456_000, 31_536_000)  # 30 days, 30 days + 1 s, 40 d, 1 y
 
@@ -145,18 +144,19 @@ INVALID_TTLS: tuple[tuple[object, type[Exception]], ...] = (
 )
 
 
-def ttls(
-    pool: tuple[float, ...], max_ttl: float | None, *, none: bool
-) -> st.SearchStrategy[float | None]:
-    allowed = [t for t in pool if max_ttl is None or t <= max_ttl]
-    choices: list[float | None] = [None] if none else []
-    choices.extend(allowed)
-    return st.sampled_from(choices)
+def ttls(pool: tuple[float, ...], max_ttl: float | None, *, none: bool) -> tuple[float | None, ...]:
+    """The TTLs of ``pool`` the backend accepts, with ``None`` (no expiry) first if asked."""
+    allowed = tuple(t for t in pool if max_ttl is None or t <= max_ttl)
+    return ((None,) if none else ()) + allowed
+
+
+# A TTL this long cannot run out while a check against a real-time server runs.
+REAL_TIME_SAFE_TTL = 3600
 
 
 # ---------------------------------------------------------------------------- clock moves
 SMALL_STEPS = (0.001, 0.25, 0.5, 1, 2)
-BIG_STEPS = (60, 3600, 86400, 2_592_000, 31_536_000 * 2)
+BIG_STEPS = (60, 3600, 86400, 2_592_000, 31_536_000)
 
 # Where to land relative to an entry's expiry instant.
 BEFORE = "just_before"  # the last instant it must be served

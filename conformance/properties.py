@@ -51,6 +51,8 @@ class Property:
     promise: str
     applies: Applies
     build: Callable[[Target, Guarantees], Check]
+    # Moves the clock or writes short TTLs: skipped where the harness does not own the clock.
+    needs_clock: bool = False
 
     @property
     def area(self) -> str:
@@ -118,18 +120,23 @@ def _machine(
     return build
 
 
-def _ttls(g: Guarantees, *, none: bool = False) -> st.SearchStrategy[float | None]:
+def _ttls(g: Guarantees, *, none: bool = False) -> tuple[float | None, ...]:
     return ttls(SHORT_TTLS, g.max_ttl, none=none)
 
 
 PROPERTIES: list[Property] = []
+# Guarantees under which every focus builds, to read what it needs (its rules and pools).
+_PROBE = Guarantees(eviction=ExactLRU(8), max_value_size=1024)
 
 
 def stateful(
     prop_id: str, promise: str, applies: Applies = always
 ) -> Callable[[Callable[[Guarantees], Focus]], Callable[[Guarantees], Focus]]:
     def register(focus: Callable[[Guarantees], Focus]) -> Callable[[Guarantees], Focus]:
-        PROPERTIES.append(Property(prop_id, promise, applies, _machine(prop_id, focus)))
+        needs_clock = focus(_PROBE).needs_clock
+        PROPERTIES.append(
+            Property(prop_id, promise, applies, _machine(prop_id, focus), needs_clock)
+        )
         return focus
 
     return register

@@ -136,6 +136,11 @@ def run_property(
     """Run one property; never raises for a backend's failure, only reports it."""
     result = Result(prop.id, prop.promise, "pass")
     reason = prop.applies(guarantees)
+    if reason is None and prop.needs_clock and not target.controls_time:
+        reason = (
+            f"needs the harness's clock: {target.name} runs in real time (check a throwaway "
+            "server on a controlled clock with `cachespec check redis` or `memcached`)"
+        )
     if reason is None and prop.id in guarantees.opt_out:
         reason = f"opted out: {guarantees.opt_out[prop.id]}"
     if reason is not None:
@@ -172,6 +177,9 @@ def run_property(
 def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, Flaky):
         inner = list(getattr(exc, "exceptions", ()))
+        cause = exc.__cause__ or exc.__context__
+        if not inner and cause is not None:
+            inner = [cause]
         text = (
             "the backend answered the same program differently when it was replayed: it "
             "depends on something the harness does not control (a real clock, a background "

@@ -5,6 +5,11 @@
   ``factory(clock, namespace)``; it returns a backend whose ``guarantees`` say what it
   promises. The clock is a :class:`~cachespec.conformance.clock.ManualClock`: call it for
   the time in seconds; the harness moves it.
+* ``redis`` / ``memcached`` (a bare name, adapter options after ``?``): a throwaway server
+  the harness starts on a free loopback port under libfaketime, so that the harness moves
+  the server's clock; each session starts from an empty server. Harness options:
+  ``maxmemory`` and ``maxmemory_policy`` (redis), ``memory_mb`` and ``item_size``
+  (memcached); every other option goes to the adapter (``redis?capacity=8``).
 
 Each example of each property gets a new session, so examples never see each other's data.
 """
@@ -13,12 +18,18 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
+import os
 from collections.abc import Callable
+from typing import ClassVar
+from urllib.parse import parse_qsl, urlencode
 
-from cachespec.backends import Backend, ConfigurationError, open_backend
+from cachespec.backends import Backend, BackendUnavailable, ConfigurationError, open_backend
 from cachespec.spec import Guarantees
 
+from . import servers
 from .clock import HarnessClock, ManualClock
+from .servers import ManagedServer
 
 BackendFactory = Callable[..., Backend]
 
@@ -28,12 +39,23 @@ class TargetError(Exception):
 
 
 class Session:
-    """One example's world: a clock and the backends (one per namespace) that follow it."""
+    """One example's world: a clock and the backends (one per namespace) that follow it.
 
-    def __init__(self, clock: HarnessClock, open_namespace: Callable[[str], Backend]) -> None:
+    ``clear_on_close``: empty every namespace opened before closing (a server the user runs
+    keeps data between sessions; the suite leaves none of its own behind).
+    """
+
+    def __init__(
+        self,
+        clock: HarnessClock,
+        open_namespace: Callable[[str], Backend],
+        *,
+        clear_on_close: bool = False,
+    ) -> None:
         self.clock = clock
         self._open_namespace = open_namespace
         self._opened: list[Backend] = []
+        self._clear_on_close = clear_on_close
 
     def backend(self, namespace: str = "main") -> Backend:
         backend = self._open_namespace(namespace)
@@ -41,13 +63,22 @@ class Session:
         return backend
 
     def close(self) -> None:
-        for backend in self._opened:
-            backend.close()
-        self._opened.clear()
+        try:
+            if self._clear_on_close:
+                for backend in self._opened:
+                    backend.clear()
+        finally:
+            for backend in self._opened:
+                backend.close()
+            self._opened.clear()
 
 
 class Target:
     """A backend family the suite can open sessions on."""
+
+    #: Whether the harness moves this backend's clock. Properties that need it are skipped
+    #: (with the reason) where it does not.
+    controls_time = True
 
     def __init__(self, name: str, factory: BackendFactory) -> None:
         self.name = name
@@ -87,6 +118,108 @@ class Target:
         """Release what the target holds (servers it started); sessions are closed already."""
 
 
+class ServerTarget(Target):
+    """A throwaway server the harness starts (lazily) and stops, on a clock it owns."""
+
+    HARNESS_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "redis": ("maxmemory", "maxmemory_policy"),
+        "memcached": ("memory_mb", "item_size"),
+    }
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        options: dict[str, str],
+        *,
+        opener: Callable[[str, str], Backend] | None = None,
+    ) -> None:
+        """``opener(url, namespace)`` builds the backend (default: :func:`open_backend`);
+        the project's tests pass deliberately broken adapters this way."""
+        self.name = name
+        self.kind = kind
+        self._opener = opener or (lambda url, namespace: open_backend(url, namespace=namespace))
+        harness_keys = self.HARNESS_OPTIONS[kind]
+        self._harness = {k: v for k, v in options.items() if k in harness_keys}
+        self._adapter = urlencode({k: v for k, v in options.items() if k not in harness_keys})
+        self._server: ManagedServer | None = None
+
+    def _started(self) -> ManagedServer:
+        if self._server is None:
+            reason = servers.harness_available(self.kind)  # type: ignore[arg-type]
+            if reason is not None:
+                raise TargetError(
+                    f"{self.name}: cannot start a server with a controlled clock: {reason}"
+                )
+            try:
+                if self.kind == "redis":
+                    self._server = servers.start_redis(**self._harness)
+                else:
+                    self._server = servers.start_memcached(
+                        **{k: int(v) if k == "memory_mb" else v for k, v in self._harness.items()}
+                    )
+            except servers.HarnessUnavailable as exc:
+                raise TargetError(f"{self.name}: {exc}") from None
+        return self._server
+
+    def url(self) -> str:
+        server = self._started()
+        return server.url + (f"?{self._adapter}" if self._adapter else "")
+
+    # A server is replaced once its clock is this far past its start: sessions only move
+    # forwards, and memcached's absolute expiry times are 32-bit (they end in 2038).
+    RESTART_AFTER: ClassVar[float] = 3 * 365 * 86_400
+
+    def session(self) -> Session:
+        server = self._started()
+        assert server.clock is not None
+        if server.clock.now() - servers.START_TIME > self.RESTART_AFTER:
+            self.close()
+            server = self._started()
+        server.flush()  # every session starts from an empty server
+        # ... and on a whole second: a server with a whole-second clock (memcached) then
+        # replays a program exactly, whatever fraction of a second earlier sessions ended on.
+        server.clock.advance_to(math.ceil(server.clock.now()))
+        url = self.url()
+        return Session(server.clock, lambda namespace: self._opener(url, namespace))
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+class UserServerTarget(Target):
+    """A server the user runs (``redis://host``, ``memcached://host``): real time.
+
+    The harness cannot move its clock, so properties that move time or write short TTLs are
+    skipped with the reason. Each session works in a namespace of its own
+    (``cachespec-check-<pid>-<n>``) and clears it when done: no FLUSHDB, no flush_all, no
+    CONFIG SET, nothing of anyone else's touched. Eviction profiles are checked only on
+    servers the harness starts (they need a reconfigured server).
+    """
+
+    controls_time = False
+
+    def __init__(self, url: str) -> None:
+        self.name = url
+        self._url = url
+        self._sessions = 0
+
+    def session(self) -> Session:
+        self._sessions += 1
+        prefix = f"cachespec-check-{os.getpid()}-{self._sessions}"
+        return Session(
+            ManualClock(),
+            lambda namespace: open_backend(self._url, namespace=f"{prefix}-{namespace}"),
+            clear_on_close=True,
+        )
+
+
+# URL schemes that name a server someone else runs.
+USER_SERVER_SCHEMES = ("redis", "rediss", "unix", "memcached")
+
+
 def _url_factory(url: str) -> BackendFactory:
     def factory(clock: ManualClock, namespace: str = "main") -> Backend:
         return open_backend(url, clock=clock, namespace=namespace)
@@ -95,14 +228,20 @@ def _url_factory(url: str) -> BackendFactory:
 
 
 def resolve_target(text: str | None) -> Target:
-    """``None``/``memory``/a URL/``module:callable`` -> a :class:`Target`."""
+    """``None``/``memory``/a URL/``redis``/``memcached``/``module:callable`` -> a Target."""
     if text is None or text in {"", "memory"}:
         text = "memory://"
+    kind, _, query = text.partition("?")
+    if kind in ServerTarget.HARNESS_OPTIONS:
+        options = dict(parse_qsl(query, keep_blank_values=True))
+        return ServerTarget(text, kind, options)
     if "://" in text:
         try:
             open_backend(text, clock=ManualClock()).close()  # fail fast on a bad URL
-        except ConfigurationError as exc:
+        except (ConfigurationError, BackendUnavailable) as exc:
             raise TargetError(str(exc)) from None
+        if text.partition("://")[0].lower() in USER_SERVER_SCHEMES:
+            return UserServerTarget(text)
         return Target(text, _url_factory(text))
     module_name, colon, attr = text.partition(":")
     if not colon or not module_name or not attr:
