@@ -618,6 +618,31 @@ def _redis_db(url: BackendURL) -> int:
     return int(path)
 
 
+def _owning(
+    client: redis.Redis,
+    url: BackendURL,
+    *,
+    namespace: str,
+    capacity: int | None,
+    max_value_size: int | None,
+    ttl_resolution: float,
+) -> RedisBackend:
+    """A backend that owns ``client`` (closes it), or ``client`` closed if building fails."""
+    try:
+        return RedisBackend(
+            client,
+            namespace=namespace,
+            capacity=capacity,
+            max_value_size=max_value_size,
+            ttl_resolution=ttl_resolution,
+            name=url.safe,
+            close_client=True,
+        )
+    except BaseException:
+        client.close()
+        raise
+
+
 def redis_from_url(
     url: BackendURL, *, clock: Clock | None = None, namespace: str | None = None
 ) -> RedisBackend:
@@ -679,19 +704,14 @@ def redis_from_url(
             socket_connect_timeout=timeout,
             retry=no_retries,
         )
-    try:
-        return RedisBackend(
-            client,
-            namespace=chosen_namespace,
-            capacity=capacity,
-            max_value_size=max_value_size,
-            ttl_resolution=REDIS_TTL_RESOLUTION,
-            name=url.safe,
-            close_client=True,
-        )
-    except BaseException:
-        client.close()
-        raise
+    return _owning(
+        client,
+        url,
+        namespace=chosen_namespace,
+        capacity=capacity,
+        max_value_size=max_value_size,
+        ttl_resolution=REDIS_TTL_RESOLUTION,
+    )
 
 
 # ---------------------------------------------------------------------------- fakeredis
@@ -825,16 +845,11 @@ def fakeredis_from_url(
     max_value_size = url.pop_int("max_value_size", default=None, allow_none=True, minimum=0)
     url.expect_no_options()
     client = fakeredis_client(clock)
-    try:
-        return RedisBackend(
-            client,
-            namespace=chosen_namespace,
-            capacity=capacity,
-            max_value_size=max_value_size,
-            ttl_resolution=FAKEREDIS_TTL_RESOLUTION,
-            name=url.safe,
-            close_client=True,
-        )
-    except BaseException:
-        client.close()
-        raise
+    return _owning(
+        client,
+        url,
+        namespace=chosen_namespace,
+        capacity=capacity,
+        max_value_size=max_value_size,
+        ttl_resolution=FAKEREDIS_TTL_RESOLUTION,
+    )

@@ -8,7 +8,7 @@ guarantees), and builds the check that tests it. Ids are stable: reports, ``opt_
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -416,26 +416,38 @@ def _keys_type(target: Target, g: Guarantees) -> Check:
     return GivenCheck("keys_type", cases, body)
 
 
+def _refusals(
+    name: str,
+    target: Target,
+    ops: dict[str, Callable[[Backend, Any], object]],
+    bad: Sequence[tuple[object, type[Exception]]],
+    shown: str,
+) -> Check:
+    """Each call in ``ops`` with each bad argument raises its exception and writes nothing."""
+
+    def body(case: tuple[tuple[object, type[Exception]], str]) -> None:
+        (argument, exc_type), op = case
+        session, backend = _fresh(target)
+        try:
+            backend.set("k", b"old")
+            what = f"{op} with {shown}{argument!r}"
+            _expect(exc_type, lambda: ops[op](backend, argument), what)
+            _untouched(backend, what, k=b"old", j=NO_VALUE, n=NO_VALUE)
+        finally:
+            session.close()
+
+    cases = st.tuples(st.sampled_from(bad), st.sampled_from(list(ops)))
+    return GivenCheck(name, cases, body)
+
+
 def _values_type(target: Target, g: Guarantees) -> Check:
     ops: dict[str, Callable[[Backend, Any], object]] = {
         "set": lambda b, v: b.set("k", v),
         "add": lambda b, v: b.add("n", v),
         "set_many": lambda b, v: b.set_many({"j": b"ok", "k": v}),
     }
-
-    def body(case: tuple[object, str]) -> None:
-        bad, op = case
-        session, backend = _fresh(target)
-        try:
-            backend.set("k", b"old")
-            what = f"{op} with value {bad!r}"
-            _expect(TypeError, lambda: ops[op](backend, bad), what)
-            _untouched(backend, what, k=b"old", j=NO_VALUE, n=NO_VALUE)
-        finally:
-            session.close()
-
-    cases = st.tuples(st.sampled_from(BAD_VALUES), st.sampled_from(list(ops)))
-    return GivenCheck("values_type", cases, body)
+    bad = [(value, TypeError) for value in BAD_VALUES]
+    return _refusals("values_type", target, ops, bad, "value ")
 
 
 def _ttl_invalid(target: Target, g: Guarantees) -> Check:
@@ -444,20 +456,7 @@ def _ttl_invalid(target: Target, g: Guarantees) -> Check:
         "add": lambda b, t: b.add("n", b"new", t),
         "set_many": lambda b, t: b.set_many({"k": b"new", "j": b"new"}, t),
     }
-
-    def body(case: tuple[tuple[object, type[Exception]], str]) -> None:
-        (bad, exc_type), op = case
-        session, backend = _fresh(target)
-        try:
-            backend.set("k", b"old")
-            what = f"{op} with ttl={bad!r}"
-            _expect(exc_type, lambda: ops[op](backend, bad), what)
-            _untouched(backend, what, k=b"old", j=NO_VALUE, n=NO_VALUE)
-        finally:
-            session.close()
-
-    cases = st.tuples(st.sampled_from(INVALID_TTLS), st.sampled_from(list(ops)))
-    return GivenCheck("ttl_invalid", cases, body)
+    return _refusals("ttl_invalid", target, ops, INVALID_TTLS, "ttl=")
 
 
 PROPERTIES.extend(
