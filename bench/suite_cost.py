@@ -41,7 +41,7 @@ from hypothesis.stateful import (
 )
 
 from cachespec.conformance.checks import MachineCheck
-from cachespec.conformance.pools import NO_TTL, PLAIN_KEYS, PLAIN_VALUES, Blob
+from cachespec.conformance.pools import PLAIN_KEYS, PLAIN_VALUES, Blob
 from cachespec.conformance.properties import BY_ID
 from cachespec.conformance.target import resolve_target
 
@@ -56,7 +56,7 @@ class NoOpMachine(RuleBasedStateMachine):
     def new_key(self, key: str) -> str:
         return key
 
-    @rule(key=KEYS, value=PLAIN_VALUES, ttl=NO_TTL)
+    @rule(key=KEYS, value=PLAIN_VALUES, ttl=st.just(None))
     def set(self, key: str, value: bytes | Blob, ttl: float | None) -> None:
         pass
 
@@ -74,7 +74,7 @@ class DictMachine(RuleBasedStateMachine):
     def new_key(self, key: str) -> str:
         return key
 
-    @rule(key=KEYS, value=PLAIN_VALUES, ttl=NO_TTL)
+    @rule(key=KEYS, value=PLAIN_VALUES, ttl=st.just(None))
     def set(self, key: str, value: bytes | Blob, ttl: float | None) -> None:
         self.data[key] = value
 

@@ -82,8 +82,6 @@ def conformance_tests(
     """
     import pytest
 
-    @pytest.fixture(scope="class")
-    @classmethod
     def cachespec_run(cls: type, request: pytest.FixtureRequest) -> _Run:
         config = request.config
         chosen = backend if backend is not None else config.getoption("cachespec_backend", None)
@@ -100,7 +98,9 @@ def conformance_tests(
 
     # The plugin refuses, once and before any test runs, a class with no backend to check.
     namespace: dict[str, Any] = {
-        "cachespec_run": cachespec_run,
+        # A class-scoped fixture must be a classmethod (pytest 9).
+        # (pytest accepts it at run time; its typing of fixture() does not say so yet.)
+        "cachespec_run": pytest.fixture(scope="class")(classmethod(cachespec_run)),  # type: ignore[arg-type]
         "cachespec_needs_option": backend is None,
     }
     for prop in PROPERTIES:

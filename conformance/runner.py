@@ -150,7 +150,7 @@ def run_property(
     reported: list[str] = []  # what Hypothesis would print; kept for the report instead
     try:
         check = prop.build(target, guarantees)
-        with with_reporter(reported.append):
+        with with_reporter(lambda text: reported.append(str(text))):
             check.run(hypothesis_settings(budget), derive_seed(seed, prop.id), budget.trials)
     except (KeyboardInterrupt, SystemExit, TargetError):
         raise

@@ -151,16 +151,28 @@ class ServerTarget(Target):
                 raise TargetError(
                     f"{self.name}: cannot start a server with a controlled clock: {reason}"
                 )
+            options = self._harness
             try:
                 if self.kind == "redis":
-                    self._server = servers.start_redis(**self._harness)
+                    self._server = servers.start_redis(
+                        maxmemory=options.get("maxmemory"),
+                        maxmemory_policy=options.get("maxmemory_policy"),
+                    )
                 else:
                     self._server = servers.start_memcached(
-                        **{k: int(v) if k == "memory_mb" else v for k, v in self._harness.items()}
+                        memory_mb=int(options.get("memory_mb", "64")),
+                        item_size=options.get("item_size"),
                     )
+            except ValueError:
+                raise TargetError(f"{self.name}: memory_mb must be a whole number") from None
             except servers.HarnessUnavailable as exc:
                 raise TargetError(f"{self.name}: {exc}") from None
         return self._server
+
+    def _clock(self, server: ManagedServer) -> HarnessClock:
+        if server.clock is None:  # the harness starts its servers on a fake clock
+            raise TargetError(f"{self.name}: the server has no controlled clock")
+        return server.clock
 
     def url(self) -> str:
         server = self._started()
@@ -172,16 +184,16 @@ class ServerTarget(Target):
 
     def session(self) -> Session:
         server = self._started()
-        assert server.clock is not None
-        if server.clock.now() - servers.START_TIME > self.RESTART_AFTER:
+        if self._clock(server).now() - servers.START_TIME > self.RESTART_AFTER:
             self.close()
             server = self._started()
+        clock = self._clock(server)
         server.flush()  # every session starts from an empty server
         # ... and on a whole second: a server with a whole-second clock (memcached) then
         # replays a program exactly, whatever fraction of a second earlier sessions ended on.
-        server.clock.advance_to(math.ceil(server.clock.now()))
+        clock.advance_to(math.ceil(clock.now()))
         url = self.url()
-        return Session(server.clock, lambda namespace: self._opener(url, namespace))
+        return Session(clock, lambda namespace: self._opener(url, namespace))
 
     def close(self) -> None:
         if self._server is not None:
