@@ -74,6 +74,7 @@ class Report:
     guarantees: str
     results: list[Result] = field(default_factory=list)
     seconds: float = 0.0
+    clock: str = "the harness's clock"
 
     @property
     def passed(self) -> bool:
@@ -96,6 +97,7 @@ class Report:
             "seconds": round(self.seconds, 3),
             "size": self.size,
             "guarantees": self.guarantees,
+            "clock": self.clock,
             "properties": [r.to_json() for r in self.results],
         }
 
@@ -255,7 +257,7 @@ def run_suite(
             raise
         except Exception as exc:
             raise TargetError(f"{target.name}: {type(exc).__name__}: {exc}") from exc
-        report = Report(target.name, seed, size, guarantees.describe())
+        report = Report(target.name, seed, size, guarantees.describe(), clock=target.clock_note)
         for index, prop in enumerate(chosen, 1):
             result = run_property(prop, target, guarantees, budget, seed)
             report.results.append(result)

@@ -79,6 +79,8 @@ class Target:
     #: Whether the harness moves this backend's clock. Properties that need it are skipped
     #: (with the reason) where it does not.
     controls_time = True
+    #: How the target keeps time, for the report.
+    clock_note = "the harness's clock"
 
     def __init__(self, name: str, factory: BackendFactory) -> None:
         self.name = name
@@ -119,7 +121,15 @@ class Target:
 
 
 class ServerTarget(Target):
-    """A throwaway server the harness starts (lazily) and stops, on a clock it owns."""
+    """A throwaway server the harness starts (lazily) and stops, on a clock it owns.
+
+    Where the clock cannot be controlled here (no libfaketime, or no C compiler for Redis's
+    shim), the server runs in real time instead, the properties that need the clock are
+    skipped with the reason, and ``clock_note`` says so in the report, unless
+    ``$CACHESPEC_REQUIRE_FAKETIME`` is set (CI sets it): then that is an error.
+    """
+
+    REQUIRE_ENV: ClassVar[str] = "CACHESPEC_REQUIRE_FAKETIME"
 
     HARNESS_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
         "redis": ("maxmemory", "maxmemory_policy"),
@@ -143,23 +153,32 @@ class ServerTarget(Target):
         self._harness = {k: v for k, v in options.items() if k in harness_keys}
         self._adapter = urlencode({k: v for k, v in options.items() if k not in harness_keys})
         self._server: ManagedServer | None = None
+        self._still: ManualClock | None = None
 
     def _started(self) -> ManagedServer:
         if self._server is None:
-            reason = servers.harness_available(self.kind)  # type: ignore[arg-type]
-            if reason is not None:
-                raise TargetError(
-                    f"{self.name}: cannot start a server with a controlled clock: {reason}"
-                )
+            kind = self.kind
+            reason = servers.harness_available(kind)  # type: ignore[arg-type]
+            fake_time = reason is None
+            if not fake_time:
+                if os.environ.get(self.REQUIRE_ENV):
+                    raise TargetError(
+                        f"{self.name}: cannot start a server with a controlled clock "
+                        f"(${self.REQUIRE_ENV} is set): {reason}"
+                    )
+                self.controls_time = False
+                self.clock_note = f"real time, the harness cannot control the clock: {reason}"
             options = self._harness
             try:
-                if self.kind == "redis":
+                if kind == "redis":
                     self._server = servers.start_redis(
+                        fake_time=fake_time,
                         maxmemory=options.get("maxmemory"),
                         maxmemory_policy=options.get("maxmemory_policy"),
                     )
                 else:
                     self._server = servers.start_memcached(
+                        fake_time=fake_time,
                         memory_mb=int(options.get("memory_mb", "64")),
                         item_size=options.get("item_size"),
                     )
@@ -170,8 +189,12 @@ class ServerTarget(Target):
         return self._server
 
     def _clock(self, server: ManagedServer) -> HarnessClock:
-        if server.clock is None:  # the harness starts its servers on a fake clock
-            raise TargetError(f"{self.name}: the server has no controlled clock")
+        # Real-time fallback: a clock that never moves (the properties that would move it
+        # are skipped), so the model's times are all "now".
+        if server.clock is None:
+            if self._still is None:
+                self._still = ManualClock()
+            return self._still
         return server.clock
 
     def url(self) -> str:
@@ -184,7 +207,8 @@ class ServerTarget(Target):
 
     def session(self) -> Session:
         server = self._started()
-        if self._clock(server).now() - servers.START_TIME > self.RESTART_AFTER:
+        drifted = server.clock is not None and server.clock.now() - servers.START_TIME
+        if drifted and drifted > self.RESTART_AFTER:
             self.close()
             server = self._started()
         clock = self._clock(server)
@@ -212,6 +236,7 @@ class UserServerTarget(Target):
     """
 
     controls_time = False
+    clock_note = "real time (a server the harness did not start)"
 
     def __init__(self, url: str) -> None:
         self.name = url

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 
 import pytest
+import redis
 from adapter_mutants import ADAPTER_MUTANTS, mutant_target
 
-from cachespec.conformance import run_suite
+from cachespec.conformance import TargetError, run_suite, servers
 
 SEED = 20261127
 
@@ -32,3 +33,42 @@ def test_the_suite_rejects_the_broken_adapter(name: str) -> None:
     result = report.result(prop)
     assert result.status == "fail", f"{name} passed {prop} at the default size, seed {SEED}"
     assert re.search(why, result.reason), result.reason
+
+
+@pytest.mark.redis
+def test_without_libfaketime_the_harness_falls_back_to_real_time_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CACHESPEC_LIBFAKETIME", "/nonexistent/libfaketime.so.1")
+    monkeypatch.delenv("CACHESPEC_REQUIRE_FAKETIME", raising=False)
+    report = run_suite("redis", size="quick", seed=1, only=["ttl.lives", "ops.get_set"])
+    assert report.clock.startswith("real time, the harness cannot control the clock")
+    assert "libfaketime not found" in report.clock
+    assert report.result("ops.get_set").status == "pass"
+    skipped = report.result("ttl.lives")
+    assert skipped.status == "skip"
+    assert "needs the harness's clock" in skipped.reason
+
+
+@pytest.mark.redis
+def test_ci_refuses_the_real_time_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CACHESPEC_LIBFAKETIME", "/nonexistent/libfaketime.so.1")
+    monkeypatch.setenv("CACHESPEC_REQUIRE_FAKETIME", "1")
+    with pytest.raises(TargetError, match="CACHESPEC_REQUIRE_FAKETIME is set"):
+        run_suite("redis", size="quick", seed=1, only=["ops.get_set"])
+
+
+@pytest.mark.redis
+@pytest.mark.memcached
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+def test_a_server_you_run_is_checked_in_real_time_and_left_clean(kind: str) -> None:
+    start = servers.start_redis if kind == "redis" else servers.start_memcached
+    with start(fake_time=False) as server:
+        report = run_suite(server.url, size="quick", seed=3)
+        assert report.passed, report.failed()
+        assert report.clock == "real time (a server the harness did not start)"
+        assert report.result("ttl.expires").status == "skip"
+        assert report.result("keys.distinct").status == "pass"
+        if kind == "redis":
+            leftover = redis.Redis(host=server.host, port=server.port).dbsize()
+            assert leftover == 0, f"the suite left {leftover} keys behind"
