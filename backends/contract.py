@@ -162,6 +162,22 @@ class Backend(abc.ABC):
     def clear(self) -> None:
         """Remove every entry in this backend's namespace, and nothing outside it."""
 
+    # Optional atomic operations: offered when ``guarantees.compare_and_set`` is True. The
+    # cache layer's guarded fills and leases are built on them.
+    def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
+    ) -> bool:
+        """Replace ``key``'s live value with ``value`` (and ``ttl``) only if it equals
+        ``expected`` byte for byte; return whether it did. Atomic: no write lands between
+        the comparison and the replacement. A missing or expired key never matches. A
+        comparison alone is not a use (recency is unchanged when nothing is replaced)."""
+        raise NotImplementedError(f"{type(self).__name__} does not offer compare_and_set")
+
+    def compare_and_delete(self, key: str, expected: bytes) -> bool:
+        """Delete ``key`` only if its live value equals ``expected``; return whether it did.
+        Atomic, like :meth:`compare_and_set` (a lease is released only by its owner)."""
+        raise NotImplementedError(f"{type(self).__name__} does not offer compare_and_delete")
+
     def close(self) -> None:  # noqa: B027 - a backend without resources has nothing to close
         """Release connections; the backend is unusable afterwards."""
 

@@ -87,6 +87,7 @@ class MemoryBackend(Backend):
             eviction=eviction,
             max_value_size=max_value_size,
             thread_safe=True,
+            compare_and_set=True,
         )
         self._capacity = capacity
         self._clock = clock
@@ -194,6 +195,43 @@ class MemoryBackend(Backend):
             return True
         finally:
             lock.release()
+
+    def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
+    ) -> bool:
+        data = check_value(check_key(key), value, self._max_value_size)
+        expected = check_value(key, expected)
+        seconds = validate_ttl(ttl)
+        lock = self._lock
+        lock.acquire()
+        try:
+            now = self._clock()
+            if self._live_value(key, now) != expected:
+                return False
+            self._store(key, data, seconds, now)
+            return True
+        finally:
+            lock.release()
+
+    def compare_and_delete(self, key: str, expected: bytes) -> bool:
+        expected = check_value(check_key(key), expected)
+        lock = self._lock
+        lock.acquire()
+        try:
+            if self._live_value(key, self._clock()) != expected:
+                return False
+            del self._data[key]
+            return True
+        finally:
+            lock.release()
+
+    def _live_value(self, key: str, now: float) -> bytes | None:
+        """The live value under ``key`` or None; the lock is held (no promotion)."""
+        entry = self._data.get(key)
+        if entry is None or entry.__class__ is bytes:
+            return entry  # type: ignore[return-value]
+        timed: _Timed = entry  # type: ignore[assignment]
+        return timed[2] if now < timed[0] else None
 
     def delete(self, key: str) -> None:
         self.delete_many([check_key(key)])

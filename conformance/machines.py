@@ -310,6 +310,26 @@ def _rules(focus: Focus) -> dict[str, Any]:  # noqa: PLR0915 - one short functio
     def set_many(self: CacheMachine, items: list[tuple[str, Value]], ttl: float | None) -> None:
         self._run(lambda: self.do_set_many({k: as_bytes(v) for k, v in items}, ttl))
 
+    @rule(key=KEYS, expected=values, value=values, ttl=ttls)
+    def compare_and_set(
+        self: CacheMachine, key: str, expected: Value, value: Value, ttl: float | None
+    ) -> None:
+        def step() -> None:
+            old, new = as_bytes(expected), as_bytes(value)
+            result = self.backend.compare_and_set(key, old, new, ttl)
+            self.model.compare_and_set(self._now(), key, old, new, ttl=ttl, observed=result)
+
+        self._run(step)
+
+    @rule(key=KEYS, expected=values)
+    def compare_and_delete(self: CacheMachine, key: str, expected: Value) -> None:
+        def step() -> None:
+            old = as_bytes(expected)
+            result = self.backend.compare_and_delete(key, old)
+            self.model.compare_and_delete(self._now(), key, old, result)
+
+        self._run(step)
+
     @rule(keys=key_lists)
     def delete_many(self: CacheMachine, keys: list[str]) -> None:
         def step() -> None:
@@ -376,6 +396,8 @@ def _rules(focus: Focus) -> dict[str, Any]:  # noqa: PLR0915 - one short functio
         "get_many": get_many,
         "set_many": set_many,
         "delete_many": delete_many,
+        "compare_and_set": compare_and_set,
+        "compare_and_delete": compare_and_delete,
         "clear": clear,
         "advance": advance,
         "advance_to_expiry": advance_to_expiry,

@@ -163,6 +163,26 @@ def _add(g: Guarantees) -> Focus:
     )
 
 
+def atomic_ops(g: Guarantees) -> str | None:
+    if g.compare_and_set:
+        return None
+    return "the backend does not declare compare_and_set=True"
+
+
+@stateful(
+    "ops.compare_and_set",
+    "compare_and_set / compare_and_delete act exactly when the live value matches, and say so",
+    atomic_ops,
+)
+def _compare_and_set(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "get", "compare_and_set", "compare_and_delete", "advance_to_expiry"),
+        keys=FEW_KEYS,
+        values=st.sampled_from([b"red", b"green", b""]),
+        ttls=_ttls(g, none=True),
+    )
+
+
 @stateful("ops.get_many", "get_many returns exactly the hits, each with its value")
 def _get_many(g: Guarantees) -> Focus:
     return Focus(rules=("set", "delete", "get_many"))
@@ -513,10 +533,19 @@ def _race_on(backend: Backend, work: Callable[[Backend, int], object]) -> list[A
     return results
 
 
-def _add_atomic(target: Target, g: Guarantees) -> Check:
-    # Many rounds on one key per trial, each released by a barrier, so the threads are in
-    # contention every round (with one round, the first thread tends to finish before the
-    # others wake). One key fits any capacity, so no eviction can fake a second winner.
+def _exactly_one_wins(
+    target: Target,
+    call: str,
+    attempt: Callable[[Backend, bytes], object],
+    reset: Callable[[Backend], None],
+) -> Check:
+    """Rounds of THREADS concurrent ``attempt(backend, own_value)`` calls on one key: exactly
+    one may return True, and the key must then hold the winner's value.
+
+    Each round is released by a barrier, so the threads contend in every round (with one
+    round, the first thread tends to finish before the others wake). One key fits any
+    capacity, so no eviction can fake a second winner. ``reset`` prepares the next round.
+    """
     rounds = 32
 
     def trial(n: int) -> None:
@@ -525,34 +554,34 @@ def _add_atomic(target: Target, g: Guarantees) -> Check:
         problems: list[str] = []
         current = [0]
 
-        def settle() -> None:  # run by one thread once every thread has added this round
+        def settle() -> None:  # run by one thread once every thread has tried this round
             r = current[0]
             current[0] += 1
             winners = [i for i in range(THREADS) if results[r][i] is True]
             if len(winners) != 1:
                 problems.append(
-                    f"trial {n}, round {r}: {len(winners)} of {THREADS} concurrent "
-                    f"add('race', ...) calls on an absent key returned True (threads "
-                    f"{winners}); exactly one may"
+                    f"trial {n}, round {r}: {len(winners)} of {THREADS} concurrent {call} "
+                    f"calls returned True (threads {winners}); exactly one may"
                 )
-                return
-            expected = f"thread-{winners[0]}/{r}".encode()
-            found = backend.get("race")
-            if found != expected:
-                problems.append(
-                    f"trial {n}, round {r}: thread {winners[0]} won add('race'), but the key "
-                    f"holds {found!r}; the winner's value is {expected!r}"
-                )
-            backend.delete("race")
+            else:
+                expected = f"thread-{winners[0]}/{r}".encode()
+                found = backend.get("race")
+                if found != expected:
+                    problems.append(
+                        f"trial {n}, round {r}: thread {winners[0]} won {call}, but the key "
+                        f"holds {found!r}; the winner's value is {expected!r}"
+                    )
+            reset(backend)
 
         barrier = threading.Barrier(THREADS, action=settle)
 
         def work(backend: Backend, i: int) -> object:
             for r in range(rounds):
-                results[r][i] = backend.add("race", f"thread-{i}/{r}".encode())
+                results[r][i] = attempt(backend, f"thread-{i}/{r}".encode())
                 barrier.wait(timeout=30)
             return None
 
+        reset(backend)
         try:
             _race_on(backend, work)
         finally:
@@ -561,6 +590,24 @@ def _add_atomic(target: Target, g: Guarantees) -> Check:
             raise CheckFailed(problems[0])
 
     return ThreadCheck(trial)
+
+
+def _add_atomic(target: Target, g: Guarantees) -> Check:
+    return _exactly_one_wins(
+        target,
+        "add('race', ...) on an absent key",
+        lambda backend, mine: backend.add("race", mine),
+        lambda backend: backend.delete("race"),
+    )
+
+
+def _compare_and_set_atomic(target: Target, g: Guarantees) -> Check:
+    return _exactly_one_wins(
+        target,
+        "compare_and_set('race', b'start', ...)",
+        lambda backend, mine: backend.compare_and_set("race", b"start", mine),
+        lambda backend: backend.set("race", b"start"),
+    )
 
 
 def _threads(target: Target, g: Guarantees) -> Check:
@@ -644,6 +691,12 @@ PROPERTIES.extend(
             "of concurrent adds on one absent key, exactly one wins and its value stays",
             thread_safe,
             _add_atomic,
+        ),
+        Property(
+            "ops.compare_and_set_atomic",
+            "of concurrent compare_and_sets from one value, exactly one wins and its value stays",
+            lambda g: thread_safe(g) or atomic_ops(g),
+            _compare_and_set_atomic,
         ),
         Property(
             "ops.threads",

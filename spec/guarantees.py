@@ -93,6 +93,8 @@ class Guarantees:
         The longest TTL accepted, in seconds (``None``: any finite TTL).
     thread_safe
         The backend may be shared between threads; ``add`` is atomic across them.
+    compare_and_set
+        The backend offers the atomic ``compare_and_set`` and ``compare_and_delete``.
     opt_out
         Property id -> reason: properties the backend does not claim. Reported as skipped.
     expected_failures
@@ -105,6 +107,7 @@ class Guarantees:
     max_value_size: int | None = None
     max_ttl: float | None = None
     thread_safe: bool = False
+    compare_and_set: bool = False
     opt_out: Mapping[str, str] = field(default_factory=dict)
     expected_failures: Mapping[str, str] = field(default_factory=dict)
 

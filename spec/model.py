@@ -213,6 +213,56 @@ class CacheModel:
         # A failed add is not a use: it does not change recency.
         self._settle()
 
+    def compare_and_set(
+        self,
+        now: float,
+        key: str,
+        expected: bytes,
+        value: bytes,
+        *,
+        ttl: float | None,
+        observed: object,
+    ) -> None:
+        """Replace the live value only if it equals ``expected``; say whether it did."""
+        self._expire(now)
+        op = (
+            f"compare_and_set({key!r}, {show_value(expected)}, {show_value(value)}, "
+            f"ttl={ttl!r}) at {self.at(now)}"
+        )
+        if self._check_compare(op, key, expected, now, observed):
+            self._write(now, key, value, ttl)
+        self._settle()
+
+    def compare_and_delete(self, now: float, key: str, expected: bytes, observed: object) -> None:
+        """Delete the entry only if its live value equals ``expected``; say whether it did."""
+        self._expire(now)
+        op = f"compare_and_delete({key!r}, {show_value(expected)}) at {self.at(now)}"
+        if self._check_compare(op, key, expected, now, observed):
+            self._remove(key, f"{key!r} was deleted by compare_and_delete at {self.at(now)}")
+        self._settle()
+
+    def _check_compare(
+        self, op: str, key: str, expected: bytes, now: float, observed: object
+    ) -> bool:
+        """Check a compare-and-X answer; return whether the model now takes it as done.
+
+        Allowed: True exactly when the live value equals ``expected`` (either answer while
+        the entry may be gone). A comparison is a read that changes nothing, not a use."""
+        if not isinstance(observed, bool):
+            raise Violation(op, f"returned {observed!r}", "True (done) or False (not done)")
+        entry = self._entries.get(key)
+        presence = "gone" if entry is None else self._presence(entry, now)
+        matches = entry is not None and entry.value == expected
+        if observed and (presence == "gone" or not matches):
+            why = self._why_absent(key) if entry is None else self._describe_entry(key, now)
+            raise Violation(op, "returned True", "only False", why)
+        if not observed and matches and presence == "live":
+            raise Violation(op, "returned False", "only True", self._describe_entry(key, now))
+        if not observed and entry is not None and matches:
+            # It was inside its expiry window (or evictable) and turned out gone.
+            self._remove(key, f"{key!r} was seen gone by a comparison at {self.at(now)}")
+        return observed
+
     def delete(self, now: float, key: str) -> None:
         self.delete_many(now, [key])
 

@@ -53,6 +53,7 @@ class PlainBackend(Backend):
             eviction=ExactLRU(capacity) if capacity else Guarantees().eviction,
             max_value_size=max_value_size,
             thread_safe=True,
+            compare_and_set=True,
         )
 
     # -- the rules mutants break --------------------------------------------------------
@@ -146,6 +147,29 @@ class PlainBackend(Backend):
                 return False
             self.store(key, data, seconds, now)
             return True
+
+    def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
+    ) -> bool:
+        data = check_value(check_key(key), value, self.max_value_size)
+        seconds = validate_ttl(ttl)
+        with self.lock:
+            now = self.clock()
+            if not self.matches(key, expected, now):
+                return False
+            self.store(key, data, seconds, now)
+            return True
+
+    def compare_and_delete(self, key: str, expected: bytes) -> bool:
+        with self.lock:
+            if not self.matches(check_key(key), expected, self.clock()):
+                return False
+            self.forget(self.map_key(key))
+            return True
+
+    def matches(self, key: str, expected: bytes, now: float) -> bool:
+        entry = self.entries.get(self.map_key(key))
+        return entry is not None and self.live(entry, now) and entry.value == expected
 
     def delete(self, key: str) -> None:
         check_key(key)
@@ -470,6 +494,34 @@ class UnlockedWrites(PlainBackend):
         self.set_many({key: value}, ttl)
 
 
+class CompareIgnoresValue(PlainBackend):
+    """``compare_and_set`` replaces any live value, whatever it is."""
+
+    def matches(self, key: str, expected: bytes, now: float) -> bool:
+        entry = self.entries.get(self.map_key(key))
+        return entry is not None and self.live(entry, now)
+
+
+class CompareIgnoresExpiry(PlainBackend):
+    """The comparison matches an expired entry still in the store."""
+
+    def matches(self, key: str, expected: bytes, now: float) -> bool:
+        entry = self.entries.get(self.map_key(key))
+        return entry is not None and entry.value == expected
+
+
+class NonAtomicCompareAndSet(PlainBackend):
+    """``compare_and_set`` as get, compare, set, with no lock around them."""
+
+    def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
+    ) -> bool:
+        if self.get(key) != expected:
+            return False
+        self.set(key, value, ttl)
+        return True
+
+
 class UnsafeHeapRebuild(MemoryBackend):
     """The memory backend with a bug it once had: its expiry heap was rebuilt by iterating
     the OrderedDict in Python while lock-free readers reorder it ("mutated during
@@ -528,6 +580,21 @@ MUTANTS: dict[str, tuple[Factory, str, str]] = {
     "shared_store": (SharedStore, "ops.clear_namespace", r"miss .* allowed only b"),
     "unlocked_writes": (UnlockedWrites, "ops.threads", r"capacity is 64|raised|never written"),
     "unsafe_heap_rebuild": (UnsafeHeapRebuild, "ops.threads", r"mutated during iteration"),
+    "compare_ignores_value": (
+        CompareIgnoresValue,
+        "ops.compare_and_set",
+        r"returned True; the model allowed only False",
+    ),
+    "compare_ignores_expiry": (
+        CompareIgnoresExpiry,
+        "ops.compare_and_set",
+        r"returned True; the model allowed only False: .* expired",
+    ),
+    "non_atomic_compare_and_set": (
+        NonAtomicCompareAndSet,
+        "ops.compare_and_set_atomic",
+        r"compare_and_set\('race', b'start', ...\) calls returned True",
+    ),
 }
 
 __all__ = ["MUTANTS", "PlainBackend", "ValueTooLarge", "plain"]
