@@ -229,7 +229,7 @@ class MemoryBackend(Backend):
         """The live value under ``key`` or None; the lock is held (no promotion)."""
         entry = self._data.get(key)
         if entry is None or entry.__class__ is bytes:
-            return entry  # type: ignore[return-value]
+            return entry
         timed: _Timed = entry  # type: ignore[assignment]
         return timed[2] if now < timed[0] else None
 
