@@ -616,7 +616,7 @@ def _threads(target: Target, g: Guarantees) -> Check:
     threads are what exposes a reader that changes state a writer is walking."""
     hot = [f"t{i}" for i in range(16)]
     room = g.eviction.capacity if isinstance(g.eviction, ExactLRU) else None
-    steps = 200
+    steps = 64
     writers = THREADS // 2
     # Fresh keys three times the capacity per trial, so writers cross it together and keep
     # evicting, and expiry bookkeeping turns over.
