@@ -4,6 +4,7 @@ Importable as ``cachespec.backends``. Drivers for Redis and memcached are import
 their backends are used, so the package works without the ``redis`` or ``memcached`` extras.
 """
 
+from .cache import DEFAULT_TTL, Cache, CacheStats
 from .contract import (
     NO_VALUE,
     Backend,
@@ -16,20 +17,32 @@ from .contract import (
 )
 from .memory import MemoryBackend
 from .registry import ENTRY_POINT_GROUP, open_backend, register_scheme, schemes
+from .serializers import DecodeError, JSONSerializer, Serializer, SignedPickleSerializer
+from .strategies import EventInvalidator, RedisInvalidationListener, WriteThrough
 from .urls import BackendURL, redact
 
 __all__ = [
+    "DEFAULT_TTL",
     "ENTRY_POINT_GROUP",
     "NO_VALUE",
     "Backend",
     "BackendURL",
     "BackendUnavailable",
+    "Cache",
     "CacheError",
+    "CacheStats",
     "Clock",
     "ConfigurationError",
+    "DecodeError",
+    "EventInvalidator",
+    "JSONSerializer",
     "MemoryBackend",
     "NoValue",
+    "RedisInvalidationListener",
+    "Serializer",
+    "SignedPickleSerializer",
     "ValueTooLarge",
+    "WriteThrough",
     "open_backend",
     "redact",
     "register_scheme",

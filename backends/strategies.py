@@ -1,0 +1,178 @@
+"""Keeping a cache in step with its source of truth: the strategies, written once over the
+backend contract (through :class:`~cachespec.backends.cache.Cache`).
+
+* TTL only: ``Cache(backend, default_ttl=...)`` and ``get_or_compute``; stale for up to
+  the TTL (plus the backend's resolution).
+* Explicit invalidation: write the source, then ``cache.invalidate(key)``; a read that
+  starts after the invalidation returned is fresh.
+* Cache-aside under concurrency: ``Cache.get_or_compute`` is guarded (a lease and a
+  compare-and-set), so a fill computed before an invalidation never lands after it.
+  :func:`naive_cache_aside` is the classic unguarded read, shipped as the counter-example
+  the conformance suite must catch (``cachespec check --strategy naive-cache-aside``).
+* Write-through: :class:`WriteThrough` commits the source first, then the cache; versions
+  keep concurrent writers from overwriting a newer value with an older one.
+* Event invalidation: :class:`EventInvalidator` deletes the keys named by change events;
+  it insists on a safety-net TTL, because a lost event would otherwise be stale forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar
+
+from cachespec.spec import NO_VALUE
+
+from .cache import DEFAULT_TTL, Cache, entry_version, frame_value, frame_versioned, is_lease
+from .contract import ConfigurationError
+
+V = TypeVar("V")
+
+
+def naive_cache_aside(cache: Cache, key: str, compute: Callable[[], V], ttl: float | None) -> V:
+    """The textbook cache-aside read, kept as a documented counter-example.
+
+    ``get``; on a miss, ``compute()`` (read the source) and ``set``. Between the source read
+    and the ``set`` a writer can update the source and invalidate the key; the ``set`` then
+    writes the old value back, and every reader gets it until the TTL runs out: the
+    stale-set race (Facebook, "Scaling Memcache", 2013). Do not use it; the suite shows why.
+    """
+    found = cache.get(key)
+    if found is not NO_VALUE:
+        return found  # type: ignore[return-value]
+    value = compute()
+    cache.backend.set(key, frame_value(cache.serializer.dumps(value)), ttl)
+    return value
+
+
+class VersionedWrite(Protocol):
+    def __call__(self, key: str, value: Any) -> int | None:
+        """Commit ``value`` to the source; return its version (increasing per key), or
+        None if the source has no versions."""
+
+
+class WriteThrough:
+    """Writes that go to the source first, then to the cache.
+
+    If the source write raises, the cache is not touched. Once it commits, the cached copy
+    is brought up to date without ever going back in time:
+
+    * a copy written through earlier (it carries the source's version) is replaced by this
+      version, with ``compare_and_set``, unless it already holds this version or a newer one;
+    * anything whose version is unknown (a cache-aside fill, or a fill's lease) is removed
+      with ``compare_and_delete``: it may predate this write, and the next read refills from
+      the source;
+    * an absent key stays absent. Writing it here would race with the expiry of a newer
+      version's copy: a slow writer could bring an old version back.
+
+    If the cache write fails, the key is invalidated; if that fails too, ``safety_ttl``
+    bounds how long the old value can be served. A source without versions (its write
+    returns None) gets plain invalidation, the only safe choice without them.
+    """
+
+    def __init__(self, cache: Cache, write_source: VersionedWrite, *, safety_ttl: float) -> None:
+        if not cache.backend.guarantees.compare_and_set:
+            raise ConfigurationError("write-through needs a backend with compare_and_set")
+        self.cache = cache
+        self._write_source = write_source
+        self.safety_ttl = safety_ttl
+
+    def write(self, key: str, value: object) -> None:
+        version = self._write_source(key, value)  # commit first: it may raise, nothing else ran
+        try:
+            if version is None:
+                self.cache.invalidate(key)
+            else:
+                self._install(key, version, self.cache.serializer.dumps(value))
+        except Exception:
+            with contextlib.suppress(Exception):  # if this fails too, the safety TTL bounds it
+                self.cache.invalidate(key)
+            raise
+
+    def _install(self, key: str, version: int, payload: bytes, attempts: int = 16) -> None:
+        backend = self.cache.backend
+        data = frame_versioned(version, payload)
+        for _ in range(attempts):
+            current = backend.get(key)
+            if current is NO_VALUE:
+                return
+            held = entry_version(current)
+            if held is None:
+                if backend.compare_and_delete(key, current):
+                    return
+            elif held >= version or backend.compare_and_set(key, current, data, self.safety_ttl):
+                return
+        # Contention beyond reason: make sure no older value survives.
+        self.cache.invalidate(key)
+
+
+Event = str | Iterable[str]
+
+
+class EventInvalidator:
+    """Deletes the keys that change events name; survives lost, duplicate, reordered events.
+
+    An event is a key or an iterable of keys. Deleting is idempotent, so duplicates and any
+    order are harmless; a lost event leaves an entry stale until its TTL, so the cache must
+    have a ``default_ttl`` (the safety net) and fills must use it.
+    """
+
+    def __init__(self, cache: Cache) -> None:
+        if cache.default_ttl is None:
+            raise ConfigurationError(
+                "event invalidation needs a safety-net TTL: give the Cache a default_ttl, "
+                "or a lost event leaves its key stale forever"
+            )
+        self.cache = cache
+        self.handled = 0
+
+    def handle(self, event: Event) -> None:
+        keys = [event] if isinstance(event, str) else list(event)
+        self.cache.invalidate_many(keys)
+        self.handled += 1
+
+    def consume(self, feed: Iterable[Event]) -> None:
+        """Handle every event of ``feed`` (an iterator, a queue's generator, ...)."""
+        for event in feed:
+            self.handle(event)
+
+
+class RedisInvalidationListener:
+    """A thread that handles Redis pub/sub messages on ``channel`` as change events.
+
+    Each message's data is one key (UTF-8). ``stop()`` ends the thread. Pub/sub delivers at
+    most once: a message published while the listener is disconnected is lost, which is why
+    the invalidator insists on a safety-net TTL.
+    """
+
+    def __init__(self, client: Any, channel: str, invalidator: EventInvalidator) -> None:
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(channel)
+        self._invalidator = invalidator
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"invalidate {channel}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = self._pubsub.get_message(timeout=0.1)
+            if message is not None and message.get("type") == "message":
+                data = message["data"]
+                key = data.decode("utf-8", "surrogatepass") if isinstance(data, bytes) else data
+                self._invalidator.handle(key)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._pubsub.close()
+
+
+__all__ = [
+    "DEFAULT_TTL",
+    "EventInvalidator",
+    "RedisInvalidationListener",
+    "WriteThrough",
+    "is_lease",
+    "naive_cache_aside",
+]
