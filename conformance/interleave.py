@@ -1,0 +1,177 @@
+"""Deterministic interleavings of concurrent callers, chosen step by step.
+
+Each caller (a *task*) runs ordinary synchronous code on a thread of its own. Every call it
+makes on a *scheduled* object (a backend, a source of truth) is a scheduling point: the
+task stops there until the scheduler lets exactly it go on, so only one task runs at a time
+and the order of their calls is exactly the order the scheduler chose. The code under test
+needs no change: the strategies call ``backend.get(...)`` as they would in production.
+
+A state machine drives the scheduler one step at a time (``step(task)``), so Hypothesis
+chooses the interleaving, shrinks it, and prints it as the program that replays it. A task
+that neither reaches its next point nor finishes within ``patience`` seconds is reported as
+hung: a bounded wait catches a hang, nothing sleeps to "make sure".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_PATIENCE = 10.0
+
+
+class TaskHung(AssertionError):
+    """A task did not reach its next scheduling point, nor finish, within the patience."""
+
+
+class Abandoned(BaseException):
+    """Raised inside a task stopped at a point when its scheduler is closed, so that its
+    thread ends. A BaseException: the code under test must not swallow it."""
+
+
+@dataclass
+class Task:
+    """One caller: its name, the call it is stopped at, and how it ended."""
+
+    name: str
+    # Guarded by Scheduler._lock:
+    waiting_at: str | None = None  # the call it is stopped before; None while running/done
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+    trace: list[str] = field(default_factory=list)  # every call it made, in order
+    _go: threading.Event = field(default_factory=threading.Event)
+
+
+class Scheduler:
+    """Runs tasks one scheduling point at a time, in the order ``step`` is called."""
+
+    def __init__(self, patience: float = DEFAULT_PATIENCE) -> None:
+        self._patience = patience
+        self._lock = threading.Condition()
+        self._local = threading.local()
+        self.tasks: list[Task] = []
+        self.log: list[str] = []  # every scheduled call of every task, in the order made
+        self._closed = False  # guarded by _lock
+
+    # ---------------------------------------------------------------- the driver's side
+    def spawn(self, name: str, work: Callable[[], object]) -> Task:
+        """Start ``work`` on a thread; it runs up to its first scheduling point (or its end)."""
+        task = Task(name)
+
+        def run() -> None:
+            self._local.task = task
+            task._go.wait()
+            try:
+                task.result = work()
+            except Abandoned:
+                pass
+            except BaseException as exc:  # the driver reports whatever the task raised
+                task.error = exc
+            with self._lock:
+                task.done = True
+                task.waiting_at = None
+                self._lock.notify_all()
+
+        self.tasks.append(task)
+        thread = threading.Thread(target=run, name=f"task {name}", daemon=True)
+        thread.start()
+        self._release(task)
+        return task
+
+    def note(self, event: str) -> int:
+        """Record something the driver did (a task started, an event delivered) in the log,
+        between the tasks' calls; return its position, which later steps come after."""
+        with self._lock:
+            self.log.append(event)
+            return len(self.log)
+
+    def runnable(self) -> list[Task]:
+        with self._lock:
+            return [t for t in self.tasks if not t.done]
+
+    def step(self, task: Task) -> None:
+        """Let ``task`` make the call it is stopped at, and run on to its next point."""
+        with self._lock:
+            if task.done:
+                return
+        self._release(task)
+
+    def finish(self) -> None:
+        """Run every task to its end, oldest first (a fixed, reproducible order)."""
+        while True:
+            pending = self.runnable()
+            if not pending:
+                return
+            self.step(pending[0])
+
+    def close(self) -> None:
+        """Unwind every unfinished task (each raises :class:`Abandoned` at its point)."""
+        with self._lock:
+            self._closed = True
+            pending = [t for t in self.tasks if not t.done]
+            for task in pending:
+                task._go.set()
+            self._lock.wait_for(lambda: all(t.done for t in pending), timeout=self._patience)
+
+    def _release(self, task: Task) -> None:
+        with self._lock:
+            task.waiting_at = None
+            task._go.set()
+            hung = not self._lock.wait_for(
+                lambda: task.done or task.waiting_at is not None, timeout=self._patience
+            )
+        if hung:
+            raise TaskHung(
+                f"task {task.name} neither reached its next call nor finished within "
+                f"{self._patience} s (calls so far: {task.trace or 'none'})"
+            )
+
+    # ------------------------------------------------------------------ the task's side
+    def point(self, call: str) -> None:
+        """Stop the calling task before ``call`` until the driver steps it. Outside a task
+        (the driver's own reads and writes), run at once."""
+        task: Task | None = getattr(self._local, "task", None)
+        if task is None:
+            return
+        with self._lock:
+            task._go.clear()
+            task.waiting_at = call
+            self._lock.notify_all()
+        task._go.wait()
+        with self._lock:
+            if self._closed:
+                raise Abandoned(task.name)
+            task.trace.append(call)
+            self.log.append(f"{task.name}: {call}")
+
+
+class Scheduled(Generic[T]):
+    """A proxy whose every method call is a scheduling point of ``scheduler``."""
+
+    def __init__(self, target: T, scheduler: Scheduler, label: str) -> None:
+        self._target = target
+        self._scheduler = scheduler
+        self._label = label
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        if not callable(attribute) or name.startswith("_"):
+            return attribute
+
+        def scheduled(*args: Any, **kwargs: Any) -> Any:
+            named = (f"{k}={_short(v)}" for k, v in kwargs.items())
+            shown = ", ".join([*map(_short, args), *named])
+            self._scheduler.point(f"{self._label}.{name}({shown})")
+            return attribute(*args, **kwargs)
+
+        return scheduled
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

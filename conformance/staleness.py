@@ -1,0 +1,483 @@
+"""State machines for the strategies' staleness bounds, with concurrent callers.
+
+Readers, writers and event deliveries are *tasks*: ordinary calls into the strategies
+(``Cache.get_or_compute``, ``WriteThrough.write``, ...) running on threads, whose every call
+on the backend or the source is a scheduling point (:mod:`.interleave`). Hypothesis picks
+which task makes its next call, so the interleaving is part of the printed program and
+replays exactly. When a read finishes, the model of the source of truth
+(:mod:`cachespec.spec.staleness`) judges how stale its value may be under the strategy.
+
+The stale-set race, as the suite finds it in a naive cache-aside::
+
+    state.start_read(key='price')    # R0 misses the cache, stops before reading the source
+    state.step(task=0)               # R0 reads the source: the old price
+    state.start_write(key='price')   # W1 writes the new price ...
+    state.finish_task(task=1)        # ... and invalidates: later reads must be fresh
+    state.finish_task(task=0)        # R0 sets the OLD price in the cache
+    state.start_read(key='price')    # R2 hits the old price: a violation
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import pickle
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
+
+from cachespec.backends import NO_VALUE, Backend, BackendUnavailable
+from cachespec.backends.cache import Cache
+from cachespec.backends.serializers import Serializer, SignedPickleSerializer
+from cachespec.backends.strategies import EventInvalidator, WriteThrough, naive_cache_aside
+from cachespec.spec import Violation
+from cachespec.spec.staleness import SourceOfTruth
+
+from .clock import HarnessClock
+from .interleave import Scheduled, Scheduler, Task
+from .target import Session, Target, TargetError
+
+# One key: every reader and writer meets on it, which is where the races are. At most
+# MAX_TASKS callers at once: enough for any two-party race, few enough to find it quickly.
+KEYS = ("price",)
+MAX_TASKS = 3
+TTL = 60.0  # the fill TTL, and the safety net of event invalidation
+LEASE_TTL = 30.0
+
+
+class Source:
+    """The database the strategies read and write, recording every version in the model."""
+
+    def __init__(self, truth: SourceOfTruth, clock: HarnessClock, step: Callable[[], int]) -> None:
+        self._truth = truth
+        self._clock = clock
+        self._step = step
+        self.down = False  # set by the driver between steps, read by the one running task
+        self._counter = itertools.count(1)
+
+    def read(self, key: str) -> object:
+        if self.down:
+            raise ConnectionError("the source is down (injected)")
+        return self._truth.current(key).value
+
+    def write(self, key: str, value: object) -> int:
+        if self.down:
+            raise ConnectionError("the source is down (injected)")
+        return self._truth.write(key, value, self._step(), self._clock.now()).number
+
+    def next_value(self, key: str) -> str:
+        """A value never written before, so every read traces back to its version."""
+        return f"{key}#{next(self._counter)}"
+
+
+class Strategies:
+    """The strategy implementations under test: ours. Override a method to check another.
+
+    ``cachespec check BACKEND --strategy naive-cache-aside`` swaps :meth:`read` for the
+    textbook unguarded read; ``--strategy module:callable`` takes a reader function
+    ``f(cache, key, compute, ttl)`` or a :class:`Strategies` (sub)class or instance.
+    """
+
+    name = "guarded"
+
+    def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
+        """Cache-aside: our guarded ``get_or_compute`` (lease + compare-and-set fill)."""
+        return cache.get_or_compute(key, compute, ttl)
+
+    def write_and_invalidate(self, cache: Cache, source: Source, key: str, value: Any) -> None:
+        """Explicit invalidation: the source first, then the cache entry goes."""
+        source.write(key, value)
+        cache.invalidate(key)
+
+    def write_through(self, cache: Cache, source: Source, key: str, value: Any) -> None:
+        WriteThrough(cache, source.write, safety_ttl=TTL).write(key, value)
+
+    def handle_event(self, cache: Cache, key: str) -> None:
+        """The subscriber's reaction to a change event naming ``key``."""
+        EventInvalidator(cache).handle(key)
+
+    def event_safety_ttl(self) -> float | None:
+        """The TTL fills get under event invalidation: the bound when an event is lost."""
+        return TTL
+
+    def serializer(self) -> Serializer:
+        return SignedPickleSerializer(b"conformance-suite-signing-key")
+
+
+class NaiveCacheAside(Strategies):
+    """The stale-set race, shipped so that the suite can show it (DESIGN.md)."""
+
+    name = "naive-cache-aside"
+
+    def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
+        return naive_cache_aside(cache, key, compute, ttl)
+
+
+STRATEGIES: dict[str, type[Strategies]] = {
+    "guarded": Strategies,
+    "naive-cache-aside": NaiveCacheAside,
+}
+
+
+def resolve_strategies(chosen: str | Strategies) -> Strategies:
+    """A name, ``module:callable`` (a Strategies class or instance, or a reader function
+    ``f(cache, key, compute, ttl)``), or a Strategies instance."""
+    if isinstance(chosen, Strategies):
+        return chosen
+    if chosen in STRATEGIES:
+        return STRATEGIES[chosen]()
+    module_name, colon, attr = chosen.partition(":")
+    if not colon:
+        known = ", ".join(STRATEGIES)
+        raise TargetError(f"unknown strategy {chosen!r} (known: {known}, or module:callable)")
+    try:
+        found: object = importlib.import_module(module_name)
+        for part in attr.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise TargetError(f"cannot load strategy {chosen!r}: {exc}") from None
+    if isinstance(found, type) and issubclass(found, Strategies):
+        return found()
+    if isinstance(found, Strategies):
+        return found
+    if callable(found):
+        reader = found
+
+        label: str = str(chosen)
+
+        class Custom(Strategies):
+            name = label
+
+            def read(
+                self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None
+            ) -> Any:
+                return reader(cache, key, compute, ttl)
+
+        return Custom()
+    raise TargetError(f"strategy {chosen!r} is neither a Strategies nor a reader function")
+
+
+class FaultyBackend(Backend):
+    """A backend whose next calls can be made to fail, for the fault properties."""
+
+    def __init__(self, inner: Backend) -> None:
+        self._inner = inner
+        self.guarantees = inner.guarantees
+        self.failures = 0  # how many of the next calls fail; set by the driver between steps
+        self._lock = threading.Lock()
+
+    def _call(self, name: str, *args: Any) -> Any:
+        with self._lock:
+            failing = self.failures > 0
+            self.failures -= failing
+        if failing:
+            raise BackendUnavailable(f"the cache is down for this call ({name}, injected)")
+        return getattr(self._inner, name)(*args)
+
+    def get(self, key: str) -> Any:
+        return self._call("get", key)
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self._call("set", key, value, ttl)
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        return bool(self._call("add", key, value, ttl))
+
+    def delete(self, key: str) -> None:
+        self._call("delete", key)
+
+    def get_many(self, keys: Any) -> dict[str, bytes]:
+        return dict(self._call("get_many", keys))
+
+    def set_many(self, items: Any, ttl: float | None = None) -> None:
+        self._call("set_many", items, ttl)
+
+    def delete_many(self, keys: Any) -> None:
+        self._call("delete_many", keys)
+
+    def clear(self) -> None:
+        self._call("clear")
+
+    def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
+    ) -> bool:
+        return bool(self._call("compare_and_set", key, expected, value, ttl))
+
+    def compare_and_delete(self, key: str, expected: bytes) -> bool:
+        return bool(self._call("compare_and_delete", key, expected))
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a staleness property runs: its writers, the bounds, the faults, the overlap."""
+
+    writer: str  # "source" (TTL only) | "invalidate" | "write_through" | "event"
+    ttl_bound: bool = True  # reads are bounded by the fill TTL plus the backend's resolution
+    cache_faults: bool = False  # the next calls on the cache can be made to fail
+    source_faults: bool = False  # the source can be made to fail
+    sequential: bool = False  # each caller runs alone, start to end
+
+    @property
+    def faults(self) -> bool:
+        return self.cache_faults or self.source_faults
+
+    @property
+    def moves_time(self) -> bool:
+        """Only where the TTL is the bound under test (TTL only, a lost event) does the
+        clock move: elsewhere time would only expire the evidence of a race."""
+        return self.writer in ("source", "event")
+
+
+@dataclass
+class _Pending:
+    kind: str  # "read" | "write"
+    key: str
+    started: int  # the log position the task started at
+    started_time: float  # the harness's time then
+    value: object = None  # what a write wrote
+
+
+class StalenessMachine(RuleBasedStateMachine):
+    """Concurrent readers and writers of a few keys under one strategy, beside the model."""
+
+    target: ClassVar[Target]
+    plan: ClassVar[Plan]
+    strategies: ClassVar[Strategies]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session: Session = self.target.session()
+        self.clock = self.session.clock
+        inner = self.session.backend()
+        self.resolution = inner.guarantees.ttl_resolution
+        self.faulty = FaultyBackend(inner)
+        self.scheduler = Scheduler()
+        backend = Scheduled(self.faulty, self.scheduler, "cache")
+        self.truth = SourceOfTruth({key: f"{key}#0" for key in KEYS})
+        self.source_impl = Source(self.truth, self.clock, lambda: len(self.scheduler.log))
+        self.source: Source = Scheduled(self.source_impl, self.scheduler, "source")  # type: ignore[assignment]
+        fill_ttl = self.strategies.event_safety_ttl() if self.plan.writer == "event" else TTL
+        self.fill_ttl = fill_ttl
+        self.cache = Cache(
+            backend,  # type: ignore[arg-type]
+            serializer=self.strategies.serializer(),
+            default_ttl=fill_ttl,
+            lease_ttl=LEASE_TTL,
+        )
+        self.events: list[tuple[str, object]] = []  # published, not yet delivered
+        self.pending: dict[int, _Pending] = {}
+
+    # --------------------------------------------------------------------- bookkeeping
+    def _now(self) -> float:
+        return self.clock.now()
+
+    def _spawn(
+        self, name: str, work: Callable[[], object], kind: str, key: str, value: object = None
+    ) -> None:
+        started = self.scheduler.note(f"{name} starts")
+        task = self.scheduler.spawn(name, work)
+        self.pending[id(task)] = _Pending(kind, key, started, self._now(), value)
+        if self.plan.sequential:
+            while not task.done:
+                self.scheduler.step(task)
+        self._collect()
+
+    def _collect(self) -> None:
+        """Judge every task that finished since the last call, in the order they started."""
+        for task in self.scheduler.tasks:
+            if task.done and id(task) in self.pending:
+                self._judge(task, self.pending.pop(id(task)))
+
+    def _judge(self, task: Task, pending: _Pending) -> None:
+        if task.error is not None:
+            cache_failed = isinstance(task.error, BackendUnavailable)
+            if self.plan.faults and pending.kind == "read" and cache_failed:
+                raise Violation(
+                    f"read {pending.key!r} ({task.name})",
+                    f"raised {type(task.error).__name__}: {task.error}",
+                    "the source's value: a failing cache must fall through to the source",
+                )
+            if self.plan.faults and (cache_failed or isinstance(task.error, ConnectionError)):
+                return  # the failure was injected; what matters is what it left behind
+            raise task.error
+        if pending.kind == "read":
+            # The promised bound, whatever TTL the strategy under test chose to fill with.
+            bound = TTL + self.resolution if self.plan.ttl_bound else None
+            # A read may take effect at any instant between its start and its end; judging it
+            # at its start is the most lenient reading, so a slow caller holding a value it
+            # read in time is never blamed on the cache.
+            self.truth.check_read(
+                pending.key,
+                task.result,
+                started_step=pending.started,
+                time=pending.started_time,
+                ttl_bound=bound,
+                operation=f"read {pending.key!r} ({task.name}, started at step {pending.started})",
+            )
+        elif self.plan.writer in ("invalidate", "write_through"):
+            written = self.truth.version_of(pending.key, pending.value)
+            if written is not None:
+                what = "the invalidation" if self.plan.writer == "invalidate" else "the write"
+                step = self.scheduler.note(f"{task.name} returned")
+                self.truth.made_fresh(pending.key, written, step, f"{what} ({task.name})")
+
+    def _task(self, index: int) -> Task | None:
+        runnable = self.scheduler.runnable()
+        return runnable[index % len(runnable)] if runnable else None
+
+    # ---------------------------------------------------------------------------- rules
+    @precondition(lambda self: len(self.scheduler.runnable()) < MAX_TASKS)
+    @rule(key=st.sampled_from(KEYS))
+    def start_read(self, key: str) -> None:
+        """A caller reads ``key`` through the strategy (it runs up to its first call)."""
+        strategies, cache, source = self.strategies, self.cache, self.source
+
+        def read() -> object:
+            return strategies.read(cache, key, lambda: source.read(key), self.fill_ttl)
+
+        self._spawn(f"R{len(self.scheduler.tasks)}", read, "read", key)
+
+    @precondition(lambda self: len(self.scheduler.runnable()) < MAX_TASKS)
+    @rule(key=st.sampled_from(KEYS))
+    def start_write(self, key: str) -> None:
+        """A caller updates ``key`` in the source, then does what the strategy says."""
+        value = self.source_impl.next_value(key)
+        strategies, cache, source, writer = (
+            self.strategies,
+            self.cache,
+            self.source,
+            self.plan.writer,
+        )
+
+        def write() -> object:
+            if writer == "write_through":
+                strategies.write_through(cache, source, key, value)
+            elif writer == "invalidate":
+                strategies.write_and_invalidate(cache, source, key, value)
+            else:
+                source.write(key, value)
+                if writer == "event":  # published now, delivered (or lost) later
+                    self.events.append((key, value))
+            return None
+
+        self._spawn(f"W{len(self.scheduler.tasks)}", write, "write", key, value)
+
+    @precondition(lambda self: bool(self.scheduler.runnable()))
+    @rule(task=st.integers(0, MAX_TASKS - 1))
+    def step(self, task: int) -> None:
+        """The ``task``-th unfinished caller makes its next call."""
+        chosen = self._task(task)
+        if chosen is not None:
+            self.scheduler.step(chosen)
+        self._collect()
+
+    @precondition(lambda self: bool(self.scheduler.runnable()))
+    @rule(task=st.integers(0, MAX_TASKS - 1))
+    def finish_task(self, task: int) -> None:
+        """The ``task``-th unfinished caller runs to its end."""
+        chosen = self._task(task)
+        while chosen is not None and not chosen.done:
+            self.scheduler.step(chosen)
+        self._collect()
+
+    @precondition(lambda self: bool(self.events))
+    @rule(which=st.integers(0, 3), fate=st.sampled_from(["deliver", "duplicate", "lose"]))
+    def deliver_event(self, which: int, fate: str) -> None:
+        """A change event reaches the subscriber (in any order), twice, or never."""
+        key, value = self.events[which % len(self.events)]
+        if fate != "duplicate":
+            self.events.remove((key, value))
+        if fate == "lose":
+            return
+        self.strategies.handle_event(self.cache, key)
+        version = self.truth.version_of(key, value)
+        assert version is not None
+        step = self.scheduler.note(f"event {value!r} delivered")
+        self.truth.made_fresh(key, version, step, f"the delivery of the event for {value!r}")
+
+    @precondition(lambda self: self.plan.moves_time)
+    @rule(seconds=st.sampled_from([1.0, LEASE_TTL, TTL, TTL + 1.0]))
+    def advance(self, seconds: float) -> None:
+        self.clock.advance_to(self._now() + seconds)
+
+    @precondition(lambda self: self.plan.cache_faults)
+    @rule(calls=st.integers(1, 3))
+    def cache_fails(self, calls: int) -> None:
+        """The next ``calls`` calls on the cache fail."""
+        self.faulty.failures = calls
+
+    @precondition(lambda self: self.plan.source_faults)
+    @rule(down=st.booleans())
+    def source_down(self, down: bool) -> None:
+        self.source_impl.down = down
+
+    def teardown(self) -> None:
+        """Let every caller finish, then read each key once more: whatever a stale fill
+        left behind shows up here even if no later read happened to start."""
+        try:
+            self.faulty.failures = 0
+            self.source_impl.down = False
+            self.scheduler.finish()
+            self._collect()
+            for key in KEYS:
+                self.start_read(key)
+            self.scheduler.finish()
+            self._collect()
+        finally:
+            self.scheduler.close()
+            self.session.close()
+
+
+def build_staleness_machine(
+    name: str, target: Target, plan: Plan, strategies: Strategies
+) -> type[StalenessMachine]:
+    namespace = {"target": target, "plan": plan, "strategies": strategies}
+    return type(name, (StalenessMachine,), namespace)
+
+
+# --------------------------------------------------------------------- forged payloads
+_UNPICKLED: list[str] = []
+
+
+def _mark(tag: str) -> None:
+    _UNPICKLED.append(tag)
+
+
+class _Trap:
+    """Unpickling this runs ``_mark``: proof that a payload was unpickled."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def __reduce__(self) -> tuple[Callable[[str], None], tuple[str]]:
+        return (_mark, (self.tag,))
+
+
+def check_forged_payload(target: Target, strategies: Strategies, trial: int) -> None:
+    """A payload nobody signed, written straight into the backend, must read as a counted
+    miss and never be unpickled (a forged pickle that runs code on load would mark it)."""
+    session = target.session()
+    try:
+        backend = session.backend()
+        cache = Cache(backend, serializer=strategies.serializer(), guarded=False)
+        tag = f"forged-{trial}"
+        forged = b"v" + b"\x00" * 32 + pickle.dumps(_Trap(tag))
+        backend.set("forged", forged)
+        found = cache.get("forged")
+        if tag in _UNPICKLED:
+            raise Violation("get('forged')", "unpickled a payload nobody signed", "a counted miss")
+        if found is not NO_VALUE or cache.stats.decode_failures != 1:
+            raise Violation(
+                "get('forged')",
+                f"returned {found!r} (decode failures: {cache.stats.decode_failures})",
+                "a miss, counted as one decode failure",
+            )
+    finally:
+        session.close()

@@ -1,0 +1,137 @@
+"""The source of truth, and how stale a cached read may be under each strategy.
+
+The model keeps every version of every key of the "database" with the instant it stopped
+being current. A read that returns version ``v`` at time ``t`` has staleness ``t`` minus the
+last instant ``v`` was current (0 while ``v`` is current). Each strategy bounds it
+(DESIGN.md, "Staleness bounds"):
+
+========================  =====================================================
+strategy                  bound
+========================  =====================================================
+TTL only                  ``ttl`` plus the backend's TTL resolution
+explicit invalidation     0 for any read that starts after the invalidation returned
+write-through             0 for any read that starts after the write returned
+event invalidation        0 after the event is handled; the safety-net TTL if it is lost
+guarded cache-aside       0 after invalidation, whatever the interleaving
+========================  =====================================================
+
+Two clocks are involved. *Steps* order what concurrent callers did (a read "starts after" an
+invalidation when its first step comes after the invalidation's last); *time* is the
+harness's clock, which TTLs run on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .model import Violation
+
+
+@dataclass
+class Version:
+    """One value a key held in the source of truth."""
+
+    key: str
+    number: int
+    value: object
+    written_step: int
+    written_time: float
+    # When the next version replaced it (None while it is current).
+    superseded_step: int | None = None
+    superseded_time: float | None = None
+    # The step after which no read may return it: the end of the invalidation (or the
+    # write-through, or the event handling) that followed the write that superseded it.
+    fresh_after_step: int | None = None
+    fresh_after_what: str = ""
+
+    def describe(self) -> str:
+        text = f"version {self.number} of {self.key!r} ({self.value!r})"
+        if self.superseded_time is not None:
+            text += f", superseded at step {self.superseded_step}"
+        return text
+
+
+@dataclass
+class SourceOfTruth:
+    """The database: versions per key, and the bounds the strategy promises for reads."""
+
+    initial: dict[str, object] = field(default_factory=dict)
+    _versions: dict[str, list[Version]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, value in self.initial.items():
+            self._versions[key] = [Version(key, 0, value, 0, float("-inf"))]
+
+    def current(self, key: str) -> Version:
+        return self._versions[key][-1]
+
+    def versions(self, key: str) -> list[Version]:
+        return list(self._versions[key])
+
+    def write(self, key: str, value: object, step: int, time: float) -> Version:
+        """Commit a new version of ``key`` (values must be unique per key to be traced)."""
+        history = self._versions.setdefault(key, [])
+        if history:
+            old = history[-1]
+            old.superseded_step, old.superseded_time = step, time
+        version = Version(key, len(history), value, step, time)
+        history.append(version)
+        return version
+
+    def made_fresh(self, key: str, written: Version, step: int, what: str) -> None:
+        """From ``step`` on, reads of ``key`` must return ``written`` or newer: the strategy
+        has done what it promises after the write (an invalidation returned, say)."""
+        for version in self._versions[key]:
+            if version.number >= written.number:
+                break
+            if version.fresh_after_step is None or step < version.fresh_after_step:
+                version.fresh_after_step, version.fresh_after_what = step, what
+
+    def version_of(self, key: str, value: object) -> Version | None:
+        for version in reversed(self._versions.get(key, [])):
+            if version.value == value:
+                return version
+        return None
+
+    def check_read(
+        self,
+        key: str,
+        value: object,
+        *,
+        started_step: int,
+        time: float,
+        ttl_bound: float | None,
+        operation: str,
+    ) -> None:
+        """Raise :class:`Violation` if a read of ``key`` that started at ``started_step``
+        and returned ``value`` at ``time`` is staler than the strategy allows."""
+        version = self.version_of(key, value)
+        if version is None:
+            raise Violation(
+                operation,
+                f"returned {value!r}",
+                f"a value {key!r} held in the source",
+                f"the source never held it (versions: {[v.value for v in self.versions(key)]})",
+            )
+        if version.superseded_time is None:
+            return
+        if version.fresh_after_step is not None and started_step > version.fresh_after_step:
+            newer = self._versions[key][version.number + 1]
+            raise Violation(
+                operation,
+                f"returned {version.describe()}",
+                f"only version {newer.number} or newer",
+                f"the read started at step {started_step}, after {version.fresh_after_what} "
+                f"returned at step {version.fresh_after_step}, so staleness must be 0: a "
+                "value read from the source before it was put in the cache after it (the "
+                "stale-set race)",
+            )
+        staleness = time - version.superseded_time
+        if ttl_bound is not None and staleness > ttl_bound:
+            raise Violation(
+                operation,
+                f"returned {version.describe()}, {staleness!r} s stale",
+                f"at most {ttl_bound!r} s of staleness",
+                "the TTL (plus the backend's resolution) bounds how long a superseded value "
+                "may be served",
+            )
