@@ -1,7 +1,8 @@
 """``cachespec``: the command line.
 
     cachespec check [BACKEND] [--size quick|default|thorough] [--seed N]
-                    [--only PATTERN ...] [--report FILE.json] [--junit FILE.xml]
+                    [--only PATTERN ...] [--strategy NAME|module:callable]
+                    [--report FILE.json] [--junit FILE.xml]
     cachespec list
     cachespec table FILE.json ...
 
@@ -47,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--only", nargs="+", metavar="PATTERN", help="property ids or globs, e.g. 'ttl.*'"
     )
+    check.add_argument(
+        "--strategy",
+        metavar="NAME|module:callable",
+        help="the cache-aside (and other strategy) implementations the staleness properties "
+        "run: guarded (ours, the default), naive-cache-aside, or your own",
+    )
     check.add_argument("--report", metavar="FILE.json", help="write the JSON report here")
     check.add_argument("--junit", metavar="FILE.xml", help="write a JUnit XML report here")
     check.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -79,7 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         report = run_suite(
-            args.backend, size=args.size, seed=args.seed, only=args.only, progress=progress
+            args.backend,
+            size=args.size,
+            seed=args.seed,
+            only=args.only,
+            strategy=args.strategy,
+            progress=progress,
         )
     except TargetError as exc:
         print(f"cachespec: {exc}", file=sys.stderr)

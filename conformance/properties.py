@@ -40,6 +40,7 @@ from .pools import (
     size_limit_values,
     ttls,
 )
+from .staleness import Plan, Strategies, build_staleness_machine, check_forged_payload
 from .target import Target
 
 Applies = Callable[[Guarantees], "str | None"]
@@ -53,6 +54,9 @@ class Property:
     build: Callable[[Target, Guarantees], Check]
     # Moves the clock or writes short TTLs: skipped where the harness does not own the clock.
     needs_clock: bool = False
+    # Examples per run, as a multiple of the size's: interleavings need more programs to
+    # find a race than single-caller properties need to find a wrong answer.
+    examples_factor: int = 1
 
     @property
     def area(self) -> str:
@@ -560,8 +564,8 @@ def _exactly_one_wins(
             winners = [i for i in range(THREADS) if results[r][i] is True]
             if len(winners) != 1:
                 problems.append(
-                    f"trial {n}, round {r}: {len(winners)} of {THREADS} concurrent {call} "
-                    f"calls returned True (threads {winners}); exactly one may"
+                    f"trial {n}, round {r}: {len(winners)} of {THREADS} concurrent calls of "
+                    f"{call} returned True (threads {winners}); exactly one may"
                 )
             else:
                 expected = f"thread-{winners[0]}/{r}".encode()
@@ -610,7 +614,20 @@ def _compare_and_set_atomic(target: Target, g: Guarantees) -> Check:
     )
 
 
-def _threads(target: Target, g: Guarantees) -> Check:
+def _check_reads(trial: int, results: list[Any]) -> None:
+    """Every value a reader saw was written under the key it read (``key/...``)."""
+    for seen in results:
+        for key, value in seen:
+            if value is NO_VALUE:
+                continue
+            if not (isinstance(value, bytes) and value.startswith(f"{key}/".encode())):
+                raise CheckFailed(
+                    f"trial {trial}: under {THREADS} threads a read of {key!r} returned "
+                    f"{value!r}, which was never written under {key!r}"
+                )
+
+
+def _threads(target: Target, g: Guarantees) -> Check:  # noqa: PLR0915 - one trial, read together
     """Half the threads read hot keys in tight loops, half write: sets with and without TTLs,
     fresh keys past the capacity (evictions), deletes. Readers and writers in different
     threads are what exposes a reader that changes state a writer is walking."""
@@ -625,9 +642,13 @@ def _threads(target: Target, g: Guarantees) -> Check:
     def fill_key(i: int, step: int, j: int) -> str:
         return f"fill-{i}-{step}-{j}"
 
-    def read(backend: Backend, i: int) -> list[tuple[str, object]]:
+    def read(backend: Backend, i: int, writing: threading.Event) -> list[tuple[str, object]]:
+        # Readers keep reading until the last writer is done (bounded all the same), so
+        # that every write, and whatever bookkeeping it walks, meets a reader.
         seen: list[tuple[str, object]] = []
-        for step in range(steps):
+        for step in range(steps * 1000):
+            if not writing.is_set():
+                break
             key = hot[(i + step) % len(hot)]
             seen.append((key, backend.get(key)))
             seen.extend(backend.get_many(hot).items())
@@ -648,23 +669,28 @@ def _threads(target: Target, g: Guarantees) -> Check:
                 backend.delete(key)
         return []
 
-    def churn(backend: Backend, i: int) -> object:
-        return read(backend, i) if i % 2 else write(backend, i)
-
     def trial(n: int) -> None:
         session, backend = _fresh(target)
         try:
             backend.set_many({key: f"{key}/start".encode() for key in hot})
+            writing = threading.Event()
+            writing.set()
+            left = [writers]
+            left_lock = threading.Lock()
+
+            def churn(backend: Backend, i: int) -> object:
+                if i % 2:
+                    return read(backend, i, writing)
+                try:
+                    return write(backend, i)
+                finally:
+                    with left_lock:
+                        left[0] -= 1
+                        if not left[0]:
+                            writing.clear()
+
             results = _race_on(backend, churn)
-            for seen in results:
-                for key, value in seen:
-                    if value is NO_VALUE:
-                        continue
-                    if not (isinstance(value, bytes) and value.startswith(f"{key}/".encode())):
-                        raise CheckFailed(
-                            f"trial {n}: under {THREADS} threads a read of {key!r} returned "
-                            f"{value!r}, which was never written under {key!r}"
-                        )
+            _check_reads(n, results)
             if room is not None:
                 written = [
                     fill_key(i, s, j)
@@ -681,7 +707,9 @@ def _threads(target: Target, g: Guarantees) -> Check:
         finally:
             session.close()
 
-    return ThreadCheck(trial)
+    # Each trial keeps 8 threads busy until the writers are done: a quarter of the trials
+    # of the other thread checks costs about as much.
+    return ThreadCheck(trial, share=0.25)
 
 
 PROPERTIES.extend(
@@ -704,6 +732,92 @@ PROPERTIES.extend(
             "capacity holds",
             thread_safe,
             _threads,
+        ),
+    ]
+)
+
+
+# ------------------------------------------------------------------ staleness and faults
+def guarded_fills(g: Guarantees) -> str | None:
+    if g.compare_and_set:
+        return None
+    return (
+        "the backend does not declare compare_and_set=True, which guarded fills, leases and "
+        "write-through need"
+    )
+
+
+def _strategies(target: Target) -> Strategies:
+    chosen = target.strategies
+    return chosen if isinstance(chosen, Strategies) else Strategies()
+
+
+def _staleness(prop_id: str, promise: str, plan: Plan) -> Property:
+    class_name = "".join(part.title() for part in prop_id.replace(".", "_").split("_"))
+
+    def build(target: Target, g: Guarantees) -> Check:
+        machine = build_staleness_machine(class_name, target, plan, _strategies(target))
+        return MachineCheck(machine)
+
+    return Property(prop_id, promise, guarded_fills, build, needs_clock=True, examples_factor=4)
+
+
+def _forged_payload(target: Target, g: Guarantees) -> Check:
+    strategies = _strategies(target)
+    return ThreadCheck(lambda trial: check_forged_payload(target, strategies, trial))
+
+
+PROPERTIES.extend(
+    [
+        _staleness(
+            "staleness.ttl",
+            "with TTL only, a read is at most the TTL (plus the resolution) stale",
+            Plan("source"),
+        ),
+        _staleness(
+            "staleness.invalidation",
+            "a read that starts after an invalidation returned is fresh",
+            Plan("invalidate", sequential=True),
+        ),
+        _staleness(
+            "staleness.cache_aside",
+            "cache-aside reads are never stale after an invalidation, whatever the "
+            "interleaving (no stale-set race)",
+            Plan("invalidate"),
+        ),
+        _staleness(
+            "staleness.write_through",
+            "a read that starts after a write-through returned sees it or newer, whatever "
+            "the interleaving",
+            Plan("write_through"),
+        ),
+        _staleness(
+            "staleness.events",
+            "event invalidation: fresh once an event is handled; stale at most the "
+            "safety-net TTL when one is lost",
+            Plan("event"),
+        ),
+        _staleness(
+            "faults.cache_aside",
+            "when the cache fails, cache-aside reads fall through to the source and the "
+            "bounds still hold",
+            Plan("invalidate", cache_faults=True),
+        ),
+        _staleness(
+            "faults.write_through",
+            "when the cache fails under write-through, the staleness bound still holds",
+            Plan("write_through", cache_faults=True),
+        ),
+        _staleness(
+            "faults.source",
+            "when the source fails, nothing it never held reaches the cache",
+            Plan("invalidate", source_faults=True),
+        ),
+        Property(
+            "faults.forged_payload",
+            "a payload nobody signed reads as a counted miss and is never unpickled",
+            guarded_fills,
+            _forged_payload,
         ),
     ]
 )

@@ -23,6 +23,7 @@ def table(report: Report) -> str:
         f"cachespec check {report.backend}",
         f"  guarantees: {report.guarantees}",
         f"  clock: {report.clock}",
+        f"  strategy: {report.strategy}",
         f"  size {report.size}, seed {report.seed}, {report.seconds:.1f}s",
         "",
         f"{'property':<22} {'status':<6} {'time':>7}  note",

@@ -24,6 +24,7 @@ from cachespec.spec import Guarantees, Violation
 
 from .checks import CheckFailed
 from .properties import BY_ID, PROPERTIES, Property
+from .staleness import Strategies, resolve_strategies
 from .target import Target, TargetError, resolve_target
 
 Status = Literal["pass", "fail", "skip"]
@@ -75,6 +76,7 @@ class Report:
     results: list[Result] = field(default_factory=list)
     seconds: float = 0.0
     clock: str = "the harness's clock"
+    strategy: str = "guarded"
 
     @property
     def passed(self) -> bool:
@@ -98,6 +100,7 @@ class Report:
             "size": self.size,
             "guarantees": self.guarantees,
             "clock": self.clock,
+            "strategy": self.strategy,
             "properties": [r.to_json() for r in self.results],
         }
 
@@ -117,9 +120,9 @@ def derive_seed(seed: int, prop_id: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def hypothesis_settings(budget: Budget) -> Settings:
+def hypothesis_settings(budget: Budget, examples_factor: int = 1) -> Settings:
     return Settings(
-        max_examples=budget.examples,
+        max_examples=budget.examples * examples_factor,
         stateful_step_count=budget.steps,
         deadline=None,
         database=None,
@@ -153,7 +156,8 @@ def run_property(
     try:
         check = prop.build(target, guarantees)
         with with_reporter(lambda text: reported.append(str(text))):
-            check.run(hypothesis_settings(budget), derive_seed(seed, prop.id), budget.trials)
+            settings = hypothesis_settings(budget, prop.examples_factor)
+            check.run(settings, derive_seed(seed, prop.id), budget.trials)
     except (KeyboardInterrupt, SystemExit, TargetError):
         raise
     except BaseException as exc:  # a failing backend can raise anything
@@ -236,16 +240,21 @@ def run_suite(
     size: str = "default",
     seed: int | None = None,
     only: Sequence[str] | None = None,
+    strategy: str | Strategies | None = None,
     progress: ProgressFn | None = None,
 ) -> Report:
     """Check ``backend`` (a URL, ``module:callable``, or a Target) against every property.
 
-    Raises :class:`TargetError` when the backend cannot be resolved or reached.
+    ``strategy`` chooses the strategy implementations the staleness properties run (a name
+    such as ``naive-cache-aside``, ``module:callable``, or a :class:`Strategies`).
+    Raises :class:`TargetError` when the backend or the strategy cannot be resolved.
     """
     if size not in SIZES:
         raise TargetError(f"unknown size {size!r} (choose from {', '.join(SIZES)})")
     budget = SIZES[size]
     target = backend if isinstance(backend, Target) else resolve_target(backend)
+    if strategy is not None:
+        target.strategies = resolve_strategies(strategy)
     chosen = select(only)
     if seed is None:
         seed = random.SystemRandom().randrange(2**32)
@@ -258,6 +267,7 @@ def run_suite(
         except Exception as exc:
             raise TargetError(f"{target.name}: {type(exc).__name__}: {exc}") from exc
         report = Report(target.name, seed, size, guarantees.describe(), clock=target.clock_note)
+        report.strategy = (target.strategies or Strategies()).name
         for index, prop in enumerate(chosen, 1):
             result = run_property(prop, target, guarantees, budget, seed)
             report.results.append(result)

@@ -21,7 +21,7 @@ import inspect
 import math
 import os
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
 
 from cachespec.backends import Backend, BackendUnavailable, ConfigurationError, open_backend
@@ -81,6 +81,9 @@ class Target:
     controls_time = True
     #: How the target keeps time, for the report.
     clock_note = "the harness's clock"
+    #: The strategy implementations the staleness properties run (None: ours). Set by
+    #: ``run_suite(strategy=...)`` / ``cachespec check --strategy``.
+    strategies: Any = None
 
     def __init__(self, name: str, factory: BackendFactory) -> None:
         self.name = name

@@ -10,6 +10,7 @@ import re
 
 import pytest
 from mutants import MUTANTS
+from strategy_mutants import STRATEGY_MUTANTS
 
 from cachespec.conformance import PROPERTIES, Target, run_suite
 
@@ -18,6 +19,7 @@ SEEDS = (20261127, 4242)
 
 def test_every_property_has_a_mutant() -> None:
     caught = {prop for _, prop, _ in MUTANTS.values()}
+    caught |= {prop for _, prop, _ in STRATEGY_MUTANTS.values()}
     assert {p.id for p in PROPERTIES} - caught == set()
 
 
@@ -30,3 +32,12 @@ def test_the_suite_rejects_the_mutant_naming_the_property(name: str, seed: int) 
     assert result.status == "fail", f"{name} passed {prop} at the default size, seed {seed}"
     assert re.search(why, result.reason), result.reason
     assert not report.passed
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGY_MUTANTS))
+def test_the_suite_rejects_the_broken_strategy(name: str) -> None:
+    strategies, prop, why = STRATEGY_MUTANTS[name]
+    report = run_suite("memory://", seed=SEEDS[0], only=[prop], strategy=strategies())
+    result = report.result(prop)
+    assert result.status == "fail", f"{name} passed {prop} at the default size"
+    assert re.search(why, result.reason), result.reason
