@@ -23,6 +23,7 @@ import importlib
 import itertools
 import pickle
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -467,7 +468,9 @@ def check_forged_payload(target: Target, strategies: Strategies, trial: int) -> 
     try:
         backend = session.backend()
         cache = Cache(backend, serializer=strategies.serializer(), guarded=False)
-        tag = f"forged-{trial}"
+        # Unique per call: marks left by an earlier run in this process (a mutant's, say)
+        # must never count against this one.
+        tag = f"forged-{trial}-{uuid.uuid4().hex}"
         forged = b"v" + b"\x00" * 32 + pickle.dumps(_Trap(tag))
         backend.set("forged", forged)
         found = cache.get("forged")
