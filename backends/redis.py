@@ -20,6 +20,15 @@ with key ``c`` never meet, and ``clear`` can match exactly one namespace with
 ``SCAN MATCH {<namespace>}*`` (glob characters escaped). The braces are a Redis Cluster hash
 tag: a namespace lives in one slot, which the bounded namespace's scripts need.
 
+Compare-and-set
+---------------
+``compare_and_set`` and ``compare_and_delete`` are Lua scripts in either kind of namespace
+(one ``EVALSHA`` per call): the ``GET``, the byte-for-byte comparison and the write or
+``UNLINK`` run as one atomic step on the server. A key past its TTL is gone on the server (``GET``
+answers nil), so a missing or expired key never matches. A plain namespace needs Lua for
+these two operations only: on a server that runs no scripts it declares
+``compare_and_set=False`` and its other operations work as before.
+
 Time and TTLs
 -------------
 A TTL is sent as ``PX`` milliseconds rounded *up* (an entry never dies before its TTL), and
@@ -129,7 +138,13 @@ _UNAVAILABLE: Final = (RedisConnectionError, RedisTimeoutError, NoPermissionErro
 _GLOB_SPECIAL: Final = frozenset(b"*?[]\\")
 
 # --------------------------------------------------------------------------- Lua scripts
-# Every script takes the namespace's bookkeeping keys first, in KEYS (so they are declared):
+# A plain namespace runs two scripts, _COMPARE_SET_LUA and _COMPARE_DELETE_LUA: KEYS[1] is the
+# entry. They compare the value GET returns, which is nil (Lua false, equal to no string)
+# for a key that is missing or past its TTL: such a key never matches.
+#
+# A bounded namespace runs every operation as a script: _READ_LUA, _WRITE_LUA, _DELETE_LUA,
+# _CLEAR_LUA, _LRU_COMPARE_SET_LUA and _LRU_COMPARE_DELETE_LUA. Each of these takes the
+# namespace's bookkeeping keys first, in KEYS (so they are declared):
 #   KEYS[1] recency: sorted set, entry key -> use counter (higher = more recently used)
 #   KEYS[2] expiry index: sorted set, entry key -> server time in ms when its TTL runs out
 #   KEYS[3] use counter: a string INCR'd on every use (not wall time: two uses in one
@@ -232,6 +247,56 @@ end
 return 1
 """
 
+_LRU_COMPARE_SET_LUA: Final = """
+-- compare_and_set: KEYS[4] the entry; ARGV[1] expected, ARGV[2] the new value, ARGV[3] TTL
+-- in ms ('' for none). Returns 1 if it replaced the value, else 0.
+local recency, expiries, counter, key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local current = redis.call('GET', key)
+if not current then
+    -- gone on the server (expired, or never written), whatever the sorted sets say: it
+    -- never matches, and it stops taking a place (as in the read script)
+    redis.call('ZREM', recency, key)
+    redis.call('ZREM', expiries, key)
+    return 0
+end
+if current ~= ARGV[1] then
+    return 0  -- a comparison alone is not a use: recency unchanged
+end
+-- A match is a live entry, which already has its place: replacing it never needs room.
+-- Value and TTL are replaced as the write script replaces them.
+if ARGV[3] == '' then
+    redis.call('SET', key, ARGV[2])
+    redis.call('ZREM', expiries, key)
+else
+    redis.call('SET', key, ARGV[2], 'PX', ARGV[3])
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+    redis.call('ZADD', expiries, string.format('%.3f', now + tonumber(ARGV[3])), key)
+end
+-- a successful replace is a write: the entry becomes the most recently used
+redis.call('ZADD', recency, redis.call('INCR', counter), key)
+return 1
+"""
+
+_LRU_COMPARE_DELETE_LUA: Final = """
+-- compare_and_delete: KEYS[4] the entry; ARGV[1] expected. Returns 1 if it deleted the
+-- entry, else 0.
+local key = KEYS[4]
+local current = redis.call('GET', key)
+if current == ARGV[1] then
+    redis.call('UNLINK', key)
+elseif current then
+    return 0  -- a live entry that does not match: untouched, recency unchanged
+end
+-- deleted, or gone on the server already: either way it leaves the bookkeeping
+redis.call('ZREM', KEYS[1], key)
+redis.call('ZREM', KEYS[2], key)
+if current then
+    return 1
+end
+return 0
+"""
+
 _CLEAR_LUA: Final = """
 -- clear: every tracked entry, then the bookkeeping itself, in batches of 1000.
 while true do
@@ -245,6 +310,31 @@ while true do
     redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #batch - 1)
 end
 redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3])
+return 1
+"""
+
+
+_COMPARE_SET_LUA: Final = """
+-- compare_and_set on a plain namespace: KEYS[1] the entry; ARGV[1] expected, ARGV[2] the
+-- new value, ARGV[3] TTL in ms ('' for none). Returns 1 if it replaced the value, else 0.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+if ARGV[3] == '' then
+    redis.call('SET', KEYS[1], ARGV[2])  -- a plain SET drops the old TTL, as set does
+else
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1
+"""
+
+_COMPARE_DELETE_LUA: Final = """
+-- compare_and_delete on a plain namespace: KEYS[1] the entry; ARGV[1] expected. Returns 1
+-- if it deleted the entry, else 0.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+redis.call('UNLINK', KEYS[1])
 return 1
 """
 
@@ -307,12 +397,21 @@ class RedisBackend(Backend):
     LRU of at most N live entries (:class:`~cachespec.spec.ExactLRU`), kept atomic on the
     server: every operation is one Lua script call (``EVALSHA``) that reads and updates two
     sorted sets beside the entries, recency (a use counter per key) and an index of expiry
-    times. A hit (in request order for ``get_many``), a write and a successful ``add`` make an
-    entry the most recently used; a failed ``add`` does not. Inserting into a full namespace
-    first drops every expired entry, then the least recently used live one. The server must
+    times. A hit (in request order for ``get_many``), a write, a successful ``add`` and a
+    successful ``compare_and_set`` make an entry the most recently used; a failed ``add`` or
+    ``compare_and_set`` does not (a comparison alone is not a use), and ``compare_and_delete``
+    frees the entry's place only when it deletes. Inserting into a full namespace first drops
+    every expired entry, then the least recently used live one. The server must
     run Lua (fakeredis needs ``lupa``: ``pip install 'fakeredis[lua]'``). The scripts assume
     the adapter is the only writer of the namespace: a key deleted or written around it is
     tracked wrongly until it is next read, written or cleared.
+
+    ``compare_and_set`` and ``compare_and_delete`` are one script call each in either kind of
+    namespace (see the module docstring). A plain namespace loads those two scripts at
+    construction; a server that runs no Lua at all (fakeredis without ``lupa``) leaves it
+    without them (``guarantees.compare_and_set`` is False, and they raise
+    ``NotImplementedError``), and a user whose ACL refuses scripts gets
+    ``BackendUnavailable`` from them, as from any refused command.
 
     ``max_value_size`` (bytes) refuses larger values with
     :class:`~cachespec.backends.ValueTooLarge` before anything is sent. ``None`` declares no
@@ -333,6 +432,8 @@ class RedisBackend(Backend):
         "_clear_script",
         "_client",
         "_close_client",
+        "_compare_delete_script",
+        "_compare_set_script",
         "_delete_script",
         "_execute",
         "_max_value_size",
@@ -395,27 +496,28 @@ class RedisBackend(Backend):
             self._base + b"#ttl",
             self._base + b"#uses",
         )
-        self.guarantees = Guarantees(
-            ttl_resolution=ttl_resolution,
-            eviction=NoEviction() if capacity is None else ExactLRU(capacity),
-            max_value_size=max_value_size,
-            max_ttl=MAX_TTL,
-            # redis-py's connection pool is thread-safe, and every operation is one atomic
-            # command or script on the server (add is SET NX).
-            thread_safe=True,
-        )
         # register_script only hashes the source; the scripts are loaded below.
         self._read_script: Script = client.register_script(_READ_LUA)
         self._write_script: Script = client.register_script(_WRITE_LUA)
         self._delete_script: Script = client.register_script(_DELETE_LUA)
         self._clear_script: Script = client.register_script(_CLEAR_LUA)
+        bounded = capacity is not None
+        self._compare_set_script: Script = client.register_script(
+            _LRU_COMPARE_SET_LUA if bounded else _COMPARE_SET_LUA
+        )
+        self._compare_delete_script: Script = client.register_script(
+            _LRU_COMPARE_DELETE_LUA if bounded else _COMPARE_DELETE_LUA
+        )
+        # Loaded now so that the first call is one round trip (EVALSHA), and so that a server
+        # without Lua fails here (bounded) or is known here (plain) rather than at first use.
+        compare_and_set = True
         try:
             client.ping()
-            if capacity is not None:
-                # Loaded now so that the first call is one round trip (EVALSHA), and so that a
-                # server without Lua fails here rather than at first use.
+            if bounded:
                 for script in self._scripts():
                     client.script_load(script.script)
+            else:
+                compare_and_set = self._load_compare_scripts()
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
         except ResponseError as exc:
@@ -424,9 +526,47 @@ class RedisBackend(Backend):
                 f"which refused it ({exc}); fakeredis runs Lua only with lupa installed "
                 "(pip install 'fakeredis[lua]')"
             ) from exc
+        self.guarantees = Guarantees(
+            ttl_resolution=ttl_resolution,
+            eviction=NoEviction() if capacity is None else ExactLRU(capacity),
+            max_value_size=max_value_size,
+            max_ttl=MAX_TTL,
+            # redis-py's connection pool is thread-safe, and every operation is one atomic
+            # command or script on the server (add is SET NX; the compare operations and
+            # every operation of a bounded namespace are scripts).
+            thread_safe=True,
+            compare_and_set=compare_and_set,
+        )
 
     def _scripts(self) -> tuple[Script, ...]:
-        return (self._read_script, self._write_script, self._delete_script, self._clear_script)
+        """The scripts a bounded namespace loads at construction (all of them)."""
+        return (
+            self._read_script,
+            self._write_script,
+            self._delete_script,
+            self._clear_script,
+            self._compare_set_script,
+            self._compare_delete_script,
+        )
+
+    def _load_compare_scripts(self) -> bool:
+        """Load a plain namespace's two compare scripts; return whether the server runs Lua.
+
+        A plain namespace's other operations need no Lua, so a refusal is not fatal here. A
+        server without scripting (fakeredis without lupa) answers with an error: the namespace
+        then does not offer the compare operations. A user that an ACL forbids scripts
+        (NOPERM) may be allowed them later: the scripts are loaded again at first use
+        (``EVALSHA`` reloads a script the server lacks), and a refusal then is
+        ``BackendUnavailable``, as for any command the ACL refuses.
+        """
+        try:
+            for script in (self._compare_set_script, self._compare_delete_script):
+                self._client.script_load(script.script)
+        except NoPermissionError:
+            return True
+        except ResponseError:
+            return False
+        return True
 
     def __repr__(self) -> str:
         bound = "" if self._capacity is None else f", capacity={self._capacity}"
@@ -470,6 +610,44 @@ class RedisBackend(Backend):
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
         return {key: value for key, value in zip(wanted, values, strict=True) if value is not None}
+
+    # ----------------------------------------------------------------- compare and set
+    def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
+    ) -> bool:
+        self._offers_compare("compare_and_set")
+        data = check_value(check_key(key), value, self._max_value_size)
+        expected = check_value(key, expected)  # never stored: no size limit
+        ms = _check_ttl(ttl)
+        name = self._prefix + _encode(key)
+        try:
+            replaced = self._compare_set_script(
+                keys=[name] if self._capacity is None else [*self._meta, name],
+                args=[expected, data, "" if ms is None else ms],
+            )
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+        return bool(replaced)
+
+    def compare_and_delete(self, key: str, expected: bytes) -> bool:
+        self._offers_compare("compare_and_delete")
+        expected = check_value(check_key(key), expected)
+        name = self._prefix + _encode(key)
+        try:
+            deleted = self._compare_delete_script(
+                keys=[name] if self._capacity is None else [*self._meta, name],
+                args=[expected],
+            )
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+        return bool(deleted)
+
+    def _offers_compare(self, operation: str) -> None:
+        if not self.guarantees.compare_and_set:
+            raise NotImplementedError(
+                f"{self._name}: {operation} needs Lua scripting, which this server does not "
+                "run; fakeredis runs Lua only with lupa installed (pip install 'fakeredis[lua]')"
+            )
 
     # --------------------------------------------------------------------------- writes
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:

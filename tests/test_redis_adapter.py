@@ -492,6 +492,15 @@ def test_refused_arguments_write_nothing(
         lambda: backend.set_many([("a", b"1")]),  # type: ignore[arg-type]
         lambda: backend.delete(3),  # type: ignore[arg-type]
         lambda: backend.delete_many(["a", None]),  # type: ignore[list-item]
+        lambda: backend.compare_and_set(4, b"old", b"v"),  # type: ignore[arg-type]
+        lambda: backend.compare_and_set("k", "old", b"v"),  # type: ignore[arg-type]
+        lambda: backend.compare_and_set("k", None, b"v"),  # type: ignore[arg-type]
+        lambda: backend.compare_and_set("k", bytearray(b"old"), b"v"),  # type: ignore[arg-type]
+        lambda: backend.compare_and_set("k", b"old", "v"),  # type: ignore[arg-type]
+        lambda: backend.compare_and_set("k", b"old", memoryview(b"v")),  # type: ignore[arg-type]
+        lambda: backend.compare_and_delete(b"k", b"old"),  # type: ignore[arg-type]
+        lambda: backend.compare_and_delete("k", "old"),  # type: ignore[arg-type]
+        lambda: backend.compare_and_delete("k", bytearray(b"old")),  # type: ignore[arg-type]
     ]
     with round_trips(monkeypatch) as sent:
         for call in calls:
@@ -502,6 +511,7 @@ def test_refused_arguments_write_nothing(
                 lambda: backend.set("k", b"new", ttl),  # noqa: B023
                 lambda: backend.add("n", b"new", ttl),  # noqa: B023
                 lambda: backend.set_many({"k": b"new", "n": b"new"}, ttl),  # noqa: B023
+                lambda: backend.compare_and_set("k", b"old", b"new", ttl),  # noqa: B023
             ):
                 with pytest.raises(error):
                     write()
@@ -510,11 +520,15 @@ def test_refused_arguments_write_nothing(
                 backend.set("k", b"x" * (limit + 1))
             with pytest.raises(ValueTooLarge):
                 backend.set_many({"n": b"small", "k": b"x" * (limit + 1)})
+            with pytest.raises(ValueTooLarge):
+                backend.compare_and_set("k", b"old", b"x" * (limit + 1))
     assert sent[0] == 0
     assert sorted(kind.raw.scan_iter()) == before
     assert backend.get("k") == b"old"
     if limit is not None:
-        backend.set("k", b"x" * limit)  # at the limit: stored
+        # An expected value over the limit is never stored: it just cannot match.
+        assert backend.compare_and_set("k", b"x" * (limit + 1), b"new") is False
+        assert backend.compare_and_set("k", b"old", b"x" * limit) is True  # at the limit
         assert backend.get("k") == b"x" * limit
 
 
@@ -526,11 +540,14 @@ def test_declared_guarantees(redis_server: RedisServer, raw: redis.Redis) -> Non
     assert plain.guarantees.max_value_size == 1000
     assert plain.guarantees.max_ttl == MAX_TTL
     assert plain.guarantees.thread_safe
+    assert plain.guarantees.compare_and_set
     bounded = redis_from_url(BackendURL(redis_server.url("capacity=7")))
     assert bounded.guarantees.eviction == ExactLRU(7)
     fake = fakeredis_from_url(BackendURL("fakeredis://?capacity=3"), clock=ManualClock())
     assert fake.guarantees.ttl_resolution == FAKEREDIS_TTL_RESOLUTION == 0.001
     assert fake.guarantees.eviction == ExactLRU(3)
+    assert bounded.guarantees.compare_and_set
+    assert fake.guarantees.compare_and_set
     for backend in (plain, bounded, fake):
         backend.close()
 
@@ -683,6 +700,292 @@ def test_lru_expired_entries_make_room_first_on_fakeredis_clock() -> None:
     assert fakeredis_client(clock).zcard(b"{exp3}#lru") == 2
 
 
+# ---------------------------------------------------------------------- compare and set
+PLAIN_AND_BOUNDED = ["namespace=cas", "namespace=cas&capacity=4"]
+
+
+@pytest.mark.parametrize("query", PLAIN_AND_BOUNDED)
+def test_compare_and_set_replaces_only_a_matching_value(kind: Kind, query: str) -> None:
+    backend = kind.open(query)
+    assert backend.guarantees.compare_and_set
+    # A missing key never matches, whatever is expected (the empty value included).
+    for expected in (b"", b"v", b"\x00"):
+        assert backend.compare_and_set("k", expected, b"new") is False
+    assert backend.get("k") is NO_VALUE
+    assert data_keys(backend, kind.raw) == set()
+    backend.set("k", b"v\x00\xff")
+    # Byte for byte: no prefix, extension, case or encoding trick matches.
+    for expected in (b"v", b"v\x00", b"v\x00\xff\x00", b"V\x00\xff", b"", "v\x00\xff".encode()):
+        assert backend.compare_and_set("k", expected, b"wrong") is False
+        assert backend.get("k") == b"v\x00\xff"
+    replaced = backend.compare_and_set("k", b"v\x00\xff", b"w")
+    assert replaced is True
+    assert backend.get("k") == b"w"
+    assert backend.compare_and_set("k", b"v\x00\xff", b"again") is False  # the old value is gone
+    assert backend.compare_and_set("k", b"w", b"") is True  # to and from the empty value
+    assert backend.get("k") == b""
+    assert backend.compare_and_set("k", b"", b"x" * 100_000) is True
+    assert backend.get("k") == b"x" * 100_000
+    assert backend.compare_and_set("other", b"x" * 100_000, b"no") is False  # only its own key
+    assert backend.get_many(["k", "other"]) == {"k": b"x" * 100_000}
+
+
+@pytest.mark.parametrize("query", PLAIN_AND_BOUNDED)
+def test_compare_and_delete_deletes_only_a_matching_value(kind: Kind, query: str) -> None:
+    backend = kind.open(query)
+    assert backend.compare_and_delete("k", b"") is False  # missing: never matches
+    backend.set_many({"k": b"mine", "j": b"mine"})
+    for expected in (b"min", b"mine\x00", b"MINE", b""):
+        assert backend.compare_and_delete("k", expected) is False
+    assert backend.get_many(["k", "j"]) == {"k": b"mine", "j": b"mine"}
+    deleted = backend.compare_and_delete("k", b"mine")
+    assert deleted is True
+    assert backend.get_many(["k", "j"]) == {"j": b"mine"}  # only its own key
+    assert backend.compare_and_delete("k", b"mine") is False  # already gone
+    assert data_keys(backend, kind.raw) == {backend.key_prefix + b"j"}
+    backend.set("e", b"")
+    assert backend.compare_and_delete("e", b"") is True  # the empty value is a value
+    assert backend.get("e") is NO_VALUE
+
+
+@pytest.mark.parametrize("query", PLAIN_AND_BOUNDED)
+def test_compare_and_set_replaces_the_ttl_as_set_does(kind: Kind, query: str) -> None:
+    backend = kind.open(query)
+    name = backend.key_prefix + b"k"
+    backend.set("k", b"1", ttl=100)
+    assert backend.compare_and_set("k", b"1", b"2") is True  # ttl=None: no expiry any more
+    assert kind.raw.pttl(name) == -1
+    assert backend.compare_and_set("k", b"2", b"3", ttl=50) is True
+    assert 49_000 < kind.raw.pttl(name) <= 50_000
+    assert backend.compare_and_set("k", b"3", b"4", ttl=100.0001) is True  # PX, rounded up
+    assert 99_000 < kind.raw.pttl(name) <= 100_001
+    assert backend.compare_and_set("k", b"nope", b"5") is False  # a failure keeps the TTL
+    assert 99_000 < kind.raw.pttl(name) <= 100_001
+    assert backend.compare_and_set("k", b"4", b"6", ttl=None) is True
+    assert kind.raw.pttl(name) == -1
+    assert backend.get("k") == b"6"
+    if backend.guarantees.eviction != NoEviction():  # the expiry index follows the TTL
+        index = b"{cas}#ttl"
+        assert kind.raw.zscore(index, name) is None
+        assert backend.compare_and_set("k", b"6", b"7", ttl=30) is True
+        assert kind.raw.zscore(index, name) is not None
+        assert backend.compare_and_set("k", b"7", b"8") is True
+        assert kind.raw.zscore(index, name) is None
+
+
+@pytest.mark.parametrize("query", PLAIN_AND_BOUNDED)
+def test_an_expired_key_never_matches_on_fakeredis_clock(query: str) -> None:
+    clock = ManualClock(1000.0)
+    backend = fakeredis_from_url(BackendURL(f"fakeredis://?{query}"), clock=clock)
+    raw_client = fakeredis_client(clock)
+    backend.set_many({"k": b"v", "d": b"v"}, ttl=1)
+    clock.advance_to(1001.0)  # the expiry instant: still served (PTTL 0), so still live
+    assert backend.compare_and_set("k", b"v", b"v", ttl=1) is True  # and a new TTL from now
+    assert backend.compare_and_delete("d", b"v") is True
+    backend.set("d", b"v", ttl=1)
+    clock.advance_to(math.nextafter(1002.0, math.inf))  # both gone on the server now
+    assert backend.compare_and_set("k", b"v", b"new") is False
+    assert backend.compare_and_delete("d", b"v") is False
+    assert backend.get_many(["k", "d"]) == {}
+    if "capacity" in query:
+        # The sorted sets still listed both: the failed comparisons forgot them.
+        assert raw_client.zcard(b"{cas}#lru") == raw_client.zcard(b"{cas}#ttl") == 0
+    backend.close()
+
+
+def test_a_key_gone_around_the_bookkeeping_never_matches(kind: Kind) -> None:
+    """A bounded namespace's sorted sets may list a key the server no longer has (expired,
+    or removed around the adapter): it must not match, and it stops taking a place."""
+    backend = kind.open("namespace=cas&capacity=2")
+    backend.set("a", b"1", ttl=100)
+    backend.set("b", b"2")
+    kind.raw.delete(backend.key_prefix + b"a", backend.key_prefix + b"b")  # the sets keep them
+    assert kind.raw.zcard(b"{cas}#lru") == 2
+    assert backend.compare_and_set("a", b"1", b"new") is False
+    assert backend.compare_and_delete("b", b"2") is False
+    assert kind.raw.zcard(b"{cas}#lru") == kind.raw.zcard(b"{cas}#ttl") == 0
+    assert backend.get_many(["a", "b"]) == {}
+    assert data_keys(backend, kind.raw) == set()  # nothing written back
+
+
+# A bounded namespace: a comparison is not a use; a replace is a write; a delete frees a place.
+def test_lru_a_successful_compare_and_set_is_a_use(kind: Kind) -> None:
+    backend = kind.open("namespace=lru&capacity=2")
+    backend.set("a", b"1")
+    backend.set("b", b"2")
+    assert backend.compare_and_set("a", b"1", b"one") is True  # a is now the most recent
+    assert kind.raw.zcard(b"{lru}#lru") == 2  # a matching key has its place: no growth
+    assert survivors(backend, "ab") == "ab"  # nothing was evicted to make room
+    backend.compare_and_set("b", b"2", b"two")  # b the most recent again
+    backend.compare_and_set("a", b"one", b"uno")  # and now a
+    backend.set("c", b"3")  # evicts b, the least recently used
+    assert survivors(backend, "abc") == "ac"
+    assert backend.get("a") == b"uno"
+
+
+def test_lru_a_failed_comparison_is_not_a_use(kind: Kind) -> None:
+    backend = kind.open("namespace=lru&capacity=2")
+    backend.set("a", b"1")
+    backend.set("b", b"2")
+    uses = kind.raw.zrange(b"{lru}#lru", 0, -1, withscores=True)
+    assert backend.compare_and_set("a", b"other", b"x") is False
+    assert backend.compare_and_set("a", b"other", b"x", ttl=10) is False
+    assert backend.compare_and_delete("a", b"other") is False
+    assert backend.compare_and_set("missing", b"1", b"x") is False
+    assert kind.raw.zrange(b"{lru}#lru", 0, -1, withscores=True) == uses  # untouched
+    backend.set("c", b"3")  # a is still the least recently used
+    assert survivors(backend, "abc") == "bc"
+
+
+def test_lru_compare_and_delete_frees_a_place(kind: Kind) -> None:
+    backend = kind.open("namespace=lru&capacity=2")
+    backend.set("a", b"1", ttl=100)
+    backend.set("b", b"2")
+    assert backend.compare_and_delete("a", b"1") is True
+    assert kind.raw.zscore(b"{lru}#lru", backend.key_prefix + b"a") is None
+    assert kind.raw.zscore(b"{lru}#ttl", backend.key_prefix + b"a") is None
+    backend.set("c", b"3")  # the place a freed: nothing evicted
+    assert survivors(backend, "abc") == "bc"
+    assert backend.compare_and_delete("b", b"2") is True
+    assert backend.compare_and_delete("c", b"3") is True
+    assert kind.raw.zcard(b"{lru}#lru") == kind.raw.zcard(b"{lru}#ttl") == 0
+    backend.set_many({"x": b"1", "y": b"2"})
+    assert survivors(backend, "abcxy") == "xy"
+
+
+@pytest.mark.parametrize("query", PLAIN_AND_BOUNDED)
+def test_compare_operations_are_one_round_trip(
+    kind: Kind, query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = kind.open(query)  # the scripts were loaded when it opened
+    with round_trips(monkeypatch) as sent:
+        assert backend.compare_and_set("k", b"v", b"w") is False
+        assert backend.compare_and_delete("k", b"v") is False
+    assert sent[0] == 2
+    backend.set("k", b"v")
+    with round_trips(monkeypatch) as sent:
+        assert backend.compare_and_set("k", b"v", b"w", ttl=5) is True
+        assert backend.compare_and_delete("k", b"w") is True
+    assert sent[0] == 2
+
+
+def test_compare_operations_are_one_evalsha_on_the_server(
+    redis_server: RedisServer, raw: redis.Redis
+) -> None:
+    for query in PLAIN_AND_BOUNDED:
+        backend = redis_from_url(BackendURL(redis_server.url(query)))
+        backend.set("k", b"v")
+        raw.config_resetstat()
+        backend.compare_and_set("k", b"v", b"w", ttl=5)
+        backend.compare_and_set("k", b"v", b"w")
+        backend.compare_and_delete("k", b"w")
+        stats = raw.info("commandstats")
+        calls = {name.removeprefix("cmdstat_"): entry["calls"] for name, entry in stats.items()}
+        assert calls.get("evalsha") == 3
+        assert "eval" not in calls
+        assert "script|load" not in calls
+        backend.close()
+
+
+@pytest.mark.parametrize("query", PLAIN_AND_BOUNDED)
+def test_compare_and_set_is_atomic_across_threads(kind: Kind, query: str) -> None:
+    backend = kind.open(query)
+    for round_ in range(10):
+        backend.set("race", b"start", ttl=None if round_ % 2 else 30)
+        results: list[tuple[int, bool]] = []
+        barrier = threading.Barrier(8)
+
+        def contender(
+            i: int, barrier: threading.Barrier = barrier, results: list[tuple[int, bool]] = results
+        ) -> None:
+            barrier.wait()
+            mine = f"thread-{i}".encode()
+            results.append((i, backend.compare_and_set("race", b"start", mine, ttl=30)))
+
+        threads = [threading.Thread(target=contender, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [i for i, won in results if won]
+        assert len(results) == 8
+        assert len(winners) == 1
+        assert backend.get("race") == f"thread-{winners[0]}".encode()
+
+
+@pytest.mark.parametrize("query", PLAIN_AND_BOUNDED)
+def test_compare_and_delete_is_atomic_across_threads(kind: Kind, query: str) -> None:
+    backend = kind.open(query)
+    for _round in range(5):
+        backend.set("lease", b"token")
+        results: list[bool] = []
+        barrier = threading.Barrier(8)
+
+        def contender(barrier: threading.Barrier = barrier, results: list[bool] = results) -> None:
+            barrier.wait()
+            results.append(backend.compare_and_delete("lease", b"token"))
+
+        threads = [threading.Thread(target=contender) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results) == [False] * 7 + [True]
+        assert backend.get("lease") is NO_VALUE
+
+
+def test_a_server_without_lua_offers_no_compare_operations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """fakeredis without lupa answers SCRIPT LOAD with an error: a plain namespace works
+    without the compare operations, and says so; a bounded one cannot work at all."""
+    client = fakeredis_client(ManualClock())
+
+    def no_lua(*args: Any, **kwargs: Any) -> Any:
+        raise redis.ResponseError("unknown command 'script', with args beginning with: 'load'")
+
+    monkeypatch.setattr(client, "script_load", no_lua)
+    plain = RedisBackend(client, namespace="nolua")
+    assert plain.guarantees.compare_and_set is False
+    plain.set("k", b"v")
+    assert plain.get("k") == b"v"
+    with pytest.raises(NotImplementedError, match="lupa"):
+        plain.compare_and_set("k", b"v", b"w")
+    with pytest.raises(NotImplementedError, match="lupa"):
+        plain.compare_and_delete("k", b"v")
+    assert plain.get("k") == b"v"
+    with pytest.raises(ConfigurationError, match="needs Lua"):
+        RedisBackend(client, namespace="nolua", capacity=2)
+
+
+def test_a_user_refused_scripts_gets_unavailable(
+    redis_server: RedisServer, raw: redis.Redis
+) -> None:
+    """An ACL that refuses scripts does not stop a plain namespace from opening (its other
+    operations need none); the compare operations then fail as any refused command does."""
+    raw.acl_setuser(
+        "noscripts",
+        enabled=True,
+        passwords=["+pw"],
+        keys=["*"],
+        commands=["+@all", "-@scripting"],
+    )
+    try:
+        url = f"redis://noscripts:pw@127.0.0.1:{redis_server.port}/0?namespace=acl"
+        backend = redis_from_url(BackendURL(url))
+        assert backend.guarantees.compare_and_set
+        backend.set("k", b"v")
+        assert backend.get("k") == b"v"
+        with pytest.raises(BackendUnavailable, match="noscripts:\\*\\*\\*@"):
+            backend.compare_and_set("k", b"v", b"w")
+        with pytest.raises(BackendUnavailable, match="noscripts:\\*\\*\\*@"):
+            backend.compare_and_delete("k", b"v")
+        assert backend.get("k") == b"v"
+        backend.close()
+    finally:
+        raw.acl_deluser("noscripts")
+
+
 # ---------------------------------------------------------------------------- URLs
 def test_url_forms(redis_server: RedisServer, raw: redis.Redis) -> None:
     base = f"127.0.0.1:{redis_server.port}"
@@ -788,9 +1091,12 @@ def test_a_server_that_goes_away_makes_later_calls_unavailable(tmp_path: Path) -
         url = f"redis://:hunter2@127.0.0.1:{server.port}/0?timeout=1&capacity=4"
         backend = redis_from_url(BackendURL(url))
         backend.set("k", b"v")
+        plain = redis_from_url(BackendURL(url.replace("&capacity=4", "&namespace=plain")))
     finally:
         server.stop()
     calls: list[Callable[[], object]] = [
+        lambda: plain.compare_and_set("k", b"v", b"w", ttl=1),
+        lambda: plain.compare_and_delete("k", b"v"),
         lambda: backend.get("k"),
         lambda: backend.get_many(["k"]),
         lambda: backend.set("k", b"v"),
@@ -799,6 +1105,8 @@ def test_a_server_that_goes_away_makes_later_calls_unavailable(tmp_path: Path) -
         lambda: backend.delete("k"),
         lambda: backend.delete_many(["k"]),
         backend.clear,
+        lambda: backend.compare_and_set("k", b"v", b"w"),
+        lambda: backend.compare_and_delete("k", b"v"),
     ]
     for call in calls:
         started = time.monotonic()
@@ -808,6 +1116,7 @@ def test_a_server_that_goes_away_makes_later_calls_unavailable(tmp_path: Path) -
         assert f"redis://:***@127.0.0.1:{server.port}/0" in str(down.value)
         assert "hunter2" not in str(down.value)
     backend.close()
+    plain.close()
 
 
 def test_tls_url_speaks_tls(redis_server: RedisServer) -> None:
