@@ -31,6 +31,13 @@ clear (:meth:`MemcachedBackend.clear`)
     A namespace *generation* counter kept in memcached; every data key embeds it and ``clear``
     increments it. Old entries become unreachable and age out; nothing else is touched.
 
+compare_and_set, compare_and_delete (:meth:`MemcachedBackend.compare_and_set`)
+    ``gets`` (the value and its CAS token), compare in Python, then ``cas`` (text protocol) or
+    the meta delete ``md <key> C<token>``: the server acts only if the item's token is still
+    the one read, so nothing lands between the comparison and the write. A stale token means
+    some write landed in between; since memcached gives every write a new token, even one of
+    the same bytes, the adapter reads again and retries while the value still matches.
+
 Threads
     A ``pymemcache.client.base.PooledClient``: one connection per concurrent caller.
 
@@ -66,6 +73,7 @@ from .contract import (
 from .urls import BackendURL
 
 __all__ = [
+    "CAS_ATTEMPTS",
     "DEFAULT_NAMESPACE",
     "DEFAULT_NAMESPACE_REFRESH",
     "DEFAULT_PORT",
@@ -101,6 +109,18 @@ NAMESPACE_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 _GENERATION_DIGITS = 20  # a memcached counter is a 64-bit unsigned integer: at most 20 digits
 _GENERATION_RE = re.compile(rb"[0-9]{1,20}")
+# What goes into a hand-built ``md`` line: a memcached key (printable ASCII, no space, at most
+# 250 bytes; every key this adapter builds is one) and a CAS token (a 64-bit unsigned integer).
+_SERVER_KEY_RE = re.compile(r"[!-~]{1,250}")
+_CAS_TOKEN_RE = re.compile(rb"[0-9]{1,20}")
+
+CAS_ATTEMPTS = 16
+"""How many ``gets`` + ``cas`` (or ``md``) rounds a compare-and-X makes before giving up.
+
+A round fails only when another write landed on the key between its ``gets`` and its ``cas``
+*and* the key still holds the expected bytes (a rewrite of the same value): otherwise the
+answer is ``False`` at once. Sixteen such writes in a row is not contention a cache sees; the
+call then raises :class:`~cachespec.backends.CacheError` rather than answer wrongly."""
 
 # ---------------------------------------------------------------------------------- values
 ITEM_OVERHEAD_MARGIN = 512
@@ -224,6 +244,14 @@ class _Client(Protocol):
 
     def incr(self, key: str, value: int, noreply: bool | None = False) -> int | None: ...
 
+    def gets(self, key: str) -> tuple[bytes | None, bytes | None]: ...
+
+    def cas(
+        self, key: str, value: bytes, cas: bytes, expire: int = 0, noreply: bool | None = False
+    ) -> bool | None: ...
+
+    def raw_command(self, command: bytes, end_tokens: bytes = b"\r\n") -> bytes: ...
+
     def stats(self, *args: str) -> dict[bytes, Any]: ...
 
     def close(self) -> None: ...
@@ -323,9 +351,10 @@ class MemcachedBackend(Backend):
         round trip; two right after a clear made by another client, which is unavoidable
         since the data keys depend on the generation.
 
-        *Writes* (``set``, ``set_many``, ``add``, ``delete``, ``delete_many``) need the
-        generation before they are sent. With ``namespace_refresh=0`` they read it first:
-        exact, two round trips per write. With ``namespace_refresh=r > 0`` a write uses the
+        *Writes* (``set``, ``set_many``, ``add``, ``delete``, ``delete_many``, and the
+        compare-and-X operations) need the generation before they are sent. With
+        ``namespace_refresh=0`` they read it first: exact, two round trips per write (three for
+        a compare-and-X that matches). With ``namespace_refresh=r > 0`` a write uses the
         cached generation when the server confirmed it (to a read, a write's check, or this
         client's own ``clear``) less than ``r`` seconds ago: one round trip, but for up to
         ``r`` seconds after a ``clear`` by *another* client, this client's writes may go to
@@ -333,7 +362,8 @@ class MemcachedBackend(Backend):
         write); such a ``delete`` misses an entry written after the clear (a lost
         invalidation: that entry lives on until its TTL); such an ``add`` answers for the
         old generation (it may refuse an absent key, or succeed alongside another client's
-        ``add``). This client's own ``clear`` is seen by its next call, always.
+        ``add``), and so does a compare-and-X (it may act on an entry the clear made
+        unreachable). This client's own ``clear`` is seen by its next call, always.
 
         The default is ``0`` because the weakened form breaks promises this project checks
         (explicit invalidation bounds staleness at 0; ``add`` is atomic) in a way the declared
@@ -348,7 +378,8 @@ class MemcachedBackend(Backend):
         integer) for at least a year after construction: one year, less from 2036 on, but
         never less than the longest TTL sent in relative form (30 days - 3 s); a longer TTL
         is a ``ValueError`` and nothing is sent. ``thread_safe``: a pool of connections, and
-        ``add`` is atomic in the server. ``eviction``: :class:`~cachespec.spec.NoEviction`.
+        ``add`` is atomic in the server. ``compare_and_set``: ``gets`` + ``cas`` / ``md``
+        with the CAS token (see the methods). ``eviction``: :class:`~cachespec.spec.NoEviction`.
         memcached evicts per slab class (items of different sizes do not compete) with a
         segmented LRU in which an item read once is not protected and one read twice is
         (FACTS.md); how many of *our* entries survive depends on ``-m``, the value sizes,
@@ -453,6 +484,7 @@ class MemcachedBackend(Backend):
             max_value_size=max_value_size,
             max_ttl=float(max_ttl),
             thread_safe=True,
+            compare_and_set=True,
         )
 
     # -------------------------------------------------------------------------------- keys
@@ -569,6 +601,124 @@ class MemcachedBackend(Backend):
         budget = self._plain_budget
         names = list(dict.fromkeys(prefix + key_body(key, budget) for key in doomed))
         self._call("delete_many", self._client.delete_many, names, noreply=False)
+
+    # ----------------------------------------------------------------------- atomic operations
+    def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
+    ) -> bool:
+        """``gets`` the entry; if it holds ``expected``, ``cas`` ``value`` with its token.
+
+        Exchanges (``<name>`` is the memcached key ``set`` would use)::
+
+            gets <name>                          -> END (missing or expired: False)
+                                                 -> VALUE <name> <flags> <n> <token> / data / END
+            cas <name> 0 <exptime> <n> <token>   -> STORED (True)
+                                                 -> NOT_FOUND (gone since the gets: False)
+                                                 -> EXISTS (token stale: read again)
+
+        The server stores only if the item's token is still the one read, so no write lands
+        between the comparison and the replacement. A stale token means a write landed in
+        between. If the entry no longer holds ``expected`` the answer is ``False``, taken at
+        the moment the other write made it so; if it does (the same bytes rewritten, which
+        gets a new token too) ``False`` would be wrong, so the exchange is repeated, up to
+        :data:`CAS_ATTEMPTS` times, after which the call raises
+        :class:`~cachespec.backends.CacheError`.
+
+        Value and TTL replace the old ones exactly as :meth:`set` does: the same size check,
+        ``max_ttl`` check and exptime (computed just before each ``cas``, so that an absolute
+        exptime is as fresh as ``set``'s). ``expected`` is type-checked only: a value over
+        ``max_value_size`` is never stored here, so it simply does not match. Arguments are
+        checked before anything is sent. The ``gets`` moves a hit up memcached's LRU, which
+        matters only to eviction, which this backend does not declare.
+        """
+        data = check_value(check_key(key), value, self._max_value_size)
+        expected = check_value(key, expected)
+        seconds = self._check_ttl(ttl)
+        name = self._write_prefix() + key_body(key, self._plain_budget)
+        for _ in range(CAS_ATTEMPTS):
+            token = self._token_if_holds("compare_and_set", name, expected)
+            if token is None:
+                return False
+            expire = self._exptime(seconds)
+            stored = self._call(
+                "compare_and_set",
+                self._client.cas,
+                name,
+                data,
+                token,
+                expire,
+                noreply=False,
+                key=key,
+            )
+            if stored is not False:  # True: STORED; None: NOT_FOUND, it went since the gets
+                return stored is True
+        raise self._contended("compare_and_set", key)
+
+    def compare_and_delete(self, key: str, expected: bytes) -> bool:
+        """``gets`` the entry; if it holds ``expected``, delete it with the meta command
+        ``md <name> C<token>`` (memcached >= 1.6), which deletes only if the token matches.
+
+        Exchanges (verified on memcached 1.6.18)::
+
+            gets <name>           -> END (missing or expired: False) | VALUE ... <token> ...
+            md <name> C<token>    -> HD (deleted: True)
+                                  -> NF (gone since the gets: False)
+                                  -> EX (token stale: read again, as compare_and_set does)
+
+        The text protocol's ``delete`` takes no token, and a ``cas`` to a tombstone value would
+        leave an entry that ``add`` sees. pymemcache 4.0 has no meta commands, so the line is
+        sent with its ``raw_command`` (see :meth:`_delete_if_token`).
+        """
+        expected = check_value(check_key(key), expected)
+        name = self._write_prefix() + key_body(key, self._plain_budget)
+        for _ in range(CAS_ATTEMPTS):
+            token = self._token_if_holds("compare_and_delete", name, expected)
+            if token is None:
+                return False
+            deleted = self._delete_if_token(name, token)
+            if deleted is not None:
+                return deleted
+        raise self._contended("compare_and_delete", key)
+
+    def _token_if_holds(self, op: str, name: str, expected: bytes) -> bytes | None:
+        """The CAS token of ``name``'s item if it holds exactly ``expected``, else None."""
+        reply: tuple[bytes | None, bytes | None] = self._call(op, self._client.gets, name)
+        found, token = reply  # (None, None) for a miss; b"" is a value
+        if token is None or found != expected:
+            return None
+        return token
+
+    def _delete_if_token(self, name: str, token: bytes) -> bool | None:
+        """Send ``md <name> C<token>``; True: deleted, False: not found, None: token stale.
+
+        One line out, one line back, on a pooled connection through pymemcache's public
+        ``raw_command`` (never ``q``: the reply is always read). pymemcache raises on
+        ``ERROR`` (a server without meta commands), ``CLIENT_ERROR`` and ``SERVER_ERROR`` and
+        on a timeout, and drops that connection; :meth:`_call` maps those as for every call.
+        An ``md`` reply is a single line, so any other line leaves the connection in step; it
+        is a :class:`~cachespec.backends.CacheError`. The key and token are checked first,
+        since this line is built by hand: no space or control byte can reach the server.
+        """
+        if not (_SERVER_KEY_RE.fullmatch(name) and _CAS_TOKEN_RE.fullmatch(token)):
+            raise CacheError(f"{self._label}: refusing to send md for {name!r} C{token!r}")
+        command = b"md " + name.encode("ascii") + b" C" + token
+        reply = self._call("compare_and_delete", self._client.raw_command, command, b"\r\n")
+        if reply == b"HD":
+            return True
+        if reply == b"NF":
+            return False
+        if reply == b"EX":
+            return None
+        raise CacheError(
+            f"{self._label}: compare_and_delete: unexpected reply {reply[:40]!r} to 'md'"
+        )
+
+    def _contended(self, op: str, key: str) -> CacheError:
+        return CacheError(
+            f"{self._label}: {op}({key!r}) gave up after {CAS_ATTEMPTS} attempts: each time, "
+            "another write replaced the entry with the expected bytes between the read and "
+            "the conditional write"
+        )
 
     def clear(self) -> None:
         """Start a new generation of this namespace with ``incr`` (see the class docstring).

@@ -35,6 +35,7 @@ from pymemcache.exceptions import (  # type: ignore[import-untyped]
     MemcacheClientError,
     MemcacheServerError,
     MemcacheUnexpectedCloseError,
+    MemcacheUnknownCommandError,
 )
 
 from cachespec.backends import (
@@ -45,6 +46,7 @@ from cachespec.backends import (
     ValueTooLarge,
 )
 from cachespec.backends.memcached import (
+    CAS_ATTEMPTS,
     DIGEST_MARKER,
     ITEM_OVERHEAD_MARGIN,
     MAX_KEY_BYTES,
@@ -211,13 +213,15 @@ def spy_on(backend: MemcachedBackend) -> Spy:
 
 
 def stored_exptimes(spy: Spy) -> list[int]:
-    """The exptime sent with each set/add/set_many, in order."""
+    """The exptime sent with each set/add/set_many/cas, in order."""
     found: list[int] = []
     for name, args, _ in spy.calls:
         if name in ("set", "add") and len(args) == 3:
             found.append(args[2])
         elif name == "set_many":
             found.append(args[1])
+        elif name == "cas" and len(args) == 4:
+            found.append(args[3])
     return found
 
 
@@ -545,17 +549,27 @@ def test_the_max_value_size_option(make: Factory, server: Server) -> None:
         make("max_value_size=1048065")
 
 
-class Failing:
-    """A client whose store calls fail the way pymemcache does."""
+STORE_CALLS = ("set", "set_many", "add", "delete", "incr")
 
-    def __init__(self, inner: Any, error: Exception | None = None, refused: bool = False) -> None:
+
+class Failing:
+    """A client whose store calls (or the ``names`` given) fail the way pymemcache does."""
+
+    def __init__(
+        self,
+        inner: Any,
+        error: Exception | None = None,
+        refused: bool = False,
+        names: tuple[str, ...] = STORE_CALLS,
+    ) -> None:
         self.inner = inner
         self.error = error
         self.refused = refused
+        self.names = names
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.inner, name)
-        if name not in ("set", "set_many", "add", "delete", "incr"):
+        if name not in self.names:
             return method
 
         def fail(*args: Any, **kwargs: Any) -> Any:
@@ -606,6 +620,429 @@ def test_driver_errors_become_typed_errors(make: Factory) -> None:
     with pytest.raises(BackendUnavailable):
         cache.clear()
     assert cache._generation is generation  # a failed clear leaves the client as it was
+
+
+# ------------------------------------------------------------------- compare-and-set / delete
+def test_the_facts_the_atomic_operations_rest_on(raw: Any, namespace: str) -> None:
+    """memcached 1.6.18: ``md <key> C<token>`` answers HD / EX / NF, and every write, even of
+    the same bytes, gives the item a new CAS token (so a stale token is not a changed value)."""
+    key = f"{namespace}:fact"
+    raw.set(key, b"v")
+    _, token = raw.gets(key)
+    raw.set(key, b"v")  # the same bytes again
+    value, fresh = raw.gets(key)
+    assert value == b"v"
+    assert fresh != token
+    assert raw.cas(key, b"w", token) is False  # EXISTS: the stale token is refused
+    assert raw.raw_command(f"md {key} C{int(token)}".encode(), b"\r\n") == b"EX"
+    assert raw.get(key) == b"v"
+    assert raw.raw_command(f"md {key} C{int(fresh)}".encode(), b"\r\n") == b"HD"
+    assert raw.get(key) is None
+    assert raw.raw_command(f"md {key} C{int(fresh)}".encode(), b"\r\n") == b"NF"
+    assert raw.cas(key, b"w", fresh) is None  # NOT_FOUND
+
+
+def test_compare_and_set_replaces_only_a_matching_live_value(make: Factory, raw: Any) -> None:
+    cache = make()
+    assert cache.guarantees.compare_and_set is True
+    cache.set("k", b"red")
+    assert cache.compare_and_set("k", b"green", b"blue") is False  # mismatch: no write
+    assert cache.compare_and_set("k", b"re", b"blue") is False  # byte for byte, not a prefix
+    assert cache.compare_and_set("k", b"red\x00", b"blue") is False
+    assert cache.get("k") == b"red"
+    assert cache.compare_and_set("k", b"red", b"blue") is True
+    assert cache.get("k") == b"blue"
+    assert cache.compare_and_set("k", b"red", b"again") is False  # the old value is gone
+    assert cache.compare_and_set("absent", b"", b"x") is False  # missing never matches
+    assert cache.get("absent") is NO_VALUE
+    cache.set("empty", b"")
+    assert cache.compare_and_set("empty", b"", b"") is True  # falsy values compare too
+    assert cache.get("empty") == b""
+    raw.set(cache.server_key("expired"), b"v", expire=-1)  # stored, already expired
+    assert cache.compare_and_set("expired", b"v", b"w") is False
+    assert cache.get("expired") is NO_VALUE
+
+
+def test_compare_and_delete_deletes_only_a_matching_live_value(make: Factory, raw: Any) -> None:
+    cache = make()
+    cache.set("k", b"lease-1")
+    assert cache.compare_and_delete("k", b"lease-2") is False
+    assert cache.compare_and_delete("k", b"lease-") is False
+    assert cache.get("k") == b"lease-1"
+    assert cache.compare_and_delete("k", b"lease-1") is True
+    assert cache.get("k") is NO_VALUE
+    assert raw.get(cache.server_key("k")) is None  # really gone: no tombstone
+    assert cache.add("k", b"next") is True  # so add sees the key as absent
+    assert cache.compare_and_delete("k", b"lease-1") is False
+    assert cache.compare_and_delete("never", b"") is False
+    raw.set(cache.server_key("expired"), b"v", expire=-1)
+    assert cache.compare_and_delete("expired", b"v") is False
+
+
+def test_the_exchanges_and_every_reply_is_waited_for(make: Factory) -> None:
+    cache = make()  # namespace_refresh=0: the generation is read first, as for set
+    cache.set("k", b"a")
+    name = cache.server_key("k")
+    spy = spy_on(cache)
+    assert cache.compare_and_set("k", b"a", b"b") is True
+    assert spy.names() == ["get_many", "gets", "cas"]
+    _, (cas_name, data, token, expire), kwargs = spy.calls[2]
+    assert (cas_name, data, expire, kwargs) == (name, b"b", 0, {"noreply": False})
+    assert spy.calls[1][1] == (name,)
+    assert re.fullmatch(rb"[0-9]+", token)
+    spy.calls.clear()
+    assert cache.compare_and_delete("k", b"b") is True
+    assert spy.names() == ["get_many", "gets", "raw_command"]
+    _, (command, end), _ = spy.calls[2]
+    assert end == b"\r\n"
+    # Exactly "md <key> C<token>": no q flag, so the server always answers.
+    assert re.fullmatch(rb"md " + re.escape(name.encode()) + rb" C[0-9]+", command)
+    spy.calls.clear()
+    assert cache.compare_and_set("k", b"b", b"c") is False  # a miss: nothing is written
+    assert cache.compare_and_delete("k", b"b") is False
+    assert spy.names() == ["get_many", "gets", "get_many", "gets"]
+
+
+def test_every_key_maps_as_in_get_and_set(make: Factory, raw: Any) -> None:
+    cache = make()
+    for key in tricky_keys(cache.plain_key_budget):
+        cache.set(key, b"old")
+        assert cache.compare_and_set(key, b"old", b"new") is True, key
+        assert raw.get(cache.server_key(key)) == b"new"
+        assert cache.get(key) == b"new"
+    for key in tricky_keys(cache.plain_key_budget):
+        assert cache.compare_and_delete(key, b"new") is True, key
+        assert raw.get(cache.server_key(key)) is None
+    assert cache.get_many(tricky_keys(cache.plain_key_budget)) == {}
+
+
+def test_a_clear_by_another_client_is_seen(make: Factory) -> None:
+    mine, other = make(), make()
+    mine.set("k", b"v")
+    mine.set("j", b"v")
+    other.clear()
+    assert mine.compare_and_set("k", b"v", b"w") is False  # the entry is unreachable
+    assert mine.compare_and_delete("j", b"v") is False
+    assert mine.get_many(["k", "j"]) == {}
+    assert other.get_many(["k", "j"]) == {}
+
+
+def test_compare_and_set_replaces_the_ttl_as_set_does(make: Factory, raw: Any) -> None:
+    cache = make()
+    cache.set("k", b"a", ttl=100)
+    spy = spy_on(cache)
+    assert cache.compare_and_set("k", b"a", b"b") is True  # ttl=None: no expiry, as set
+    assert remaining_ttl(raw, cache.server_key("k")) == -1
+    assert cache.compare_and_set("k", b"b", b"c", ttl=1.5) is True
+    assert cache.compare_and_set("k", b"c", b"d", ttl=10) is True
+    cache.set("other", b"v", ttl=10)
+    assert stored_exptimes(spy) == [0, relative_exptime(1.5), 13, 13]  # as set computes it
+    assert "stats" not in spy.names()
+    assert 10 <= remaining_ttl(raw, cache.server_key("k")) <= 13
+    assert cache.compare_and_set("k", b"nope", b"e", ttl=1) is False  # no write, TTL kept
+    assert stored_exptimes(spy) == [0, 4, 13, 13]
+    assert 0 < remaining_ttl(raw, cache.server_key("k")) <= 13
+
+
+def test_a_forty_day_compare_and_set_is_absolute_on_the_servers_clock(
+    make: Factory, raw: Any
+) -> None:
+    cache = make()
+    cache.set("k", b"a")
+    spy = spy_on(cache)
+    before = stats_time(raw)
+    assert cache.compare_and_set("k", b"a", b"b", ttl=FORTY_DAYS) is True
+    after = stats_time(raw)
+    [sent] = stored_exptimes(spy)
+    assert before + FORTY_DAYS + 3 <= sent <= after + FORTY_DAYS + 4
+    assert spy.names() == ["get_many", "gets", "stats", "cas"]  # the time read just before
+    assert FORTY_DAYS + 1 <= remaining_ttl(raw, cache.server_key("k")) <= FORTY_DAYS + 4
+    assert cache.compare_and_set("k", b"x", b"c", ttl=FORTY_DAYS) is False
+    assert spy.names().count("stats") == 1  # no match: no server time needed
+
+
+class Interfering:
+    """After each ``gets`` returns (before the conditional write), runs ``meddle(n)``, n the
+    number of ``gets`` so far: another client writing between the read and the write."""
+
+    def __init__(self, inner: Any, meddle: Callable[[int], None]) -> None:
+        self.inner = inner
+        self.meddle = meddle
+        self.gets_calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+        if name != "gets":
+            return method
+
+        def gets(*args: Any, **kwargs: Any) -> Any:
+            found = method(*args, **kwargs)
+            self.gets_calls += 1
+            self.meddle(self.gets_calls)
+            return found
+
+        return gets
+
+
+def interfere(cache: MemcachedBackend, meddle: Callable[[int], None]) -> Interfering:
+    wrapper = Interfering(cache._client, meddle)
+    cache._client = wrapper
+    return wrapper
+
+
+def test_a_write_between_the_read_and_the_cas_wins(make: Factory, raw: Any) -> None:
+    cache = make()
+    cache.set("k", b"start", ttl=100)
+    name = cache.server_key("k")
+    meddler = interfere(cache, lambda n: raw.set(name, b"theirs") if n == 1 else None)
+    assert cache.compare_and_set("k", b"start", b"mine") is False  # EXISTS, then no match
+    assert meddler.gets_calls == 2
+    assert cache.get("k") == b"theirs"  # nothing overwritten
+    assert remaining_ttl(raw, name) == -1  # their TTL (none), not ours
+    cache.set("k", b"start")
+    meddler.gets_calls = 0
+    assert cache.compare_and_delete("k", b"start") is False
+    assert meddler.gets_calls == 2
+    assert cache.get("k") == b"theirs"
+
+
+def test_a_delete_between_the_read_and_the_cas_is_a_miss(make: Factory, raw: Any) -> None:
+    cache = make()
+    cache.set("k", b"start")
+    name = cache.server_key("k")
+    interfere(cache, lambda n: raw.delete(name))
+    assert cache.compare_and_set("k", b"start", b"mine") is False  # NOT_FOUND
+    assert cache.get("k") is NO_VALUE  # cas never creates an entry
+    cache.set("k", b"start")
+    assert cache.compare_and_delete("k", b"start") is False  # NF
+    assert cache.get("k") is NO_VALUE
+
+
+def test_the_same_bytes_rewritten_in_between_still_match(make: Factory, raw: Any) -> None:
+    """A stale token with the expected bytes still there: False would be wrong (the value
+    equalled ``expected`` throughout), so the exchange is repeated with the new token."""
+    cache = make()
+    cache.set("k", b"start")
+    name = cache.server_key("k")
+    meddler = interfere(cache, lambda n: raw.set(name, b"start") if n == 1 else None)
+    assert cache.compare_and_set("k", b"start", b"mine", ttl=10) is True
+    assert meddler.gets_calls == 2
+    assert cache.get("k") == b"mine"
+    assert 0 < remaining_ttl(raw, name) <= 13
+    cache.set("k", b"start")
+    meddler.gets_calls = 0
+    assert cache.compare_and_delete("k", b"start") is True
+    assert meddler.gets_calls == 2
+    assert cache.get("k") is NO_VALUE
+
+
+def test_endless_rewrites_of_the_same_bytes_are_an_error_not_a_wrong_answer(
+    make: Factory, raw: Any
+) -> None:
+    cache = make()
+    cache.set("k", b"start")
+    name = cache.server_key("k")
+    meddler = interfere(cache, lambda n: raw.set(name, b"start"))
+    with pytest.raises(CacheError, match=f"gave up after {CAS_ATTEMPTS} attempts"):
+        cache.compare_and_set("k", b"start", b"mine")
+    assert meddler.gets_calls == CAS_ATTEMPTS
+    with pytest.raises(CacheError, match="compare_and_delete"):
+        cache.compare_and_delete("k", b"start")
+    assert cache.get("k") == b"start"
+
+
+def test_of_racing_compare_and_sets_exactly_one_wins(make: Factory) -> None:
+    cache = make()
+    rounds = 5
+    results: list[list[bool]] = [[False] * 8 for _ in range(rounds)]
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def contend(n: int) -> None:
+        try:
+            for r in range(rounds):
+                barrier.wait(timeout=30)
+                if n == 0:
+                    cache.set("race", b"start")
+                barrier.wait(timeout=30)
+                results[r][n] = cache.compare_and_set("race", b"start", f"{n}/{r}".encode())
+                barrier.wait(timeout=30)
+                if n == 0:
+                    [winner] = [i for i, won in enumerate(results[r]) if won]
+                    assert cache.get("race") == f"{winner}/{r}".encode()
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=contend, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert all(sorted(row) == [False] * 7 + [True] for row in results)
+
+
+def test_of_racing_compare_and_deletes_exactly_one_wins(make: Factory) -> None:
+    cache = make()
+    cache.set("lease", b"mine")
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def contend() -> None:
+        barrier.wait(timeout=30)
+        results.append(cache.compare_and_delete("lease", b"mine"))
+
+    threads = [threading.Thread(target=contend) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+    assert cache.get("lease") is NO_VALUE
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda c: c.compare_and_set(1, b"old", b"v"), TypeError),
+        (lambda c: c.compare_and_set(b"k", b"old", b"v"), TypeError),
+        (lambda c: c.compare_and_set("k", "old", b"v"), TypeError),
+        (lambda c: c.compare_and_set("k", b"old", "v"), TypeError),
+        (lambda c: c.compare_and_set("k", b"old", bytearray(b"v")), TypeError),
+        (lambda c: c.compare_and_set("k", b"old", None), TypeError),
+        (lambda c: c.compare_and_set("k", b"old", b"v", ttl=0), ValueError),
+        (lambda c: c.compare_and_set("k", b"old", b"v", ttl=-1), ValueError),
+        (lambda c: c.compare_and_set("k", b"old", b"v", ttl=float("nan")), ValueError),
+        (lambda c: c.compare_and_set("k", b"old", b"v", ttl=float("inf")), ValueError),
+        (lambda c: c.compare_and_set("k", b"old", b"v", ttl="10"), TypeError),
+        (lambda c: c.compare_and_set("k", b"old", b"v", ttl=True), TypeError),
+        (lambda c: c.compare_and_set("k", b"old", b"v", ttl=2 * 365 * 86_400), ValueError),
+        (lambda c: c.compare_and_delete(1, b"old"), TypeError),
+        (lambda c: c.compare_and_delete("k", "old"), TypeError),
+        (lambda c: c.compare_and_delete("k", None), TypeError),
+    ],
+)
+def test_bad_compare_arguments_raise_and_send_nothing(
+    make: Factory, call: Callable[[MemcachedBackend], object], error: type[Exception]
+) -> None:
+    cache = make()
+    cache.set("k", b"old", ttl=100)
+    spy = spy_on(cache)
+    with pytest.raises(error):
+        call(cache)
+    assert spy.calls == []
+    assert cache.get("k") == b"old"
+
+
+def test_an_oversize_new_value_is_refused_and_an_oversize_expected_never_matches(
+    make: Factory,
+) -> None:
+    cache = make()
+    limit = cache.guarantees.max_value_size
+    assert limit is not None
+    cache.set("k", b"old")
+    spy = spy_on(cache)
+    with pytest.raises(ValueTooLarge) as caught:
+        cache.compare_and_set("k", b"old", b"x" * (limit + 1))
+    assert (caught.value.key, caught.value.size, caught.value.limit) == ("k", limit + 1, limit)
+    assert spy.calls == []
+    # Never stored by this backend, so never equal to a live value: a plain False.
+    assert cache.compare_and_set("k", b"x" * (limit + 1), b"v") is False
+    assert cache.compare_and_delete("k", b"x" * (limit + 1)) is False
+    assert cache.get("k") == b"old"
+    assert cache.compare_and_set("k", b"old", b"y" * limit) is True  # the limit itself fits
+    assert cache.get("k") == b"y" * limit
+
+
+def test_compare_errors_become_typed_errors(make: Factory) -> None:
+    cache = make()
+    cache.set("k", b"v")
+    real = cache._client
+    calls = ("gets", "cas", "raw_command")
+
+    def compare_and_set() -> object:
+        return cache.compare_and_set("k", b"v", b"w")
+
+    def compare_and_delete() -> object:
+        return cache.compare_and_delete("k", b"v")
+
+    for failing, call in [
+        ("gets", compare_and_set),
+        ("cas", compare_and_set),
+        ("gets", compare_and_delete),
+        ("raw_command", compare_and_delete),
+    ]:
+        cache._client = Failing(real, MemcacheUnexpectedCloseError(), names=(failing,))
+        with pytest.raises(BackendUnavailable, match=re.escape(cache._label)):
+            call()
+    cache._client = Failing(real, TimeoutError("timed out"), names=calls)
+    with pytest.raises(BackendUnavailable, match=r"compare_and_set failed.*timed out"):
+        cache.compare_and_set("k", b"v", b"w")
+    with pytest.raises(BackendUnavailable, match=r"compare_and_delete failed.*timed out"):
+        cache.compare_and_delete("k", b"v")
+    cache._client = Failing(real, MemcacheClientError(b"bad data chunk"), names=calls)
+    with pytest.raises(CacheError, match="bad data chunk"):
+        cache.compare_and_set("k", b"v", b"w")
+    # A server that refuses the value (restarted with a smaller -I): cas, unlike set, leaves
+    # the old entry alone (pinned in the next test).
+    too_large = MemcacheServerError(b"object too large for cache")
+    cache._client = Failing(real, too_large, names=("cas",))
+    with pytest.raises(ValueTooLarge, match="nothing was written") as caught:
+        cache.compare_and_set("k", b"v", b"x" * 10)
+    assert (caught.value.key, caught.value.size) == ("k", 10)
+    cache._client = Failing(real, MemcacheUnknownCommandError(b"md"), names=("raw_command",))
+    with pytest.raises(CacheError, match="MemcacheUnknownCommandError"):
+        cache.compare_and_delete("k", b"v")  # a server without meta commands answers ERROR
+    cache._client = real
+    assert cache.get("k") == b"v"
+
+
+class Replying:
+    """A client whose ``raw_command`` returns ``reply`` without sending anything."""
+
+    def __init__(self, inner: Any, reply: bytes) -> None:
+        self.inner = inner
+        self.reply = reply
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "raw_command":
+            return lambda *args, **kwargs: self.reply
+        return getattr(self.inner, name)
+
+
+def test_an_unexpected_md_reply_is_an_error(make: Factory) -> None:
+    cache = make()
+    cache.set("k", b"v")
+    cache._client = Replying(cache._client, b"OK")
+    with pytest.raises(CacheError, match="unexpected reply b'OK' to 'md'"):
+        cache.compare_and_delete("k", b"v")
+
+
+def test_an_oversize_cas_leaves_the_old_entry(raw: Any, namespace: str) -> None:
+    """Pins the fact behind "nothing was written" above: unlike ``set``, a refused ``cas``
+    does not delete the old item (memcached 1.6.18, default ``-I 1m``)."""
+    key = f"{namespace}:big"
+    raw.set(key, b"old")
+    _, token = raw.gets(key)
+    with pytest.raises(MemcacheServerError, match="too large"):
+        raw.cas(key, b"x" * (1024 * 1024 + 1), token)
+    assert raw.gets(key) == (b"old", token)
+
+
+def test_a_server_that_goes_away_mid_compare_is_backend_unavailable() -> None:
+    doomed = start_server()
+    cache = memcached_from_url(BackendURL(f"{doomed.url}?namespace=doomed&timeout=2"))
+    try:
+        cache.set("k", b"v")
+        interfere(cache, lambda n: stop_server(doomed))  # between the gets and the md
+        with pytest.raises(BackendUnavailable, match=re.escape(doomed.url)):
+            cache.compare_and_delete("k", b"v")
+        with pytest.raises(BackendUnavailable, match=re.escape(doomed.url)):
+            cache.compare_and_set("k", b"v", b"w")
+    finally:
+        cache.close()
+        stop_server(doomed)
 
 
 # ------------------------------------------------------------------------------------- clear
