@@ -21,21 +21,28 @@ never reaches the caller as an exception.
 
 from __future__ import annotations
 
+import functools
+import math
 import os
+import random as _random
+import struct
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from cachespec.spec import NO_VALUE, NoValue, validate_ttl
 
-from .contract import Backend, CacheError, ConfigurationError, check_key
+from .contract import Backend, CacheError, Clock, ConfigurationError, check_key
 from .serializers import DecodeError, JSONSerializer, Serializer
+from .singleflight import Group, Wait
 
 V = TypeVar("V")
 
-VALUE, VERSIONED, LEASE = b"v", b"V", b"L"
+VALUE, VERSIONED, LEASE, REFRESHABLE = b"v", b"V", b"L", b"x"
 _VERSION_BYTES = 8
+_REFRESH = struct.Struct(">dd")  # the entry's expiry on the cache's clock, the compute time
 
 
 class _Default:
@@ -58,6 +65,10 @@ class CacheStats:
     invalidations: int = 0
     decode_failures: int = 0
     errors: int = 0  # backend failures that get_or_compute fell through
+    computes: int = 0  # times a compute function ran
+    shared: int = 0  # results handed to callers that did not compute them
+    lease_takeovers: int = 0  # a caller waited for another's lease, then computed itself
+    early_refreshes: int = 0  # hits recomputed early (XFetch)
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -69,6 +80,24 @@ def frame_value(payload: bytes) -> bytes:
 
 def frame_versioned(version: int, payload: bytes) -> bytes:
     return VERSIONED + version.to_bytes(_VERSION_BYTES, "big") + payload
+
+
+def frame_refreshable(expiry: float, delta: float, payload: bytes) -> bytes:
+    """A fill that remembers when it expires and how long it took to compute (XFetch)."""
+    return REFRESHABLE + _REFRESH.pack(expiry, delta) + payload
+
+
+def refresh_meta(raw: bytes) -> tuple[float, float] | None:
+    """``(expiry, delta)`` of a refreshable entry, else None."""
+    if raw[:1] == REFRESHABLE and len(raw) > _REFRESH.size:
+        expiry, delta = _REFRESH.unpack_from(raw, 1)
+        return float(expiry), float(delta)
+    return None
+
+
+def _unit_interval() -> float:
+    """A draw in (0, 1], as XFetch's logarithm needs (never 0)."""
+    return 1.0 - _random.random()
 
 
 def entry_version(raw: bytes) -> int | None:
@@ -86,9 +115,17 @@ class Cache:
     """Serialized values over a backend, with guarded cache-aside fills.
 
     ``default_ttl`` applies where a call passes no TTL (``None``: no expiry). ``lease_ttl``
-    bounds how long a fill in progress blocks other fills if its caller dies. The backend
-    must offer ``compare_and_set`` (its guarantees say so) unless ``guarded=False``, which
-    gives the naive fill with the stale-set race (for comparison only).
+    bounds how long a fill in progress blocks other fills (and callers waiting for it) if
+    its caller dies. The backend must offer ``compare_and_set`` (its guarantees say so)
+    unless ``guarded=False``, which gives the naive fill with the stale-set race (for
+    comparison only).
+
+    ``single_flight``: concurrent misses in this process share one computation (waiting at
+    most ``flight_timeout`` seconds, then :class:`~cachespec.backends.singleflight.
+    FlightTimeout`). ``wait_for_lease``: a caller that finds another process's lease polls
+    for its value (every ``lease_poll`` seconds, doubling) instead of computing too.
+    ``early_refresh``: XFetch with ``beta``. ``clock``, ``sleep`` and ``random`` (a draw in
+    (0, 1]) are injectable, so that tests own time and chance.
     """
 
     def __init__(
@@ -99,6 +136,16 @@ class Cache:
         default_ttl: float | None = None,
         lease_ttl: float = 30.0,
         guarded: bool = True,
+        single_flight: bool = True,
+        flight_timeout: float | None = None,
+        wait_for_lease: bool = True,
+        lease_poll: float = 0.01,
+        early_refresh: bool = False,
+        beta: float = 1.0,
+        clock: Clock = time.time,
+        sleep: Callable[[float], object] = time.sleep,
+        random: Callable[[], float] = _unit_interval,
+        flight_wait: Wait | None = None,
     ) -> None:
         if guarded and not backend.guarantees.compare_and_set:
             raise ConfigurationError(
@@ -110,6 +157,20 @@ class Cache:
         self.default_ttl = validate_ttl(default_ttl)
         self.lease_ttl = validate_ttl(lease_ttl)
         self.guarded = guarded
+        self.wait_for_lease = wait_for_lease
+        self.lease_poll = lease_poll
+        self.early_refresh = early_refresh
+        self.beta = beta
+        self._clock = clock
+        self._sleep = sleep
+        self._random = random
+        self._flights: Group[Any] | None = None
+        if single_flight:
+            self._flights = (
+                Group(timeout=flight_timeout)
+                if flight_wait is None
+                else Group(timeout=flight_timeout, wait=flight_wait)
+            )
         self.stats = CacheStats()
         self._stats_lock = threading.Lock()
 
@@ -137,39 +198,87 @@ class Cache:
     ) -> V:
         """The cached value, or ``compute()``'s, which then fills the cache (guarded).
 
-        ``compute`` runs at most once per call and is never given a lease it has lost: if an
-        invalidation happens while it runs, its value is returned but not cached. If it
-        raises, the lease is released (only ours) and the exception propagates. A failing
-        cache (a :class:`~cachespec.backends.CacheError` from the backend) never fails the
-        call: it falls through to ``compute`` and is counted in ``stats.errors``.
+        * Concurrent misses on ``key`` in this process run ``compute`` once (single-flight):
+          the others get that value, or that exception.
+        * Across processes, the caller holding the key's lease computes; the others wait
+          for its value (polling with backoff) until the lease runs out, then take over.
+        * A fill computed before an invalidation is returned but never cached.
+        * With ``early_refresh``, a hit may recompute before the entry expires (XFetch).
+        * A failing cache never fails the call: it falls through to ``compute``.
         """
         seconds = self._ttl(ttl)
         check_key(key)
         try:
-            found = self._decode(key, self.backend.get(key))
+            raw = self.backend.get(key)
         except CacheError:
             self._count("errors")
-            return compute()
-        if found is not NO_VALUE:
+            return self._compute(compute)[0]
+        found = self._decode(key, raw)
+        fill: Callable[[], V]
+        if found is NO_VALUE:
+            self._count("misses")
+            fill = functools.partial(self._fill, key, compute, seconds)
+        elif self.early_refresh and self._refresh_now(raw):  # type: ignore[arg-type]
+            self._count("early_refreshes")
+            fill = functools.partial(self._refresh, key, raw, compute, seconds)  # type: ignore[arg-type]
+        else:
             self._count("hits")
             return found  # type: ignore[return-value]
-        self._count("misses")
+        if self._flights is None:
+            return fill()
+        led: list[bool] = []
+
+        def lead() -> V:
+            led.append(True)
+            return fill()
+
+        value: V = self._flights.do(key, lead)[0]
+        if not led:
+            self._count("shared")  # another caller's computation answered this one
+        return value
+
+    def _compute(self, compute: Callable[[], V]) -> tuple[V, float]:
+        """Run ``compute``, counted and timed on the cache's clock."""
+        self._count("computes")
+        started = self._clock()
+        value = compute()
+        return value, self._clock() - started
+
+    def _fill(self, key: str, compute: Callable[[], V], seconds: float | None) -> V:
+        """Compute under this key's lease, and fill only if the lease is still ours."""
         if not self.guarded:
-            return self._fill_naively(key, compute, seconds)
+            value, _ = self._compute(compute)
+            self.backend.set(key, frame_value(self.serializer.dumps(value)), seconds)
+            self._count("fills")
+            return value
         lease = LEASE + os.urandom(16)
-        try:
-            leased = self.backend.add(key, lease, self.lease_ttl)
-            if not leased:
-                # Someone else holds a lease (or just filled): read again; never wait here.
+        waited = False
+        deadline = self._clock() + (self.lease_ttl or 0.0)
+        delay = self.lease_poll
+        while True:
+            try:
+                if self.backend.add(key, lease, self.lease_ttl):
+                    break
                 found = self._decode(key, self.backend.get(key))
-        except CacheError:
-            self._count("errors")
-            return compute()
-        if not leased:
-            return found if found is not NO_VALUE else compute()  # type: ignore[return-value]
+            except CacheError:
+                self._count("errors")
+                return self._compute(compute)[0]
+            if found is not NO_VALUE:
+                if waited:
+                    self._count("shared")
+                return found  # type: ignore[return-value]
+            # Another caller holds the lease. Wait for its value, not past the lease's life:
+            # a holder that died leaves a lease that expires, and then we take over.
+            if not self.wait_for_lease or self._clock() >= deadline:
+                return self._compute(compute)[0]
+            waited = True
+            self._sleep(delay)
+            delay = min(delay * 2, self.lease_poll * 32)
+        if waited:
+            self._count("lease_takeovers")
         try:
-            value = compute()
-            data = frame_value(self.serializer.dumps(value))
+            value, duration = self._compute(compute)
+            data = frame_refreshable(self._expiry(seconds), duration, self.serializer.dumps(value))
         except BaseException:
             self._quietly(lambda: self.backend.compare_and_delete(key, lease))
             raise
@@ -179,6 +288,30 @@ class Cache:
             self._count("fills_dropped")
         return value
 
+    def _refresh(self, key: str, old: bytes, compute: Callable[[], V], seconds: float | None) -> V:
+        """Recompute a live entry early. Other callers keep reading the old value meanwhile;
+        the new one replaces it only if the entry is still exactly ``old`` (compare-and-set),
+        so an invalidation or a newer fill that came first is never overwritten."""
+        value, duration = self._compute(compute)
+        data = frame_refreshable(self._expiry(seconds), duration, self.serializer.dumps(value))
+        if self._quietly(lambda: self.backend.compare_and_set(key, old, data, seconds)):
+            self._count("fills")
+        else:
+            self._count("fills_dropped")
+        return value
+
+    def _expiry(self, seconds: float | None) -> float:
+        return math.inf if seconds is None else self._clock() + seconds
+
+    def _refresh_now(self, raw: bytes) -> bool:
+        """XFetch (Vattani et al., VLDB 2015): recompute early when
+        ``now - delta * beta * ln(rand) >= expiry``; ``rand`` is in (0, 1]."""
+        meta = refresh_meta(raw)
+        if meta is None:
+            return False
+        expiry, delta = meta
+        return self._clock() - delta * self.beta * math.log(self._random()) >= expiry
+
     def _quietly(self, call: Callable[[], bool]) -> bool:
         """A best-effort cache call: a CacheError is counted and reads as False."""
         try:
@@ -187,29 +320,44 @@ class Cache:
             self._count("errors")
             return False
 
-    def _fill_naively(self, key: str, compute: Callable[[], V], seconds: float | None) -> V:
-        value = compute()
-        self.backend.set(key, frame_value(self.serializer.dumps(value)), seconds)
-        self._count("fills")
-        return value
-
     # ----------------------------------------------------------------------------- writes
     def set(self, key: str, value: object, ttl: float | _Default | None = DEFAULT_TTL) -> None:
         """Store ``value`` unconditionally (it is serialized first: nothing is written if
         that fails)."""
         data = frame_value(self.serializer.dumps(value))
-        self.backend.set(key, data, self._ttl(ttl))
+        try:
+            self.backend.set(key, data, self._ttl(ttl))
+        finally:
+            self.supersede([key])
 
     def invalidate(self, key: str) -> None:
         """Remove ``key``'s entry (a value, or a fill's lease: the fill will be dropped)."""
-        self.backend.delete(key)
+        try:
+            self.backend.delete(key)
+        finally:
+            self.supersede([key])
         self._count("invalidations")
 
     def invalidate_many(self, keys: Iterable[str]) -> None:
         doomed = list(keys)
-        self.backend.delete_many(doomed)
+        try:
+            self.backend.delete_many(doomed)
+        finally:
+            self.supersede(doomed)
         with self._stats_lock:
             self.stats.invalidations += len(doomed)
+
+    def supersede(self, keys: Iterable[str]) -> None:
+        """Computations of ``keys`` in flight in this process may hold an old value: callers
+        that come after this returns start a new one instead of joining them.
+
+        Every write and invalidation through this cache calls it; a writer that changes the
+        backend around the cache (as write-through does) must too. Without it, a read that
+        starts after an invalidation could join a flight whose compute read the source before
+        the change, and get the old value (a stale-set race in the process's memory)."""
+        if self._flights is not None:
+            for key in keys:
+                self._flights.forget(key)
 
     # ---------------------------------------------------------------------------- helpers
     def _ttl(self, ttl: float | _Default | None) -> float | None:
@@ -228,6 +376,8 @@ class Cache:
                 return self.serializer.loads(raw[1:])
             if tag == VERSIONED and len(raw) > _VERSION_BYTES:
                 return self.serializer.loads(raw[1 + _VERSION_BYTES :])
+            if tag == REFRESHABLE and len(raw) > _REFRESH.size:
+                return self.serializer.loads(raw[1 + _REFRESH.size :])
             raise DecodeError(f"unknown entry tag {tag!r}")
         except DecodeError:
             self._count("decode_failures")

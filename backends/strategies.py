@@ -80,6 +80,7 @@ class WriteThrough:
 
     def write(self, key: str, value: object) -> None:
         version = self._write_source(key, value)  # commit first: it may raise, nothing else ran
+        self.cache.supersede([key])  # reads from now on must not join a flight that predates it
         try:
             if version is None:
                 self.cache.invalidate(key)

@@ -6,7 +6,9 @@ the single-caller behaviour and the error handling a user meets first.
 
 from __future__ import annotations
 
+import math
 import pickle
+import threading
 
 import pytest
 
@@ -22,8 +24,10 @@ from cachespec.backends.serializers import (
     JSONSerializer,
     SignedPickleSerializer,
 )
+from cachespec.backends.singleflight import FlightTimeout, Group
 from cachespec.backends.strategies import EventInvalidator, WriteThrough, naive_cache_aside
 from cachespec.conformance import ManualClock
+from cachespec.conformance.interleave import Scheduled, Scheduler
 from cachespec.spec import Guarantees
 
 
@@ -119,7 +123,34 @@ def test_a_value_that_cannot_be_serialized_releases_the_lease(cache: Cache) -> N
     assert cache.backend.get("k") is NO_VALUE
 
 
-def test_a_caller_meeting_a_lease_computes_without_filling(cache: Cache) -> None:
+def test_a_caller_meeting_a_live_lease_waits_then_takes_over(clock: ManualClock) -> None:
+    # Another process's fill holds the lease and dies: we wait (on the injected clock)
+    # until the lease runs out, then compute and fill ourselves.
+    cache = Cache(MemoryBackend(clock=clock), lease_ttl=30, clock=clock, sleep=clock.advance)
+    cache.backend.add("k", b"L" + b"\x01" * 16, 30)
+    assert cache.get_or_compute("k", lambda: "mine") == "mine"
+    assert cache.get("k") == "mine"
+    assert (cache.stats.lease_takeovers, cache.stats.computes) == (1, 1)
+
+
+def test_a_caller_meeting_a_lease_gets_the_holders_value_when_it_lands(
+    clock: ManualClock,
+) -> None:
+    cache = Cache(MemoryBackend(clock=clock), clock=clock)
+    lease = b"L" + b"\x02" * 16
+    cache.backend.add("k", lease, 30)
+
+    def holder_fills(seconds: float) -> None:  # while we wait, the holder finishes
+        clock.advance(seconds)
+        cache.backend.compare_and_set("k", lease, b"v" + cache.serializer.dumps("theirs"))
+
+    cache._sleep = holder_fills
+    assert cache.get_or_compute("k", lambda: "mine") == "theirs"
+    assert (cache.stats.computes, cache.stats.shared) == (0, 1)
+
+
+def test_not_waiting_for_leases_computes_without_filling(cache: Cache) -> None:
+    cache.wait_for_lease = False
     cache.backend.add("k", b"L" + b"\x01" * 16, 30)
     assert cache.get_or_compute("k", lambda: "mine") == "mine"
     held = cache.backend.get("k")
@@ -199,3 +230,183 @@ def test_event_invalidation_needs_a_safety_net_ttl(clock: ManualClock) -> None:
 def test_stats_are_readable(cache: Cache) -> None:
     cache.get("nothing")
     assert cache.stats.as_dict()["misses"] == 1
+
+
+def test_concurrent_misses_compute_once_and_share_the_result() -> None:
+    arrived = threading.Semaphore(0)
+
+    def wait(done: threading.Event, timeout: float | None) -> bool:
+        arrived.release()  # this caller is now waiting on the flight
+        return done.wait(timeout)
+
+    cache = Cache(MemoryBackend(), flight_timeout=30, flight_wait=wait)
+    started, release = threading.Event(), threading.Event()
+    results: list[object] = []
+
+    def compute() -> str:
+        started.set()
+        release.wait(30)
+        return "once"
+
+    def call() -> None:
+        results.append(cache.get_or_compute("k", compute))
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    threads[0].start()
+    assert started.wait(30)
+    for thread in threads[1:]:
+        thread.start()
+    for _ in threads[1:]:
+        assert arrived.acquire(timeout=30)  # all seven followers wait on the leader
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    assert results == ["once"] * 8
+    assert (cache.stats.computes, cache.stats.shared) == (1, 7)
+
+
+class Source:
+    """A source of truth whose reads the scheduler can stop at."""
+
+    def __init__(self) -> None:
+        self.value = "old"
+
+    def read(self) -> str:
+        if self.value == "down":
+            raise ConnectionError("the source is down")
+        return self.value
+
+
+def scheduled_cache(clock: ManualClock) -> tuple[Scheduler, Cache, Source, Source]:
+    """A cache whose backend calls, source reads and waits are the scheduler's points; the
+    source as the tasks see it (each read a point), and the source itself."""
+    scheduler = Scheduler(patience=10, on_stuck=lambda: clock.advance(1.0))
+    backend = Scheduled(MemoryBackend(clock=clock), scheduler, "cache")
+    cache = Cache(
+        backend,  # type: ignore[arg-type]
+        clock=clock,
+        lease_ttl=5,
+        sleep=scheduler.sleeper(),
+        flight_wait=scheduler.waiter(clock),
+    )
+    truth = Source()
+    seen: Source = Scheduled(truth, scheduler, "source")  # type: ignore[assignment]
+    return scheduler, cache, seen, truth
+
+
+def test_a_failed_flight_reaches_every_waiter_and_frees_the_key(clock: ManualClock) -> None:
+    scheduler, cache, source, truth = scheduled_cache(clock)
+    leader = scheduler.spawn("L", lambda: cache.get_or_compute("k", source.read))
+    while leader.waiting_at != "source.read()":
+        scheduler.step(leader)
+    waiter = scheduler.spawn("W", lambda: cache.get_or_compute("k", source.read))
+    scheduler.step(waiter)  # W misses and joins L's flight
+    assert waiter.blocked
+    truth.value = "down"
+    scheduler.finish()
+    assert isinstance(leader.error, ConnectionError)
+    assert waiter.error is leader.error  # the leader's very exception
+    assert cache.stats.computes == 1
+    assert cache._flights is not None
+    assert cache._flights.in_flight() == []
+    assert cache.backend.get("k") is NO_VALUE  # the lease was released
+    truth.value = "new"
+    assert cache.get_or_compute("k", lambda: "next") == "next"  # a new flight
+
+
+def test_a_read_after_an_invalidation_never_joins_an_older_flight(clock: ManualClock) -> None:
+    scheduler, cache, source, truth = scheduled_cache(clock)
+    leader = scheduler.spawn("L", lambda: cache.get_or_compute("k", source.read))
+    scheduler.step(leader)  # L misses
+    scheduler.step(leader)  # L takes the lease
+    scheduler.step(leader)  # L reads the source: "old"
+    truth.value = "new"
+    cache.invalidate("k")  # a writer changed the source, then invalidated
+    reader = scheduler.spawn("R", lambda: cache.get_or_compute("k", source.read))
+    scheduler.run_to_end(reader)
+    scheduler.finish()
+    assert (leader.result, reader.result) == ("old", "new")
+    assert cache.get("k") == "new"
+    assert (cache.stats.computes, cache.stats.shared, cache.stats.fills_dropped) == (2, 0, 1)
+
+
+def test_a_lease_left_behind_is_waited_out_on_the_clock(clock: ManualClock) -> None:
+    scheduler, cache, source, _ = scheduled_cache(clock)
+    cache.backend.add("k", b"L" + b"\x03" * 16, 5)  # a caller that died holding the lease
+    start = clock()
+    reader = scheduler.spawn("R", lambda: cache.get_or_compute("k", source.read))
+    scheduler.run_to_end(reader)
+    assert reader.result == "old"
+    assert clock() - start >= 5  # it waited the lease out: time passed only on the clock
+    assert cache.stats.lease_takeovers == 1
+
+
+def test_a_waiter_gives_up_after_the_timeout() -> None:
+    group: Group[str] = Group(timeout=0.05)
+    release = threading.Event()
+    running = threading.Event()
+
+    def slow() -> str:
+        running.set()
+        release.wait(30)
+        return "v"
+
+    leader = threading.Thread(target=lambda: group.do("k", slow))
+    leader.start()
+    assert running.wait(30)
+    with pytest.raises(FlightTimeout, match=r"waited 0\.05 s"):
+        group.do("k", lambda: "mine")
+    release.set()
+    leader.join(30)
+
+
+def test_xfetch_refreshes_when_its_formula_says(clock: ManualClock) -> None:
+    draws = [1.0]
+    cache = Cache(
+        MemoryBackend(clock=clock),
+        clock=clock,
+        early_refresh=True,
+        beta=1.0,
+        random=lambda: draws[0],
+    )
+    ticks = iter([2.0])  # the first compute takes 2 s on the cache's clock
+    versions = iter(["v1", "v2"])
+
+    def compute() -> str:
+        clock.advance(next(ticks, 0.0))
+        return next(versions)
+
+    cache.get_or_compute("k", compute, ttl=100)  # expiry = 1000 + 2 + 100, delta = 2
+    expiry = clock() + 100
+    draws[0] = math.exp(-10)  # -delta * beta * ln(rand) = 2 * 10 = 20 seconds early
+    clock.advance_to(expiry - 20.001)
+    assert cache.get_or_compute("k", compute, ttl=100) == "v1"
+    assert (cache.stats.early_refreshes, cache.stats.computes) == (0, 1)
+    clock.advance_to(expiry - 19.999)
+    assert cache.get_or_compute("k", compute, ttl=100) == "v2"
+    assert (cache.stats.early_refreshes, cache.stats.computes) == (1, 2)
+    # the refreshed value replaced the old one, with a fresh TTL
+    clock.advance_to(expiry + 50)
+    draws[0] = 1.0
+    assert cache.get("k") == "v2"
+
+
+def test_an_early_refresh_never_overwrites_an_invalidation(clock: ManualClock) -> None:
+    cache = Cache(MemoryBackend(clock=clock), clock=clock, early_refresh=True, random=lambda: 1e-9)
+
+    def slow_compute() -> str:
+        clock.advance(1.0)  # XFetch refreshes early in proportion to the compute time
+        return "old"
+
+    cache.get_or_compute("k", slow_compute, ttl=10)
+
+    def compute_while_invalidated() -> str:
+        cache.invalidate("k")  # a writer changes the source and invalidates meanwhile
+        return "computed before the invalidation"
+
+    clock.advance(9.0)
+    assert cache.get_or_compute("k", compute_while_invalidated, ttl=10) == (
+        "computed before the invalidation"
+    )
+    assert (cache.stats.early_refreshes, cache.stats.fills_dropped) == (1, 1)
+    assert cache.get("k") is NO_VALUE
