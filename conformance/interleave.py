@@ -40,6 +40,7 @@ class Task:
     name: str
     # Guarded by Scheduler._lock:
     waiting_at: str | None = None  # the call it is stopped before; None while running/done
+    blocked: bool = False  # stopped while waiting for another task (a wait or a sleep)
     done: bool = False
     result: Any = None
     error: BaseException | None = None
@@ -50,8 +51,14 @@ class Task:
 class Scheduler:
     """Runs tasks one scheduling point at a time, in the order ``step`` is called."""
 
-    def __init__(self, patience: float = DEFAULT_PATIENCE) -> None:
+    def __init__(
+        self, patience: float = DEFAULT_PATIENCE, on_stuck: Callable[[], object] | None = None
+    ) -> None:
+        """``on_stuck`` runs when every unfinished task is waiting for another one while
+        the driver runs them to their end: it should let time pass (a lease held by a
+        caller that failed to release it expires only on the clock)."""
         self._patience = patience
+        self._on_stuck = on_stuck
         self._lock = threading.Condition()
         self._local = threading.local()
         self.tasks: list[Task] = []
@@ -101,13 +108,69 @@ class Scheduler:
                 return
         self._release(task)
 
-    def finish(self) -> None:
-        """Run every task to its end, oldest first (a fixed, reproducible order)."""
-        while True:
+    def finish(self, max_steps: int = 10_000) -> None:
+        """Run every task to its end, one call each in turn (a fixed, reproducible order:
+        a task waiting for another keeps polling while the other makes progress).
+
+        Raises :class:`TaskHung` if they are still running after ``max_steps`` calls: some
+        task waits for something that will never happen."""
+        for _ in range(max_steps):
             pending = self.runnable()
             if not pending:
                 return
-            self.step(pending[0])
+            self._unstick(pending)
+            for task in pending:
+                self.step(task)
+        stuck = {t.name: t.waiting_at for t in self.runnable()}
+        raise TaskHung(f"tasks still running after {max_steps} rounds, each at: {stuck}")
+
+    def run_to_end(self, task: Task, max_steps: int = 10_000) -> None:
+        """Run ``task`` to its end. While it waits for another task, each of the others
+        makes one call in turn (oldest first), so that what it waits for can happen.
+
+        Raises :class:`TaskHung` if it is still running after ``max_steps`` of its calls."""
+        for _ in range(max_steps):
+            if task.done:
+                return
+            if task.blocked:
+                pending = self.runnable()
+                self._unstick(pending)
+                for other in pending:
+                    if other is not task:
+                        self.step(other)
+            self.step(task)
+        if not task.done:
+            raise TaskHung(
+                f"task {task.name} still running after {max_steps} calls, at {task.waiting_at}"
+            )
+
+    def _unstick(self, pending: list[Task]) -> None:
+        if self._on_stuck is not None and all(t.blocked for t in pending):
+            self._on_stuck()
+
+    def waiter(self, clock: Callable[[], float]) -> Callable[[threading.Event, float | None], bool]:
+        """A ``wait(done, timeout)`` for code under test that waits for another task: each
+        look at ``done`` is a scheduling point, and the timeout runs on ``clock`` (the
+        harness's), so the driver decides both who runs meanwhile and when time is up."""
+
+        def wait(done: threading.Event, timeout: float | None) -> bool:
+            deadline = None if timeout is None else clock() + timeout
+            while not done.is_set():
+                if deadline is not None and clock() >= deadline:
+                    return False
+                self.point("wait for another caller", blocked=True)
+            return True
+
+        return wait
+
+    def sleeper(self) -> Callable[[float], None]:
+        """A ``sleep(seconds)`` that is a scheduling point and lets no time pass: time is
+        the driver's to move."""
+
+        def sleep(seconds: float) -> None:
+            self.point(f"sleep({seconds!r})", blocked=True)
+
+        return sleep
 
     def close(self) -> None:
         """Unwind every unfinished task (each raises :class:`Abandoned` at its point)."""
@@ -132,15 +195,17 @@ class Scheduler:
             )
 
     # ------------------------------------------------------------------ the task's side
-    def point(self, call: str) -> None:
+    def point(self, call: str, *, blocked: bool = False) -> None:
         """Stop the calling task before ``call`` until the driver steps it. Outside a task
-        (the driver's own reads and writes), run at once."""
+        (the driver's own reads and writes), run at once. ``blocked``: the task is waiting
+        for another one (see :meth:`run_to_end`)."""
         task: Task | None = getattr(self._local, "task", None)
         if task is None:
             return
         with self._lock:
             task._go.clear()
             task.waiting_at = call
+            task.blocked = blocked
             self._lock.notify_all()
         task._go.wait()
         with self._lock:

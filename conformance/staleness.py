@@ -259,7 +259,9 @@ class StalenessMachine(RuleBasedStateMachine):
         inner = self.session.backend()
         self.resolution = inner.guarantees.ttl_resolution
         self.faulty = FaultyBackend(inner)
-        self.scheduler = Scheduler()
+        # Callers that all wait (for a lease a failed caller left behind) wait on the clock:
+        # time passes for them, a quarter of a lease at a time.
+        self.scheduler = Scheduler(on_stuck=self._let_time_pass)
         backend = Scheduled(self.faulty, self.scheduler, "cache")
         self.truth = SourceOfTruth({key: f"{key}#0" for key in KEYS})
         self.source_impl = Source(self.truth, self.clock, lambda: len(self.scheduler.log))
@@ -271,6 +273,9 @@ class StalenessMachine(RuleBasedStateMachine):
             serializer=self.strategies.serializer(),
             default_ttl=fill_ttl,
             lease_ttl=LEASE_TTL,
+            clock=self.clock.now,
+            sleep=self.scheduler.sleeper(),
+            flight_wait=self.scheduler.waiter(self.clock.now),
         )
         self.events: list[tuple[str, object]] = []  # published, not yet delivered
         self.pending: dict[int, _Pending] = {}
@@ -278,6 +283,9 @@ class StalenessMachine(RuleBasedStateMachine):
     # --------------------------------------------------------------------- bookkeeping
     def _now(self) -> float:
         return self.clock.now()
+
+    def _let_time_pass(self) -> None:
+        self.clock.advance_to(self._now() + LEASE_TTL / 4)
 
     def _spawn(
         self, name: str, work: Callable[[], object], kind: str, key: str, value: object = None
@@ -384,8 +392,8 @@ class StalenessMachine(RuleBasedStateMachine):
     def finish_task(self, task: int) -> None:
         """The ``task``-th unfinished caller runs to its end."""
         chosen = self._task(task)
-        while chosen is not None and not chosen.done:
-            self.scheduler.step(chosen)
+        if chosen is not None:
+            self.scheduler.run_to_end(chosen)
         self._collect()
 
     @precondition(lambda self: bool(self.events))
