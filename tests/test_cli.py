@@ -123,3 +123,22 @@ def test_list_shows_every_property() -> None:
     assert run.returncode == 0
     for prop in PROPERTIES:
         assert prop.id in run.stdout
+
+
+def test_a_reader_that_stops_early_is_not_an_error() -> None:
+    # `cachespec list | head -0`: the reader is gone before the first line is written (we
+    # close our end at once; the interpreter takes far longer to start). No traceback, exit 0.
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "cachespec", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as lister:
+        assert lister.stdout is not None
+        lister.stdout.close()
+        assert lister.stderr is not None
+        errors = lister.stderr.read()
+        lister.wait(timeout=60)
+    assert errors == b""
+    assert lister.returncode == 0
