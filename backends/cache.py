@@ -36,7 +36,7 @@ from cachespec.spec import NO_VALUE, NoValue, validate_ttl
 
 from .contract import Backend, CacheError, Clock, ConfigurationError, check_key
 from .serializers import DecodeError, JSONSerializer, Serializer
-from .singleflight import Group, Wait
+from .singleflight import Group, Wait, event_wait
 
 V = TypeVar("V")
 
@@ -155,7 +155,12 @@ class Cache:
         self.backend = backend
         self.serializer: Serializer = serializer or JSONSerializer()
         self.default_ttl = validate_ttl(default_ttl)
-        self.lease_ttl = validate_ttl(lease_ttl)
+        leased = validate_ttl(lease_ttl)
+        if leased is None:
+            # A lease that never expires outlives a caller that dies holding it: the key
+            # would never be filled again (DESIGN.md). Refused, not defaulted.
+            raise ConfigurationError("lease_ttl must be a number of seconds, not None")
+        self.lease_ttl: float = leased
         self.guarded = guarded
         self.wait_for_lease = wait_for_lease
         self.lease_poll = lease_poll
@@ -164,13 +169,12 @@ class Cache:
         self._clock = clock
         self._sleep = sleep
         self._random = random
+        # How this cache waits for another caller's work (single-flight's wait), public so
+        # that code layered on the cache can wait the same way (the harness schedules it).
+        self.flight_wait: Wait = flight_wait or event_wait
         self._flights: Group[Any] | None = None
         if single_flight:
-            self._flights = (
-                Group(timeout=flight_timeout)
-                if flight_wait is None
-                else Group(timeout=flight_timeout, wait=flight_wait)
-            )
+            self._flights = Group(timeout=flight_timeout, wait=self.flight_wait)
         self.stats = CacheStats()
         self._stats_lock = threading.Lock()
 
@@ -253,23 +257,29 @@ class Cache:
             return value
         lease = LEASE + os.urandom(16)
         waited = False
-        deadline = self._clock() + (self.lease_ttl or 0.0)
+        holder: bytes | NoValue = NO_VALUE  # the other caller's lease we are waiting out
+        deadline = 0.0
         delay = self.lease_poll
         while True:
             try:
                 if self.backend.add(key, lease, self.lease_ttl):
                     break
-                found = self._decode(key, self.backend.get(key))
+                raw = self.backend.get(key)
             except CacheError:
                 self._count("errors")
                 return self._compute(compute)[0]
+            found = self._decode(key, raw)
             if found is not NO_VALUE:
                 if waited:
                     self._count("shared")
                 return found  # type: ignore[return-value]
-            # Another caller holds the lease. Wait for its value, not past the lease's life:
-            # a holder that died leaves a lease that expires, and then we take over.
-            if not self.wait_for_lease or self._clock() >= deadline:
+            # Another caller holds the lease. Wait for its value: a holder that dies leaves a
+            # lease that expires on the backend, and then our add takes over. Each new holder
+            # gets its own lease time; past it (a backend that did not expire the lease), we
+            # compute without filling rather than wait forever.
+            if raw is not NO_VALUE and raw != holder:
+                holder, deadline = raw, self._clock() + self.lease_ttl
+            if not self.wait_for_lease or (raw is not NO_VALUE and self._clock() >= deadline):
                 return self._compute(compute)[0]
             waited = True
             self._sleep(delay)
@@ -280,7 +290,7 @@ class Cache:
             value, duration = self._compute(compute)
             data = frame_refreshable(self._expiry(seconds), duration, self.serializer.dumps(value))
         except BaseException:
-            self._quietly(lambda: self.backend.compare_and_delete(key, lease))
+            self._release_lease(key, lease)
             raise
         if self._quietly(lambda: self.backend.compare_and_set(key, lease, data, seconds)):
             self._count("fills")
@@ -299,6 +309,11 @@ class Cache:
         else:
             self._count("fills_dropped")
         return value
+
+    def _release_lease(self, key: str, lease: bytes) -> None:
+        """Give up our lease after a failed compute: only if it is still ours (a lease that
+        expired may have been taken over; deleting the key would release the new owner's)."""
+        self._quietly(lambda: self.backend.compare_and_delete(key, lease))
 
     def _expiry(self, seconds: float | None) -> float:
         return math.inf if seconds is None else self._clock() + seconds

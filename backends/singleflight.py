@@ -42,14 +42,15 @@ class _Flight:
     waiters: int = 0  # guarded by Group._lock
 
 
-def _event_wait(done: threading.Event, timeout: float | None) -> bool:
+def event_wait(done: threading.Event, timeout: float | None) -> bool:
+    """The production :data:`Wait`: block on the event."""
     return done.wait(timeout)
 
 
 class Group(Generic[V]):
     """Deduplicates concurrent computations of the same key."""
 
-    def __init__(self, *, timeout: float | None = None, wait: Wait = _event_wait) -> None:
+    def __init__(self, *, timeout: float | None = None, wait: Wait = event_wait) -> None:
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}  # guarded by _lock
         self._timeout = timeout

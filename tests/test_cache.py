@@ -410,3 +410,30 @@ def test_an_early_refresh_never_overwrites_an_invalidation(clock: ManualClock) -
     )
     assert (cache.stats.early_refreshes, cache.stats.fills_dropped) == (1, 1)
     assert cache.get("k") is NO_VALUE
+
+
+def test_a_lease_without_expiry_is_refused(clock: ManualClock) -> None:
+    with pytest.raises(ConfigurationError, match="lease_ttl"):
+        Cache(MemoryBackend(clock=clock), lease_ttl=None)  # type: ignore[arg-type]
+
+
+def test_each_new_lease_holder_gets_its_own_lease_time(clock: ManualClock) -> None:
+    # Holder A's lease expires while we wait and B takes the key: we wait for B's value,
+    # not compute beside B because A's lease time is up.
+    backend = MemoryBackend(clock=clock)
+    lease_a, lease_b = b"L" + b"\x0a" * 16, b"L" + b"\x0b" * 16
+    backend.add("k", lease_a, 10)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+        if clock() >= 1010:
+            backend.add("k", lease_b, 10)  # B takes over once A's lease has run out
+        if clock() >= 1015:
+            backend.compare_and_set("k", lease_b, b"v" + JSONSerializer().dumps("B's"))
+
+    waiting = Cache(backend, clock=clock, lease_ttl=10, lease_poll=0.5, sleep=sleep)
+    assert waiting.get_or_compute("k", lambda: "mine") == "B's"
+    assert waiting.stats.computes == 0
+    assert sum(slept) >= 15
