@@ -41,6 +41,7 @@ class Task:
     # Guarded by Scheduler._lock:
     waiting_at: str | None = None  # the call it is stopped before; None while running/done
     blocked: bool = False  # stopped while waiting for another task (a wait or a sleep)
+    abandoned: bool = False  # killed by the driver: it makes no further call
     done: bool = False
     result: Any = None
     error: BaseException | None = None
@@ -172,6 +173,24 @@ class Scheduler:
 
         return sleep
 
+    def abandon(self, task: Task) -> None:
+        """Kill ``task`` where it stands, as if its process died: it raises
+        :class:`Abandoned` at its point, and any call its unwinding code attempts raises
+        :class:`Abandoned` too, so that nothing it would have cleaned up is cleaned up."""
+        with self._lock:
+            if task.done:
+                return
+            task.abandoned = True
+            task._go.set()
+            self._lock.wait_for(lambda: task.done, timeout=self._patience)
+        if not task.done:
+            raise TaskHung(f"task {task.name} did not unwind within {self._patience} s")
+
+    def current(self) -> Task | None:
+        """The task the calling thread runs, or None for the driver."""
+        task: Task | None = getattr(self._local, "task", None)
+        return task
+
     def close(self) -> None:
         """Unwind every unfinished task (each raises :class:`Abandoned` at its point)."""
         with self._lock:
@@ -202,6 +221,8 @@ class Scheduler:
         task: Task | None = getattr(self._local, "task", None)
         if task is None:
             return
+        if task.abandoned:
+            raise Abandoned(task.name)
         with self._lock:
             task._go.clear()
             task.waiting_at = call
@@ -209,7 +230,7 @@ class Scheduler:
             self._lock.notify_all()
         task._go.wait()
         with self._lock:
-            if self._closed:
+            if self._closed or task.abandoned:
                 raise Abandoned(task.name)
             task.trace.append(call)
             self.log.append(f"{task.name}: {call}")

@@ -85,3 +85,54 @@ def test_close_unwinds_stopped_tasks() -> None:
     scheduler.close()
     assert task.done
     assert task.error is None
+
+
+def test_abandon_kills_a_task_and_every_call_its_cleanup_attempts() -> None:
+    scheduler = Scheduler(patience=5)
+    plain = Store()
+    store = Scheduled(plain, scheduler, "store")
+
+    def holds_then_cleans_up() -> None:
+        store.set("lease", 1)
+        try:
+            store.get("work")
+        finally:
+            store.set("lease", 0)  # a dead process never gets to run this
+
+    task = scheduler.spawn("A", holds_then_cleans_up)
+    scheduler.step(task)  # it takes the lease, and stops before its work
+    scheduler.abandon(task)
+    assert task.done
+    assert task.abandoned
+    assert plain.data == {"lease": 1}
+
+
+def test_run_to_end_lets_the_others_run_while_the_task_waits() -> None:
+    scheduler = Scheduler(patience=5)
+    store = Scheduled(Store(), scheduler, "store")
+    done = threading.Event()
+    wait = scheduler.waiter(lambda: 0.0)
+
+    def work() -> None:
+        store.set("x", 1)
+        done.set()
+
+    waiter = scheduler.spawn("W", lambda: wait(done, None))
+    worker = scheduler.spawn("L", work)
+    scheduler.run_to_end(waiter)
+    assert waiter.result is True
+    assert worker.done
+
+
+def test_when_every_task_waits_time_passes_and_a_wait_that_never_ends_is_reported() -> None:
+    now = [0.0]
+    scheduler = Scheduler(patience=5, on_stuck=lambda: now.__setitem__(0, now[0] + 1.0))
+    wait = scheduler.waiter(lambda: now[0])
+    timed = scheduler.spawn("T", lambda: wait(threading.Event(), 3.0))
+    scheduler.run_to_end(timed)
+    assert timed.result is False  # it gave up after 3 s on the injected clock
+    assert now[0] >= 3.0
+    forever = scheduler.spawn("F", lambda: wait(threading.Event(), None))
+    with pytest.raises(TaskHung, match="still running after 50 calls"):
+        scheduler.run_to_end(forever, max_steps=50)
+    scheduler.close()
