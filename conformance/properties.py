@@ -18,6 +18,7 @@ from cachespec.backends import NO_VALUE, Backend
 from cachespec.spec import ApproximateLRU, ExactLRU, Guarantees
 
 from .checks import Check, CheckFailed, GivenCheck, MachineCheck, ThreadCheck
+from .flights import XFETCH_CASES, FlightPlan, build_flight_machine, check_xfetch
 from .machines import Focus, build_machine, build_namespace_machine
 from .pools import (
     AT,
@@ -818,6 +819,63 @@ PROPERTIES.extend(
             "a payload nobody signed reads as a counted miss and is never unpickled",
             guarded_fills,
             _forged_payload,
+        ),
+    ]
+)
+
+
+# ------------------------------------------------------------ single-flight, early refresh
+def _flights(prop_id: str, promise: str, plan: FlightPlan) -> Property:
+    class_name = "".join(part.title() for part in prop_id.replace(".", "_").split("_"))
+
+    def build(target: Target, g: Guarantees) -> Check:
+        machine = build_flight_machine(class_name, target, plan, _strategies(target))
+        return MachineCheck(machine)
+
+    return Property(prop_id, promise, guarded_fills, build, needs_clock=True, examples_factor=4)
+
+
+def _xfetch(target: Target, g: Guarantees) -> Check:
+    strategies = _strategies(target)
+    return GivenCheck(
+        "early_refresh_xfetch", XFETCH_CASES, lambda case: check_xfetch(target, strategies, case)
+    )
+
+
+PROPERTIES.extend(
+    [
+        _flights(
+            "single_flight.one_compute",
+            "concurrent misses on a key in one process run one compute; the next miss "
+            "after it starts a new one",
+            FlightPlan("one_compute"),
+        ),
+        _flights(
+            "single_flight.shared_outcome",
+            "every caller that waited gets the leader's value or the leader's very exception",
+            FlightPlan("shared_outcome"),
+        ),
+        _flights(
+            "single_flight.no_hang",
+            "every caller returns (a bounded wait): a failed compute never leaves the key locked",
+            FlightPlan("no_hang"),
+        ),
+        _flights(
+            "single_flight.one_owner",
+            "a fill lease has one owner at a time on the harness's clock; only it releases it",
+            FlightPlan("one_owner", processes=2, moves_time=True),
+        ),
+        _flights(
+            "single_flight.takeover",
+            "a dead holder's lease stops blocking the key within the lease time",
+            FlightPlan("takeover", processes=2, crashes=True, moves_time=True),
+        ),
+        Property(
+            "early_refresh.xfetch",
+            "a hit refreshes early exactly when now - delta * beta * ln(rand) >= expiry",
+            guarded_fills,
+            _xfetch,
+            needs_clock=True,
         ),
     ]
 )

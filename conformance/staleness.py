@@ -108,6 +108,11 @@ class Strategies:
     def serializer(self) -> Serializer:
         return SignedPickleSerializer(b"conformance-suite-signing-key")
 
+    def make_cache(self, backend: Backend, **options: Any) -> Cache:
+        """The cache object the strategies run on, over ``backend`` (override to check a
+        :class:`~cachespec.backends.cache.Cache` of your own)."""
+        return Cache(backend, serializer=self.serializer(), **options)
+
 
 class NaiveCacheAside(Strategies):
     """The stale-set race, shipped so that the suite can show it (DESIGN.md)."""
@@ -162,21 +167,15 @@ def resolve_strategies(chosen: str | Strategies) -> Strategies:
     raise TargetError(f"strategy {chosen!r} is neither a Strategies nor a reader function")
 
 
-class FaultyBackend(Backend):
-    """A backend whose next calls can be made to fail, for the fault properties."""
+class Wrapped(Backend):
+    """A backend that passes every call to ``inner`` through :meth:`_call`, for wrappers
+    that watch or break some of them."""
 
     def __init__(self, inner: Backend) -> None:
         self._inner = inner
         self.guarantees = inner.guarantees
-        self.failures = 0  # how many of the next calls fail; set by the driver between steps
-        self._lock = threading.Lock()
 
     def _call(self, name: str, *args: Any) -> Any:
-        with self._lock:
-            failing = self.failures > 0
-            self.failures -= failing
-        if failing:
-            raise BackendUnavailable(f"the cache is down for this call ({name}, injected)")
         return getattr(self._inner, name)(*args)
 
     def get(self, key: str) -> Any:
@@ -213,6 +212,23 @@ class FaultyBackend(Backend):
 
     def close(self) -> None:
         self._inner.close()
+
+
+class FaultyBackend(Wrapped):
+    """A backend whose next calls can be made to fail, for the fault properties."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner)
+        self.failures = 0  # how many of the next calls fail; set by the driver between steps
+        self._lock = threading.Lock()
+
+    def _call(self, name: str, *args: Any) -> Any:
+        with self._lock:
+            failing = self.failures > 0
+            self.failures -= failing
+        if failing:
+            raise BackendUnavailable(f"the cache is down for this call ({name}, injected)")
+        return super()._call(name, *args)
 
 
 @dataclass(frozen=True)
@@ -268,9 +284,8 @@ class StalenessMachine(RuleBasedStateMachine):
         self.source: Source = Scheduled(self.source_impl, self.scheduler, "source")  # type: ignore[assignment]
         fill_ttl = self.strategies.event_safety_ttl() if self.plan.writer == "event" else TTL
         self.fill_ttl = fill_ttl
-        self.cache = Cache(
+        self.cache = self.strategies.make_cache(
             backend,  # type: ignore[arg-type]
-            serializer=self.strategies.serializer(),
             default_ttl=fill_ttl,
             lease_ttl=LEASE_TTL,
             clock=self.clock.now,

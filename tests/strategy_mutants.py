@@ -8,15 +8,18 @@ on the memory backend (``run_suite(..., strategy=Mutant())``).
 from __future__ import annotations
 
 import contextlib
+import math
 import pickle
+import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
-from cachespec.backends import NO_VALUE
-from cachespec.backends.cache import Cache, frame_value
+from cachespec.backends import NO_VALUE, Backend
+from cachespec.backends.cache import Cache, frame_value, is_lease, refresh_meta
 from cachespec.backends.serializers import DecodeError, Serializer
 from cachespec.backends.strategies import WriteThrough
-from cachespec.conformance.staleness import TTL, NaiveCacheAside, Source, Strategies
+from cachespec.conformance.staleness import TTL, NaiveCacheAside, Source, Strategies, Wrapped
 
 
 class DeletesBeforeWrite(Strategies):
@@ -112,6 +115,128 @@ class FillsWithoutTTL(Strategies):
         return cache.get_or_compute(key, compute, None)
 
 
+# ----------------------------------------------------------------- single-flight, leases
+class _PerCache:
+    """Per-key tables kept per cache object, as the seed keeps them per cache instance: a
+    process's table dies with its process (the harness makes a new cache for each)."""
+
+    def __init__(self) -> None:
+        self._tables: weakref.WeakKeyDictionary[Cache, dict[str, threading.Event]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._meta = threading.Lock()
+
+    def table(self, cache: Cache) -> dict[str, threading.Event]:
+        with self._meta:
+            return self._tables.setdefault(cache, {})
+
+
+class PerKeyEvent(Strategies):
+    """The seed document's per-key mutex, over our cache: the first caller to miss registers
+    an event and computes; later ones wait on that event, then read the cache. As written
+    there, only the leader ever assigns its ``leader`` flag, so every waiter raises
+    UnboundLocalError. Waits go through ``cache.flight_wait`` so the harness schedules them.
+    """
+
+    fixed_flag = False
+
+    def __init__(self) -> None:
+        self._per_cache = _PerCache()
+        self._meta = threading.Lock()
+
+    def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
+        found = cache.get(key)
+        if found is not NO_VALUE:
+            return found
+        events = self._per_cache.table(cache)
+        if self.fixed_flag:
+            leader = False
+        with self._meta:
+            event = events.get(key)
+            if event is None:
+                event = events[key] = threading.Event()
+                leader = True
+        if leader:
+            value = compute()  # if this raises, the event stays registered and unset
+            cache.set(key, value, ttl)
+            with self._meta:
+                del events[key]
+            event.set()
+            return value
+        cache.flight_wait(event, None)
+        return cache.get(key)
+
+
+class PerKeyEventFlagFixed(PerKeyEvent):
+    """The same with the flag fixed: now a compute that raises leaves its event registered
+    and never set, and every later caller of the key waits forever."""
+
+    fixed_flag = True
+
+
+class KeyLockedOnError(Strategies):
+    """A per-key lock, released only on success: after a failed compute the key is locked."""
+
+    def __init__(self) -> None:
+        self._per_cache = _PerCache()  # key -> an event set when the key's lock is released
+        self._meta = threading.Lock()
+
+    def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
+        held = self._per_cache.table(cache)
+        while True:
+            with self._meta:
+                released = held.get(key)
+                if released is None:
+                    held[key] = threading.Event()
+                    break
+            cache.flight_wait(released, None)
+        found = cache.get(key)
+        if found is NO_VALUE:
+            found = compute()  # raises: the lock below is never released
+            cache.set(key, found, ttl)
+        with self._meta:
+            held.pop(key).set()
+        return found
+
+
+class ReleasesAnyLease(Strategies):
+    """A failed fill deletes the key, whoever's lease is in it by then (no owner check)."""
+
+    def make_cache(self, backend: Backend, **options: Any) -> Cache:
+        class Careless(Cache):
+            def _release_lease(self, key: str, lease: bytes) -> None:
+                self.backend.delete(key)
+
+        return Careless(backend, serializer=self.serializer(), **options)
+
+
+class _EternalLeases(Wrapped):
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        return super().add(key, value, None if is_lease(value) else ttl)
+
+
+class LeaseWithoutExpiry(Strategies):
+    """Leases written with no TTL: a caller that dies holding one blocks the key forever."""
+
+    def make_cache(self, backend: Backend, **options: Any) -> Cache:
+        return super().make_cache(_EternalLeases(backend), **options)
+
+
+class XFetchSignFlipped(Strategies):
+    """XFetch with the sign of the logarithm flipped: it never refreshes early."""
+
+    def make_cache(self, backend: Backend, **options: Any) -> Cache:
+        class Flipped(Cache):
+            def _refresh_now(self, raw: bytes) -> bool:
+                meta = refresh_meta(raw)
+                if meta is None:
+                    return False
+                expiry, delta = meta
+                return self._clock() + delta * self.beta * math.log(self._random()) >= expiry
+
+        return Flipped(backend, serializer=self.serializer(), **options)
+
+
 # name -> (strategies, the property that must fail, a pattern its reason must match)
 STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
     "naive_cache_aside": (NaiveCacheAside, "staleness.cache_aside", r"stale-set race"),
@@ -136,4 +261,11 @@ STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
     ),
     "caches_source_errors": (CachesSourceErrors, "faults.source", r"source never held it"),
     "fills_without_ttl": (FillsWithoutTTL, "staleness.ttl", r"s of staleness"),
+    "no_dedupe": (NaiveCacheAside, "single_flight.one_compute", r"was running in the same"),
+    "seed_per_key_event": (PerKeyEvent, "single_flight.shared_outcome", r"UnboundLocalError"),
+    "seed_flag_fixed": (PerKeyEventFlagFixed, "single_flight.no_hang", r"never returned"),
+    "key_locked_on_error": (KeyLockedOnError, "single_flight.no_hang", r"never returned"),
+    "releases_any_lease": (ReleasesAnyLease, "single_flight.one_owner", r"does not own it"),
+    "lease_without_expiry": (LeaseWithoutExpiry, "single_flight.takeover", r"still the lease"),
+    "xfetch_sign_flipped": (XFetchSignFlipped, "early_refresh.xfetch", r"served the cached"),
 }

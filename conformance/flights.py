@@ -1,0 +1,466 @@
+"""Single-flight, leases and early refresh, checked beside a model of flights.
+
+Callers of one key run as scheduled tasks (:mod:`.interleave`), in one or two *processes*:
+each process is its own cache object (its own single-flight group) over the same backend,
+as two processes sharing a Redis would be. Every compute is a scheduling point, so
+Hypothesis chooses who misses, who computes, who waits, whose compute fails, when time
+passes and when a process dies, and the model judges:
+
+* ``one_compute``: in a process, two computes of the key never run at once (a flight
+  computes once; the next miss after it starts a new one);
+* ``shared_outcome``: a caller that did not compute gets the value of a compute, or the very
+  exception of a compute that ran during its call (the leader's error reaches every waiter);
+* ``no_hang``: every caller returns once the driver runs it to its end (a bounded number of
+  steps, with time passing when all wait): a failed compute never leaves the key locked;
+* ``one_owner``: a lease (an ``add`` of a lease entry) is never granted while another
+  caller's lease is neither released by its owner nor expired on the harness's clock;
+* ``takeover``: a dead process's lease stops blocking the key within the lease time (plus
+  the backend's resolution).
+
+XFetch is checked apart (:func:`check_xfetch`): with the random draw injected, a hit
+refreshes exactly when ``now - delta * beta * ln(rand) >= expiry``.
+
+Code under test that waits for another caller must wait through ``cache.flight_wait`` (our
+:class:`~cachespec.backends.cache.Cache` does): the harness schedules those waits. A wait
+on a real lock held across a backend call stops the whole interleaving and is reported as
+a hang after the scheduler's patience.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from hypothesis import assume
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
+
+from cachespec.backends import NO_VALUE, Backend
+from cachespec.backends.cache import Cache, is_lease
+from cachespec.spec import Violation
+
+from .interleave import Scheduled, Scheduler, Task, TaskHung
+from .staleness import Strategies, Wrapped
+from .target import Session, Target
+
+KEY = "hot"
+MAX_TASKS = 3
+FILL_TTL = 600.0
+LEASE_TTL = 30.0
+# Scheduling steps a caller may take to return once the driver runs it to its end (time
+# passes meanwhile whenever every caller waits). Ours needs a few dozen at most.
+MAX_STEPS = 300
+# A caller blocked outside any scheduling point (a real lock or event) is hung after this.
+PATIENCE = 3.0
+
+CLAIMS = ("one_compute", "shared_outcome", "no_hang", "one_owner", "takeover")
+
+
+class ComputeFailed(Exception):
+    """The compute function raised (as the driver chose)."""
+
+
+@dataclass(frozen=True)
+class FlightPlan:
+    """What a flight property runs, and the one claim it judges (hangs are always judged)."""
+
+    claim: str
+    processes: int = 1
+    crashes: bool = False  # a process can die, its callers with it, mid-call
+    moves_time: bool = False
+
+    def __post_init__(self) -> None:
+        if self.claim not in CLAIMS:
+            raise ValueError(f"unknown claim {self.claim!r}")
+
+
+@dataclass
+class _Compute:
+    number: int
+    task: Task
+    process: int
+    started: int  # log position
+    ended: int | None = None  # log position, None while it runs
+    value: object = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Call:
+    task: Task
+    process: int
+    started: int  # log position
+    fails: bool  # whether a compute this caller runs fails
+
+
+@dataclass
+class _Lease:
+    token: bytes
+    owner: Task
+    taken_at: float
+    expires_at: float  # math.inf: never
+    released: bool = False
+
+
+class LeaseLedger(Wrapped):
+    """Watches the backend for lease entries: who was granted one (``add`` of a lease
+    entry), when, for how long, and whether its owner released it (a compare-and-set or
+    compare-and-delete that expected it)."""
+
+    def __init__(
+        self, inner: Backend, owner_of: Callable[[], Task | None], now: Callable[[], float]
+    ) -> None:
+        super().__init__(inner)
+        self.inner = inner
+        self.owner_of, self.now = owner_of, now
+        self.leases: list[_Lease] = []
+        self.conflicts: list[tuple[str, str]] = []  # (the operation, what it did)
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        granted = super().add(key, value, ttl)
+        owner = self.owner_of()
+        if granted and owner is not None and is_lease(value):
+            now = self.now()
+            for held in self.live(now):
+                self.conflicts.append(
+                    (
+                        f"add({key!r}, <lease>) ({owner.name}, t={now:g})",
+                        f"granted a lease while {held.owner.name}'s (granted at "
+                        f"t={held.taken_at:g}, expiring at t={held.expires_at:g}) was neither "
+                        "released by its owner nor expired",
+                    )
+                )
+            expires = math.inf if ttl is None else now + ttl
+            self.leases.append(_Lease(value, owner, now, expires))
+        return granted
+
+    def delete(self, key: str) -> None:
+        # A plain delete releases a lease only when the caller deletes its own; deleting
+        # another's is the bug this ledger exists to see.
+        deleter, now = self.owner_of(), self.now()
+        raw = self.inner.get(key)
+        for lease in self.live(now):
+            if deleter is not None and lease.token == raw:
+                if lease.owner is deleter:
+                    lease.released = True
+                else:
+                    self.conflicts.append(
+                        (
+                            f"delete({key!r}) ({deleter.name}, t={now:g})",
+                            f"deleted {lease.owner.name}'s live lease (granted at "
+                            f"t={lease.taken_at:g}): released by a caller that does not own it",
+                        )
+                    )
+        super().delete(key)
+
+    def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
+    ) -> bool:
+        done = super().compare_and_set(key, expected, value, ttl)
+        self._released(expected, done)
+        return done
+
+    def compare_and_delete(self, key: str, expected: bytes) -> bool:
+        done = super().compare_and_delete(key, expected)
+        self._released(expected, done)
+        return done
+
+    def _released(self, token: bytes, done: bool) -> None:
+        owner = self.owner_of()
+        for lease in self.leases:
+            if done and lease.token == token and lease.owner is owner:
+                lease.released = True
+
+    def live(self, now: float) -> list[_Lease]:
+        return [x for x in self.leases if not x.released and now < x.expires_at]
+
+
+class FlightMachine(RuleBasedStateMachine):
+    """Concurrent callers of one key through ``get_or_compute``, beside a model of flights."""
+
+    target: ClassVar[Target]
+    plan: ClassVar[FlightPlan]
+    strategies: ClassVar[Strategies]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session: Session = self.target.session()
+        self.clock = self.session.clock
+        inner = self.session.backend()
+        self.resolution = inner.guarantees.ttl_resolution
+        self.scheduler = Scheduler(patience=PATIENCE, on_stuck=self._let_time_pass)
+        self.ledger = LeaseLedger(inner, self.scheduler.current, self.clock.now)
+        self.backend = Scheduled(self.ledger, self.scheduler, "cache")
+        self.caches = [self._new_process() for _ in range(self.plan.processes)]
+        self.generation = [0] * self.plan.processes  # bumped when a process dies
+        self.computes: list[_Compute] = []
+        self.calls: dict[int, _Call] = {}
+        self.problems: list[Violation] = []
+
+    def _new_process(self) -> Cache:
+        return self.strategies.make_cache(
+            self.backend,  # type: ignore[arg-type]
+            lease_ttl=LEASE_TTL,
+            clock=self.clock.now,
+            sleep=self.scheduler.sleeper(),
+            flight_wait=self.scheduler.waiter(self.clock.now),
+        )
+
+    def _let_time_pass(self) -> None:
+        self.clock.advance_to(self.clock.now() + LEASE_TTL / 4)
+
+    def _log(self) -> int:
+        return len(self.scheduler.log)
+
+    # ------------------------------------------------------------------- the compute
+    def _compute_for(self, process: int, fails: bool) -> Callable[[], object]:
+        """The compute function of a caller in ``process``: one scheduled source call."""
+        source = Scheduled(_Source(), self.scheduler, "source")
+
+        def compute() -> object:
+            task = self.scheduler.current()
+            assert task is not None, "computes run in the callers' tasks"
+            record = _Compute(len(self.computes) + 1, task, process, self._log())
+            if self.plan.claim == "one_compute":
+                self._check_alone(record)
+            self.computes.append(record)
+            try:
+                value = source.read(f"{KEY}#{record.number}", fails)
+            except BaseException as exc:
+                record.error = exc
+                raise
+            finally:
+                record.ended = self._log()
+            record.value = value
+            return value
+
+        return compute
+
+    def _check_alone(self, record: _Compute) -> None:
+        for other in self.computes:
+            if other.process == record.process and other.ended is None:
+                self.problems.append(
+                    Violation(
+                        f"compute #{record.number} ({record.task.name}) at step {record.started}",
+                        f"started while compute #{other.number} ({other.task.name}) of the "
+                        "same key was running in the same process",
+                        "one compute per flight: a caller that misses during a flight waits "
+                        "for its result",
+                    )
+                )
+
+    # ---------------------------------------------------------------------- judging
+    def _collect(self) -> None:
+        if self.ledger.conflicts and self.plan.claim == "one_owner":
+            operation, what = self.ledger.conflicts[0]
+            raise Violation(
+                operation,
+                what,
+                "one owner at a time: only the owner releases its lease (compare-and-"
+                "delete), and a lease is free again only once it expires",
+            )
+        if self.problems:
+            raise self.problems[0]
+        for task in self.scheduler.tasks:
+            call = self.calls.get(id(task))
+            if call is not None and task.done:
+                del self.calls[id(task)]
+                if not task.abandoned and self.plan.claim == "shared_outcome":
+                    self._judge_outcome(call)
+        if self.plan.claim == "takeover" and not self.scheduler.runnable():
+            self._judge_takeover()
+
+    def _judge_outcome(self, call: _Call) -> None:
+        task = call.task
+        own = [c for c in self.computes if c.task is task]
+        if own:
+            return  # it computed: whatever it got is its own compute's doing
+        if task.error is not None:
+            if any(c.error is task.error for c in self.computes):
+                return
+            raise Violation(
+                f"get_or_compute({KEY!r}) ({task.name}, started at step {call.started})",
+                f"raised {type(task.error).__name__}: {task.error}, which no compute raised",
+                "the leader's value, or the very exception the leader's compute raised",
+            )
+        values = [c.value for c in self.computes if c.ended is not None and c.error is None]
+        if task.result not in values:
+            raise Violation(
+                f"get_or_compute({KEY!r}) ({task.name}, started at step {call.started})",
+                f"returned {task.result!r}",
+                f"a value some compute returned ({', '.join(map(repr, values)) or 'none yet'})",
+            )
+
+    def _judge_takeover(self) -> None:
+        now = self.clock.now()
+        raw = self.ledger.inner.get(KEY)  # the backend itself: not a scheduled call
+        if raw is NO_VALUE or not is_lease(raw):
+            return
+        for lease in self.ledger.leases:
+            dead = lease.owner.abandoned
+            if lease.token == raw and dead and now >= lease.taken_at + LEASE_TTL + self.resolution:
+                raise Violation(
+                    f"at t={now:g}, the entry of {KEY!r}",
+                    f"is still the lease {lease.owner.name} took at t={lease.taken_at:g} "
+                    "before its process died",
+                    f"the key free of it within the lease time ({LEASE_TTL:g} s, plus the "
+                    f"backend's resolution of {self.resolution:g} s): a dead holder's lease "
+                    "must expire",
+                )
+
+    def _run_to_end(self, task: Task) -> None:
+        try:
+            self.scheduler.run_to_end(task, max_steps=MAX_STEPS)
+        except TaskHung as hung:
+            call = self.calls.get(id(task))
+            started = "" if call is None else f", started at step {call.started}"
+            raise Violation(
+                f"get_or_compute({KEY!r}) ({task.name}{started})",
+                f"never returned ({hung})",
+                "every caller to return once the flight it waits for ends: a failed "
+                "compute must not leave the key locked",
+            ) from None
+
+    def _task(self, index: int) -> Task | None:
+        runnable = self.scheduler.runnable()
+        return runnable[index % len(runnable)] if runnable else None
+
+    # ------------------------------------------------------------------------ rules
+    @precondition(lambda self: len(self.scheduler.runnable()) < MAX_TASKS)
+    @rule(process=st.integers(0, 1), fails=st.booleans())
+    def call(self, process: int, fails: bool) -> None:
+        """A caller in ``process`` asks for the key; a compute it runs fails if ``fails``."""
+        process %= self.plan.processes
+        cache, strategies = self.caches[process], self.strategies
+        compute = self._compute_for(process, fails)
+        name = f"P{process}.{self.generation[process]}/C{len(self.scheduler.tasks)}"
+        started = self.scheduler.note(f"{name} calls")
+        task = self.scheduler.spawn(name, lambda: strategies.read(cache, KEY, compute, FILL_TTL))
+        self.calls[id(task)] = _Call(task, process, started, fails)
+        self._collect()
+
+    @precondition(lambda self: bool(self.scheduler.runnable()))
+    @rule(task=st.integers(0, MAX_TASKS - 1))
+    def step(self, task: int) -> None:
+        """The ``task``-th unfinished caller makes its next call."""
+        chosen = self._task(task)
+        if chosen is not None:
+            self.scheduler.step(chosen)
+        self._collect()
+
+    @precondition(lambda self: bool(self.scheduler.runnable()))
+    @rule(task=st.integers(0, MAX_TASKS - 1))
+    def finish(self, task: int) -> None:
+        """The ``task``-th unfinished caller runs to its end (others run while it waits)."""
+        chosen = self._task(task)
+        if chosen is not None:
+            self._run_to_end(chosen)
+        self._collect()
+
+    @precondition(lambda self: self.plan.moves_time)
+    @rule(seconds=st.sampled_from([1.0, LEASE_TTL, LEASE_TTL + 10.0]))
+    def advance(self, seconds: float) -> None:
+        self.clock.advance_to(self.clock.now() + seconds)
+        self._collect()
+
+    @precondition(lambda self: self.plan.crashes and bool(self.scheduler.runnable()))
+    @rule(process=st.integers(0, 1))
+    def crash(self, process: int) -> None:
+        """``process`` dies: its callers stop where they stand, releasing nothing; a new
+        process (a new cache object) takes its place."""
+        process %= self.plan.processes
+        for call in list(self.calls.values()):
+            if call.process == process and not call.task.done:
+                self.scheduler.abandon(call.task)
+        self.caches[process] = self._new_process()
+        self.generation[process] += 1
+        self._collect()
+
+    def teardown(self) -> None:
+        """Every caller returns, and a last caller afterwards does too (a failed compute
+        left nothing locked)."""
+        try:
+            for task in self.scheduler.runnable():
+                self._run_to_end(task)
+            self._collect()
+            self.call(0, False)
+            last = self.scheduler.tasks[-1]
+            self._run_to_end(last)
+            self._collect()
+        finally:
+            self.scheduler.close()
+            self.session.close()
+
+
+class _Source:
+    """The compute's data source: one scheduled call, which fails when told to."""
+
+    def read(self, value: str, fails: bool) -> str:
+        if fails:
+            raise ComputeFailed(f"computing {value!r} failed (injected)")
+        return value
+
+
+def build_flight_machine(
+    name: str, target: Target, plan: FlightPlan, strategies: Strategies
+) -> type[FlightMachine]:
+    namespace = {"target": target, "plan": plan, "strategies": strategies}
+    return type(name, (FlightMachine,), namespace)
+
+
+# ------------------------------------------------------------------------------- XFetch
+@dataclass(frozen=True)
+class XFetchCase:
+    delta: int  # seconds the first compute takes
+    beta: float
+    draw: float  # the random draw, in (0, 1]
+    before: int  # seconds before the entry's expiry that the second call comes
+
+
+XFETCH_CASES = st.builds(
+    XFetchCase,
+    delta=st.integers(1, 8),
+    beta=st.sampled_from([0.5, 1.0, 2.0]),
+    draw=st.floats(1e-9, 1.0),
+    before=st.integers(1, 90),
+)
+
+
+def check_xfetch(target: Target, strategies: Strategies, case: XFetchCase) -> None:
+    """Fill an entry whose compute took ``delta`` s; ``before`` s ahead of its expiry, a
+    call with random draw ``draw`` must refresh exactly when XFetch's formula says."""
+    early = -case.delta * case.beta * math.log(case.draw)  # how early XFetch may refresh
+    assume(abs(early - case.before) > 1e-3)  # not at the boundary, where rounding decides
+    session = target.session()
+    try:
+        clock = session.clock
+        cache = strategies.make_cache(
+            session.backend(),
+            clock=clock.now,
+            early_refresh=True,
+            beta=case.beta,
+            random=lambda: case.draw,
+        )
+
+        def first() -> str:
+            clock.advance_to(clock.now() + case.delta)
+            return "first"
+
+        ttl = 100.0
+        cache.get_or_compute(KEY, first, ttl)
+        expiry = clock.now() + ttl
+        clock.advance_to(expiry - case.before)
+        refreshed = cache.get_or_compute(KEY, lambda: "second", ttl) == "second"
+        expected = early >= case.before
+        if refreshed != expected:
+            raise Violation(
+                f"get_or_compute({KEY!r}) {case.before} s before expiry (compute time "
+                f"{case.delta} s, beta {case.beta:g}, draw {case.draw!r})",
+                "recomputed early" if refreshed else "served the cached value",
+                f"{'an early refresh' if expected else 'a plain hit'}: XFetch refreshes when "
+                f"-delta * beta * ln(draw) = {early:.6g} s >= the time left ({case.before} s)",
+            )
+    finally:
+        session.close()
