@@ -17,7 +17,8 @@ passes and when a process dies, and the model judges:
 * ``takeover``: a dead process's lease stops blocking the key within the lease time (plus
   the backend's resolution).
 
-XFetch is checked apart (:func:`check_xfetch`): with the random draw injected, a hit
+:func:`check_herd` runs a herd of real threads as a second check, and XFetch is checked
+apart (:func:`check_xfetch`): with the random draw injected, a hit
 refreshes exactly when ``now - delta * beta * ln(rand) >= expiry``.
 
 Code under test that waits for another caller must wait through ``cache.flight_wait`` (our
@@ -29,6 +30,7 @@ a hang after the scheduler's patience.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -41,6 +43,7 @@ from cachespec.backends import NO_VALUE, Backend
 from cachespec.backends.cache import Cache, is_lease
 from cachespec.spec import Violation
 
+from .checks import CheckFailed
 from .interleave import Scheduled, Scheduler, Task, TaskHung
 from .staleness import Strategies, Wrapped
 from .target import Session, Target
@@ -408,6 +411,71 @@ def build_flight_machine(
 ) -> type[FlightMachine]:
     namespace = {"target": target, "plan": plan, "strategies": strategies}
     return type(name, (FlightMachine,), namespace)
+
+
+# ----------------------------------------------------------------------- real threads
+HERD = 16
+# How long the first compute waits for a second one to start beside it: with a correct
+# single-flight none ever does, so this is paid once per trial. It is what lets a missing
+# dedupe show every time instead of when the thread switches happen to line up.
+BESIDE = 0.25
+
+
+def check_herd(target: Target, strategies: Strategies, trial: int) -> None:
+    """``HERD`` real threads miss one key at once: the compute runs once, and every caller
+    gets its value."""
+    session = target.session()
+    try:
+        cache = strategies.make_cache(session.backend(), lease_ttl=LEASE_TTL)
+        key, value = f"herd-{trial}", f"herd-{trial}-value"
+        lock, second = threading.Lock(), threading.Event()
+        computes: list[str] = []
+
+        def compute() -> str:
+            with lock:
+                computes.append(threading.current_thread().name)
+                alone = len(computes) == 1
+            if alone:
+                second.wait(BESIDE)
+            else:
+                second.set()
+            return value
+
+        start = threading.Barrier(HERD)
+        results: dict[int, object] = {}
+
+        def caller(index: int) -> None:
+            start.wait(timeout=30)
+            try:
+                results[index] = strategies.read(cache, key, compute, FILL_TTL)
+            except BaseException as exc:  # judged below, with the others
+                results[index] = exc
+
+        threads = [threading.Thread(target=caller, args=(i,), daemon=True) for i in range(HERD)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)  # a bounded wait: a caller still running is hung
+        hung = sum(thread.is_alive() for thread in threads)
+        if hung:
+            raise CheckFailed(
+                f"trial {trial}: {hung} of {HERD} threads that missed {key!r} at once never "
+                "returned (waited 30 s); every caller returns once the flight ends"
+            )
+        if len(computes) != 1:
+            raise CheckFailed(
+                f"trial {trial}: {HERD} threads missed {key!r} at once and the compute ran "
+                f"{len(computes)} times; one flight computes once"
+            )
+        wrong = {i: r for i, r in results.items() if r != value}
+        if wrong:
+            index, got = next(iter(wrong.items()))
+            raise CheckFailed(
+                f"trial {trial}: {len(wrong)} of {HERD} callers did not get the one compute's "
+                f"value {value!r} (caller {index} got {got!r})"
+            )
+    finally:
+        session.close()
 
 
 # ------------------------------------------------------------------------------- XFetch

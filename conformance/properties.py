@@ -18,7 +18,14 @@ from cachespec.backends import NO_VALUE, Backend
 from cachespec.spec import ApproximateLRU, ExactLRU, Guarantees
 
 from .checks import Check, CheckFailed, GivenCheck, MachineCheck, ThreadCheck
-from .flights import XFETCH_CASES, FlightPlan, build_flight_machine, check_xfetch
+from .flights import (
+    HERD,
+    XFETCH_CASES,
+    FlightPlan,
+    build_flight_machine,
+    check_herd,
+    check_xfetch,
+)
 from .machines import Focus, build_machine, build_namespace_machine
 from .pools import (
     AT,
@@ -835,6 +842,13 @@ def _flights(prop_id: str, promise: str, plan: FlightPlan) -> Property:
     return Property(prop_id, promise, guarded_fills, build, needs_clock=True, examples_factor=4)
 
 
+def _herd(target: Target, g: Guarantees) -> Check:
+    strategies = _strategies(target)
+    # Each trial costs a quarter second (the first compute waits for a second one that
+    # must never come): a twentieth of the size's trials.
+    return ThreadCheck(lambda trial: check_herd(target, strategies, trial), share=0.05)
+
+
 def _xfetch(target: Target, g: Guarantees) -> Check:
     strategies = _strategies(target)
     return GivenCheck(
@@ -869,6 +883,12 @@ PROPERTIES.extend(
             "single_flight.takeover",
             "a dead holder's lease stops blocking the key within the lease time",
             FlightPlan("takeover", processes=2, crashes=True, moves_time=True),
+        ),
+        Property(
+            "single_flight.threads",
+            f"{HERD} real threads missing one key at once run one compute and all get its value",
+            lambda g: thread_safe(g) or guarded_fills(g),
+            _herd,
         ),
         Property(
             "early_refresh.xfetch",

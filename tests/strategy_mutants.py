@@ -262,6 +262,7 @@ STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
     "caches_source_errors": (CachesSourceErrors, "faults.source", r"source never held it"),
     "fills_without_ttl": (FillsWithoutTTL, "staleness.ttl", r"s of staleness"),
     "no_dedupe": (NaiveCacheAside, "single_flight.one_compute", r"was running in the same"),
+    "no_dedupe_threads": (NaiveCacheAside, "single_flight.threads", r"the compute ran \d+ times"),
     "seed_per_key_event": (PerKeyEvent, "single_flight.shared_outcome", r"UnboundLocalError"),
     "seed_flag_fixed": (PerKeyEventFlagFixed, "single_flight.no_hang", r"never returned"),
     "key_locked_on_error": (KeyLockedOnError, "single_flight.no_hang", r"never returned"),
