@@ -68,7 +68,8 @@ class CacheStats:
     computes: int = 0  # times a compute function ran
     shared: int = 0  # results handed to callers that did not compute them
     lease_takeovers: int = 0  # a caller waited for another's lease, then computed itself
-    early_refreshes: int = 0  # hits recomputed early (XFetch)
+    early_refreshes: int = 0  # hits recomputed early (XFetch or soft TTL)
+    stale_served: int = 0  # hits due for refresh served as they were: another caller refreshed
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -124,7 +125,10 @@ class Cache:
     most ``flight_timeout`` seconds, then :class:`~cachespec.backends.singleflight.
     FlightTimeout`). ``wait_for_lease``: a caller that finds another process's lease polls
     for its value (every ``lease_poll`` seconds, doubling) instead of computing too.
-    ``early_refresh``: XFetch with ``beta``. ``clock``, ``sleep`` and ``random`` (a draw in
+    ``early_refresh``: XFetch with ``beta``; ``refresh_before``: the plain soft-TTL mode, a
+    hit within that many seconds of its expiry is refreshed. While one caller of this
+    process refreshes a key, the others get the cached value at once (stale-while-
+    revalidate: it is still within its TTL). ``clock``, ``sleep`` and ``random`` (a draw in
     (0, 1]) are injectable, so that tests own time and chance.
     """
 
@@ -142,6 +146,7 @@ class Cache:
         lease_poll: float = 0.01,
         early_refresh: bool = False,
         beta: float = 1.0,
+        refresh_before: float | None = None,
         clock: Clock = time.time,
         sleep: Callable[[float], object] = time.sleep,
         random: Callable[[], float] = _unit_interval,
@@ -166,6 +171,7 @@ class Cache:
         self.lease_poll = lease_poll
         self.early_refresh = early_refresh
         self.beta = beta
+        self.refresh_before = None if refresh_before is None else validate_ttl(refresh_before)
         self._clock = clock
         self._sleep = sleep
         self._random = random
@@ -222,7 +228,10 @@ class Cache:
         if found is NO_VALUE:
             self._count("misses")
             fill = functools.partial(self._fill, key, compute, seconds)
-        elif self.early_refresh and self._refresh_now(raw):  # type: ignore[arg-type]
+        elif self._refresh_now(raw):  # type: ignore[arg-type]
+            if self._flights is not None and self._flights.running(key):
+                self._count("stale_served")  # another caller refreshes it: serve this one
+                return found  # type: ignore[return-value]
             self._count("early_refreshes")
             fill = functools.partial(self._refresh, key, raw, compute, seconds)  # type: ignore[arg-type]
         else:
@@ -319,13 +328,19 @@ class Cache:
         return math.inf if seconds is None else self._clock() + seconds
 
     def _refresh_now(self, raw: bytes) -> bool:
-        """XFetch (Vattani et al., VLDB 2015): recompute early when
-        ``now - delta * beta * ln(rand) >= expiry``; ``rand`` is in (0, 1]."""
+        """Whether a hit is refreshed early: within ``refresh_before`` seconds of its
+        expiry (soft TTL), or by XFetch (Vattani et al., VLDB 2015) when
+        ``now - delta * beta * ln(rand) >= expiry``, ``rand`` in (0, 1]."""
+        if not self.early_refresh and self.refresh_before is None:
+            return False
         meta = refresh_meta(raw)
         if meta is None:
             return False
         expiry, delta = meta
-        return self._clock() - delta * self.beta * math.log(self._random()) >= expiry
+        now = self._clock()
+        if self.refresh_before is not None and now >= expiry - self.refresh_before:
+            return True
+        return self.early_refresh and now - delta * self.beta * math.log(self._random()) >= expiry
 
     def _quietly(self, call: Callable[[], bool]) -> bool:
         """A best-effort cache call: a CacheError is counted and reads as False."""

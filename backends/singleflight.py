@@ -94,6 +94,11 @@ class Group(Generic[V]):
         with self._lock:
             self._flights.pop(key, None)
 
+    def running(self, key: str) -> bool:
+        """Whether a computation of ``key`` is in flight."""
+        with self._lock:
+            return key in self._flights
+
     def in_flight(self) -> list[str]:
         with self._lock:
             return list(self._flights)

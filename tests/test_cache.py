@@ -437,3 +437,35 @@ def test_each_new_lease_holder_gets_its_own_lease_time(clock: ManualClock) -> No
     assert waiting.get_or_compute("k", lambda: "mine") == "B's"
     assert waiting.stats.computes == 0
     assert sum(slept) >= 15
+
+
+def test_soft_ttl_refreshes_a_hit_once_it_is_due(clock: ManualClock) -> None:
+    cache = Cache(MemoryBackend(clock=clock), clock=clock, refresh_before=10)
+    values = iter(["v1", "v2"])
+    cache.get_or_compute("k", lambda: next(values), ttl=60)
+    clock.advance(49.999)
+    assert cache.get_or_compute("k", lambda: next(values), ttl=60) == "v1"
+    clock.advance(0.001)  # 10 s before expiry: due
+    assert cache.get_or_compute("k", lambda: next(values), ttl=60) == "v2"
+    assert (cache.stats.early_refreshes, cache.stats.computes) == (1, 2)
+
+
+def test_while_one_caller_refreshes_the_others_get_the_cached_value(clock: ManualClock) -> None:
+    cache = Cache(MemoryBackend(clock=clock), clock=clock, refresh_before=10)
+    cache.get_or_compute("k", lambda: "old", ttl=60)
+    clock.advance(55)
+    refreshing, release = threading.Event(), threading.Event()
+
+    def slow_refresh() -> str:
+        refreshing.set()
+        release.wait(30)
+        return "new"
+
+    refresher = threading.Thread(target=lambda: cache.get_or_compute("k", slow_refresh, ttl=60))
+    refresher.start()
+    assert refreshing.wait(30)
+    assert cache.get_or_compute("k", lambda: "never", ttl=60) == "old"  # no wait, no compute
+    release.set()
+    refresher.join(30)
+    assert cache.get("k") == "new"
+    assert (cache.stats.stale_served, cache.stats.computes) == (1, 2)
