@@ -37,7 +37,7 @@ from typing import ClassVar
 
 from hypothesis import assume
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
+from hypothesis.stateful import precondition, rule
 
 from cachespec.backends import NO_VALUE, Backend
 from cachespec.backends.cache import Cache, is_lease
@@ -45,11 +45,10 @@ from cachespec.spec import Violation
 
 from .checks import CheckFailed
 from .interleave import Scheduled, Scheduler, Task, TaskHung
-from .staleness import Strategies, Wrapped
+from .staleness import MAX_TASKS, CallersMachine, Strategies, Wrapped
 from .target import Session, Target
 
 KEY = "hot"
-MAX_TASKS = 3
 FILL_TTL = 600.0
 LEASE_TTL = 30.0
 # Scheduling steps a caller may take to return once the driver runs it to its end (time
@@ -180,7 +179,7 @@ class LeaseLedger(Wrapped):
         return [x for x in self.leases if not x.released and now < x.expires_at]
 
 
-class FlightMachine(RuleBasedStateMachine):
+class FlightMachine(CallersMachine):
     """Concurrent callers of one key through ``get_or_compute``, beside a model of flights."""
 
     target: ClassVar[Target]
@@ -326,10 +325,6 @@ class FlightMachine(RuleBasedStateMachine):
                 "compute must not leave the key locked",
             ) from None
 
-    def _task(self, index: int) -> Task | None:
-        runnable = self.scheduler.runnable()
-        return runnable[index % len(runnable)] if runnable else None
-
     # ------------------------------------------------------------------------ rules
     @precondition(lambda self: len(self.scheduler.runnable()) < MAX_TASKS)
     @rule(process=st.integers(0, 1), fails=st.booleans())
@@ -342,24 +337,6 @@ class FlightMachine(RuleBasedStateMachine):
         started = self.scheduler.note(f"{name} calls")
         task = self.scheduler.spawn(name, lambda: strategies.read(cache, KEY, compute, FILL_TTL))
         self.calls[id(task)] = _Call(task, process, started, fails)
-        self._collect()
-
-    @precondition(lambda self: bool(self.scheduler.runnable()))
-    @rule(task=st.integers(0, MAX_TASKS - 1))
-    def step(self, task: int) -> None:
-        """The ``task``-th unfinished caller makes its next call."""
-        chosen = self._task(task)
-        if chosen is not None:
-            self.scheduler.step(chosen)
-        self._collect()
-
-    @precondition(lambda self: bool(self.scheduler.runnable()))
-    @rule(task=st.integers(0, MAX_TASKS - 1))
-    def finish(self, task: int) -> None:
-        """The ``task``-th unfinished caller runs to its end (others run while it waits)."""
-        chosen = self._task(task)
-        if chosen is not None:
-            self._run_to_end(chosen)
         self._collect()
 
     @precondition(lambda self: self.plan.moves_time)

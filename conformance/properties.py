@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine
 
 from cachespec.backends import NO_VALUE, Backend
 from cachespec.spec import ApproximateLRU, ExactLRU, Guarantees
@@ -760,14 +761,22 @@ def _strategies(target: Target) -> Strategies:
     return chosen if isinstance(chosen, Strategies) else Strategies()
 
 
-def _staleness(prop_id: str, promise: str, plan: Plan) -> Property:
+def _callers(
+    prop_id: str,
+    promise: str,
+    build_machine: Callable[[str, Target, Strategies], type[RuleBasedStateMachine]],
+) -> Property:
+    """A property run by a machine of scheduled callers over the strategies under test."""
     class_name = "".join(part.title() for part in prop_id.replace(".", "_").split("_"))
 
     def build(target: Target, g: Guarantees) -> Check:
-        machine = build_staleness_machine(class_name, target, plan, _strategies(target))
-        return MachineCheck(machine)
+        return MachineCheck(build_machine(class_name, target, _strategies(target)))
 
     return Property(prop_id, promise, guarded_fills, build, needs_clock=True, examples_factor=4)
+
+
+def _staleness(prop_id: str, promise: str, plan: Plan) -> Property:
+    return _callers(prop_id, promise, lambda name, t, s: build_staleness_machine(name, t, plan, s))
 
 
 def _forged_payload(target: Target, g: Guarantees) -> Check:
@@ -833,13 +842,7 @@ PROPERTIES.extend(
 
 # ------------------------------------------------------------ single-flight, early refresh
 def _flights(prop_id: str, promise: str, plan: FlightPlan) -> Property:
-    class_name = "".join(part.title() for part in prop_id.replace(".", "_").split("_"))
-
-    def build(target: Target, g: Guarantees) -> Check:
-        machine = build_flight_machine(class_name, target, plan, _strategies(target))
-        return MachineCheck(machine)
-
-    return Property(prop_id, promise, guarded_fills, build, needs_clock=True, examples_factor=4)
+    return _callers(prop_id, promise, lambda name, t, s: build_flight_machine(name, t, plan, s))
 
 
 def _herd(target: Target, g: Guarantees) -> Check:

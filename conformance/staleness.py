@@ -261,7 +261,44 @@ class _Pending:
     value: object = None  # what a write wrote
 
 
-class StalenessMachine(RuleBasedStateMachine):
+class CallersMachine(RuleBasedStateMachine):
+    """A machine whose callers run as scheduled tasks: the rules that step them, for the
+    staleness and the flight machines. Subclasses set ``scheduler`` and judge finished
+    callers in :meth:`_collect`."""
+
+    scheduler: Scheduler
+
+    def _collect(self) -> None:
+        raise NotImplementedError
+
+    def _run_to_end(self, task: Task) -> None:
+        self.scheduler.run_to_end(task)
+
+    def _task(self, index: int) -> Task | None:
+        runnable = self.scheduler.runnable()
+        return runnable[index % len(runnable)] if runnable else None
+
+    @precondition(lambda self: bool(self.scheduler.runnable()))
+    @rule(task=st.integers(0, MAX_TASKS - 1))
+    def step(self, task: int) -> None:
+        """The ``task``-th unfinished caller makes its next call."""
+        chosen = self._task(task)
+        if chosen is not None:
+            self.scheduler.step(chosen)
+        self._collect()
+
+    @precondition(lambda self: bool(self.scheduler.runnable()))
+    @rule(task=st.integers(0, MAX_TASKS - 1))
+    def finish_task(self, task: int) -> None:
+        """The ``task``-th unfinished caller runs to its end (the others run while it
+        waits for them)."""
+        chosen = self._task(task)
+        if chosen is not None:
+            self._run_to_end(chosen)
+        self._collect()
+
+
+class StalenessMachine(CallersMachine):
     """Concurrent readers and writers of a few keys under one strategy, beside the model."""
 
     target: ClassVar[Target]
@@ -352,10 +389,6 @@ class StalenessMachine(RuleBasedStateMachine):
                 step = self.scheduler.note(f"{task.name} returned")
                 self.truth.made_fresh(pending.key, written, step, f"{what} ({task.name})")
 
-    def _task(self, index: int) -> Task | None:
-        runnable = self.scheduler.runnable()
-        return runnable[index % len(runnable)] if runnable else None
-
     # ---------------------------------------------------------------------------- rules
     @precondition(lambda self: len(self.scheduler.runnable()) < MAX_TASKS)
     @rule(key=st.sampled_from(KEYS))
@@ -392,24 +425,6 @@ class StalenessMachine(RuleBasedStateMachine):
             return None
 
         self._spawn(f"W{len(self.scheduler.tasks)}", write, "write", key, value)
-
-    @precondition(lambda self: bool(self.scheduler.runnable()))
-    @rule(task=st.integers(0, MAX_TASKS - 1))
-    def step(self, task: int) -> None:
-        """The ``task``-th unfinished caller makes its next call."""
-        chosen = self._task(task)
-        if chosen is not None:
-            self.scheduler.step(chosen)
-        self._collect()
-
-    @precondition(lambda self: bool(self.scheduler.runnable()))
-    @rule(task=st.integers(0, MAX_TASKS - 1))
-    def finish_task(self, task: int) -> None:
-        """The ``task``-th unfinished caller runs to its end."""
-        chosen = self._task(task)
-        if chosen is not None:
-            self.scheduler.run_to_end(chosen)
-        self._collect()
 
     @precondition(lambda self: bool(self.events))
     @rule(which=st.integers(0, 3), fate=st.sampled_from(["deliver", "duplicate", "lose"]))
