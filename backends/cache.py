@@ -13,7 +13,11 @@ Entries are framed with one tag byte, so no user value can ever look like a leas
 * ``v`` + payload: a value;
 * ``V`` + 8-byte version + payload: a value written through from a versioned source
   (:mod:`cachespec.backends.strategies`);
-* ``L`` + 16-byte token: a fill lease.
+* ``L`` + 16-byte token: a fill lease;
+* ``x`` + expiry + compute time + payload: a guarded fill, which early refresh reads;
+* ``r`` + 16-byte token + an ``x`` entry: that fill while one caller refreshes it. Other
+  callers, in any process, read the old value from it and leave the refresh to that caller
+  (stale-while-revalidate); the refresh lands by compare-and-set on these exact bytes.
 
 A payload that does not decode is counted, dropped from the backend, and read as a miss: it
 never reaches the caller as an exception.
@@ -40,7 +44,8 @@ from .singleflight import Group, Wait, event_wait
 
 V = TypeVar("V")
 
-VALUE, VERSIONED, LEASE, REFRESHABLE = b"v", b"V", b"L", b"x"
+VALUE, VERSIONED, LEASE, REFRESHABLE, REFRESHING = b"v", b"V", b"L", b"x", b"r"
+_TOKEN_BYTES = 16
 _VERSION_BYTES = 8
 _REFRESH = struct.Struct(">dd")  # the entry's expiry on the cache's clock, the compute time
 
@@ -235,7 +240,8 @@ class Cache:
             self._count("early_refreshes")
             fill = functools.partial(self._refresh, key, raw, compute, seconds)  # type: ignore[arg-type]
         else:
-            self._count("hits")
+            # A claimed entry is being refreshed by another caller: its old value is served.
+            self._count("stale_served" if raw[:1] == REFRESHING else "hits")  # type: ignore[index]
             return found  # type: ignore[return-value]
         if self._flights is None:
             return fill()
@@ -264,7 +270,7 @@ class Cache:
             self.backend.set(key, frame_value(self.serializer.dumps(value)), seconds)
             self._count("fills")
             return value
-        lease = LEASE + os.urandom(16)
+        lease = LEASE + os.urandom(_TOKEN_BYTES)
         waited = False
         holder: bytes | NoValue = NO_VALUE  # the other caller's lease we are waiting out
         deadline = 0.0
@@ -308,12 +314,30 @@ class Cache:
         return value
 
     def _refresh(self, key: str, old: bytes, compute: Callable[[], V], seconds: float | None) -> V:
-        """Recompute a live entry early. Other callers keep reading the old value meanwhile;
-        the new one replaces it only if the entry is still exactly ``old`` (compare-and-set),
-        so an invalidation or a newer fill that came first is never overwritten."""
-        value, duration = self._compute(compute)
-        data = frame_refreshable(self._expiry(seconds), duration, self.serializer.dumps(value))
-        if self._quietly(lambda: self.backend.compare_and_set(key, old, data, seconds)):
+        """Recompute a live entry early, once across processes.
+
+        The entry is first replaced by a claimed copy of itself (``r`` + token + ``old``,
+        same expiry): callers elsewhere read the old value from it and do not refresh too.
+        Whoever loses that compare-and-set serves the value it read. The new value replaces
+        the claimed copy only if it is still exactly that (compare-and-set), so an
+        invalidation that came meanwhile is never overwritten; if the refresher dies, the
+        claimed copy simply expires when the old entry would have."""
+        meta = refresh_meta(old)
+        assert meta is not None  # _refresh_now said so
+        left = meta[0] - self._clock()
+        claimed = REFRESHING + os.urandom(_TOKEN_BYTES) + old
+        keep = None if math.isinf(meta[0]) else max(left, 0.001)
+        if not self._quietly(lambda: self.backend.compare_and_set(key, old, claimed, keep)):
+            self._count("stale_served")  # another caller claimed it first (or it changed)
+            return self._decode(key, old)  # type: ignore[return-value]
+        try:
+            value, duration = self._compute(compute)
+            data = frame_refreshable(self._expiry(seconds), duration, self.serializer.dumps(value))
+        except BaseException:
+            # Back to the plain old entry, so that the next caller may try again.
+            self._quietly(lambda: self.backend.compare_and_set(key, claimed, old, keep))
+            raise
+        if self._quietly(lambda: self.backend.compare_and_set(key, claimed, data, seconds)):
             self._count("fills")
         else:
             self._count("fills_dropped")
@@ -408,6 +432,10 @@ class Cache:
                 return self.serializer.loads(raw[1 + _VERSION_BYTES :])
             if tag == REFRESHABLE and len(raw) > _REFRESH.size:
                 return self.serializer.loads(raw[1 + _REFRESH.size :])
+            if tag == REFRESHING and raw[1 + _TOKEN_BYTES : 2 + _TOKEN_BYTES] == REFRESHABLE:
+                inner = raw[1 + _TOKEN_BYTES :]
+                if len(inner) > _REFRESH.size:
+                    return self.serializer.loads(inner[1 + _REFRESH.size :])
             raise DecodeError(f"unknown entry tag {tag!r}")
         except DecodeError:
             self._count("decode_failures")

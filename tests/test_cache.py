@@ -469,3 +469,51 @@ def test_while_one_caller_refreshes_the_others_get_the_cached_value(clock: Manua
     refresher.join(30)
     assert cache.get("k") == "new"
     assert (cache.stats.stale_served, cache.stats.computes) == (1, 2)
+
+
+def test_one_process_refreshes_and_the_others_serve_the_old_value(clock: ManualClock) -> None:
+    backend = MemoryBackend(clock=clock)
+    first, second = (
+        Cache(backend, clock=clock, refresh_before=10, single_flight=False) for _ in range(2)
+    )
+    first.get_or_compute("k", lambda: "old", ttl=60)
+    clock.advance(55)  # due for refresh in both processes
+
+    def refresh_while_the_other_reads() -> str:
+        # While this process refreshes, the other one reads: the old value, no compute.
+        assert second.get_or_compute("k", lambda: "second's", ttl=60) == "old"
+        return "new"
+
+    assert first.get_or_compute("k", refresh_while_the_other_reads, ttl=60) == "new"
+    assert second.get_or_compute("k", lambda: "second's", ttl=60) == "new"
+    assert (first.stats.early_refreshes, second.stats.computes) == (1, 0)
+
+
+def test_a_failed_refresh_leaves_the_old_value_for_the_next_caller(clock: ManualClock) -> None:
+    cache = Cache(MemoryBackend(clock=clock), clock=clock, refresh_before=10)
+    cache.get_or_compute("k", lambda: "old", ttl=60)
+    clock.advance(55)
+
+    def fails() -> str:
+        raise ConnectionError("the source is down")
+
+    with pytest.raises(ConnectionError):
+        cache.get_or_compute("k", fails, ttl=60)
+    assert cache.get_or_compute("k", lambda: "new", ttl=60) == "new"  # refreshed this time
+    clock.advance(59)
+    assert cache.get("k") == "new"
+
+
+def test_an_invalidation_during_a_refresh_wins(clock: ManualClock) -> None:
+    cache = Cache(MemoryBackend(clock=clock), clock=clock, refresh_before=10)
+    cache.get_or_compute("k", lambda: "old", ttl=60)
+    clock.advance(55)
+
+    def invalidated_meanwhile() -> str:
+        cache.invalidate("k")
+        return "computed before the invalidation"
+
+    assert cache.get_or_compute("k", invalidated_meanwhile, ttl=60) == (
+        "computed before the invalidation"
+    )
+    assert cache.get("k") is NO_VALUE
