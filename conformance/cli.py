@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
@@ -90,6 +95,10 @@ def _run(argv: Sequence[str] | None) -> int:
             return EXIT_USAGE
         print(guarantee_table(loaded))
         return EXIT_OK
+
+    # `kill`, a CI timeout or a container stop send SIGTERM: exit as for Ctrl-C, through
+    # every finally block, so that the servers the harness started are stopped too.
+    signal.signal(signal.SIGTERM, _terminated)
 
     def progress(result: Result, index: int, total: int) -> None:
         if not args.quiet:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -382,6 +383,60 @@ def test_sigint_to_a_process_in_a_with_block_stops_its_server() -> None:
             child.wait()
     assert "KeyboardInterrupt" in stderr
     assert_pid_gone(pid)
+
+
+def _servers_under(pid: int) -> list[int]:
+    """The redis-server and memcached processes descending from ``pid``."""
+    parent_of: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent_of[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # it ended while we looked
+
+    def descends(child: int) -> bool:
+        while child > 1:
+            child = parent_of.get(child, 0)
+            if child == pid:
+                return True
+        return False
+
+    found = []
+    for candidate in parent_of:
+        if descends(candidate):
+            try:
+                command = Path(f"/proc/{candidate}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"redis-server" in command or b"memcached" in command:
+                found.append(candidate)
+    return found
+
+
+def test_sigterm_to_cachespec_check_stops_the_server_it_started() -> None:
+    require("memcached")
+    check = subprocess.Popen(
+        [sys.executable, "-m", "cachespec", "check", "memcached", "--only", "ttl.*"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        servers: list[int] = []
+        deadline = time.monotonic() + 60  # a bounded wait for the server to appear
+        while not servers and check.poll() is None and time.monotonic() < deadline:
+            servers = _servers_under(check.pid)
+            time.sleep(0.05)
+        assert servers, "the check started no server within 60 s"
+        check.send_signal(signal.SIGTERM)  # what kill, a CI timeout or a container stop send
+        _, stderr = check.communicate(timeout=60)
+    finally:
+        if check.poll() is None:
+            check.kill()
+            check.wait()
+    assert check.returncode == 128 + signal.SIGTERM, stderr
+    for pid in servers:
+        assert_pid_gone(pid)
 
 
 def test_redis_real_time_mode_has_no_clock() -> None:
