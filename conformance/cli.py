@@ -77,8 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, unwound as Ctrl-C is. Not SystemExit: Hypothesis takes that for a failing
+    example and starts shrinking; on a KeyboardInterrupt it stops at once."""
+
+
 def _terminated(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+    raise _Terminated
 
 
 def _run(argv: Sequence[str] | None) -> int:
@@ -116,7 +121,10 @@ def _run(argv: Sequence[str] | None) -> int:
     except TargetError as exc:
         print(f"cachespec: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        if isinstance(stop, _Terminated):
+            print("cachespec: terminated", file=sys.stderr)
+            return 128 + signal.SIGTERM
         print("cachespec: interrupted", file=sys.stderr)
         return 130
     print(table(report))
