@@ -128,8 +128,10 @@ class Cache:
 
     ``single_flight``: concurrent misses in this process share one computation (waiting at
     most ``flight_timeout`` seconds, then :class:`~cachespec.backends.singleflight.
-    FlightTimeout`). ``wait_for_lease``: a caller that finds another process's lease polls
-    for its value (every ``lease_poll`` seconds, doubling) instead of computing too.
+    FlightTimeout`); one older than ``lease_ttl`` is not joined, as its lease would no
+    longer hold off other processes either. ``wait_for_lease``: a caller that finds another
+    process's lease polls for its value (every ``lease_poll`` seconds, doubling) instead of
+    computing too.
     ``early_refresh``: XFetch with ``beta``; ``refresh_before``: the plain soft-TTL mode, a
     hit within that many seconds of its expiry is refreshed. While one caller of this
     process refreshes a key, the others get the cached value at once (stale-while-
@@ -185,7 +187,14 @@ class Cache:
         self.flight_wait: Wait = flight_wait or event_wait
         self._flights: Group[Any] | None = None
         if single_flight:
-            self._flights = Group(timeout=flight_timeout, wait=self.flight_wait)
+            # A flight is shared for as long as a lease would be, no longer: a reader that
+            # comes later computes anew, so that sharing never stretches staleness past it.
+            self._flights = Group(
+                timeout=flight_timeout,
+                wait=self.flight_wait,
+                max_age=self.lease_ttl,
+                clock=clock,
+            )
         self.stats = CacheStats()
         self._stats_lock = threading.Lock()
 

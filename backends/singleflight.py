@@ -6,15 +6,18 @@ the leader's exception. When the flight ends, the key is free again: the next ca
 new flight. A failing ``fn`` ends its flight like a successful one, so no key is ever left
 locked, and different keys never wait for each other.
 
-A waiter waits at most ``timeout`` seconds (``None``: as long as the leader takes) and then
-raises :class:`FlightTimeout`. How a waiter waits is injectable (``wait``): production code
-blocks on an event; the conformance harness waits at scheduling points so that it can choose
-the interleaving, and on its own clock so that a hang is caught by a bounded wait.
+A flight older than ``max_age`` is not joined (its value may be far out of date by now):
+the caller starts a new one. A waiter waits at most ``timeout`` seconds (``None``: as long
+as the leader takes) and then raises :class:`FlightTimeout`. How a waiter waits is
+injectable (``wait``): production code blocks on an event; the conformance harness waits at
+scheduling points so that it can choose the interleaving, and on its own clock so that a
+hang is caught by a bounded wait.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -36,6 +39,7 @@ class FlightTimeout(CacheError, TimeoutError):
 class _Flight:
     """One computation in progress. ``done`` is set once ``value``/``error`` are final."""
 
+    started: float = 0.0  # on the group's clock
     done: threading.Event = field(default_factory=threading.Event)
     value: Any = None
     error: BaseException | None = None
@@ -50,20 +54,35 @@ def event_wait(done: threading.Event, timeout: float | None) -> bool:
 class Group(Generic[V]):
     """Deduplicates concurrent computations of the same key."""
 
-    def __init__(self, *, timeout: float | None = None, wait: Wait = event_wait) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float | None = None,
+        wait: Wait = event_wait,
+        max_age: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``max_age``: a flight older than this (on ``clock``) is not joined; the caller
+        starts a new one. A value computed long ago may be far out of date by the time it
+        is shared (a stuck source, a paused process), so sharing is bounded in age too."""
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}  # guarded by _lock
         self._timeout = timeout
         self._wait = wait
+        self._max_age = max_age
+        self._clock = clock
 
     def do(self, key: str, fn: Callable[[], V]) -> tuple[V, bool]:
         """``fn()``'s value (or exception) for every concurrent caller of ``key``, and
         whether the result was shared with other callers."""
+        now = self._clock()
         with self._lock:
             flight = self._flights.get(key)
+            if flight is not None and self._too_old(flight, now):
+                flight = None  # too old to share: ours replaces it in the table
             leader = flight is None
             if flight is None:
-                flight = self._flights[key] = _Flight()
+                flight = self._flights[key] = _Flight(started=now)
             else:
                 flight.waiters += 1
         if not leader:
@@ -88,6 +107,9 @@ class Group(Generic[V]):
                 shared = flight.waiters > 0
             flight.done.set()
         return flight.value, shared
+
+    def _too_old(self, flight: _Flight, now: float) -> bool:
+        return self._max_age is not None and now - flight.started >= self._max_age
 
     def forget(self, key: str) -> None:
         """Let the next caller of ``key`` start a new flight even while this one runs."""

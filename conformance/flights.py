@@ -84,6 +84,7 @@ class _Compute:
     task: Task
     process: int
     started: int  # log position
+    started_at: float  # on the harness's clock
     ended: int | None = None  # log position, None while it runs
     value: object = None
     error: BaseException | None = None
@@ -224,7 +225,7 @@ class FlightMachine(CallersMachine):
         def compute() -> object:
             task = self.scheduler.current()
             assert task is not None, "computes run in the callers' tasks"
-            record = _Compute(len(self.computes) + 1, task, process, self._log())
+            record = _Compute(len(self.computes) + 1, task, process, self._log(), self.clock.now())
             if self.plan.claim == "one_compute":
                 self._check_alone(record)
             self.computes.append(record)
@@ -242,7 +243,9 @@ class FlightMachine(CallersMachine):
 
     def _check_alone(self, record: _Compute) -> None:
         for other in self.computes:
-            if other.process == record.process and other.ended is None:
+            # A flight is shared for a lease's time at most; after that a new one may start.
+            young = record.started_at - other.started_at < LEASE_TTL
+            if other.process == record.process and other.ended is None and young:
                 self.problems.append(
                     Violation(
                         f"compute #{record.number} ({record.task.name}) at step {record.started}",

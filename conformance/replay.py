@@ -12,23 +12,29 @@ Each call runs one step against a fresh backend beside the model and raises the 
 
 from __future__ import annotations
 
+from typing import Any
+
 from .checks import MachineCheck
-from .machines import CacheMachine, NamespaceMachine
 from .pools import Blob
 from .properties import BY_ID
+from .staleness import resolve_strategies
 from .target import TargetError, resolve_target
 
 __all__ = ["Blob", "replay"]
 
 
-def replay(backend: str, property_id: str) -> CacheMachine | NamespaceMachine:
-    """A fresh state machine of ``property_id`` against ``backend``, ready to step by hand."""
+def replay(backend: str, property_id: str, strategy: str | None = None) -> Any:
+    """A fresh state machine of ``property_id`` against ``backend`` (with the strategies
+    ``strategy`` names, for the strategy properties), ready to step by hand.
+
+    Typed ``Any``: its methods are the property's rules, which differ by property."""
     if property_id not in BY_ID:
         raise TargetError(f"unknown property {property_id!r}")
     target = resolve_target(backend)
+    if strategy is not None:
+        target.strategies = resolve_strategies(strategy)
+        target.strategy_spec = strategy
     check = BY_ID[property_id].build(target, target.guarantees())
     if not isinstance(check, MachineCheck):
         raise TargetError(f"{property_id} is not a state machine; rerun it with --seed instead")
-    machine = check.machine()
-    assert isinstance(machine, (CacheMachine, NamespaceMachine))
-    return machine
+    return check.machine()

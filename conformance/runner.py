@@ -164,7 +164,7 @@ def run_property(
         result.status = "fail"
         result.reason = describe_failure(exc)
         notes = [*getattr(exc, "__notes__", []), *_steps(reported)]
-        result.counterexample = program(notes, target.name, prop.id)
+        result.counterexample = program(notes, target.name, prop.id, target.strategy_spec)
     result.seconds = time.perf_counter() - started
     expected = guarantees.expected_failures.get(prop.id)
     if expected is not None:
@@ -208,7 +208,7 @@ def _steps(reported: list[str]) -> list[str]:
     return [line.strip() for text in reported for line in text.splitlines() if line.strip()]
 
 
-def program(notes: list[str], target_name: str, prop_id: str) -> str:
+def program(notes: list[str], target_name: str, prop_id: str, strategy: str | None = None) -> str:
     """The failing example Hypothesis reported, as a program that replays it."""
     lines: list[str] = []
     taking = False
@@ -226,7 +226,8 @@ def program(notes: list[str], target_name: str, prop_id: str) -> str:
     if lines and lines[0].startswith("state = "):
         end = next((i for i, line in enumerate(lines) if line == "state.teardown()"), None)
         lines = lines[: None if end is None else end + 1]
-        lines[0] = f"state = replay({target_name!r}, {prop_id!r})"
+        chosen = "" if strategy is None else f", strategy={strategy!r}"
+        lines[0] = f"state = replay({target_name!r}, {prop_id!r}{chosen})"
         lines.insert(0, "from cachespec.conformance.replay import Blob, replay")
     return "\n".join(lines)
 
@@ -255,6 +256,7 @@ def run_suite(
     target = backend if isinstance(backend, Target) else resolve_target(backend)
     if strategy is not None:
         target.strategies = resolve_strategies(strategy)
+        target.strategy_spec = strategy if isinstance(strategy, str) else None
     chosen = select(only)
     if seed is None:
         seed = random.SystemRandom().randrange(2**32)

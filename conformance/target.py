@@ -84,6 +84,9 @@ class Target:
     #: The strategy implementations the staleness properties run (None: ours). Set by
     #: ``run_suite(strategy=...)`` / ``cachespec check --strategy``.
     strategies: Any = None
+    # How the strategies were named (``--strategy``), so a counterexample can name them too;
+    # None for the default or for an instance given from Python.
+    strategy_spec: str | None = None
 
     def __init__(self, name: str, factory: BackendFactory) -> None:
         self.name = name

@@ -517,3 +517,19 @@ def test_an_invalidation_during_a_refresh_wins(clock: ManualClock) -> None:
         "computed before the invalidation"
     )
     assert cache.get("k") is NO_VALUE
+
+
+def test_a_flight_older_than_the_lease_time_is_not_joined(clock: ManualClock) -> None:
+    # A compute that has run longer than a lease would hold may return a value that is far
+    # out of date by now: a later caller computes anew instead of sharing it.
+    scheduler, cache, source, truth = scheduled_cache(clock)  # lease_ttl=5
+    leader = scheduler.spawn("L", lambda: cache.get_or_compute("k", source.read))
+    while leader.waiting_at != "source.read()":
+        scheduler.step(leader)
+    clock.advance(5)
+    truth.value = "new"
+    late = scheduler.spawn("R", lambda: cache.get_or_compute("k", source.read))
+    scheduler.run_to_end(late)
+    assert late.result == "new"
+    scheduler.finish()
+    assert (cache.stats.computes, cache.stats.shared) == (2, 0)

@@ -34,7 +34,20 @@ def test_replay_refuses_unknown_and_non_machine_properties() -> None:
 
 def test_a_replayed_machine_steps_by_hand() -> None:
     state = replay("memory://?capacity=2", "lru.evicts_lru")
-    key = state.new_key(key="k0")  # type: ignore[union-attr]
-    state.set(key=key, value=b"red", ttl=None)  # type: ignore[union-attr]
-    state.fill(extra=1)  # type: ignore[union-attr]
+    key = state.new_key(key="k0")
+    state.set(key=key, value=b"red", ttl=None)
+    state.fill(extra=1)
     state.teardown()
+
+
+def test_a_race_found_between_callers_replays_with_its_strategy() -> None:
+    result = run_suite(
+        "memory://", seed=3, only=["staleness.cache_aside"], strategy="naive-cache-aside"
+    ).result("staleness.cache_aside")
+    assert result.status == "fail"
+    program = result.counterexample
+    assert "state = replay('memory://', 'staleness.cache_aside', " in program
+    assert "strategy='naive-cache-aside')" in program
+    with pytest.raises(Violation) as caught:
+        exec(compile(program, "<counterexample>", "exec"), {})
+    assert str(caught.value) == result.reason
