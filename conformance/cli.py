@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -69,7 +70,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        return _run(argv)
+        code = _run(argv)
+        # Flush here, not at exit: what fits in the buffer is only written at the final
+        # flush, where a closed pipe would be reported as an ignored exception.
+        sys.stdout.flush()
+        return code
     except BrokenPipeError:
         # The reader went away (`cachespec list | head`): not an error of ours. Point stdout
         # at devnull so that the interpreter's final flush does not raise again.
@@ -82,7 +87,13 @@ class _Terminated(KeyboardInterrupt):
     example and starts shrinking; on a KeyboardInterrupt it stops at once."""
 
 
+_TERMINATING = threading.Event()
+
+
 def _terminated(signum: int, frame: object) -> None:
+    # The exception lands wherever the main thread is, which may be a garbage-collection
+    # callback that ignores it; the event makes the next property boundary raise it again.
+    _TERMINATING.set()
     raise _Terminated
 
 
@@ -106,6 +117,8 @@ def _run(argv: Sequence[str] | None) -> int:
     signal.signal(signal.SIGTERM, _terminated)
 
     def progress(result: Result, index: int, total: int) -> None:
+        if _TERMINATING.is_set():
+            raise _Terminated
         if not args.quiet:
             print(progress_line(result, index, total), file=sys.stderr, flush=True)
 
