@@ -19,7 +19,6 @@ The stale-set race, as the suite finds it in a naive cache-aside::
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import pickle
 import threading
@@ -40,7 +39,7 @@ from cachespec.spec.staleness import SourceOfTruth
 
 from .clock import HarnessClock
 from .interleave import Scheduled, Scheduler, Task
-from .target import Session, Target, TargetError
+from .target import Session, Target, TargetError, load_object
 
 # One key: every reader and writer meets on it, which is where the races are. At most
 # MAX_TASKS callers at once: enough for any two-party race, few enough to find it quickly.
@@ -140,12 +139,7 @@ def resolve_strategies(chosen: str | Strategies) -> Strategies:
     if not colon:
         known = ", ".join(STRATEGIES)
         raise TargetError(f"unknown strategy {chosen!r} (known: {known}, or module:callable)")
-    try:
-        found: object = importlib.import_module(module_name)
-        for part in attr.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError) as exc:
-        raise TargetError(f"cannot load strategy {chosen!r}: {exc}") from None
+    found = load_object(module_name, attr, chosen)
     if isinstance(found, type) and issubclass(found, Strategies):
         return found()
     if isinstance(found, Strategies):

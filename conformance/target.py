@@ -270,6 +270,18 @@ def _url_factory(url: str) -> BackendFactory:
     return factory
 
 
+def load_object(module_name: str, attr: str, spec: str) -> object:
+    """``module:attr.path`` (already split) imported and looked up; a TargetError naming
+    ``spec`` if it cannot be."""
+    try:
+        found: object = importlib.import_module(module_name)
+        for part in attr.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise TargetError(f"cannot load {spec!r}: {exc}") from None
+    return found
+
+
 def resolve_target(text: str | None) -> Target:
     """``None``/``memory``/a URL/``redis``/``memcached``/``module:callable`` -> a Target."""
     if text is None or text in {"", "memory"}:
@@ -292,12 +304,7 @@ def resolve_target(text: str | None) -> Target:
             f"not a backend: {text!r} (expected a URL such as memory://?capacity=100, "
             "or module:callable)"
         )
-    try:
-        target: object = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise TargetError(f"cannot load {text!r}: {exc}") from None
+    target = load_object(module_name, attr, text)
     if isinstance(target, Target):
         return target
     if not callable(target):
