@@ -55,6 +55,31 @@ def test_json_refuses_what_it_cannot_store_before_writing(cache: Cache) -> None:
         JSONSerializer().loads(b"x???")
 
 
+@pytest.mark.parametrize(
+    "payload", [b"j", b"j{", b"j1 2", b"j[1]x", b"j\xff", b"j ", b"j" + b"[" * 100_000]
+)
+def test_json_refuses_malformed_payloads_with_decode_error(payload: bytes) -> None:
+    # Trailing data and nesting too deep included: each is a DecodeError (a counted
+    # miss in the cache), never a RecursionError in the caller's face.
+    with pytest.raises(DecodeError, match="not a JSON payload"):
+        JSONSerializer().loads(payload)
+
+
+def test_json_reads_a_document_with_surrounding_whitespace() -> None:
+    # Not what dumps writes, but valid JSON another writer may have produced.
+    assert JSONSerializer().loads(b'j  {"a": [1, 2]} ') == {"a": [1, 2]}
+
+
+def test_a_corrupt_fill_on_the_hit_path_is_a_counted_miss(cache: Cache) -> None:
+    cache.get_or_compute("k", lambda: "first")
+    raw = cache.backend.get("k")
+    assert isinstance(raw, bytes)
+    cache.backend.set("k", raw[:-3] + b"%%%")  # the frame intact, its payload not
+    assert cache.get_or_compute("k", lambda: "second") == "second"
+    assert cache.stats.decode_failures == 1
+    assert cache.get_or_compute("k", lambda: "third") == "second"
+
+
 def test_signed_pickle_round_trips_and_refuses_forgeries() -> None:
     signed = SignedPickleSerializer(b"s" * 32)
     assert signed.loads(signed.dumps({"a": (1, 2)})) == {"a": (1, 2)}
