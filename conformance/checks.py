@@ -67,6 +67,19 @@ class ThreadCheck:
                 self.body(trial)
 
 
+@dataclass(frozen=True)
+class BatchCheck:
+    """A property whose trials run together (real processes: starting them is the cost).
+
+    ``body(n)`` runs ``n`` trials, a ``share`` of the size's, at least one."""
+
+    body: Callable[[int], None]
+    share: float = 1.0
+
+    def run(self, settings: Settings, seed_value: int, trials: int) -> None:
+        self.body(max(1, int(trials * self.share)))
+
+
 @contextlib.contextmanager
 def fast_thread_switching() -> Iterator[None]:
     """Make the interpreter switch threads every microsecond instead of every 5 ms.
@@ -82,4 +95,4 @@ def fast_thread_switching() -> Iterator[None]:
         sys.setswitchinterval(before)
 
 
-Check = MachineCheck | GivenCheck | ThreadCheck
+Check = MachineCheck | GivenCheck | ThreadCheck | BatchCheck

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .properties import PROPERTIES
-from .report import guarantee_table, progress_line, table, write_json, write_junit
+from .report import ID_WIDTH, guarantee_table, progress_line, table, write_json, write_junit
 from .runner import SIZES, Result, run_suite
 from .target import TargetError
 
@@ -101,7 +101,7 @@ def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         for prop in PROPERTIES:
-            print(f"{prop.id:<22} {prop.promise}")
+            print(f"{prop.id:<{ID_WIDTH}} {prop.promise}")
         return EXIT_OK
     if args.command == "table":
         try:

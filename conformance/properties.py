@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine
 from cachespec.backends import NO_VALUE, Backend
 from cachespec.spec import ApproximateLRU, ExactLRU, Guarantees
 
-from .checks import Check, CheckFailed, GivenCheck, MachineCheck, ThreadCheck
+from .checks import BatchCheck, Check, CheckFailed, GivenCheck, MachineCheck, ThreadCheck
 from .flights import (
     HERD,
     XFETCH_CASES,
@@ -49,6 +49,7 @@ from .pools import (
     size_limit_values,
     ttls,
 )
+from .processes import PROCESSES, THREADS_PER_PROCESS, check_processes
 from .staleness import Plan, Strategies, build_staleness_machine, check_forged_payload
 from .target import Target
 
@@ -66,6 +67,8 @@ class Property:
     # Examples per run, as a multiple of the size's: interleavings need more programs to
     # find a race than single-caller properties need to find a wrong answer.
     examples_factor: int = 1
+    # Runs real processes on the backend: skipped where no other process can reach it.
+    needs_processes: bool = False
 
     @property
     def area(self) -> str:
@@ -852,6 +855,13 @@ def _herd(target: Target, g: Guarantees) -> Check:
     return ThreadCheck(lambda trial: check_herd(target, strategies, trial), share=0.05)
 
 
+def _processes(target: Target, g: Guarantees) -> Check:
+    strategies = _strategies(target)
+    # One set of processes runs every trial (starting interpreters is the cost), each
+    # trial paying BESIDE once: a hundredth of the size's trials.
+    return BatchCheck(lambda trials: check_processes(target, strategies, trials), share=0.01)
+
+
 def _xfetch(target: Target, g: Guarantees) -> Check:
     strategies = _strategies(target)
     return GivenCheck(
@@ -892,6 +902,14 @@ PROPERTIES.extend(
             f"{HERD} real threads missing one key at once run one compute and all get its value",
             lambda g: thread_safe(g) or guarded_fills(g),
             _herd,
+        ),
+        Property(
+            "single_flight.processes",
+            f"{PROCESSES} processes x {THREADS_PER_PROCESS} threads missing one key on a "
+            "shared server run one compute and all get its value",
+            guarded_fills,
+            _processes,
+            needs_processes=True,
         ),
         Property(
             "early_refresh.xfetch",

@@ -10,12 +10,15 @@ from pathlib import Path
 from .runner import Report, Result
 
 STATUS_WORD = {"pass": "pass", "fail": "FAIL", "skip": "skip"}
+# The id column: wide enough for every property id, so the columns after it line up.
+ID_WIDTH = 29
 
 
 def progress_line(result: Result, index: int, total: int) -> str:
     width = len(str(total))
     timing = f"{result.seconds:6.2f}s" if result.status != "skip" else "       "
-    return f"[{index:>{width}}/{total}] {result.id:<22} {STATUS_WORD[result.status]:<4} {timing}"
+    status = STATUS_WORD[result.status]
+    return f"[{index:>{width}}/{total}] {result.id:<{ID_WIDTH}} {status:<4} {timing}"
 
 
 def table(report: Report) -> str:
@@ -26,14 +29,14 @@ def table(report: Report) -> str:
         f"  strategy: {report.strategy}",
         f"  size {report.size}, seed {report.seed}, {report.seconds:.1f}s",
         "",
-        f"{'property':<22} {'status':<6} {'time':>7}  note",
+        f"{'property':<{ID_WIDTH}} {'status':<6} {'time':>7}  note",
     ]
     for r in report.results:
         note = r.reason.splitlines()[0] if r.reason else r.promise
         if len(note) > 90:
             note = note[:87] + "..."
         timing = f"{r.seconds:6.2f}s" if r.status != "skip" else ""
-        lines.append(f"{r.id:<22} {STATUS_WORD[r.status]:<6} {timing:>7}  {note}")
+        lines.append(f"{r.id:<{ID_WIDTH}} {STATUS_WORD[r.status]:<6} {timing:>7}  {note}")
     counts = {s: sum(1 for r in report.results if r.status == s) for s in STATUS_WORD}
     lines.append("")
     lines.append(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")

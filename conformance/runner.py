@@ -146,6 +146,11 @@ def run_property(
             f"needs the harness's clock: {target.name} runs in real time (check a throwaway "
             "server on a controlled clock with `cachespec check redis` or `memcached`)"
         )
+    if reason is None and prop.needs_processes and not target.shared_across_processes:
+        reason = (
+            f"runs real processes, which need a backend they can all reach: {target.name} "
+            "lives in this process (check a server: `cachespec check redis`, `memcached`)"
+        )
     if reason is None and prop.id in guarantees.opt_out:
         reason = f"opted out: {guarantees.opt_out[prop.id]}"
     if reason is not None:

@@ -42,7 +42,9 @@ class Session:
     """One example's world: a clock and the backends (one per namespace) that follow it.
 
     ``clear_on_close``: empty every namespace opened before closing (a server the user runs
-    keeps data between sessions; the suite leaves none of its own behind).
+    keeps data between sessions; the suite leaves none of its own behind). ``reach``: how
+    another process opens a namespace of this session, ``(url, namespace)`` for
+    :func:`~cachespec.backends.open_backend`; None where no other process can.
     """
 
     def __init__(
@@ -51,11 +53,17 @@ class Session:
         open_namespace: Callable[[str], Backend],
         *,
         clear_on_close: bool = False,
+        reach: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:
         self.clock = clock
         self._open_namespace = open_namespace
         self._opened: list[Backend] = []
         self._clear_on_close = clear_on_close
+        self._reach = reach
+
+    def shared_url(self, namespace: str = "main") -> tuple[str, str] | None:
+        """``(url, namespace)`` by which another process opens ``namespace``, or None."""
+        return None if self._reach is None else self._reach(namespace)
 
     def backend(self, namespace: str = "main") -> Backend:
         backend = self._open_namespace(namespace)
@@ -81,6 +89,9 @@ class Target:
     controls_time = True
     #: How the target keeps time, for the report.
     clock_note = "the harness's clock"
+    #: Whether another process can open this backend (a server): properties that run real
+    #: processes are skipped, with the reason, where it cannot.
+    shared_across_processes = False
     #: The strategy implementations the staleness properties run (None: ours). Set by
     #: ``run_suite(strategy=...)`` / ``cachespec check --strategy``.
     strategies: Any = None
@@ -136,6 +147,7 @@ class ServerTarget(Target):
     """
 
     REQUIRE_ENV: ClassVar[str] = "CACHESPEC_REQUIRE_FAKETIME"
+    shared_across_processes = True
 
     HARNESS_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
         "redis": ("maxmemory", "maxmemory_policy"),
@@ -223,7 +235,11 @@ class ServerTarget(Target):
         # replays a program exactly, whatever fraction of a second earlier sessions ended on.
         clock.advance_to(math.ceil(clock.now()))
         url = self.url()
-        return Session(clock, lambda namespace: self._opener(url, namespace))
+        return Session(
+            clock,
+            lambda namespace: self._opener(url, namespace),
+            reach=lambda namespace: (url, namespace),
+        )
 
     def close(self) -> None:
         if self._server is not None:
@@ -243,6 +259,7 @@ class UserServerTarget(Target):
 
     controls_time = False
     clock_note = "real time (a server the harness did not start)"
+    shared_across_processes = True
 
     def __init__(self, url: str) -> None:
         self.name = url
@@ -256,6 +273,7 @@ class UserServerTarget(Target):
             ManualClock(),
             lambda namespace: open_backend(self._url, namespace=f"{prefix}-{namespace}"),
             clear_on_close=True,
+            reach=lambda namespace: (self._url, f"{prefix}-{namespace}"),
         )
 
 

@@ -237,6 +237,15 @@ class XFetchSignFlipped(Strategies):
         return Flipped(backend, serializer=self.serializer(), **options)
 
 
+class ProcessLocalFlights(Strategies):
+    """Single-flight inside each process only: a caller that finds another process's
+    lease computes too instead of waiting for its value (``wait_for_lease=False``), so a
+    herd across N processes computes N times. Every in-process property holds."""
+
+    def make_cache(self, backend: Backend, **options: Any) -> Cache:
+        return super().make_cache(backend, **options, wait_for_lease=False)
+
+
 # name -> (strategies, the property that must fail, a pattern its reason must match)
 STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
     "naive_cache_aside": (NaiveCacheAside, "staleness.cache_aside", r"stale-set race"),
@@ -269,4 +278,21 @@ STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
     "releases_any_lease": (ReleasesAnyLease, "single_flight.one_owner", r"does not own it"),
     "lease_without_expiry": (LeaseWithoutExpiry, "single_flight.takeover", r"still the lease"),
     "xfetch_sign_flipped": (XFetchSignFlipped, "early_refresh.xfetch", r"served the cached"),
+}
+
+# Mutants only a server shows (real processes share it): name -> (strategies, the server
+# the harness starts, the property that must fail, a pattern its reason must match).
+SERVER_STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str, str]] = {
+    "process_local_flights_redis": (
+        ProcessLocalFlights,
+        "redis",
+        "single_flight.processes",
+        r"the compute ran [2-9]\d* times",
+    ),
+    "process_local_flights_memcached": (
+        ProcessLocalFlights,
+        "memcached",
+        "single_flight.processes",
+        r"the compute ran [2-9]\d* times",
+    ),
 }

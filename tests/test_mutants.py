@@ -10,7 +10,7 @@ import re
 
 import pytest
 from mutants import MUTANTS
-from strategy_mutants import STRATEGY_MUTANTS
+from strategy_mutants import SERVER_STRATEGY_MUTANTS, STRATEGY_MUTANTS
 
 from cachespec.conformance import PROPERTIES, Target, run_suite
 
@@ -20,6 +20,7 @@ SEEDS = (20261127, 4242)
 def test_every_property_has_a_mutant() -> None:
     caught = {prop for _, prop, _ in MUTANTS.values()}
     caught |= {prop for _, prop, _ in STRATEGY_MUTANTS.values()}
+    caught |= {prop for _, _, prop, _ in SERVER_STRATEGY_MUTANTS.values()}
     assert {p.id for p in PROPERTIES} - caught == set()
 
 
@@ -38,6 +39,21 @@ def test_the_suite_rejects_the_mutant_naming_the_property(name: str, seed: int) 
 def test_the_suite_rejects_the_broken_strategy(name: str) -> None:
     strategies, prop, why = STRATEGY_MUTANTS[name]
     report = run_suite("memory://", seed=SEEDS[0], only=[prop], strategy=strategies())
+    result = report.result(prop)
+    assert result.status == "fail", f"{name} passed {prop} at the default size"
+    assert re.search(why, result.reason), result.reason
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=getattr(pytest.mark, SERVER_STRATEGY_MUTANTS[name][1]), id=name)
+        for name in sorted(SERVER_STRATEGY_MUTANTS)
+    ],
+)
+def test_the_suite_rejects_the_broken_strategy_on_a_server(name: str) -> None:
+    strategies, server, prop, why = SERVER_STRATEGY_MUTANTS[name]
+    report = run_suite(server, seed=SEEDS[0], only=[prop], strategy=strategies())
     result = report.result(prop)
     assert result.status == "fail", f"{name} passed {prop} at the default size"
     assert re.search(why, result.reason), result.reason
