@@ -234,7 +234,8 @@ class Cache:
         * A failing cache never fails the call: it falls through to ``compute``.
         """
         seconds = self._ttl(ttl)
-        check_key(key)
+        if key.__class__ is not str:
+            check_key(key)  # raises TypeError
         try:
             raw = self.backend.get(key)
         except CacheError:
