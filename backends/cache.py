@@ -55,6 +55,10 @@ class _Default:
     def __repr__(self) -> str:
         return "DEFAULT_TTL"
 
+    def __reduce__(self) -> str:
+        # A copy or an unpickled one is the module's singleton: identity is how it is told.
+        return "DEFAULT_TTL"
+
 
 DEFAULT_TTL: Final = _Default()
 """``ttl=DEFAULT_TTL`` (the default) means the cache's ``default_ttl``."""
@@ -196,8 +200,6 @@ class Cache:
                 max_age=self.lease_ttl,
                 clock=clock,
             )
-        # Whether a hit can skip the refresh check: neither early-refresh mode is on.
-        self._plain_hits = not early_refresh and refresh_before is None
         self.stats = CacheStats()
         self._stats_lock = threading.Lock()
 
@@ -242,18 +244,21 @@ class Cache:
             self._count("errors")
             return self._compute(compute)[0]
         if (
-            self._plain_hits
+            not self.early_refresh
+            and self.refresh_before is None
             and raw is not NO_VALUE
             and raw[:1] == REFRESHABLE
             and len(raw) > _REFRESHABLE_HEADER
         ):
             # The hot path: a plain fill, and no early refresh to consider (the general
             # path below reaches the same answer, with more checks on the way).
+            # A payload that does not decode, or decodes to NO_VALUE (pickle can store it),
+            # goes the general way: counted, dropped, a miss.
             try:
                 found = self.serializer.loads(raw[_REFRESHABLE_HEADER:])
             except DecodeError:
-                pass  # the general path counts it and drops the entry
-            else:
+                found = NO_VALUE
+            if found is not NO_VALUE:
                 with self._stats_lock:
                     self.stats.hits += 1
                 return found  # type: ignore[return-value]

@@ -5,9 +5,9 @@ this interpreter; this check runs the real thing. ``PROCESSES`` fresh interprete
 (``spawn``: nothing inherited, as separate services would be) each open their own backend
 from the target's URL and their own cache, and ``THREADS_PER_PROCESS`` threads in each miss
 one key at once. The compute counts its runs in shared memory, across processes; the first
-one waits up to ``BESIDE`` seconds for a second to start beside it, which a correct lease
-never lets happen, so that a missing one shows every time rather than when scheduling
-happens to line up. The check holds when the compute ran once and every caller got its
+one waits up to ``PROCESS_BESIDE`` seconds for a second to start beside it, which a correct
+lease never lets happen, so that a missing one shows every time rather than when
+scheduling happens to line up. The check holds when the compute ran once and every caller got its
 value. A caller that never returns is caught by a bounded wait for its result.
 
 Only targets another process can reach take part (a server: ``cachespec check redis``,
@@ -21,24 +21,33 @@ import multiprocessing
 import pickle
 import queue
 import threading
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cachespec.backends import open_backend
+from cachespec.backends.cache import Cache
 
 from .checks import CheckFailed
-from .flights import BESIDE, FILL_TTL, LEASE_TTL
+from .flights import FILL_TTL, LEASE_TTL
 from .staleness import Strategies, resolve_strategies
 from .target import Target
 
 PROCESSES = 3
 THREADS_PER_PROCESS = 4
 # Bounded waits: for a barrier to fill, and for every caller's result. A caller still
-# running after RESULT_SECONDS is hung (a correct herd takes about BESIDE).
+# running after RESULT_SECONDS is hung (a correct herd takes about PROCESS_BESIDE).
 BARRIER_SECONDS = 60.0
 RESULT_SECONDS = 60.0
+
+# How long the first compute waits for a second to start beside it. Longer than the threads'
+# BESIDE: a caller in another process reaches the server through its own client, and on a
+# busy machine a process may be scheduled late; a correct lease pays it once per trial.
+PROCESS_BESIDE = 1.0
+# A caller whose barrier broke (another process failed or was late) reports this.
+BROKEN = "<barrier broken>"
 
 # What a process reports per key: (task, [each caller's value repr, or its error], error
 # text of the process or "").
@@ -77,7 +86,7 @@ def _herd_process(shared: _Shared) -> None:
         shared.results.put((task, [], traceback.format_exc(limit=8)))
 
 
-def _herd(shared: _Shared, task: int, strategies: Strategies, cache: Any) -> list[str]:
+def _herd(shared: _Shared, task: int, strategies: Strategies, cache: Cache) -> list[str]:
     """This process's threads of one herd; each caller's value (repr) or error."""
     key, value = shared.tasks[task]
     second = shared.seconds[task]
@@ -87,7 +96,7 @@ def _herd(shared: _Shared, task: int, strategies: Strategies, cache: Any) -> lis
             shared.computes[task] += 1
             first = shared.computes[task] == 1
         if first:
-            second.wait(BESIDE)
+            second.wait(PROCESS_BESIDE)
         else:
             second.set()
         return value
@@ -95,7 +104,11 @@ def _herd(shared: _Shared, task: int, strategies: Strategies, cache: Any) -> lis
     got = [""] * THREADS_PER_PROCESS
 
     def caller(index: int) -> None:
-        shared.barrier.wait(BARRIER_SECONDS)
+        try:
+            shared.barrier.wait(BARRIER_SECONDS)
+        except threading.BrokenBarrierError:
+            got[index] = BROKEN  # another process failed, or did not start in time
+            return
         try:
             got[index] = repr(strategies.read(cache, key, compute, FILL_TTL))
         except BaseException as exc:  # reported with the others
@@ -106,10 +119,13 @@ def _herd(shared: _Shared, task: int, strategies: Strategies, cache: Any) -> lis
     ]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + RESULT_SECONDS
     for thread in threads:
-        thread.join(RESULT_SECONDS)
+        thread.join(max(0.0, deadline - time.monotonic()))
     if any(thread.is_alive() for thread in threads):
         raise TimeoutError(f"a caller of {key!r} did not return within {RESULT_SECONDS:g} s")
+    if BROKEN in got:
+        raise RuntimeError("the herd's barrier broke: another process failed or was late")
     return got
 
 
@@ -144,36 +160,60 @@ def _run(url: str, namespace: str, ref: str | bytes, tasks: list[tuple[str, str]
     shared = _Shared(url, namespace, ref, tasks, computes, seconds, barrier, results)
     processes = [
         context.Process(
-            target=_herd_process,
-            args=(shared,),
-            name=f"cachespec-herd-{i}",
-            daemon=True,
+            target=_herd_process, args=(shared,), name=f"cachespec-herd-{i}", daemon=True
         )
         for i in range(PROCESSES)
     ]
-    callers = PROCESSES * THREADS_PER_PROCESS
     got: dict[int, list[str]] = {t: [] for t in range(len(tasks))}
     try:
         for process in processes:
             process.start()
         for _ in range(len(tasks) * PROCESSES):
-            try:
-                task, values, error = results.get(timeout=RESULT_SECONDS)
-            except queue.Empty:
-                raise CheckFailed(
-                    f"{callers} callers in {PROCESSES} processes missed one key at once and "
-                    f"not all of them returned within {RESULT_SECONDS:g} s (a hang)"
-                ) from None
+            task, values, error = _next_outcome(results, processes)
             if error:
-                raise CheckFailed(f"a herd process failed (key {task}):\n{error}")
+                where = "while starting" if task < 0 else f"in the herd on {tasks[task][0]!r}"
+                raise CheckFailed(f"a herd process failed {where}:\n{error}")
             got[task].extend(values)
     finally:
+        barrier.abort()  # no thread anywhere waits for a herd that will not come
         for process in processes:  # never leave one behind; a clean run has them done
+            if process.pid is None:
+                continue  # never started
             process.join(timeout=10)
             if process.is_alive():
                 process.kill()
                 process.join()
         results.close()
+    _judge(tasks, computes, got)
+
+
+def _next_outcome(results: Any, processes: list[Any]) -> Outcome:
+    """The next process report, within RESULT_SECONDS; a process that died without one
+    (killed, crashed, or failed to start) is named at once instead of waited out."""
+    deadline = time.monotonic() + RESULT_SECONDS
+    while True:
+        try:
+            outcome: Outcome = results.get(timeout=0.5)
+            return outcome
+        except queue.Empty:
+            pass
+        dead = [p for p in processes if p.exitcode not in (None, 0)]
+        if dead:
+            raise CheckFailed(
+                f"herd process {dead[0].name} exited with code {dead[0].exitcode} before "
+                "reporting (killed, crashed, or it could not start: a script that runs the "
+                "suite needs an `if __name__ == '__main__':` guard)"
+            )
+        if time.monotonic() >= deadline:
+            raise CheckFailed(
+                f"{PROCESSES * THREADS_PER_PROCESS} callers in {PROCESSES} processes missed "
+                f"one key at once and not all of them returned within {RESULT_SECONDS:g} s "
+                "(a hang)"
+            )
+
+
+def _judge(tasks: list[tuple[str, str]], computes: Any, got: dict[int, list[str]]) -> None:
+    callers = PROCESSES * THREADS_PER_PROCESS
     for task, (key, value) in enumerate(tasks):
         if computes[task] != 1:
             raise CheckFailed(

@@ -6,6 +6,7 @@ the single-caller behaviour and the error handling a user meets first.
 
 from __future__ import annotations
 
+import copy
 import math
 import pickle
 import threading
@@ -18,7 +19,7 @@ from cachespec.backends import (
     ConfigurationError,
     MemoryBackend,
 )
-from cachespec.backends.cache import Cache, entry_version, is_lease
+from cachespec.backends.cache import DEFAULT_TTL, Cache, entry_version, is_lease
 from cachespec.backends.serializers import (
     DecodeError,
     JSONSerializer,
@@ -558,3 +559,12 @@ def test_a_flight_older_than_the_lease_time_is_not_joined(clock: ManualClock) ->
     assert late.result == "new"
     scheduler.finish()
     assert (cache.stats.computes, cache.stats.shared) == (2, 0)
+
+
+def test_default_ttl_survives_copy_and_pickle(cache: Cache, clock: ManualClock) -> None:
+    # Strategies travel to other processes pickled: the marker must stay the marker.
+    assert copy.deepcopy(DEFAULT_TTL) is DEFAULT_TTL
+    assert pickle.loads(pickle.dumps(DEFAULT_TTL)) is DEFAULT_TTL
+    cache.get_or_compute("k", lambda: "v", copy.copy(DEFAULT_TTL))
+    clock.advance(60)  # the cache's default_ttl applied
+    assert cache.get("k") is NO_VALUE
