@@ -362,13 +362,17 @@ def test_sigint_to_a_process_in_a_with_block_stops_its_server() -> None:
     require("memcached")
     script = textwrap.dedent(
         """
+        import signal
         import time
         from cachespec.conformance.servers import start_memcached
+        # As in a terminal. A process started in the background by a shell without job
+        # control inherits SIGINT ignored, and Python then leaves it ignored: a CI script run
+        # with `&` would see this child ignore the Ctrl-C the test sends.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         with start_memcached() as server:
             print(server.pid, flush=True)
             # Until Ctrl-C. Not signal.pause(): a SIGINT that lands after the interpreter's
-            # last check for signals but before pause() starts would leave it waiting for
-            # another signal forever (the test's parent sends it right after the pid).
+            # last check for signals but before pause() starts would wait for a second one.
             while True:
                 time.sleep(0.05)
         """
