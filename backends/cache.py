@@ -248,7 +248,7 @@ class Cache:
             and self.refresh_before is None
             and raw is not NO_VALUE
             and raw[:1] == REFRESHABLE
-            and len(raw) > _REFRESHABLE_HEADER
+            and len(raw) >= _REFRESHABLE_HEADER
         ):
             # The hot path: a plain fill, and no early refresh to consider (the general
             # path below reaches the same answer, with more checks on the way).
@@ -464,8 +464,8 @@ class Cache:
                 return self.serializer.loads(raw[1:])
             if tag == VERSIONED and len(raw) > _VERSION_BYTES:
                 return self.serializer.loads(raw[1 + _VERSION_BYTES :])
-            if tag == REFRESHABLE and len(raw) > _REFRESH.size:
-                return self.serializer.loads(raw[1 + _REFRESH.size :])
+            if tag == REFRESHABLE and len(raw) >= _REFRESHABLE_HEADER:
+                return self.serializer.loads(raw[_REFRESHABLE_HEADER:])
             if tag == REFRESHING and raw[1 + _TOKEN_BYTES : 2 + _TOKEN_BYTES] == REFRESHABLE:
                 inner = raw[1 + _TOKEN_BYTES :]
                 if len(inner) > _REFRESH.size:

@@ -858,7 +858,7 @@ def _herd(target: Target, g: Guarantees) -> Check:
 def _processes(target: Target, g: Guarantees) -> Check:
     strategies = _strategies(target)
     # One set of processes runs every trial (starting interpreters is the cost), each
-    # trial paying BESIDE once: a hundredth of the size's trials.
+    # trial paying PROCESS_BESIDE once: a hundredth of the size's trials.
     return BatchCheck(lambda trials: check_processes(target, strategies, trials), share=0.01)
 
 

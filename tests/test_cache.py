@@ -568,3 +568,22 @@ def test_default_ttl_survives_copy_and_pickle(cache: Cache, clock: ManualClock) 
     cache.get_or_compute("k", lambda: "v", copy.copy(DEFAULT_TTL))
     clock.advance(60)  # the cache's default_ttl applied
     assert cache.get("k") is NO_VALUE
+
+
+class _RawBytes:
+    """A serializer whose payload for b"" is empty: the frame is then its header alone."""
+
+    def dumps(self, value: object) -> bytes:
+        assert isinstance(value, bytes)
+        return value
+
+    def loads(self, data: bytes) -> object:
+        return data
+
+
+def test_an_empty_payload_of_a_custom_serializer_is_a_hit(clock: ManualClock) -> None:
+    cache = Cache(MemoryBackend(clock=clock), serializer=_RawBytes(), default_ttl=60)
+    assert cache.get_or_compute("k", lambda: b"") == b""
+    assert cache.get_or_compute("k", lambda: b"other") == b""  # the hot path
+    assert cache.get("k") == b""  # the general decoder
+    assert (cache.stats.hits, cache.stats.decode_failures) == (2, 0)
