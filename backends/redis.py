@@ -46,11 +46,17 @@ with ``ms = ceil(1000*ttl)``, and is served while ``floor(1000*now) <= when``, t
 
 Eviction
 --------
-A plain namespace never evicts (:class:`~cachespec.spec.NoEviction`): run the server without
-``maxmemory``, or with ``noeviction``. Redis's own ``allkeys-lru`` samples keys and cannot
-promise exact LRU (FACTS.md: 63-82% of its evictions match a true LRU's). A namespace opened
-with a ``capacity`` is an exact LRU kept by Lua scripts on the server; see
-:class:`RedisBackend`.
+A plain namespace declares that it never evicts (:class:`~cachespec.spec.NoEviction`): run
+the server without ``maxmemory``, or with ``noeviction``. On a server that evicts by memory
+(``allkeys-lru`` and the other ``maxmemory-policy`` values), open it with
+``server_evicts=True`` (URL option ``eviction=server``): it then declares
+:data:`~cachespec.spec.SERVER_EVICTION`, which says what such a server keeps: no particular
+entry, at no particular moment. Redis's ``allkeys-lru`` samples keys (FACTS.md: 63-82% of
+its evictions match a true LRU's), its LRU clock ticks once a second, its eviction pool keeps
+candidates scored in earlier rounds, and an eviction that overruns its time budget goes on
+from a timer between later commands: the suite saw an entry hit and then miss at the next
+read, with no write between. A namespace opened with a ``capacity`` is an exact LRU kept by
+Lua scripts on the server; see :class:`RedisBackend`.
 
 Needs Redis 5 or later: ``UNLINK`` (4.0), and scripts that write after reading ``TIME``
 (effect replication, the default since 5.0). Checked on 7.0.
@@ -75,7 +81,15 @@ from redis.exceptions import NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from cachespec.spec import NO_VALUE, ExactLRU, Guarantees, NoEviction, NoValue, validate_ttl
+from cachespec.spec import (
+    NO_VALUE,
+    SERVER_EVICTION,
+    ExactLRU,
+    Guarantees,
+    NoEviction,
+    NoValue,
+    validate_ttl,
+)
 
 from .contract import (
     Backend,
@@ -393,6 +407,11 @@ class RedisBackend(Backend):
     namespace's keys (``SCAN`` + ``UNLINK``, never ``FLUSHDB``). Two backends on one server
     with the same namespace see the same entries.
 
+    ``server_evicts`` says that the server evicts by memory (a ``maxmemory`` with an
+    evicting policy); the namespace then declares :data:`~cachespec.spec.SERVER_EVICTION`
+    instead of :class:`~cachespec.spec.NoEviction`. It cannot be combined with a
+    ``capacity``: the server could evict the bookkeeping that keeps the exact LRU.
+
     ``capacity=None`` (the default) never evicts. ``capacity=N`` makes the namespace an exact
     LRU of at most N live entries (:class:`~cachespec.spec.ExactLRU`), kept atomic on the
     server: every operation is one Lua script call (``EVALSHA``) that reads and updates two
@@ -454,6 +473,7 @@ class RedisBackend(Backend):
         capacity: int | None = None,
         max_value_size: int | None = None,
         ttl_resolution: float = REDIS_TTL_RESOLUTION,
+        server_evicts: bool = False,
         name: str | None = None,
         close_client: bool = False,
     ) -> None:
@@ -476,6 +496,16 @@ class RedisBackend(Backend):
         ):
             raise ConfigurationError(
                 f"{self._name}: max_value_size must be an int >= 0 or None, got {max_value_size!r}"
+            )
+        if not isinstance(server_evicts, bool):
+            raise ConfigurationError(
+                f"{self._name}: server_evicts must be a bool, got {server_evicts!r}"
+            )
+        if server_evicts and capacity is not None:
+            raise ConfigurationError(
+                f"{self._name}: a namespace with a capacity needs a server that does not evict "
+                "its keys (no maxmemory, or maxmemory-policy noeviction); server_evicts=True "
+                "says this one does"
             )
         if client.get_connection_kwargs().get("decode_responses"):
             raise ConfigurationError(
@@ -528,7 +558,13 @@ class RedisBackend(Backend):
             ) from exc
         self.guarantees = Guarantees(
             ttl_resolution=ttl_resolution,
-            eviction=NoEviction() if capacity is None else ExactLRU(capacity),
+            eviction=(
+                SERVER_EVICTION
+                if server_evicts
+                else NoEviction()
+                if capacity is None
+                else ExactLRU(capacity)
+            ),
             max_value_size=max_value_size,
             max_ttl=MAX_TTL,
             # redis-py's connection pool is thread-safe, and every operation is one atomic
@@ -804,6 +840,7 @@ def _owning(
     capacity: int | None,
     max_value_size: int | None,
     ttl_resolution: float,
+    server_evicts: bool = False,
 ) -> RedisBackend:
     """A backend that owns ``client`` (closes it), or ``client`` closed if building fails."""
     try:
@@ -813,6 +850,7 @@ def _owning(
             capacity=capacity,
             max_value_size=max_value_size,
             ttl_resolution=ttl_resolution,
+            server_evicts=server_evicts,
             name=url.safe,
             close_client=True,
         )
@@ -830,8 +868,9 @@ def redis_from_url(
     Options: ``namespace`` (default ``cachespec``; the ``namespace`` argument overrides it),
     ``timeout`` (seconds to connect and to wait for each reply, default 5), ``capacity`` (an
     exact-LRU namespace of that many entries; default unbounded), ``max_value_size`` (bytes;
-    default no limit). Any other option is a ConfigurationError. User name and password come
-    from the URL (percent-decoded).
+    default no limit), ``eviction`` (``none``, the default, or ``server`` for a server that
+    evicts by memory: see ``server_evicts``). Any other option is a ConfigurationError. User
+    name and password come from the URL (percent-decoded).
 
     ``clock`` is ignored: a real server expires keys on its own clock (the harness moves that
     clock with libfaketime, not through this argument).
@@ -856,6 +895,7 @@ def redis_from_url(
         raise url.error(f"option timeout={timeout} must be more than 0 seconds")
     capacity = url.pop_int("capacity", default=None, allow_none=True, minimum=1)
     max_value_size = url.pop_int("max_value_size", default=None, allow_none=True, minimum=0)
+    server_evicts = url.pop_choice("eviction", ("none", "server"), "none") == "server"
     url.expect_no_options()
     username = unquote(url.username) if url.username else None
     password = unquote(url.password) if url.password else None
@@ -889,6 +929,7 @@ def redis_from_url(
         capacity=capacity,
         max_value_size=max_value_size,
         ttl_resolution=REDIS_TTL_RESOLUTION,
+        server_evicts=server_evicts,
     )
 
 

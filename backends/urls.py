@@ -68,6 +68,14 @@ class BackendURL:
         self._known.append(name)
         return self.options.pop(name, default)
 
+    def pop_choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        """An option that takes one of a few words (``default`` when absent)."""
+        self._known.append(name)
+        raw = self.options.pop(name, default)
+        if raw not in choices:
+            raise self.error(f"option {name}={raw!r} must be one of {', '.join(choices)}")
+        return raw
+
     def pop_int(
         self, name: str, *, default: int | None, allow_none: bool = False, minimum: int = 0
     ) -> int | None:

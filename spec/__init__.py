@@ -3,13 +3,21 @@
 Everything here is importable as ``cachespec.spec``.
 """
 
-from .guarantees import ApproximateLRU, EvictionProfile, ExactLRU, Guarantees, NoEviction
+from .guarantees import (
+    SERVER_EVICTION,
+    ApproximateLRU,
+    EvictionProfile,
+    ExactLRU,
+    Guarantees,
+    NoEviction,
+)
 from .miss import NO_VALUE, NoValue
 from .model import CacheModel, Violation
 from .ttl import validate_ttl
 
 __all__ = [
     "NO_VALUE",
+    "SERVER_EVICTION",
     "ApproximateLRU",
     "CacheModel",
     "EvictionProfile",

@@ -76,6 +76,19 @@ class ApproximateLRU:
 
 EvictionProfile = NoEviction | ExactLRU | ApproximateLRU
 
+SERVER_EVICTION = ApproximateLRU(holds_at_least=0, protects_recent=0)
+"""What a server that evicts by memory promises a namespace (Redis under ``maxmemory`` with
+``allkeys-lru``): nothing about which entry goes, or when. Redis samples a few keys, and with
+its 1 s LRU clock keys used within one second look equally idle; its eviction pool keeps
+candidates scored in an earlier round, so even the key used last can go next; and an eviction
+that runs over its time budget goes on from a timer, between later commands, so an entry
+that hit a moment ago can be gone at the next read (seen here). How many entries fit
+depends on their sizes and on the server's other memory (each client connection costs Redis
+about 35 KiB).
+What remains checkable: an entry is never served with a wrong value, and once seen gone it
+stays gone until it is written again.
+"""
+
 
 @dataclass(frozen=True)
 class Guarantees:

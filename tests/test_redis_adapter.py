@@ -51,7 +51,7 @@ from cachespec.backends.redis import (
     redis_from_url,
 )
 from cachespec.conformance.clock import ManualClock
-from cachespec.spec import ExactLRU, NoEviction
+from cachespec.spec import SERVER_EVICTION, ExactLRU, NoEviction
 
 pytestmark = pytest.mark.redis
 
@@ -548,8 +548,32 @@ def test_declared_guarantees(redis_server: RedisServer, raw: redis.Redis) -> Non
     assert fake.guarantees.eviction == ExactLRU(3)
     assert bounded.guarantees.compare_and_set
     assert fake.guarantees.compare_and_set
-    for backend in (plain, bounded, fake):
+    evicting = redis_from_url(BackendURL(redis_server.url("eviction=server")))
+    assert evicting.guarantees.eviction == SERVER_EVICTION
+    for backend in (plain, bounded, fake, evicting):
         backend.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "why"),
+    [
+        ("eviction=lru", r"option eviction='lru' must be one of none, server"),
+        ("eviction=server&capacity=8", r"a namespace with a capacity needs a server that does"),
+    ],
+)
+def test_a_wrong_eviction_option_is_refused(
+    redis_server: RedisServer, raw: redis.Redis, query: str, why: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=why):
+        redis_from_url(BackendURL(redis_server.url(query)))
+    assert raw.dbsize() == 0
+
+
+@pytest.mark.fakeredis
+def test_fakeredis_takes_no_eviction_option() -> None:
+    # fakeredis never evicts: declaring that it does would only weaken its checks.
+    with pytest.raises(ConfigurationError, match="unknown option"):
+        fakeredis_from_url(BackendURL("fakeredis://?eviction=server"), clock=ManualClock())
 
 
 def test_add_is_atomic_across_threads(kind: Kind) -> None:

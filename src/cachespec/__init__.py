@@ -21,12 +21,13 @@ from cachespec.backends import (
     WriteThrough,
     open_backend,
 )
-from cachespec.spec import ApproximateLRU, ExactLRU, Guarantees, NoEviction
+from cachespec.spec import SERVER_EVICTION, ApproximateLRU, ExactLRU, Guarantees, NoEviction
 
 __version__ = "0.1.0"
 
 __all__ = [
     "NO_VALUE",
+    "SERVER_EVICTION",
     "ApproximateLRU",
     "Backend",
     "BackendUnavailable",
