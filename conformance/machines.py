@@ -33,7 +33,14 @@ from hypothesis.stateful import (
 )
 
 from cachespec.backends import Backend, ValueTooLarge
-from cachespec.spec import ApproximateLRU, CacheModel, ExactLRU, Guarantees, Violation
+from cachespec.spec import (
+    ApproximateLRU,
+    CacheModel,
+    ExactLRU,
+    Guarantees,
+    NoEviction,
+    Violation,
+)
 from cachespec.spec.model import show_value
 
 from .clock import HarnessClock, just_before
@@ -69,6 +76,9 @@ class Focus:
     survivors_at_teardown: bool = False
     # Step over expiry windows (see CacheMachine.move_clock).
     avoid_windows: bool = False
+    # The size of each value ``fill`` writes: a server that evicts by memory needs bytes,
+    # not entries, to fill up.
+    fill_bytes: int = 1
 
     @property
     def needs_clock(self) -> bool:
@@ -252,8 +262,13 @@ def _room(guarantees: Guarantees) -> int:
     return 0
 
 
-def _bounded(machine: CacheMachine) -> bool:
-    return _room(machine.guarantees) > 0
+def _evicting(machine: CacheMachine) -> bool:
+    return not isinstance(machine.guarantees.eviction, NoEviction)
+
+
+# How many entries one fill writes where the profile promises no count (a server that
+# evicts by memory): with 64 KiB values, a few fills take a few MiB.
+FILL_BURST = 16
 
 
 # How far one example may move the clock. Servers keep absolute times: memcached's are
@@ -368,17 +383,25 @@ def _rules(focus: Focus) -> dict[str, Any]:  # noqa: PLR0915 - one short functio
 
         self._run(step)
 
-    @precondition(_bounded)
+    @precondition(_evicting)
     @rule(extra=st.sampled_from([-1, 0, 1, 2]))
     def fill(self: CacheMachine, extra: int) -> None:
         """Write fresh keys until the cache is full (``extra`` places more or fewer)."""
 
         def step() -> None:
             room = _room(self.guarantees)
-            count = max(1, room - self.model.certainly_live_count(self._now()) + extra)
+            if room:
+                count = max(1, room - self.model.certainly_live_count(self._now()) + extra)
+            else:
+                count = FILL_BURST + extra
+            size = self.focus.fill_bytes
+            if self.guarantees.max_value_size is not None:
+                size = min(size, self.guarantees.max_value_size)
             items = {}
             for _ in range(count):
-                items[f"fill-{self._fills}"] = b"f"
+                # Big values are distinct, so that one read under the wrong key is caught.
+                tag = b"f%d:" % self._fills
+                items[f"fill-{self._fills}"] = tag.ljust(size, b"f") if size > len(tag) else b"f"
                 self._fills += 1
             self.do_set_many(items, None)
 

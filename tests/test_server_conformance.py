@@ -14,6 +14,7 @@ import redis
 from adapter_mutants import ADAPTER_MUTANTS, mutant_target
 
 from cachespec.conformance import TargetError, run_suite, servers
+from cachespec.conformance.target import ServerTarget, resolve_target
 
 SEED = 20261127
 
@@ -72,3 +73,33 @@ def test_a_server_you_run_is_checked_in_real_time_and_left_clean(kind: str) -> N
         if kind == "redis":
             leftover = redis.Redis(host=server.host, port=server.port).dbsize()
             assert leftover == 0, f"the suite left {leftover} keys behind"
+
+
+# The target tox's redis env checks the server's own eviction on (see tox.ini).
+EVICTING_REDIS = "redis?maxmemory=4mb&maxmemory_policy=allkeys-lru&eviction=server"
+
+
+@pytest.mark.redis
+def test_redis_own_eviction_holds_its_promise_while_it_evicts() -> None:
+    # lru.recent_survive would pass vacuously on a server that never filled up: the run must
+    # have made Redis evict, many times.
+    target = resolve_target(EVICTING_REDIS)
+    assert isinstance(target, ServerTarget)
+    evicted: list[int] = []
+    stop = target.close
+
+    def count_then_stop() -> None:
+        if target._server is not None:
+            client = redis.Redis.from_url(target._server.url)
+            evicted.append(int(client.info("stats")["evicted_keys"]))
+            client.close()
+        stop()
+
+    target.close = count_then_stop  # type: ignore[method-assign]
+    report = run_suite(target, seed=SEED, only=["lru.*"])
+    result = report.result("lru.recent_survive")
+    assert result.status == "pass", result.reason
+    assert evicted, "the server was stopped before its evictions were counted"
+    assert evicted[0] > 100, evicted
+    # The exact-LRU properties are not claimed by a server that evicts by memory.
+    assert report.result("lru.evicts_lru").status == "skip"
