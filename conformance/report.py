@@ -70,15 +70,20 @@ def guarantee_table(reports: list[dict[str, object]]) -> str:
         "| property | " + " | ".join(f"`{c}`" for c in columns) + " |",
         "|---|" + "---|" * len(columns),
     ]
+    unrun = False
     for prop_id in sorted(ids):
         cells = [row.get(prop_id, "-") for row in statuses]
+        unrun = unrun or "-" in cells
         lines.append(f"| `{prop_id}` | " + " | ".join(cells) + " |")
     seeds = ", ".join(
         f"`{column}` seed {report['seed']}, {report.get('size', '?')}"
         for column, report in zip(columns, reports, strict=True)
     )
     lines.append("")
-    lines.append(f"From `cachespec check` runs: {seeds}. skip = the backend does not declare it.")
+    legend = "skip = the backend does not declare it"
+    if unrun:
+        legend += "; - = not run (the check chose properties with --only)"
+    lines.append(f"From `cachespec check` runs: {seeds}. {legend}.")
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cachespec.conformance import PROPERTIES
-from cachespec.conformance.report import ID_WIDTH
+from cachespec.conformance.report import ID_WIDTH, guarantee_table
 
 TESTS = Path(__file__).parent
 
@@ -148,3 +148,26 @@ def test_a_reader_that_stops_early_is_not_an_error() -> None:
 
 def test_every_property_id_fits_the_table_column() -> None:
     assert max(len(p.id) for p in PROPERTIES) < ID_WIDTH
+
+
+def test_the_guarantee_table_marks_what_a_narrower_run_left_out() -> None:
+    full = {
+        "backend": "redis",
+        "seed": 1,
+        "size": "default",
+        "properties": [
+            {"id": "lru.capacity", "status": "skip"},
+            {"id": "ttl.lives", "status": "pass"},
+        ],
+    }
+    narrow = {
+        "backend": "redis?eviction=server",
+        "seed": 2,
+        "size": "default",
+        "properties": [{"id": "lru.capacity", "status": "fail"}],
+    }
+    text = guarantee_table([full, narrow])
+    assert "| `lru.capacity` | skip | **FAIL** |" in text
+    assert "| `ttl.lives` | pass | - |" in text
+    assert "- = not run" in text
+    assert "- = not run" not in guarantee_table([full])
