@@ -54,7 +54,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, NoReturn, Protocol
+from typing import Any, NamedTuple, NoReturn, Protocol, TypeVar
 
 from cachespec.spec import NO_VALUE, Guarantees, NoEviction, NoValue, validate_ttl
 
@@ -113,6 +113,10 @@ _GENERATION_RE = re.compile(rb"[0-9]{1,20}")
 # 250 bytes; every key this adapter builds is one) and a CAS token (a 64-bit unsigned integer).
 _SERVER_KEY_RE = re.compile(r"[!-~]{1,250}")
 _CAS_TOKEN_RE = re.compile(rb"[0-9]{1,20}")
+
+_RECV_BYTES = 65536  # one recv takes a whole reply to a pipelined write, usually
+
+_T = TypeVar("_T")
 
 CAS_ATTEMPTS = 16
 """How many ``gets`` + ``cas`` (or ``md``) rounds a compare-and-X makes before giving up.
@@ -252,6 +256,8 @@ class _Client(Protocol):
 
     def raw_command(self, command: bytes, end_tokens: bytes = b"\r\n") -> bytes: ...
 
+    def pipeline(self, wire: bytes, parse: Callable[[bytes], _T]) -> _T: ...
+
     def stats(self, *args: str) -> dict[bytes, Any]: ...
 
     def close(self) -> None: ...
@@ -284,9 +290,44 @@ def _load_driver() -> _Driver:
                 "memcached:// needs pymemcache: pip install 'cachespec[memcached]'"
             ) from exc
         _driver = _Driver(
-            PooledClient, MemcacheError, MemcacheServerError, MemcacheUnexpectedCloseError
+            _with_pipeline(PooledClient, MemcacheUnexpectedCloseError),
+            MemcacheError,
+            MemcacheServerError,
+            MemcacheUnexpectedCloseError,
         )
     return _driver
+
+
+def _with_pipeline(pooled_client: type[Any], closed: type[Exception]) -> type[Any]:
+    """pymemcache's ``PooledClient`` with one more call, ``pipeline``.
+
+    pymemcache has no call for a pipeline of different commands, and its ``raw_command``
+    keeps only the last piece of a reply that arrives in several, so ``pipeline`` borrows a
+    connection from the pool and reads the reply itself.
+    """
+
+    class PipelinedClient(pooled_client):  # type: ignore[misc]
+        def pipeline(self, wire: bytes, parse: Callable[[bytes], _T]) -> _T:
+            """Send ``wire`` and ``mn``; return ``parse`` of the reply up to its ``MN``.
+
+            ``parse`` runs before the connection goes back to the pool: if it raises, or
+            anything else does, the pool drops the connection (``destroy_on_fail``), so no
+            reply is ever left half read for the next caller.
+            """
+            with self.client_pool.get_and_release(destroy_on_fail=True) as client:
+                if client.sock is None:
+                    client.version()  # connects: once per pooled connection
+                sock = client.sock
+                sock.sendall(wire + b"mn\r\n")
+                reply: bytes = sock.recv(_RECV_BYTES)
+                while not reply.endswith(b"MN\r\n"):
+                    more = sock.recv(_RECV_BYTES)
+                    if not more:
+                        raise closed()
+                    reply += more
+                return parse(reply[:-4])
+
+    return PipelinedClient
 
 
 class _Generation(NamedTuple):
@@ -353,24 +394,28 @@ class MemcachedBackend(Backend):
 
         *Writes* (``set``, ``set_many``, ``add``, ``delete``, ``delete_many``, and the
         compare-and-X operations) need the generation before they are sent. With
-        ``namespace_refresh=0`` they read it first: exact, two round trips per write (three for
-        a compare-and-X that matches). With ``namespace_refresh=r > 0`` a write uses the
-        cached generation when the server confirmed it (to a read, a write's check, or this
-        client's own ``clear``) less than ``r`` seconds ago: one round trip, but for up to
-        ``r`` seconds after a ``clear`` by *another* client, this client's writes may go to
-        the old generation. Such a ``set`` returns normally and is never visible (a lost
-        write); such a ``delete`` misses an entry written after the clear (a lost
-        invalidation: that entry lives on until its TTL); such an ``add`` answers for the
-        old generation (it may refuse an absent key, or succeed alongside another client's
-        ``add``), and so does a compare-and-X (it may act on an entry the clear made
-        unreachable). This client's own ``clear`` is seen by its next call, always.
+        ``namespace_refresh=0`` the plain writes send a ``get`` of the counter ahead of
+        themselves in the same round trip, under the generation this client last saw, and
+        are sent again under the server's if the counter had moved (see ``_write``): exact,
+        one round trip per write (two right after another client's clear). The
+        compare-and-X operations read the counter first (two round trips, three for one that
+        matches). With ``namespace_refresh=r > 0`` a write uses the cached generation when
+        the server confirmed it (to a read, a write's check, or this client's own ``clear``)
+        less than ``r`` seconds ago, without the counter, but for up to ``r`` seconds after a
+        ``clear`` by *another* client, this client's writes may go to the old generation.
+        Such a ``set`` returns normally and is never visible (a lost write); such a
+        ``delete`` misses an entry written after the clear (a lost invalidation: that entry
+        lives on until its TTL); such an ``add`` answers for the old generation (it may
+        refuse an absent key, or succeed alongside another client's ``add``), and so does a
+        compare-and-X (it may act on an entry the clear made unreachable). This client's own
+        ``clear`` is seen by its next call, always.
 
         The default is ``0`` because the weakened form breaks promises this project checks
         (explicit invalidation bounds staleness at 0; ``add`` is atomic) in a way the declared
-        :class:`~cachespec.spec.Guarantees` cannot express, while reads, the hot path of a
-        cache, cost one round trip either way. Choose ``namespace_refresh=1`` (or more) for
-        one-round-trip writes when no other process clears the namespace, or when losing a
-        write or an invalidation for that long after such a clear is acceptable.
+        :class:`~cachespec.spec.Guarantees` cannot express. Since plain writes carry the
+        counter read in their own round trip, ``namespace_refresh > 0`` saves only the
+        compare-and-X operations' extra round trip and a few bytes: it is kept for callers
+        that set it, and rarely worth its lost writes.
 
     Declared guarantees
         ``ttl_resolution`` :data:`TTL_RESOLUTION`. ``max_value_size`` as above. ``max_ttl``:
@@ -399,6 +444,7 @@ class MemcachedBackend(Backend):
     __slots__ = (
         "_client",
         "_counter_key",
+        "_counter_wire",
         "_driver",
         "_generation",
         "_label",
@@ -441,6 +487,7 @@ class MemcachedBackend(Backend):
         self._driver = _load_driver()
         self._namespace = namespace
         self._counter_key = f"{namespace}:generation"
+        self._counter_wire = self._counter_key.encode("ascii")
         # Data keys are "<namespace>:<up to 20 digits>:<body>": at most 250 bytes in all.
         self._plain_budget = MAX_KEY_BYTES - len(namespace) - _GENERATION_DIGITS - 2
         self._refresh = float(namespace_refresh)
@@ -459,7 +506,7 @@ class MemcachedBackend(Backend):
         try:
             settings = self._call("stats settings", self._client.stats, "settings")
             item_size_max = int(settings.get(b"item_size_max", _DEFAULT_ITEM_SIZE_MAX))
-            server_time = self._server_time()
+            server_time = self._server_time(require_meta=True)
             self._load_generation()
             safe_limit = item_size_max - ITEM_OVERHEAD_MARGIN
             if max_value_size is None:
@@ -545,35 +592,43 @@ class MemcachedBackend(Backend):
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         data = check_value(check_key(key), value, self._max_value_size)
         seconds = self._check_ttl(ttl)
-        name = self._write_prefix() + key_body(key, self._plain_budget)
-        expire = self._exptime(seconds)
-        stored = self._call("set", self._client.set, name, data, expire, noreply=False, key=key)
-        if not stored:
-            raise CacheError(f"{self._label}: the server did not store key {key!r}")
+        body = key_body(key, self._plain_budget)
+        tail = b" 0 %d %d\r\n" % (self._exptime(seconds), len(data)) + data + b"\r\n"
+
+        def command(prefix: str) -> bytes:
+            return b"set " + _server_key(prefix, body) + tail
+
+        (reply,) = self._write("set", command, 1, key, (body, data))
+        if reply != b"STORED":
+            raise CacheError(f"{self._label}: the server did not store key {key!r} ({reply!r})")
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         """One ``set`` per item, pipelined in one round trip; raises if any item failed.
 
-        pymemcache returns the keys the server answered ``NOT_STORED`` for (and raises on an
-        error reply); any such key is a :class:`~cachespec.backends.CacheError` naming them.
-        memcached applies the items one by one: after an error some of them may be stored.
+        A key the server answered ``NOT_STORED`` for is a
+        :class:`~cachespec.backends.CacheError` naming it. memcached applies the items one
+        by one: after an error some of them may be stored.
         """
         checked = check_items(items, self._max_value_size)
         seconds = self._check_ttl(ttl)
         if not checked:
             return
-        prefix = self._write_prefix()
         budget = self._plain_budget
-        names = [prefix + key_body(key, budget) for key, _ in checked]
-        batch = {name: data for name, (_, data) in zip(names, checked, strict=True)}
-        largest = max(checked, key=lambda item: len(item[1]))[0]
         expire = self._exptime(seconds)
-        failed = self._call(
-            "set_many", self._client.set_many, batch, expire, noreply=False, key=largest
+        parts = [
+            (key_body(key, budget), b" 0 %d %d\r\n" % (expire, len(data)) + data + b"\r\n")
+            for key, data in checked
+        ]
+        largest = max(checked, key=lambda item: len(item[1]))
+
+        def commands(prefix: str) -> bytes:
+            return b"".join(b"set " + _server_key(prefix, body) + tail for body, tail in parts)
+
+        replies = self._write("set_many", commands, len(parts), largest[0], largest)
+        refused = sorted(
+            key for (key, _), reply in zip(checked, replies, strict=True) if reply != b"STORED"
         )
-        if failed:
-            users = dict(zip(names, (key for key, _ in checked), strict=True))
-            refused = sorted(users[name] for name in failed)
+        if refused:
             raise CacheError(f"{self._label}: the server did not store keys {refused!r}")
 
     def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
@@ -584,23 +639,124 @@ class MemcachedBackend(Backend):
         """
         data = check_value(check_key(key), value, self._max_value_size)
         seconds = self._check_ttl(ttl)
-        name = self._write_prefix() + key_body(key, self._plain_budget)
-        expire = self._exptime(seconds)
-        return bool(self._call("add", self._client.add, name, data, expire, noreply=False, key=key))
+        body = key_body(key, self._plain_budget)
+        tail = b" 0 %d %d\r\n" % (self._exptime(seconds), len(data)) + data + b"\r\n"
+
+        def command(prefix: str) -> bytes:
+            return b"add " + _server_key(prefix, body) + tail
+
+        (reply,) = self._write("add", command, 1, key, (body, data))
+        if reply in (b"STORED", b"NOT_STORED"):
+            return reply == b"STORED"
+        raise CacheError(f"{self._label}: add({key!r}): unexpected reply {reply[:40]!r}")
 
     def delete(self, key: str) -> None:
-        check_key(key)
-        name = self._write_prefix() + key_body(key, self._plain_budget)
-        self._call("delete", self._client.delete, name, noreply=False)
+        self.delete_many([check_key(key)])
 
     def delete_many(self, keys: Iterable[str]) -> None:
         doomed = check_keys(keys)
         if not doomed:
             return
-        prefix = self._write_prefix()
         budget = self._plain_budget
-        names = list(dict.fromkeys(prefix + key_body(key, budget) for key in doomed))
-        self._call("delete_many", self._client.delete_many, names, noreply=False)
+        bodies = list(dict.fromkeys(key_body(key, budget) for key in doomed))
+
+        def commands(prefix: str) -> bytes:
+            return b"".join(b"delete " + _server_key(prefix, body) + b"\r\n" for body in bodies)
+
+        replies = self._write("delete", commands, len(bodies), None, ())
+        odd = [reply for reply in replies if reply not in (b"DELETED", b"NOT_FOUND")]
+        if odd:
+            raise CacheError(f"{self._label}: delete: unexpected reply {odd[0][:40]!r}")
+
+    # ------------------------------------------------------------------- pipelined writes
+    def _write(
+        self,
+        op: str,
+        commands: Callable[[str], bytes],
+        count: int,
+        key: str | None,
+        args: tuple[Any, ...],
+    ) -> list[bytes]:
+        """Send ``commands(prefix)`` (``count`` storage or delete commands) under the current
+        generation; return their reply lines. One round trip unless a clear intervened.
+
+        With ``namespace_refresh=0``, or a cached generation older than the refresh, the
+        commands ride behind a ``get`` of the counter in one write (``get <counter>``, the
+        commands, ``mn``; the meta no-op's ``MN`` ends the reply). memcached runs a
+        connection's commands in order, so if the counter is this client's generation, the
+        commands landed in it. If not, the namespace was cleared since this client last
+        looked (or its counter lost): the commands landed under the old generation, where no
+        reader looks, and are sent again under the server's. A ``clear`` from another client
+        that lands between the ``get`` and the commands makes the write land in the old
+        generation, as when the counter is read one round trip earlier: the write and the
+        clear overlap, and the write took effect first.
+        """
+        generation = self._generation
+        if self._refresh and self._monotonic() - generation.checked_at < self._refresh:
+            return self._send(op, commands(generation.prefix), count, key, args)
+        sent_at = self._monotonic()
+        wire = b"get " + self._counter_wire + b"\r\n" + commands(generation.prefix)
+        seen, rest = self._exchange(op, wire, lambda reply: self._split_counter(op, reply))
+        if seen == generation.raw:
+            if self._refresh:
+                self._confirm(generation, sent_at)
+            return self._replies(op, rest, count, key, args)
+        fresh = self._adopt(seen, sent_at)
+        return self._send(op, commands(fresh.prefix), count, key, args)
+
+    def _send(
+        self, op: str, commands: bytes, count: int, key: str | None, args: tuple[Any, ...]
+    ) -> list[bytes]:
+        reply = self._exchange(op, commands, lambda reply: reply)
+        return self._replies(op, reply, count, key, args)
+
+    def _exchange(self, op: str, wire: bytes, parse: Callable[[bytes], _T]) -> _T:
+        """``wire`` and ``mn`` on one pooled connection, ``parse`` of the reply up to the
+        ``MN`` that ends it (see ``_with_pipeline``)."""
+
+        result: _T = self._call(op, self._client.pipeline, wire, parse)
+        return result
+
+    def _split_counter(self, op: str, reply: bytes) -> tuple[bytes | None, bytes]:
+        """Split the counter's ``get`` reply (``END``, or ``VALUE`` + data + ``END``) off."""
+        if reply.startswith(b"END\r\n"):
+            return None, reply[5:]
+        if reply.startswith(b"VALUE "):
+            header_end = reply.find(b"\r\n")
+            size = reply[:header_end].rsplit(b" ", 1)[-1]
+            if size.isdigit():
+                start = header_end + 2
+                end = start + int(size)
+                if reply.startswith(b"\r\nEND\r\n", end):
+                    return reply[start:end], reply[end + 7 :]
+        raise self._desynced(op, reply)
+
+    def _replies(
+        self, op: str, reply: bytes, count: int, key: str | None, args: tuple[Any, ...]
+    ) -> list[bytes]:
+        """The ``count`` status lines of ``reply``; an error line raises as pymemcache would."""
+        lines = reply.split(b"\r\n")
+        if len(lines) != count + 1 or lines[-1]:
+            raise self._desynced(op, reply)
+        del lines[-1]
+        for line in lines:
+            if line.startswith((b"SERVER_ERROR", b"CLIENT_ERROR", b"ERROR")):
+                message = line.partition(b" ")[2] or line
+                error = (
+                    self._driver.server_error(message)
+                    if line.startswith(b"SERVER_ERROR")
+                    else self._driver.error(message)
+                )
+                self._raise_for(error, op, key, args)
+        return lines
+
+    def _desynced(self, op: str, reply: bytes) -> CacheError:
+        # Raised inside _exchange, so that the pool drops the connection, which may hold
+        # more of this reply.
+        return CacheError(
+            f"{self._label}: {op}: unexpected reply {reply[:60]!r}; "
+            "was the namespace counter written by something else?"
+        )
 
     # ----------------------------------------------------------------------- atomic operations
     def compare_and_set(
@@ -836,9 +992,22 @@ class MemcachedBackend(Backend):
             )
         return absolute
 
-    def _server_time(self) -> int:
-        """The server's clock (``STAT time``, Unix seconds): one round trip."""
+    def _server_time(self, *, require_meta: bool = False) -> int:
+        """The server's clock (``STAT time``, Unix seconds): one round trip.
+
+        ``require_meta`` (at construction) also refuses a server older than 1.6: writes end
+        with the meta no-op ``mn`` and ``compare_and_delete`` uses the meta delete ``md``.
+        """
         stats = self._call("stats", self._client.stats)
+        if require_meta:
+            version = stats.get(b"version", b"")
+            text = version.decode("ascii", "replace") if isinstance(version, bytes) else "?"
+            major_minor = tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+            if major_minor < (1, 6):
+                raise ConfigurationError(
+                    f"{self._label}: memcached {text} is too old; this adapter needs 1.6 or "
+                    "later (the meta commands 'mn' and 'md')"
+                )
         try:
             return int(stats[b"time"])
         except (KeyError, TypeError, ValueError):
@@ -885,6 +1054,15 @@ class MemcachedBackend(Backend):
         if isinstance(exc, (driver.error, ValueError)):
             raise CacheError(f"{self._label}: {op} failed: {type(exc).__name__}: {exc}") from exc
         raise exc
+
+
+def _server_key(prefix: str, body: str) -> bytes:
+    """The memcached key of ``body`` under ``prefix``, checked before it goes on a hand-built
+    command line (``key_body`` only makes such keys; this makes sure)."""
+    name = prefix + body
+    if not _SERVER_KEY_RE.fullmatch(name):
+        raise CacheError(f"refusing to send the key {name!r} on a command line")
+    return name.encode("ascii")
 
 
 def _message(exc: Exception) -> bytes:

@@ -156,8 +156,8 @@ def main() -> None:
         )
         raw_client.set_many(dict.fromkeys(KEYS, VALUE), noreply=False)
         raw = raw_pair(raw_client.get, raw_client.set, raw_client.get_many, ops)
-        # namespace_refresh=0 (the default) reads the namespace generation before every
-        # write: exact after another client's clear, two round trips per write.
+        # namespace_refresh=0 (the default) reads the namespace generation with every write,
+        # in the same round trip: exact after another client's clear.
         for label, query in (("memcached", ""), ("memcached, refresh 1 s", "?namespace_refresh=1")):
             backend = open_backend(server.url + query, namespace="bench")
             backend.set_many(dict.fromkeys(KEYS, VALUE))

@@ -212,14 +212,33 @@ def spy_on(backend: MemcachedBackend) -> Spy:
     return spy
 
 
+def wire_commands(wire: bytes) -> list[list[bytes]]:
+    """The command lines of a pipelined write (``pipeline``'s wire), each split in words;
+    a storage command's data block is skipped."""
+    commands: list[list[bytes]] = []
+    at = 0
+    while at < len(wire):
+        end = wire.index(b"\r\n", at)
+        words = wire[at:end].split(b" ")
+        commands.append(words)
+        at = end + 2
+        if words[0] in (b"set", b"add"):
+            at += int(words[4]) + 2
+    return commands
+
+
+def pipelined(spy: Spy) -> list[list[list[bytes]]]:
+    """The commands of each ``pipeline`` call the spy saw (``mn`` is added by the client)."""
+    return [wire_commands(args[0]) for name, args, _ in spy.calls if name == "pipeline"]
+
+
 def stored_exptimes(spy: Spy) -> list[int]:
-    """The exptime sent with each set/add/set_many/cas, in order."""
+    """The exptime sent with each set/add (one per batch)/cas, in order."""
     found: list[int] = []
     for name, args, _ in spy.calls:
-        if name in ("set", "add") and len(args) == 3:
-            found.append(args[2])
-        elif name == "set_many":
-            found.append(args[1])
+        if name == "pipeline":
+            stores = [w for w in wire_commands(args[0]) if w[0] in (b"set", b"add")]
+            found.extend(sorted({int(words[3]) for words in stores}))
         elif name == "cas" and len(args) == 4:
             found.append(args[3])
     return found
@@ -460,16 +479,48 @@ def test_one_round_trip_for_reads_and_batches(make: Factory) -> None:
     cache.set_many({key: b"w" for key in keys}, ttl=60)
     cache.delete_many(keys[:50])
     assert cache.get("k99") == b"w"
-    assert spy.names() == ["get_many", "set_many", "delete_many", "get_many"]
+    assert spy.names() == ["get_many", "pipeline", "pipeline", "get_many"]
+    # A generation confirmed 60 s ago or less: the writes go without the counter.
+    assert [[words[0] for words in batch][:1] for batch in pipelined(spy)] == [
+        [b"set"],
+        [b"delete"],
+    ]
 
 
-def test_exact_writes_read_the_generation_first(make: Factory) -> None:
+def test_exact_writes_read_the_generation_in_the_same_round_trip(make: Factory) -> None:
     cache = make()  # namespace_refresh=0, the default
     spy = spy_on(cache)
     cache.set("k", b"v")
     cache.set_many({"a": b"1", "b": b"2"})
-    assert cache.get_many(["k", "a", "b"]) == {"k": b"v", "a": b"1", "b": b"2"}
-    assert spy.names() == ["get_many", "set", "get_many", "set_many", "get_many"]
+    cache.add("c", b"3")
+    cache.delete_many(["a", "b"])
+    assert cache.get_many(["k", "a", "b", "c"]) == {"k": b"v", "c": b"3"}
+    assert spy.names() == ["pipeline"] * 4 + ["get_many"]
+    counter = [b"get", cache._counter_key.encode()]
+    assert [[words[0] for words in batch] for batch in pipelined(spy)] == [
+        [b"get", b"set"],
+        [b"get", b"set", b"set"],
+        [b"get", b"add"],
+        [b"get", b"delete", b"delete"],
+    ]
+    assert all(batch[0] == counter for batch in pipelined(spy))
+
+
+def test_a_write_after_another_clients_clear_is_sent_again_under_the_new_generation(
+    make: Factory,
+) -> None:
+    a = make()
+    b = make()
+    a.set("k", b"old")
+    b.clear()  # a still holds the generation it saw before
+    spy = spy_on(a)
+    a.set("k", b"new")
+    assert spy.names() == ["pipeline", "pipeline"]  # under the old generation, then again
+    first, second = pipelined(spy)
+    assert first[1][1] != second[0][1]  # two different server keys: two generations
+    assert b.get("k") == b"new"
+    assert a.add("k", b"other") is False  # a now writes in the current generation at once
+    assert spy.names() == ["pipeline"] * 3
 
 
 def test_every_call_waits_for_the_reply(make: Factory) -> None:
@@ -483,15 +534,11 @@ def test_every_call_waits_for_the_reply(make: Factory) -> None:
     cache.delete_many(["b"])
     cache.clear()
     writes = [call for call in spy.calls if call[0] not in ("get_many", "stats")]
-    assert {name for name, _, _ in writes} == {
-        "set",
-        "set_many",
-        "add",
-        "delete",
-        "delete_many",
-        "incr",
-    }
-    assert all(kwargs.get("noreply") is False for _, _, kwargs in writes)
+    assert [name for name, _, _ in writes] == ["pipeline"] * 5 + ["incr"]
+    # The pipelined commands end with the meta no-op, whose MN the client waits for; none
+    # of them asks for no reply.
+    assert not any(b"noreply" in words for batch in pipelined(spy) for words in batch)
+    assert writes[-1][2].get("noreply") is False
 
 
 # ------------------------------------------------------------------------------------ values
@@ -549,11 +596,17 @@ def test_the_max_value_size_option(make: Factory, server: Server) -> None:
         make("max_value_size=1048065")
 
 
-STORE_CALLS = ("set", "set_many", "add", "delete", "incr")
+STORE_CALLS = ("set", "set_many", "add", "delete", "incr", "pipeline")
 
 
 class Failing:
-    """A client whose store calls (or the ``names`` given) fail the way pymemcache does."""
+    """A client whose store calls (or the ``names`` given) fail the way pymemcache does.
+
+    ``error`` is raised by the call (a dropped connection, a timeout). ``refused`` makes
+    the server's answer to each store NOT_STORED; ``status`` replaces the answer to every
+    command of a pipelined write with that line (a ``SERVER_ERROR``, say), as the server
+    would send it.
+    """
 
     def __init__(
         self,
@@ -561,11 +614,13 @@ class Failing:
         error: Exception | None = None,
         refused: bool = False,
         names: tuple[str, ...] = STORE_CALLS,
+        status: bytes | None = None,
     ) -> None:
         self.inner = inner
         self.error = error
         self.refused = refused
         self.names = names
+        self.status = status
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.inner, name)
@@ -575,18 +630,30 @@ class Failing:
         def fail(*args: Any, **kwargs: Any) -> Any:
             if self.error is not None:
                 raise self.error
+            if name == "pipeline":
+                wire, parse = args
+                return method(wire, lambda reply: parse(self._rewrite(reply)))
             if name == "set_many":
                 return list(args[0])
             return False
 
         return fail
 
+    def _rewrite(self, reply: bytes) -> bytes:
+        answers = {b"STORED", b"NOT_STORED", b"DELETED", b"NOT_FOUND"}
+        new = self.status if self.status is not None else b"NOT_STORED"
+        if self.status is None and not self.refused:
+            return reply
+        lines = reply.split(b"\r\n")
+        return b"\r\n".join(new if line in answers else line for line in lines)
+
 
 def test_a_server_refusal_is_value_too_large_and_says_the_old_entry_may_be_gone(
     make: Factory,
 ) -> None:
     cache = make()
-    cache._client = Failing(cache._client, MemcacheServerError(b"object too large for cache"))
+    too_large = b"SERVER_ERROR object too large for cache"
+    cache._client = Failing(cache._client, status=too_large)
     with pytest.raises(ValueTooLarge, match="old entry may be gone") as caught:
         cache.set("k", b"x" * 10)
     assert caught.value.key == "k"
@@ -600,9 +667,12 @@ def test_a_server_refusal_is_value_too_large_and_says_the_old_entry_may_be_gone(
 def test_driver_errors_become_typed_errors(make: Factory) -> None:
     cache = make()
     real = cache._client
-    cache._client = Failing(real, MemcacheClientError(b"bad data chunk"))
+    cache._client = Failing(real, status=b"CLIENT_ERROR bad data chunk")
     with pytest.raises(CacheError, match="bad data chunk"):
         cache.set("k", b"v")
+    cache._client = Failing(real, status=b"SERVER_ERROR out of memory storing object")
+    with pytest.raises(CacheError, match="out of memory storing object"):
+        cache.add("k", b"v")
     cache._client = Failing(real, MemcacheUnexpectedCloseError())
     with pytest.raises(BackendUnavailable, match=re.escape(cache._label)):
         cache.delete("k")
@@ -1011,6 +1081,55 @@ class Replying:
         return getattr(self.inner, name)
 
 
+def test_a_reply_out_of_shape_is_an_error_and_drops_its_connection(make: Factory) -> None:
+    cache = make()
+    cache.set("k", b"v")
+    pool = cache._client.client_pool  # type: ignore[attr-defined]
+    assert len(pool.free) == 1
+    real = cache._client
+
+    class Garbling:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def pipeline(self, wire: bytes, parse: Callable[[bytes], Any]) -> Any:
+            return real.pipeline(wire, lambda reply: parse(b"VALUE x 0 1\r\n"))
+
+    cache._client = Garbling()
+    with pytest.raises(CacheError, match="unexpected reply b'VALUE x 0 1"):
+        cache.set("k", b"w")
+    assert pool.free == ()  # the connection that may hold the rest of the reply is gone
+    cache._client = real
+    assert cache.get("k") == b"w"  # the command reached the server; only its reply was lost
+    cache.set("k", b"x")  # on a fresh connection
+    assert cache.get("k") == b"x"
+
+
+def test_a_write_that_finds_no_counter_creates_one(make: Factory, raw: Any, namespace: str) -> None:
+    a = make()
+    a.set("k", b"v")
+    assert raw.delete(f"{namespace}:generation")  # as if evicted
+    a.set("k2", b"v2")  # sent under the lost generation, then under a new one
+    assert raw.get(f"{namespace}:generation").isdigit()
+    b = make()
+    assert b.get_many(["k", "k2"]) == {"k2": b"v2"}
+
+
+def test_a_server_older_than_1_6_is_refused(make: Factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    client_class = type(make()._client)
+    stats = client_class.stats
+
+    def old_stats(self: Any, *args: Any) -> Any:
+        found = stats(self, *args)
+        if not args:
+            found[b"version"] = b"1.5.22"
+        return found
+
+    monkeypatch.setattr(client_class, "stats", old_stats)
+    with pytest.raises(ConfigurationError, match=r"memcached 1\.5\.22 is too old; .* needs 1\.6"):
+        make()
+
+
 def test_an_unexpected_md_reply_is_an_error(make: Factory) -> None:
     cache = make()
     cache.set("k", b"v")
@@ -1126,7 +1245,8 @@ def test_a_clients_own_clear_is_seen_at_once(make: Factory) -> None:
     spy = spy_on(b)
     b.clear()
     b.set("k2", b"v")
-    assert spy.names() == ["incr", "set"]  # no re-read needed: incr returns the generation
+    assert spy.names() == ["incr", "pipeline"]  # incr returned the generation: no re-read
+    assert [words[0] for words in pipelined(spy)[0]] == [b"set"]
     assert a.get_many(["k", "k2"]) == {"k2": b"v"}
 
 
