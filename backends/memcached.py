@@ -232,6 +232,8 @@ class _Client(Protocol):
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]: ...
 
+    def fetch(self, names: list[bytes]) -> dict[bytes, bytes]: ...
+
     def set(
         self, key: str, value: bytes, expire: int = 0, noreply: bool | None = None
     ) -> bool | None: ...
@@ -290,7 +292,9 @@ def _load_driver() -> _Driver:
                 "memcached:// needs pymemcache: pip install 'cachespec[memcached]'"
             ) from exc
         _driver = _Driver(
-            _with_pipeline(PooledClient, MemcacheUnexpectedCloseError),
+            _with_pipeline(
+                PooledClient, MemcacheError, MemcacheServerError, MemcacheUnexpectedCloseError
+            ),
             MemcacheError,
             MemcacheServerError,
             MemcacheUnexpectedCloseError,
@@ -298,7 +302,25 @@ def _load_driver() -> _Driver:
     return _driver
 
 
-def _with_pipeline(pooled_client: type[Any], closed: type[Exception]) -> type[Any]:
+def _more(sock: Any, closed: type[Exception]) -> bytes:
+    more: bytes = sock.recv(_RECV_BYTES)
+    if not more:
+        raise closed()
+    return more
+
+
+def _reply_error(line: bytes, error: type[Exception], server_error: type[Exception]) -> Exception:
+    """The exception pymemcache raises for an error line (or for a line it cannot parse)."""
+    message = line.partition(b" ")[2] or line
+    return server_error(message) if line.startswith(b"SERVER_ERROR") else error(message)
+
+
+def _with_pipeline(
+    pooled_client: type[Any],
+    error: type[Exception],
+    server_error: type[Exception],
+    closed: type[Exception],
+) -> type[Any]:
     """pymemcache's ``PooledClient`` with one more call, ``pipeline``.
 
     pymemcache has no call for a pipeline of different commands, and its ``raw_command``
@@ -307,6 +329,42 @@ def _with_pipeline(pooled_client: type[Any], closed: type[Exception]) -> type[An
     """
 
     class PipelinedClient(pooled_client):  # type: ignore[misc]
+        def fetch(self, names: list[bytes]) -> dict[bytes, bytes]:
+            """``get`` of ``names`` (memcached keys, checked) in one command: the hits.
+
+            pymemcache's own ``get_many`` checks and encodes every key again and reads the
+            reply a line at a time; this reads it by the lengths it announces, so a value
+            may hold any bytes.
+            """
+            with self.client_pool.get_and_release(destroy_on_fail=True) as client:
+                if client.sock is None:
+                    client.version()  # connects: once per pooled connection
+                sock = client.sock
+                sock.sendall(b"get " + b" ".join(names) + b"\r\n")
+                reply = sock.recv(_RECV_BYTES)
+                found: dict[bytes, bytes] = {}
+                at = 0
+                while True:
+                    end = reply.find(b"\r\n", at)
+                    while end < 0:
+                        reply += _more(sock, closed)
+                        end = reply.find(b"\r\n", at)
+                    if end == at + 3 and reply.startswith(b"END", at):
+                        if end + 2 != len(reply):
+                            raise error(b"more reply than the get asked for")
+                        return found
+                    header = reply[at:end].split(b" ")
+                    if header[0] != b"VALUE" or len(header) < 4 or not header[3].isdigit():
+                        raise _reply_error(reply[at:end], error, server_error)
+                    start = end + 2
+                    stop = start + int(header[3])
+                    while len(reply) < stop + 2:
+                        reply += _more(sock, closed)
+                    if reply[stop : stop + 2] != b"\r\n":
+                        raise error(b"a value did not end where its length said")
+                    found[header[1]] = reply[start:stop]
+                    at = stop + 2
+
         def pipeline(self, wire: bytes, parse: Callable[[bytes], _T]) -> _T:
             """Send ``wire`` and ``mn``; return ``parse`` of the reply up to its ``MN``.
 
@@ -321,10 +379,7 @@ def _with_pipeline(pooled_client: type[Any], closed: type[Exception]) -> type[An
                 sock.sendall(wire + b"mn\r\n")
                 reply: bytes = sock.recv(_RECV_BYTES)
                 while not reply.endswith(b"MN\r\n"):
-                    more = sock.recv(_RECV_BYTES)
-                    if not more:
-                        raise closed()
-                    reply += more
+                    reply += _more(sock, closed)
                 return parse(reply[:-4])
 
     return PipelinedClient
@@ -570,17 +625,17 @@ class MemcachedBackend(Backend):
         """
         generation = self._generation
         budget = self._plain_budget
-        counter = self._counter_key
-        names = {generation.prefix + key_body(key, budget): key for key in keys}
+        counter = self._counter_wire
+        names = {_server_key(generation.prefix, key_body(key, budget)): key for key in keys}
         sent_at = self._monotonic()
-        found = self._call("get", self._client.get_many, [counter, *names])
+        found = self._call("get", self._client.fetch, [counter, *names])
         seen = found.pop(counter, None)
         if seen != generation.raw:
             fresh = self._adopt(seen, sent_at)
             if fresh.prefix != generation.prefix:
-                names = {fresh.prefix + key_body(key, budget): key for key in keys}
+                names = {_server_key(fresh.prefix, key_body(key, budget)): key for key in keys}
                 sent_at = self._monotonic()
-                found = self._call("get", self._client.get_many, [counter, *names])
+                found = self._call("get", self._client.fetch, [counter, *names])
                 later = found.pop(counter, None)
                 if later != fresh.raw:
                     self._adopt(later, sent_at)
@@ -741,13 +796,10 @@ class MemcachedBackend(Backend):
         del lines[-1]
         for line in lines:
             if line.startswith((b"SERVER_ERROR", b"CLIENT_ERROR", b"ERROR")):
-                message = line.partition(b" ")[2] or line
-                error = (
-                    self._driver.server_error(message)
-                    if line.startswith(b"SERVER_ERROR")
-                    else self._driver.error(message)
+                driver = self._driver
+                self._raise_for(
+                    _reply_error(line, driver.error, driver.server_error), op, key, args
                 )
-                self._raise_for(error, op, key, args)
         return lines
 
     def _desynced(self, op: str, reply: bytes) -> CacheError:
@@ -906,9 +958,9 @@ class MemcachedBackend(Backend):
 
     def _load_generation(self) -> _Generation:
         """Read the counter (one round trip), creating it if it is missing."""
-        counter = self._counter_key
         sent_at = self._monotonic()
-        value = self._call("get", self._client.get_many, [counter]).get(counter)
+        wire = self._counter_wire
+        value = self._call("get", self._client.fetch, [wire]).get(wire)
         return self._adopt(value, sent_at)
 
     def _adopt(self, value: bytes | None, confirmed_at: float) -> _Generation:
@@ -955,7 +1007,8 @@ class MemcachedBackend(Backend):
             if self._call("counter", self._client.add, counter, start, 0, noreply=False):
                 return start, self._monotonic()
             sent_at = self._monotonic()  # another client created it since we looked
-            value = self._call("get", self._client.get_many, [counter]).get(counter)
+            wire = self._counter_wire
+            value = self._call("get", self._client.fetch, [wire]).get(wire)
             if value is not None:
                 return value, sent_at
         raise CacheError(f"{self._label}: the namespace counter {counter!r} keeps vanishing")

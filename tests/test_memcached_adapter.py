@@ -475,11 +475,11 @@ def test_one_round_trip_for_reads_and_batches(make: Factory) -> None:
     cache.set_many({key: b"v" for key in keys})
     spy = spy_on(cache)
     assert len(cache.get_many(keys)) == 100
-    assert spy.names() == ["get_many"]
+    assert spy.names() == ["fetch"]
     cache.set_many({key: b"w" for key in keys}, ttl=60)
     cache.delete_many(keys[:50])
     assert cache.get("k99") == b"w"
-    assert spy.names() == ["get_many", "pipeline", "pipeline", "get_many"]
+    assert spy.names() == ["fetch", "pipeline", "pipeline", "fetch"]
     # A generation confirmed 60 s ago or less: the writes go without the counter.
     assert [[words[0] for words in batch][:1] for batch in pipelined(spy)] == [
         [b"set"],
@@ -495,7 +495,7 @@ def test_exact_writes_read_the_generation_in_the_same_round_trip(make: Factory) 
     cache.add("c", b"3")
     cache.delete_many(["a", "b"])
     assert cache.get_many(["k", "a", "b", "c"]) == {"k": b"v", "c": b"3"}
-    assert spy.names() == ["pipeline"] * 4 + ["get_many"]
+    assert spy.names() == ["pipeline"] * 4 + ["fetch"]
     counter = [b"get", cache._counter_key.encode()]
     assert [[words[0] for words in batch] for batch in pipelined(spy)] == [
         [b"get", b"set"],
@@ -533,7 +533,7 @@ def test_every_call_waits_for_the_reply(make: Factory) -> None:
     cache.delete("a")
     cache.delete_many(["b"])
     cache.clear()
-    writes = [call for call in spy.calls if call[0] not in ("get_many", "stats")]
+    writes = [call for call in spy.calls if call[0] not in ("fetch", "stats")]
     assert [name for name, _, _ in writes] == ["pipeline"] * 5 + ["incr"]
     # The pipelined commands end with the meta no-op, whose MN the client waits for; none
     # of them asks for no reply.
@@ -755,14 +755,14 @@ def test_the_exchanges_and_every_reply_is_waited_for(make: Factory) -> None:
     name = cache.server_key("k")
     spy = spy_on(cache)
     assert cache.compare_and_set("k", b"a", b"b") is True
-    assert spy.names() == ["get_many", "gets", "cas"]
+    assert spy.names() == ["fetch", "gets", "cas"]
     _, (cas_name, data, token, expire), kwargs = spy.calls[2]
     assert (cas_name, data, expire, kwargs) == (name, b"b", 0, {"noreply": False})
     assert spy.calls[1][1] == (name,)
     assert re.fullmatch(rb"[0-9]+", token)
     spy.calls.clear()
     assert cache.compare_and_delete("k", b"b") is True
-    assert spy.names() == ["get_many", "gets", "raw_command"]
+    assert spy.names() == ["fetch", "gets", "raw_command"]
     _, (command, end), _ = spy.calls[2]
     assert end == b"\r\n"
     # Exactly "md <key> C<token>": no q flag, so the server always answers.
@@ -770,7 +770,7 @@ def test_the_exchanges_and_every_reply_is_waited_for(make: Factory) -> None:
     spy.calls.clear()
     assert cache.compare_and_set("k", b"b", b"c") is False  # a miss: nothing is written
     assert cache.compare_and_delete("k", b"b") is False
-    assert spy.names() == ["get_many", "gets", "get_many", "gets"]
+    assert spy.names() == ["fetch", "gets", "fetch", "gets"]
 
 
 def test_every_key_maps_as_in_get_and_set(make: Factory, raw: Any) -> None:
@@ -825,7 +825,7 @@ def test_a_forty_day_compare_and_set_is_absolute_on_the_servers_clock(
     after = stats_time(raw)
     [sent] = stored_exptimes(spy)
     assert before + FORTY_DAYS + 3 <= sent <= after + FORTY_DAYS + 4
-    assert spy.names() == ["get_many", "gets", "stats", "cas"]  # the time read just before
+    assert spy.names() == ["fetch", "gets", "stats", "cas"]  # the time read just before
     assert FORTY_DAYS + 1 <= remaining_ttl(raw, cache.server_key("k")) <= FORTY_DAYS + 4
     assert cache.compare_and_set("k", b"x", b"c", ttl=FORTY_DAYS) is False
     assert spy.names().count("stats") == 1  # no match: no server time needed
@@ -1103,6 +1103,79 @@ def test_a_reply_out_of_shape_is_an_error_and_drops_its_connection(make: Factory
     assert cache.get("k") == b"w"  # the command reached the server; only its reply was lost
     cache.set("k", b"x")  # on a fresh connection
     assert cache.get("k") == b"x"
+
+
+def test_values_that_look_like_replies_read_back_exactly(make: Factory) -> None:
+    cache = make()
+    tricky = {
+        "a": b"\r\nEND\r\n",
+        "b": b"VALUE x 0 3\r\nabc\r\nEND\r\n",
+        "c": b"MN\r\n",
+        "d": b"",
+        "big": b"\r\nEND\r\n" * 140_000,  # about 1 MB: the reply comes in many pieces
+    }
+    cache.set_many(tricky)
+    assert cache.get_many(list(tricky)) == tricky
+    for key, value in tricky.items():
+        assert cache.get(key) == value
+
+
+class CannedSocket:
+    """A socket whose replies are ``pieces``, one per ``recv``; it records what was sent."""
+
+    def __init__(self, *pieces: bytes) -> None:
+        self.pieces = list(pieces)
+        self.sent = b""
+
+    def sendall(self, data: bytes) -> None:
+        self.sent += data
+
+    def recv(self, size: int) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+    def close(self) -> None:
+        pass
+
+
+def canned(cache: MemcachedBackend, *pieces: bytes) -> CannedSocket:
+    """Put a canned socket in the backend's one pooled connection."""
+    pool = cache._client.client_pool  # type: ignore[attr-defined]
+    (connection,) = pool.free
+    sock = CannedSocket(*pieces)
+    connection.sock = sock
+    return sock
+
+
+def test_a_get_reply_is_read_by_its_lengths_whatever_pieces_it_comes_in(make: Factory) -> None:
+    cache = make()
+    cache.get("warm")  # one pooled connection
+    sock = canned(cache, b"VALUE k 0 5\r", b"\na\r\nEN", b"\r\nEN", b"D\r\n")
+    assert cache._client.fetch([b"k"]) == {b"k": b"a\r\nEN"}
+    assert sock.sent == b"get k\r\n"
+    canned(cache, b"END\r\n")
+    assert cache._client.fetch([b"k", b"j"]) == {}
+
+
+@pytest.mark.parametrize(
+    ("pieces", "error", "why"),
+    [
+        ((b"SERVER_ERROR busy\r\n",), CacheError, "busy"),
+        ((b"CLIENT_ERROR bad command line format\r\n",), CacheError, "bad command line"),
+        ((b"VALUE k 0 1\r\nabc\r\nEND\r\n",), CacheError, "did not end where its length"),
+        ((b"END\r\nEND\r\n",), CacheError, "more reply than the get asked for"),
+        ((b"VALUE k 0 3\r\nab",), BackendUnavailable, "no answer from the server"),
+    ],
+)
+def test_a_get_reply_out_of_shape_is_an_error_and_drops_its_connection(
+    make: Factory, pieces: tuple[bytes, ...], error: type[Exception], why: str
+) -> None:
+    cache = make()
+    cache.set("k", b"v")
+    canned(cache, *pieces)
+    with pytest.raises(error, match=why):
+        cache.get("k")
+    assert cache._client.client_pool.free == ()  # type: ignore[attr-defined]
+    assert cache.get("k") == b"v"  # on a fresh connection
 
 
 def test_a_write_that_finds_no_counter_creates_one(make: Factory, raw: Any, namespace: str) -> None:
