@@ -321,66 +321,74 @@ def _with_pipeline(
     server_error: type[Exception],
     closed: type[Exception],
 ) -> type[Any]:
-    """pymemcache's ``PooledClient`` with one more call, ``pipeline``.
+    """pymemcache's ``PooledClient`` with two more calls, ``fetch`` and ``pipeline``.
 
-    pymemcache has no call for a pipeline of different commands, and its ``raw_command``
-    keeps only the last piece of a reply that arrives in several, so ``pipeline`` borrows a
-    connection from the pool and reads the reply itself.
+    pymemcache has no call for a pipeline of different commands, its ``raw_command`` keeps
+    only the last piece of a reply that arrives in several, and its ``get_many`` checks and
+    encodes keys the adapter has already checked, then reads the reply a line at a time.
+    These two borrow a connection from the pool and read the reply themselves.
     """
+
+    def read_get_reply(sock: Any) -> dict[bytes, bytes]:
+        # VALUE blocks are read by the lengths they announce: a value may hold any bytes.
+        reply: bytes = sock.recv(_RECV_BYTES)
+        found: dict[bytes, bytes] = {}
+        at = 0
+        while True:
+            end = reply.find(b"\r\n", at)
+            while end < 0:
+                reply += _more(sock, closed)
+                end = reply.find(b"\r\n", at)
+            if end == at + 3 and reply.startswith(b"END", at):
+                if end + 2 != len(reply):
+                    raise error(b"more reply than the get asked for")
+                return found
+            header = reply[at:end].split(b" ")
+            if header[0] != b"VALUE" or len(header) < 4 or not header[3].isdigit():
+                raise _reply_error(reply[at:end], error, server_error)
+            start = end + 2
+            stop = start + int(header[3])
+            while len(reply) < stop + 2:
+                reply += _more(sock, closed)
+            if reply[stop : stop + 2] != b"\r\n":
+                raise error(b"a value did not end where its length said")
+            found[header[1]] = reply[start:stop]
+            at = stop + 2
+
+    def read_to_mn(sock: Any) -> bytes:
+        reply: bytes = sock.recv(_RECV_BYTES)
+        while not reply.endswith(b"MN\r\n"):
+            reply += _more(sock, closed)
+        return reply[:-4]
 
     class PipelinedClient(pooled_client):  # type: ignore[misc]
         def fetch(self, names: list[bytes]) -> dict[bytes, bytes]:
-            """``get`` of ``names`` (memcached keys, checked) in one command: the hits.
-
-            pymemcache's own ``get_many`` checks and encodes every key again and reads the
-            reply a line at a time; this reads it by the lengths it announces, so a value
-            may hold any bytes.
-            """
-            with self.client_pool.get_and_release(destroy_on_fail=True) as client:
-                if client.sock is None:
-                    client.version()  # connects: once per pooled connection
-                sock = client.sock
-                sock.sendall(b"get " + b" ".join(names) + b"\r\n")
-                reply = sock.recv(_RECV_BYTES)
-                found: dict[bytes, bytes] = {}
-                at = 0
-                while True:
-                    end = reply.find(b"\r\n", at)
-                    while end < 0:
-                        reply += _more(sock, closed)
-                        end = reply.find(b"\r\n", at)
-                    if end == at + 3 and reply.startswith(b"END", at):
-                        if end + 2 != len(reply):
-                            raise error(b"more reply than the get asked for")
-                        return found
-                    header = reply[at:end].split(b" ")
-                    if header[0] != b"VALUE" or len(header) < 4 or not header[3].isdigit():
-                        raise _reply_error(reply[at:end], error, server_error)
-                    start = end + 2
-                    stop = start + int(header[3])
-                    while len(reply) < stop + 2:
-                        reply += _more(sock, closed)
-                    if reply[stop : stop + 2] != b"\r\n":
-                        raise error(b"a value did not end where its length said")
-                    found[header[1]] = reply[start:stop]
-                    at = stop + 2
+            """``get`` of ``names`` (memcached keys, checked) in one command: the hits."""
+            return self._exchange(b"get " + b" ".join(names) + b"\r\n", read_get_reply)
 
         def pipeline(self, wire: bytes, parse: Callable[[bytes], _T]) -> _T:
-            """Send ``wire`` and ``mn``; return ``parse`` of the reply up to its ``MN``.
+            """Send ``wire`` and ``mn``; return ``parse`` of the reply up to its ``MN``."""
+            return self._exchange(wire + b"mn\r\n", lambda sock: parse(read_to_mn(sock)))
 
-            ``parse`` runs before the connection goes back to the pool: if it raises, or
-            anything else does, the pool drops the connection (``destroy_on_fail``), so no
-            reply is ever left half read for the next caller.
+        def _exchange(self, wire: bytes, read: Callable[[Any], _T]) -> _T:
+            """Send ``wire`` on a pooled connection and ``read`` the reply from its socket.
+
+            ``read`` (and whatever parsing it does) runs before the connection goes back to
+            the pool: if anything raises, even an interrupt, the connection is dropped, so
+            no reply is ever left half read for the next caller.
             """
-            with self.client_pool.get_and_release(destroy_on_fail=True) as client:
+            pool = self.client_pool
+            client = pool.get()
+            try:
                 if client.sock is None:
                     client.version()  # connects: once per pooled connection
-                sock = client.sock
-                sock.sendall(wire + b"mn\r\n")
-                reply: bytes = sock.recv(_RECV_BYTES)
-                while not reply.endswith(b"MN\r\n"):
-                    reply += _more(sock, closed)
-                return parse(reply[:-4])
+                client.sock.sendall(wire)
+                result = read(client.sock)
+            except BaseException:
+                pool.destroy(client)
+                raise
+            pool.release(client)
+            return result
 
     return PipelinedClient
 
