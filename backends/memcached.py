@@ -765,6 +765,11 @@ class MemcachedBackend(Backend):
                 self._confirm(generation, sent_at)
             return self._replies(op, rest, count, key, args)
         fresh = self._adopt(seen, sent_at)
+        if fresh.prefix == generation.prefix:
+            # The same number written differently (incr pads a shorter one with spaces):
+            # the commands landed in the current generation. Sending them again would
+            # answer an add with False after it stored.
+            return self._replies(op, rest, count, key, args)
         return self._send(op, commands(fresh.prefix), count, key, args)
 
     def _send(

@@ -1178,6 +1178,19 @@ def test_a_get_reply_out_of_shape_is_an_error_and_drops_its_connection(
     assert cache.get("k") == b"v"  # on a fresh connection
 
 
+def test_a_counter_padded_by_incr_is_the_same_generation_for_a_write(
+    make: Factory, raw: Any, namespace: str
+) -> None:
+    counter = f"{namespace}:generation"
+    raw.set(counter, b"7")
+    cache = make()
+    raw.set(counter, b"7   ")  # how incr leaves a number that got shorter
+    spy = spy_on(cache)
+    assert cache.add("k", b"v") is True  # stored once, and said so
+    assert spy.names() == ["pipeline"]
+    assert cache.get("k") == b"v"
+
+
 def test_a_write_that_finds_no_counter_creates_one(make: Factory, raw: Any, namespace: str) -> None:
     a = make()
     a.set("k", b"v")
