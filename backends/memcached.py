@@ -302,11 +302,15 @@ def _load_driver() -> _Driver:
     return _driver
 
 
-def _more(sock: Any, closed: type[Exception]) -> bytes:
-    more: bytes = sock.recv(_RECV_BYTES)
+def _more(reply: bytes | bytearray, sock: Any, closed: type[Exception]) -> bytearray:
+    """``reply`` with the next piece from ``sock`` appended (in place, once it is a
+    bytearray: a reply in many pieces costs linear time, not quadratic)."""
+    more = sock.recv(_RECV_BYTES)
     if not more:
         raise closed()
-    return more
+    grown = reply if isinstance(reply, bytearray) else bytearray(reply)
+    grown += more
+    return grown
 
 
 def _reply_error(line: bytes, error: type[Exception], server_error: type[Exception]) -> Exception:
@@ -329,42 +333,47 @@ def _with_pipeline(
     These two borrow a connection from the pool and read the reply themselves.
     """
 
-    def read_get_reply(sock: Any) -> dict[bytes, bytes]:
+    def read_get_reply(sock: Any, wanted: set[bytes]) -> dict[bytes, bytes]:
         # VALUE blocks are read by the lengths they announce: a value may hold any bytes.
-        reply: bytes = sock.recv(_RECV_BYTES)
+        reply: bytes | bytearray = sock.recv(_RECV_BYTES)
         found: dict[bytes, bytes] = {}
         at = 0
         while True:
             end = reply.find(b"\r\n", at)
             while end < 0:
-                reply += _more(sock, closed)
+                reply = _more(reply, sock, closed)
                 end = reply.find(b"\r\n", at)
             if end == at + 3 and reply.startswith(b"END", at):
                 if end + 2 != len(reply):
                     raise error(b"more reply than the get asked for")
                 return found
-            header = reply[at:end].split(b" ")
+            header = bytes(reply[at:end]).split(b" ")
             if header[0] != b"VALUE" or len(header) < 4 or not header[3].isdigit():
-                raise _reply_error(reply[at:end], error, server_error)
+                raise _reply_error(bytes(reply[at:end]), error, server_error)
+            if header[1] not in wanted:
+                raise error(b"a value for a key the get did not ask for")
             start = end + 2
             stop = start + int(header[3])
             while len(reply) < stop + 2:
-                reply += _more(sock, closed)
+                reply = _more(reply, sock, closed)
             if reply[stop : stop + 2] != b"\r\n":
                 raise error(b"a value did not end where its length said")
-            found[header[1]] = reply[start:stop]
+            found[header[1]] = bytes(reply[start:stop])
             at = stop + 2
 
     def read_to_mn(sock: Any) -> bytes:
-        reply: bytes = sock.recv(_RECV_BYTES)
+        reply: bytes | bytearray = sock.recv(_RECV_BYTES)
         while not reply.endswith(b"MN\r\n"):
-            reply += _more(sock, closed)
-        return reply[:-4]
+            reply = _more(reply, sock, closed)
+        return bytes(reply[:-4])
 
     class PipelinedClient(pooled_client):  # type: ignore[misc]
         def fetch(self, names: list[bytes]) -> dict[bytes, bytes]:
             """``get`` of ``names`` (memcached keys, checked) in one command: the hits."""
-            return self._exchange(b"get " + b" ".join(names) + b"\r\n", read_get_reply)
+            wanted = set(names)
+            return self._exchange(
+                b"get " + b" ".join(names) + b"\r\n", lambda sock: read_get_reply(sock, wanted)
+            )
 
         def pipeline(self, wire: bytes, parse: Callable[[bytes], _T]) -> _T:
             """Send ``wire`` and ``mn``; return ``parse`` of the reply up to its ``MN``."""
@@ -655,13 +664,7 @@ class MemcachedBackend(Backend):
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         data = check_value(check_key(key), value, self._max_value_size)
         seconds = self._check_ttl(ttl)
-        body = key_body(key, self._plain_budget)
-        tail = b" 0 %d %d\r\n" % (self._exptime(seconds), len(data)) + data + b"\r\n"
-
-        def command(prefix: str) -> bytes:
-            return b"set " + _server_key(prefix, body) + tail
-
-        (reply,) = self._write("set", command, 1, key, (body, data))
+        (reply,) = self._store("set", b"set", [(key, data)], seconds)
         if reply != b"STORED":
             raise CacheError(f"{self._label}: the server did not store key {key!r} ({reply!r})")
 
@@ -676,18 +679,7 @@ class MemcachedBackend(Backend):
         seconds = self._check_ttl(ttl)
         if not checked:
             return
-        budget = self._plain_budget
-        expire = self._exptime(seconds)
-        parts = [
-            (key_body(key, budget), b" 0 %d %d\r\n" % (expire, len(data)) + data + b"\r\n")
-            for key, data in checked
-        ]
-        largest = max(checked, key=lambda item: len(item[1]))
-
-        def commands(prefix: str) -> bytes:
-            return b"".join(b"set " + _server_key(prefix, body) + tail for body, tail in parts)
-
-        replies = self._write("set_many", commands, len(parts), largest[0], largest)
+        replies = self._store("set_many", b"set", checked, seconds)
         refused = sorted(
             key for (key, _), reply in zip(checked, replies, strict=True) if reply != b"STORED"
         )
@@ -702,13 +694,7 @@ class MemcachedBackend(Backend):
         """
         data = check_value(check_key(key), value, self._max_value_size)
         seconds = self._check_ttl(ttl)
-        body = key_body(key, self._plain_budget)
-        tail = b" 0 %d %d\r\n" % (self._exptime(seconds), len(data)) + data + b"\r\n"
-
-        def command(prefix: str) -> bytes:
-            return b"add " + _server_key(prefix, body) + tail
-
-        (reply,) = self._write("add", command, 1, key, (body, data))
+        (reply,) = self._store("add", b"add", [(key, data)], seconds)
         if reply in (b"STORED", b"NOT_STORED"):
             return reply == b"STORED"
         raise CacheError(f"{self._label}: add({key!r}): unexpected reply {reply[:40]!r}")
@@ -726,22 +712,40 @@ class MemcachedBackend(Backend):
         def commands(prefix: str) -> bytes:
             return b"".join(b"delete " + _server_key(prefix, body) + b"\r\n" for body in bodies)
 
-        replies = self._write("delete", commands, len(bodies), None, ())
+        replies = self._write("delete", commands, [(None, b"")] * len(bodies))
         odd = [reply for reply in replies if reply not in (b"DELETED", b"NOT_FOUND")]
         if odd:
             raise CacheError(f"{self._label}: delete: unexpected reply {odd[0][:40]!r}")
 
     # ------------------------------------------------------------------- pipelined writes
+    def _store(
+        self, op: str, verb: bytes, items: Sequence[tuple[str, bytes]], seconds: float | None
+    ) -> list[bytes]:
+        """``verb`` (``set`` or ``add``) each item, in one round trip; the reply lines."""
+        budget = self._plain_budget
+        bodies = [key_body(key, budget) for key, _ in items]
+
+        def commands(prefix: str) -> bytes:
+            # The exptime is worked out for each send: an absolute one (a TTL over 30 days)
+            # must not go stale over the round trip a resend follows.
+            expire = self._exptime(seconds)
+            return b"".join(
+                b"%s %s 0 %d %d\r\n%s\r\n"
+                % (verb, _server_key(prefix, body), expire, len(data), data)
+                for body, (_, data) in zip(bodies, items, strict=True)
+            )
+
+        return self._write(op, commands, items)
+
     def _write(
         self,
         op: str,
         commands: Callable[[str], bytes],
-        count: int,
-        key: str | None,
-        args: tuple[Any, ...],
+        items: Sequence[tuple[str | None, bytes]],
     ) -> list[bytes]:
-        """Send ``commands(prefix)`` (``count`` storage or delete commands) under the current
-        generation; return their reply lines. One round trip unless a clear intervened.
+        """Send ``commands(prefix)``, one storage or delete command per item (user key and
+        value, for messages), under the current generation; return their reply lines. One
+        round trip unless a clear intervened.
 
         With ``namespace_refresh=0``, or a cached generation older than the refresh, the
         commands ride behind a ``get`` of the counter in one write (``get <counter>``, the
@@ -754,34 +758,40 @@ class MemcachedBackend(Backend):
         generation, as when the counter is read one round trip earlier: the write and the
         clear overlap, and the write took effect first.
         """
+        count = len(items)
         generation = self._generation
         if self._refresh and self._monotonic() - generation.checked_at < self._refresh:
-            return self._send(op, commands(generation.prefix), count, key, args)
+            return self._send(op, commands(generation.prefix), items)
         sent_at = self._monotonic()
         wire = b"get " + self._counter_wire + b"\r\n" + commands(generation.prefix)
-        seen, rest = self._exchange(op, wire, lambda reply: self._split_counter(op, reply))
-        if seen == generation.raw:
-            if self._refresh:
-                self._confirm(generation, sent_at)
-            return self._replies(op, rest, count, key, args)
-        fresh = self._adopt(seen, sent_at)
-        if fresh.prefix == generation.prefix:
-            # The same number written differently (incr pads a shorter one with spaces):
-            # the commands landed in the current generation. Sending them again would
-            # answer an add with False after it stored.
-            return self._replies(op, rest, count, key, args)
-        return self._send(op, commands(fresh.prefix), count, key, args)
+
+        def parse(reply: bytes) -> tuple[bytes | None, list[bytes]]:
+            seen, rest = self._split_counter(op, reply)
+            return seen, self._lines(op, rest, count)
+
+        seen, lines = self._exchange(op, wire, parse)
+        if seen != generation.raw:
+            fresh = self._adopt(seen, sent_at)
+            # The same number written differently (incr pads a shorter one with spaces)
+            # is the same generation: sending again would answer an add with False after
+            # it stored.
+            if fresh.prefix != generation.prefix:
+                return self._send(op, commands(fresh.prefix), items)
+        elif self._refresh:
+            self._confirm(generation, sent_at)
+        return self._check_lines(op, lines, items)
 
     def _send(
-        self, op: str, commands: bytes, count: int, key: str | None, args: tuple[Any, ...]
+        self, op: str, commands: bytes, items: Sequence[tuple[str | None, bytes]]
     ) -> list[bytes]:
-        reply = self._exchange(op, commands, lambda reply: reply)
-        return self._replies(op, reply, count, key, args)
+        count = len(items)
+        lines = self._exchange(op, commands, lambda reply: self._lines(op, reply, count))
+        return self._check_lines(op, lines, items)
 
     def _exchange(self, op: str, wire: bytes, parse: Callable[[bytes], _T]) -> _T:
         """``wire`` and ``mn`` on one pooled connection, ``parse`` of the reply up to the
-        ``MN`` that ends it (see ``_with_pipeline``)."""
-
+        ``MN`` that ends it (see ``_with_pipeline``). ``parse`` runs before the connection
+        goes back to the pool, so a reply it finds out of shape drops the connection."""
         result: _T = self._call(op, self._client.pipeline, wire, parse)
         return result
 
@@ -797,27 +807,33 @@ class MemcachedBackend(Backend):
                 end = start + int(size)
                 if reply.startswith(b"\r\nEND\r\n", end):
                     return reply[start:end], reply[end + 7 :]
+        if reply.startswith((b"SERVER_ERROR", b"CLIENT_ERROR", b"ERROR")):
+            line = reply.partition(b"\r\n")[0]
+            driver = self._driver
+            self._raise_for(_reply_error(line, driver.error, driver.server_error), op, None, ())
         raise self._desynced(op, reply)
 
-    def _replies(
-        self, op: str, reply: bytes, count: int, key: str | None, args: tuple[Any, ...]
-    ) -> list[bytes]:
-        """The ``count`` status lines of ``reply``; an error line raises as pymemcache would."""
+    def _lines(self, op: str, reply: bytes, count: int) -> list[bytes]:
+        """The ``count`` reply lines of ``reply``, or an error if there are not exactly as
+        many (raised inside ``_exchange``: the connection may hold more of the reply)."""
         lines = reply.split(b"\r\n")
         if len(lines) != count + 1 or lines[-1]:
             raise self._desynced(op, reply)
         del lines[-1]
-        for line in lines:
+        return lines
+
+    def _check_lines(
+        self, op: str, lines: list[bytes], items: Sequence[tuple[str | None, bytes]]
+    ) -> list[bytes]:
+        """Raise for an error line as pymemcache would, naming the item it answered."""
+        driver = self._driver
+        for line, (key, data) in zip(lines, items, strict=True):
             if line.startswith((b"SERVER_ERROR", b"CLIENT_ERROR", b"ERROR")):
-                driver = self._driver
-                self._raise_for(
-                    _reply_error(line, driver.error, driver.server_error), op, key, args
-                )
+                error = _reply_error(line, driver.error, driver.server_error)
+                self._raise_for(error, op, key, (key, data))
         return lines
 
     def _desynced(self, op: str, reply: bytes) -> CacheError:
-        # Raised inside _exchange, so that the pool drops the connection, which may hold
-        # more of this reply.
         return CacheError(
             f"{self._label}: {op}: unexpected reply {reply[:60]!r}; "
             "was the namespace counter written by something else?"
@@ -1061,18 +1077,19 @@ class MemcachedBackend(Backend):
     def _server_time(self, *, require_meta: bool = False) -> int:
         """The server's clock (``STAT time``, Unix seconds): one round trip.
 
-        ``require_meta`` (at construction) also refuses a server older than 1.6: writes end
-        with the meta no-op ``mn`` and ``compare_and_delete`` uses the meta delete ``md``.
+        ``require_meta`` (at construction) also refuses a server older than 1.6.10: writes
+        end with the meta no-op ``mn``, and ``compare_and_delete`` needs the meta delete
+        ``md`` as it answers from 1.6.10 on (``HD``; ``OK`` before).
         """
         stats = self._call("stats", self._client.stats)
         if require_meta:
             version = stats.get(b"version", b"")
             text = version.decode("ascii", "replace") if isinstance(version, bytes) else "?"
-            major_minor = tuple(int(part) for part in re.findall(r"\d+", text)[:2])
-            if major_minor < (1, 6):
+            version_tuple = tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+            if version_tuple < (1, 6, 10):
                 raise ConfigurationError(
-                    f"{self._label}: memcached {text} is too old; this adapter needs 1.6 or "
-                    "later (the meta commands 'mn' and 'md')"
+                    f"{self._label}: memcached {text} is too old; this adapter needs 1.6.10 "
+                    "or later (the meta no-op 'mn', and 'md' answering HD)"
                 )
         try:
             return int(stats[b"time"])

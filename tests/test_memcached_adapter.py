@@ -658,10 +658,24 @@ def test_a_server_refusal_is_value_too_large_and_says_the_old_entry_may_be_gone(
         cache.set("k", b"x" * 10)
     assert caught.value.key == "k"
     assert caught.value.size == 10
-    with pytest.raises(ValueTooLarge, match="old entry may be gone"):
+    with pytest.raises(ValueTooLarge, match="old entry may be gone") as caught:
         cache.set_many({"a": b"x", "b": b"xx"})
+    assert (caught.value.key, caught.value.size) == ("a", 1)  # the first item refused
     with pytest.raises(ValueTooLarge, match="nothing was written"):
         cache.add("k", b"x")
+
+
+def test_a_value_the_server_refuses_mid_batch_names_its_key_and_the_stream_stays_in_step(
+    make: Factory,
+) -> None:
+    cache = make()
+    cache._max_value_size = 4 * 1024 * 1024  # past the client's own check, as after a restart
+    big = b"x" * (2 * 1024 * 1024)
+    with pytest.raises(ValueTooLarge, match="old entry may be gone") as caught:
+        cache.set_many({"a": b"1", "b": big, "c": b"3"})
+    assert (caught.value.key, caught.value.size) == ("b", len(big))
+    assert cache.get_many(["a", "b", "c"]) == {"a": b"1", "c": b"3"}
+    assert len(cache._client.client_pool.free) == 1  # type: ignore[attr-defined]
 
 
 def test_driver_errors_become_typed_errors(make: Factory) -> None:
@@ -1081,7 +1095,16 @@ class Replying:
         return getattr(self.inner, name)
 
 
-def test_a_reply_out_of_shape_is_an_error_and_drops_its_connection(make: Factory) -> None:
+@pytest.mark.parametrize(
+    ("garble", "why"),
+    [
+        (lambda reply: b"VALUE x 0 1\r\n", "unexpected reply b'VALUE x 0 1"),
+        (lambda reply: reply + b"STORED\r\n", "unexpected reply"),  # one answer too many
+    ],
+)
+def test_a_reply_out_of_shape_is_an_error_and_drops_its_connection(
+    make: Factory, garble: Callable[[bytes], bytes], why: str
+) -> None:
     cache = make()
     cache.set("k", b"v")
     pool = cache._client.client_pool  # type: ignore[attr-defined]
@@ -1093,10 +1116,10 @@ def test_a_reply_out_of_shape_is_an_error_and_drops_its_connection(make: Factory
             return getattr(real, name)
 
         def pipeline(self, wire: bytes, parse: Callable[[bytes], Any]) -> Any:
-            return real.pipeline(wire, lambda reply: parse(b"VALUE x 0 1\r\n"))
+            return real.pipeline(wire, lambda reply: parse(garble(reply)))
 
     cache._client = Garbling()
-    with pytest.raises(CacheError, match="unexpected reply b'VALUE x 0 1"):
+    with pytest.raises(CacheError, match=why):
         cache.set("k", b"w")
     assert pool.free == ()  # the connection that may hold the rest of the reply is gone
     cache._client = real
@@ -1161,9 +1184,10 @@ def test_a_get_reply_is_read_by_its_lengths_whatever_pieces_it_comes_in(make: Fa
     [
         ((b"SERVER_ERROR busy\r\n",), CacheError, "busy"),
         ((b"CLIENT_ERROR bad command line format\r\n",), CacheError, "bad command line"),
-        ((b"VALUE k 0 1\r\nabc\r\nEND\r\n",), CacheError, "did not end where its length"),
+        ((b"VALUE <k> 0 1\r\nabc\r\nEND\r\n",), CacheError, "did not end where its length"),
         ((b"END\r\nEND\r\n",), CacheError, "more reply than the get asked for"),
-        ((b"VALUE k 0 3\r\nab",), BackendUnavailable, "no answer from the server"),
+        ((b"VALUE <k> 0 3\r\nab",), BackendUnavailable, "no answer from the server"),
+        ((b"VALUE other 0 1\r\nv\r\nEND\r\n",), CacheError, "a key the get did not ask for"),
     ],
 )
 def test_a_get_reply_out_of_shape_is_an_error_and_drops_its_connection(
@@ -1171,7 +1195,8 @@ def test_a_get_reply_out_of_shape_is_an_error_and_drops_its_connection(
 ) -> None:
     cache = make()
     cache.set("k", b"v")
-    canned(cache, *pieces)
+    name = cache.server_key("k").encode()
+    canned(cache, *(piece.replace(b"<k>", name) for piece in pieces))
     with pytest.raises(error, match=why):
         cache.get("k")
     assert cache._client.client_pool.free == ()  # type: ignore[attr-defined]
@@ -1191,6 +1216,30 @@ def test_a_counter_padded_by_incr_is_the_same_generation_for_a_write(
     assert cache.get("k") == b"v"
 
 
+def test_a_write_resent_after_a_clear_answers_for_the_new_generation(make: Factory) -> None:
+    a = make()
+    b = make()
+    a.set("k", b"v")
+    b.clear()
+    assert a.add("k", b"w") is True  # refused in the old generation, stored in the new
+    assert b.get("k") == b"w"
+    a.set("gone", b"v")
+    b.clear()
+    b.set("gone", b"new")
+    a.delete("gone")  # sent under the old generation first, then again under the new
+    assert b.get("gone") is NO_VALUE
+
+
+def test_a_pipelined_reply_in_pieces_is_read_to_its_end(make: Factory) -> None:
+    cache = make()
+    cache.get("warm")  # one pooled connection
+    sock = canned(cache, b"VALUE c 0 1\r\n7\r\nEN", b"D\r\nSTORED\r\nM", b"N", b"\r\n")
+    reply = cache._client.pipeline(b"get c\r\nset k 0 0 1\r\nv\r\n", lambda reply: reply)
+    assert reply == b"VALUE c 0 1\r\n7\r\nEND\r\nSTORED\r\n"
+    assert sock.sent.endswith(b"mn\r\n")
+    assert cache._split_counter("set", reply) == (b"7", b"STORED\r\n")
+
+
 def test_a_write_that_finds_no_counter_creates_one(make: Factory, raw: Any, namespace: str) -> None:
     a = make()
     a.set("k", b"v")
@@ -1201,18 +1250,22 @@ def test_a_write_that_finds_no_counter_creates_one(make: Factory, raw: Any, name
     assert b.get_many(["k", "k2"]) == {"k2": b"v2"}
 
 
-def test_a_server_older_than_1_6_is_refused(make: Factory, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("version", [b"1.5.22", b"1.6.9"])
+def test_a_server_older_than_1_6_10_is_refused(
+    make: Factory, monkeypatch: pytest.MonkeyPatch, version: bytes
+) -> None:
     client_class = type(make()._client)
     stats = client_class.stats
 
     def old_stats(self: Any, *args: Any) -> Any:
         found = stats(self, *args)
         if not args:
-            found[b"version"] = b"1.5.22"
+            found[b"version"] = version
         return found
 
     monkeypatch.setattr(client_class, "stats", old_stats)
-    with pytest.raises(ConfigurationError, match=r"memcached 1\.5\.22 is too old; .* needs 1\.6"):
+    shown = re.escape(version.decode())
+    with pytest.raises(ConfigurationError, match=rf"memcached {shown} is too old; .* 1\.6\.10"):
         make()
 
 
