@@ -23,6 +23,13 @@ T = TypeVar("T")
 
 DEFAULT_PATIENCE = 10.0
 
+# run_to_end: after this many rounds with the task it runs blocked and no time passing,
+# the other tasks are each stepped on to their next wait (at most SETTLE_STEPS calls)
+# before the scheduler decides whether every task waits. Below it, one call each per round,
+# as always; only a run that would otherwise spin (pollers out of step) is changed.
+SETTLE_AFTER = 16
+SETTLE_STEPS = 50
+
 
 class TaskHung(AssertionError):
     """A task did not reach its next scheduling point, nor finish, within the patience."""
@@ -130,12 +137,23 @@ class Scheduler:
         makes one call in turn (oldest first), so that what it waits for can happen.
 
         Raises :class:`TaskHung` if it is still running after ``max_steps`` of its calls."""
+        waited = 0  # rounds ``task`` has been blocked since time last passed
         for _ in range(max_steps):
             if task.done:
                 return
             if task.blocked:
+                waited += 1
                 pending = self.runnable()
-                self._unstick(pending)
+                if waited > SETTLE_AFTER:
+                    # Tasks that poll (sleep, try again, sleep) are blocked only part of
+                    # the time: two of them out of step are never blocked together, and
+                    # time would never pass. After a few rounds, let each run on to its
+                    # next wait before deciding.
+                    for other in pending:
+                        self._settle(other)
+                    pending = self.runnable()
+                if self._unstick(pending):
+                    waited = 0
                 for other in pending:
                     if other is not task:
                         self.step(other)
@@ -145,9 +163,19 @@ class Scheduler:
                 f"task {task.name} still running after {max_steps} calls, at {task.waiting_at}"
             )
 
-    def _unstick(self, pending: list[Task]) -> None:
+    def _unstick(self, pending: list[Task]) -> bool:
+        """Let time pass if every task in ``pending`` waits; say whether it did."""
         if self._on_stuck is not None and all(t.blocked for t in pending):
             self._on_stuck()
+            return True
+        return False
+
+    def _settle(self, task: Task) -> None:
+        """Step ``task`` until it waits for another task or ends (at most SETTLE_STEPS)."""
+        for _ in range(SETTLE_STEPS):
+            if task.done or task.blocked:
+                return
+            self.step(task)
 
     def waiter(self, clock: Callable[[], float]) -> Callable[[threading.Event, float | None], bool]:
         """A ``wait(done, timeout)`` for code under test that waits for another task: each

@@ -136,3 +136,31 @@ def test_when_every_task_waits_time_passes_and_a_wait_that_never_ends_is_reporte
     with pytest.raises(TaskHung, match="still running after 50 calls"):
         scheduler.run_to_end(forever, max_steps=50)
     scheduler.close()
+
+
+def test_pollers_out_of_step_still_let_time_pass() -> None:
+    """Two tasks poll for something only time brings (sleep, look, sleep), out of step, and
+    a third waits for one of them: every task waits, though never all at the same call."""
+    clock = [0.0]
+    scheduler = Scheduler(patience=5, on_stuck=lambda: clock.__setitem__(0, clock[0] + 1))
+    store = Scheduled(Store(), scheduler, "store")
+    sleep = scheduler.sleeper()
+    done = threading.Event()
+
+    def poller(first: bool) -> None:
+        if not first:
+            store.get("warm-up")  # one call more: out of step with the other poller
+        while clock[0] < 3:
+            sleep(0.01)
+            store.get("lease")
+        done.set()
+
+    def waiter() -> bool:
+        return scheduler.waiter(lambda: 0.0)(done, None)
+
+    w = scheduler.spawn("W", waiter)
+    scheduler.spawn("P1", lambda: poller(True))
+    scheduler.spawn("P2", lambda: poller(False))
+    scheduler.run_to_end(w, max_steps=300)
+    assert w.result is True
+    assert clock[0] >= 3
