@@ -19,7 +19,7 @@ from typing import ClassVar
 from cachespec.backends import NO_VALUE, Backend, MemoryBackend, NoValue, ValueTooLarge
 from cachespec.backends.contract import check_items, check_key, check_keys, check_value
 from cachespec.conformance import ManualClock
-from cachespec.spec import ApproximateLRU, ExactLRU, Guarantees, validate_ttl
+from cachespec.spec import SERVER_EVICTION, ApproximateLRU, ExactLRU, Guarantees, validate_ttl
 
 CAPACITY = 4
 SIZE_LIMIT = 64
@@ -291,6 +291,20 @@ class ApproximateEvictsNewest(PlainBackend):
         return self.order[-2]
 
 
+class EvictedComesBack(PlainBackend):
+    """Declares a server's memory eviction (no entry protected) and hides every other read
+    of an entry instead of evicting it: a key seen gone is back at the next read."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__(clock, capacity=None)
+        self.guarantees = Guarantees(eviction=SERVER_EVICTION, thread_safe=True)
+        self.reads = 0
+
+    def is_hit(self, entry: Entry) -> bool:
+        self.reads += 1
+        return self.reads % 2 == 0
+
+
 # --------------------------------------------------------------------- value mutants
 class FalsyIsMiss(PlainBackend):
     """The seed's ``if cached:``: an empty value reads as a miss."""
@@ -559,6 +573,7 @@ MUTANTS: dict[str, tuple[Factory, str, str]] = {
         "lru.recent_survive",
         r"gave a miss|returned a miss",
     ),
+    "evicted_comes_back": (EvictedComesBack, "lru.recent_survive", r"allowed only a miss"),
     "falsy_is_miss": (FalsyIsMiss, "values.falsy", r"miss .*; the model allowed only b"),
     "truncates_big_values": (TruncatesBigValues, "values.roundtrip", r"\(65536 bytes\)"),
     "accepts_str": (AcceptsStr, "values.type", r"returned normally; expected TypeError"),
