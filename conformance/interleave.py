@@ -23,10 +23,10 @@ T = TypeVar("T")
 
 DEFAULT_PATIENCE = 10.0
 
-# run_to_end: after this many rounds with the task it runs blocked and no time passing,
-# the other tasks are each stepped on to their next wait (at most SETTLE_STEPS calls)
-# before the scheduler decides whether every task waits. Below it, one call each per round,
-# as always; only a run that would otherwise spin (pollers out of step) is changed.
+# run_to_end and finish: after this many rounds in which a task waited and no time passed,
+# the tasks are each stepped on to their next wait (at most SETTLE_STEPS calls) before the
+# scheduler decides whether every task waits. Below it, one call each per round, as always;
+# only a run that would otherwise spin (pollers out of step) is changed.
 SETTLE_AFTER = 16
 SETTLE_STEPS = 50
 
@@ -122,11 +122,22 @@ class Scheduler:
 
         Raises :class:`TaskHung` if they are still running after ``max_steps`` calls: some
         task waits for something that will never happen."""
+        waited = 0  # rounds in which some task waited, since time last passed
         for _ in range(max_steps):
             pending = self.runnable()
             if not pending:
                 return
-            self._unstick(pending)
+            if any(t.blocked for t in pending):
+                waited += 1
+            if waited > SETTLE_AFTER:
+                # Pollers out of step (see run_to_end): let each run on to its next wait.
+                for task in pending:
+                    self._settle(task)
+                pending = self.runnable()
+                if not pending:
+                    return
+            if self._unstick(pending):
+                waited = 0
             for task in pending:
                 self.step(task)
         stuck = {t.name: t.waiting_at for t in self.runnable()}

@@ -164,3 +164,28 @@ def test_pollers_out_of_step_still_let_time_pass() -> None:
     scheduler.run_to_end(w, max_steps=300)
     assert w.result is True
     assert clock[0] >= 3
+
+
+def test_finish_lets_time_pass_for_pollers_out_of_step() -> None:
+    """The same two pollers run to their ends by ``finish`` (a state machine's teardown,
+    found by faults.write_through on memory://): time must still pass."""
+    clock = [0.0]
+    scheduler = Scheduler(patience=5, on_stuck=lambda: clock.__setitem__(0, clock[0] + 1))
+    store = Scheduled(Store(), scheduler, "store")
+    sleep = scheduler.sleeper()
+
+    def poller(first: bool) -> str:
+        if not first:
+            store.get("warm-up")
+        while clock[0] < 3:
+            sleep(0.01)
+            store.get("lease")
+        return "done"
+
+    tasks = [
+        scheduler.spawn("P1", lambda: poller(True)),
+        scheduler.spawn("P2", lambda: poller(False)),
+    ]
+    scheduler.finish(max_steps=300)
+    assert [t.result for t in tasks] == ["done", "done"]
+    assert clock[0] >= 3
