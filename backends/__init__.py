@@ -8,6 +8,7 @@ from .cache import DEFAULT_TTL, Cache, CacheStats
 from .contract import (
     NO_VALUE,
     Backend,
+    BackendFull,
     BackendUnavailable,
     CacheError,
     Clock,
@@ -26,6 +27,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "NO_VALUE",
     "Backend",
+    "BackendFull",
     "BackendURL",
     "BackendUnavailable",
     "Cache",

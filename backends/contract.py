@@ -19,7 +19,7 @@ Arguments are checked before anything is sent or stored, so a refused call write
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 
 from cachespec.spec import NO_VALUE, Guarantees, NoValue, validate_ttl
@@ -27,6 +27,7 @@ from cachespec.spec import NO_VALUE, Guarantees, NoValue, validate_ttl
 __all__ = [
     "NO_VALUE",
     "Backend",
+    "BackendFull",
     "BackendUnavailable",
     "CacheError",
     "Clock",
@@ -59,6 +60,17 @@ class ValueTooLarge(CacheError, ValueError):
             f"value for key {key!r} is {size} bytes, over this backend's limit of {limit} bytes; "
             "nothing was written"
         )
+
+
+class BackendFull(CacheError):
+    """The server refused a write for want of memory (memcached's ``SERVER_ERROR out of
+    memory storing object``). Each key the write touched holds the new value or nothing,
+    never the value it held before; a refused ``add`` changed nothing. Only a backend whose
+    eviction profile declares ``refuses_when_full`` raises it."""
+
+    def __init__(self, message: str, keys: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.keys = tuple(keys)  # the user's keys the server refused, where known
 
 
 class ConfigurationError(CacheError, ValueError):

@@ -47,6 +47,7 @@ works without the ``memcached`` extra.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import re
@@ -56,10 +57,18 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, NoReturn, Protocol, TypeVar
 
-from cachespec.spec import NO_VALUE, Guarantees, NoEviction, NoValue, validate_ttl
+from cachespec.spec import (
+    MEMCACHED_EVICTION,
+    NO_VALUE,
+    Guarantees,
+    NoEviction,
+    NoValue,
+    validate_ttl,
+)
 
 from .contract import (
     Backend,
+    BackendFull,
     BackendUnavailable,
     CacheError,
     Clock,
@@ -444,6 +453,12 @@ class MemcachedBackend(Backend):
     monotonic
         The clock for ``namespace_refresh`` (tests inject one). It is not a TTL clock: TTLs run
         on the server's clock, which nothing in this process can move.
+    server_evicts
+        The server runs short of memory (URL option ``eviction=server``): the namespace
+        declares :data:`~cachespec.spec.MEMCACHED_EVICTION` instead of no eviction. A write
+        memcached refuses for want of memory raises :class:`~cachespec.backends.BackendFull`
+        (whatever this option says); a read that finds the namespace counter evicted and
+        cannot create it again answers with misses, which is what that read would find.
 
     clear and other clients
         memcached can neither list keys nor delete by prefix, so ``clear`` increments a
@@ -496,13 +511,17 @@ class MemcachedBackend(Backend):
         never less than the longest TTL sent in relative form (30 days - 3 s); a longer TTL
         is a ``ValueError`` and nothing is sent. ``thread_safe``: a pool of connections, and
         ``add`` is atomic in the server. ``compare_and_set``: ``gets`` + ``cas`` / ``md``
-        with the CAS token (see the methods). ``eviction``: :class:`~cachespec.spec.NoEviction`.
+        with the CAS token (see the methods). ``eviction``: :class:`~cachespec.spec.NoEviction`,
+        or with ``server_evicts`` :data:`~cachespec.spec.MEMCACHED_EVICTION`.
         memcached evicts per slab class (items of different sizes do not compete) with a
         segmented LRU in which an item read once is not protected and one read twice is
         (FACTS.md); how many of *our* entries survive depends on ``-m``, the value sizes,
         other tenants and the slab layout, none of which the adapter controls, so no count can
-        be promised for an arbitrary server. NoEviction holds on a server far above its use;
-        eviction profiles are checked on servers the harness starts with little memory.
+        be promised for an arbitrary server. NoEviction holds on a server far above its use.
+        On one that runs full (checked on a 2 MiB server the harness starts), memcached also
+        refuses writes it cannot make room for, and an item read twice is protected only once
+        a background thread has moved it to the warm segment: until then a write that needs
+        room evicts it from the cold tail like any other.
 
     Errors
         Socket errors, timeouts and dropped connections are :class:`BackendUnavailable`;
@@ -540,7 +559,10 @@ class MemcachedBackend(Backend):
         namespace_refresh: float = DEFAULT_NAMESPACE_REFRESH,
         monotonic: Clock = time.monotonic,
         label: str | None = None,
+        server_evicts: bool = False,
     ) -> None:
+        if not isinstance(server_evicts, bool):
+            raise ConfigurationError(f"server_evicts must be a bool, got {server_evicts!r}")
         if not isinstance(namespace, str) or not NAMESPACE_PATTERN.fullmatch(namespace):
             raise ConfigurationError(
                 f"namespace must match {NAMESPACE_PATTERN.pattern} (no ':'), got {namespace!r}"
@@ -599,7 +621,7 @@ class MemcachedBackend(Backend):
         max_ttl = max(max_ttl, RELATIVE_EXPTIME_LIMIT - 3)
         self.guarantees = Guarantees(
             ttl_resolution=TTL_RESOLUTION,
-            eviction=NoEviction(),
+            eviction=MEMCACHED_EVICTION if server_evicts else NoEviction(),
             max_value_size=max_value_size,
             max_ttl=float(max_ttl),
             thread_safe=True,
@@ -648,14 +670,22 @@ class MemcachedBackend(Backend):
         found = self._call("get", self._client.fetch, [counter, *names])
         seen = found.pop(counter, None)
         if seen != generation.raw:
-            fresh = self._adopt(seen, sent_at)
+            try:
+                fresh = self._adopt(seen, sent_at)
+            except BackendFull:
+                # The counter was evicted and the server has no room to create it again:
+                # no entry of this namespace is reachable, so all misses is the answer.
+                return {}
             if fresh.prefix != generation.prefix:
                 names = {_server_key(fresh.prefix, key_body(key, budget)): key for key in keys}
                 sent_at = self._monotonic()
                 found = self._call("get", self._client.fetch, [counter, *names])
                 later = found.pop(counter, None)
                 if later != fresh.raw:
-                    self._adopt(later, sent_at)
+                    # Evicted during this read and no room to create it: what the read found
+                    # under the generation the server held meanwhile is still an answer.
+                    with contextlib.suppress(BackendFull):
+                        self._adopt(later, sent_at)
         elif self._refresh:
             self._confirm(generation, sent_at)
         return {names[name]: value for name, value in found.items()}
@@ -965,7 +995,12 @@ class MemcachedBackend(Backend):
         """
         value = self._call("clear", self._client.incr, self._counter_key, 1, noreply=False)
         if value is None:  # no counter (evicted or flushed): a fresh random generation
-            fresh, confirmed_at = self._create_counter()
+            try:
+                fresh, confirmed_at = self._create_counter()
+            except BackendFull:
+                # No room for a new counter. Without one no entry is reachable, which is
+                # what clear asked for; the next call that can create it starts afresh.
+                return
             self._adopt(fresh, confirmed_at)
         else:
             self._adopt(str(value).encode("ascii"), self._monotonic())
@@ -1134,6 +1169,14 @@ class MemcachedBackend(Backend):
                 f"{self._max_value_size} (was it restarted with a smaller -I?); {lost}",
             )
             raise error from exc
+        if isinstance(exc, driver.server_error) and b"out of memory" in _message(exc):
+            keys = () if key is None else (key,)
+            raise BackendFull(
+                f"{self._label}: {op}: the server refused to store {key!r} for want of memory "
+                f"({_message(exc).decode('ascii', 'replace')}); memcached deletes the key's old "
+                "entry when it refuses a 'set'",
+                keys,
+            ) from exc
         if isinstance(exc, (driver.error, ValueError)):
             raise CacheError(f"{self._label}: {op} failed: {type(exc).__name__}: {exc}") from exc
         raise exc
@@ -1178,10 +1221,11 @@ def _host_for_url(host: str) -> str:
 def memcached_from_url(
     url: BackendURL, *, clock: Clock | None = None, namespace: str | None = None
 ) -> MemcachedBackend:
-    """``memcached://host[:port]?namespace=N&timeout=S&max_value_size=B&namespace_refresh=S``.
+    """``memcached://host[:port]?namespace=N&timeout=S&max_value_size=B&namespace_refresh=S&eviction=E``.
 
     Defaults: ``localhost:11211``, namespace ``cachespec``, timeout 5 s, ``max_value_size``
-    from the server, ``namespace_refresh=0``. The ``namespace`` keyword overrides the URL's
+    from the server, ``namespace_refresh=0``, ``eviction=none`` (``server``: the server runs
+    short of memory, see ``server_evicts``). The ``namespace`` keyword overrides the URL's
     option. ``clock`` is ignored: entries expire on the server's clock, which this process
     cannot move (the test harness moves a throwaway server's clock itself). memcached's text
     protocol has no authentication, so a user or password in the URL is refused, not dropped.
@@ -1194,6 +1238,7 @@ def memcached_from_url(
     timeout = url.pop_float("timeout", default=DEFAULT_TIMEOUT)
     max_value_size = url.pop_int("max_value_size", default=None, minimum=0)
     refresh = url.pop_float("namespace_refresh", default=DEFAULT_NAMESPACE_REFRESH)
+    server_evicts = url.pop_choice("eviction", ("none", "server"), "none") == "server"
     url.expect_no_options()
     if timeout <= 0:
         raise url.error(f"option timeout={timeout} must be greater than 0")
@@ -1208,4 +1253,5 @@ def memcached_from_url(
         max_value_size=max_value_size,
         namespace_refresh=refresh,
         label=url.safe,
+        server_evicts=server_evicts,
     )

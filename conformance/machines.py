@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -32,7 +32,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from cachespec.backends import Backend, ValueTooLarge
+from cachespec.backends import Backend, BackendFull, ValueTooLarge
 from cachespec.spec import (
     ApproximateLRU,
     CacheModel,
@@ -58,6 +58,9 @@ from .pools import (
 from .target import Session, Target
 
 KEYS: Bundle[str] = Bundle("keys")
+
+# What became of a write (see CacheMachine._write).
+WriteOutcome = Literal["stored", "too large", "refused"]
 
 Value = bytes | Blob
 
@@ -122,18 +125,19 @@ class CacheMachine(RuleBasedStateMachine):
 
     def _write(
         self, describe: Callable[[], str], call: Callable[[], object], *values: bytes
-    ) -> tuple[bool, object]:
-        """Run a write and check the size-limit contract: ``(stored, what the call returned)``.
+    ) -> tuple[WriteOutcome, object]:
+        """Run a write and check the size-limit contract: ``(outcome, what the call returned)``.
 
         A value over the declared ``max_value_size`` must be refused with ``ValueTooLarge``
-        (and then nothing was written); any other value must be accepted.
+        (and then nothing was written); any other value must be accepted, unless the
+        eviction profile lets the backend refuse it with ``BackendFull`` when full.
         """
         limit = self.guarantees.max_value_size
         if self._over_limit(*values):
             try:
                 call()
             except ValueTooLarge:
-                return False, None
+                return "too large", None
             except Exception as exc:
                 raise Violation(
                     describe(), f"raised {type(exc).__name__}: {exc}", "only ValueTooLarge"
@@ -145,7 +149,18 @@ class CacheMachine(RuleBasedStateMachine):
                 f"a value is over the declared max_value_size of {limit} bytes",
             )
         try:
-            return True, call()
+            return "stored", call()
+        except BackendFull as exc:
+            profile = self.guarantees.eviction
+            if isinstance(profile, ApproximateLRU) and profile.refuses_when_full:
+                return "refused", None
+            raise Violation(
+                describe(),
+                f"raised BackendFull ({exc})",
+                "the write",
+                f"the eviction profile ({profile.describe()}) does not let the backend refuse "
+                "writes when full",
+            ) from exc
         except ValueTooLarge as exc:
             raise Violation(
                 describe(),
@@ -158,23 +173,25 @@ class CacheMachine(RuleBasedStateMachine):
     def do_set(self, key: str, value: Value, ttl: float | None) -> None:
         data = as_bytes(value)
         now = self._now()
-        stored, _ = self._write(
+        outcome, _ = self._write(
             lambda: f"set({key!r}, {show_value(data)}, ttl={ttl!r}) at {self.model.at(now)}",
             lambda: self.backend.set(key, data, ttl),
             data,
         )
-        if stored:
+        if outcome == "stored":
             self.model.set(now, key, data, ttl)
+        elif outcome == "refused":
+            self.model.refused_set(now, [(key, data)], ttl)
 
     def do_add(self, key: str, value: Value, ttl: float | None) -> None:
         data = as_bytes(value)
         now = self._now()
-        stored, result = self._write(
+        outcome, result = self._write(
             lambda: f"add({key!r}, {show_value(data)}, ttl={ttl!r}) at {self.model.at(now)}",
             lambda: self.backend.add(key, data, ttl),
             data,
         )
-        if stored:
+        if outcome == "stored":  # a refused add changed nothing
             self.model.add(now, key, data, ttl, result)
 
     def do_set_many(self, items: dict[str, bytes], ttl: float | None) -> None:
@@ -185,11 +202,13 @@ class CacheMachine(RuleBasedStateMachine):
             more = f", ... ({len(items)} items)" if len(items) > 8 else ""
             return f"set_many({{{shown}{more}}}, ttl={ttl!r}) at {self.model.at(now)}"
 
-        stored, _ = self._write(
+        outcome, _ = self._write(
             describe, lambda: self.backend.set_many(items, ttl), *items.values()
         )
-        if stored:
+        if outcome == "stored":
             self.model.set_many(now, items.items(), ttl)
+        elif outcome == "refused":
+            self.model.refused_set(now, items.items(), ttl)
 
     def do_get(self, key: str) -> None:
         self.model.get(self._now(), key, self.backend.get(key))

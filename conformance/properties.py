@@ -347,7 +347,8 @@ def _expired_first(g: Guarantees) -> Focus:
 
 @stateful(
     "lru.recent_survive",
-    "the most recently used entries survive eviction (approximate profiles)",
+    "the protected recent entries survive eviction, none comes back once gone, and a write "
+    "refused when full leaves no old value (approximate profiles)",
     approximate_lru,
 )
 def _recent_survive(g: Guarantees) -> Focus:

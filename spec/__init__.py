@@ -4,6 +4,7 @@ Everything here is importable as ``cachespec.spec``.
 """
 
 from .guarantees import (
+    MEMCACHED_EVICTION,
     SERVER_EVICTION,
     ApproximateLRU,
     EvictionProfile,
@@ -16,6 +17,7 @@ from .model import CacheModel, Violation
 from .ttl import validate_ttl
 
 __all__ = [
+    "MEMCACHED_EVICTION",
     "NO_VALUE",
     "SERVER_EVICTION",
     "ApproximateLRU",

@@ -50,11 +50,16 @@ class ApproximateLRU:
     * Nothing is evicted while the namespace holds at most ``holds_at_least`` live entries.
     * Past that, any entry may be evicted, except the ``protects_recent`` most recently used.
     * Never more than ``holds_at_most`` live entries (``None``: bounded by memory, not count).
+    * ``refuses_when_full``: a write may instead be refused for want of memory. It raises
+      :class:`~cachespec.backends.BackendFull`, and each key it touched then holds the new
+      value or nothing, never the value it held before (a refused ``add`` changes nothing).
+      Without it, such an error is a failure like any other.
     """
 
     holds_at_least: int
     protects_recent: int
     holds_at_most: int | None = None
+    refuses_when_full: bool = False
 
     def __post_init__(self) -> None:
         for name in ("holds_at_least", "protects_recent"):
@@ -65,12 +70,15 @@ class ApproximateLRU:
             raise ValueError("protects_recent cannot exceed holds_at_least")
         if self.holds_at_most is not None and self.holds_at_most < self.holds_at_least:
             raise ValueError("holds_at_most cannot be below holds_at_least")
+        if not isinstance(self.refuses_when_full, bool):
+            raise TypeError(f"refuses_when_full must be a bool, got {self.refuses_when_full!r}")
 
     def describe(self) -> str:
         most = "memory-bounded" if self.holds_at_most is None else f"at most {self.holds_at_most}"
+        refuses = "; may refuse a write when full" if self.refuses_when_full else ""
         return (
             f"approximate LRU: keeps {self.holds_at_least}, protects the "
-            f"{self.protects_recent} most recent, {most}"
+            f"{self.protects_recent} most recent, {most}{refuses}"
         )
 
 
@@ -87,6 +95,19 @@ depends on their sizes and on the server's other memory (each client connection 
 about 35 KiB).
 What remains checkable: an entry is never served with a wrong value, and once seen gone it
 stays gone until it is written again.
+"""
+
+MEMCACHED_EVICTION = ApproximateLRU(holds_at_least=0, protects_recent=0, refuses_when_full=True)
+"""What memcached under memory pressure promises a namespace: what :data:`SERVER_EVICTION`
+promises, and a write may be refused (``SERVER_ERROR out of memory storing object``).
+memcached evicts per slab class, so a write of one size cannot take memory from items of
+another. It evicts from the tail of its class's cold LRU. An item read twice is protected
+(FACTS.md saw it kept) once a background thread has moved it to the warm segment; until
+then a write that needs room evicts it like any other (memcached's ``lru_pull_tail``), so
+the protection depends on that thread's timing and is not promised. When no item of the
+class can be freed (everything left sits in warm), it refuses the write. A refused ``set`` deletes
+the key's old entry ("avoid stale data persisting in cache because we failed alloc", its
+source says), so a key holds the new value or nothing: never the one before.
 """
 
 

@@ -193,6 +193,19 @@ class CacheModel:
             self._write(now, key, value, ttl)
         self._settle()
 
+    def refused_set(
+        self, now: float, items: Iterable[tuple[str, bytes]], ttl: float | None
+    ) -> None:
+        """A ``set``/``set_many`` the backend refused for want of memory (a profile with
+        ``refuses_when_full``): each key now holds the new value or nothing, never its old
+        one. A refused ``add`` changes nothing, so it needs no call here."""
+        self._expire(now)
+        for key, value in items:
+            self._write(now, key, value, ttl)
+            self._entries[key].vanishable = True
+        self._weakened = True
+        self._settle()
+
     def add(self, now: float, key: str, value: bytes, ttl: float | None, observed: object) -> None:
         self._expire(now)
         op = f"add({key!r}, {show_value(value)}, ttl={ttl!r}) at {self.at(now)}"

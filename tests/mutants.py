@@ -16,10 +16,24 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import ClassVar
 
-from cachespec.backends import NO_VALUE, Backend, MemoryBackend, NoValue, ValueTooLarge
+from cachespec.backends import (
+    NO_VALUE,
+    Backend,
+    BackendFull,
+    MemoryBackend,
+    NoValue,
+    ValueTooLarge,
+)
 from cachespec.backends.contract import check_items, check_key, check_keys, check_value
 from cachespec.conformance import ManualClock
-from cachespec.spec import SERVER_EVICTION, ApproximateLRU, ExactLRU, Guarantees, validate_ttl
+from cachespec.spec import (
+    MEMCACHED_EVICTION,
+    SERVER_EVICTION,
+    ApproximateLRU,
+    ExactLRU,
+    Guarantees,
+    validate_ttl,
+)
 
 CAPACITY = 4
 SIZE_LIMIT = 64
@@ -305,6 +319,23 @@ class EvictedComesBack(PlainBackend):
         return self.reads % 2 == 0
 
 
+class RefusalKeepsOld(PlainBackend):
+    """Declares memcached's profile (a write may be refused when full) and refuses every
+    third write as Redis's ``OOM`` does: the key keeps its old value, which the profile
+    forbids (memcached deletes it, so that no stale value outlives a refused write)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__(clock, capacity=None)
+        self.guarantees = Guarantees(eviction=MEMCACHED_EVICTION, thread_safe=True)
+        self.writes = 0
+
+    def store(self, key: str, value: bytes, ttl: float | None, now: float) -> None:
+        self.writes += 1
+        if self.writes % 3 == 0:
+            raise BackendFull(f"refused {key!r}: out of memory", (key,))
+        super().store(key, value, ttl, now)
+
+
 # --------------------------------------------------------------------- value mutants
 class FalsyIsMiss(PlainBackend):
     """The seed's ``if cached:``: an empty value reads as a miss."""
@@ -574,6 +605,7 @@ MUTANTS: dict[str, tuple[Factory, str, str]] = {
         r"gave a miss|returned a miss",
     ),
     "evicted_comes_back": (EvictedComesBack, "lru.recent_survive", r"allowed only a miss"),
+    "refusal_keeps_old": (RefusalKeepsOld, "lru.recent_survive", r"or a miss"),
     "falsy_is_miss": (FalsyIsMiss, "values.falsy", r"miss .*; the model allowed only b"),
     "truncates_big_values": (TruncatesBigValues, "values.roundtrip", r"\(65536 bytes\)"),
     "accepts_str": (AcceptsStr, "values.type", r"returned normally; expected TypeError"),

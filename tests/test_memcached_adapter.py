@@ -40,6 +40,7 @@ from pymemcache.exceptions import (  # type: ignore[import-untyped]
 
 from cachespec.backends import (
     NO_VALUE,
+    BackendFull,
     BackendUnavailable,
     CacheError,
     ConfigurationError,
@@ -58,7 +59,7 @@ from cachespec.backends.memcached import (
     relative_exptime,
 )
 from cachespec.backends.urls import BackendURL
-from cachespec.spec import NoEviction
+from cachespec.spec import MEMCACHED_EVICTION, NoEviction
 
 pytestmark = pytest.mark.memcached
 
@@ -665,6 +666,46 @@ def test_a_server_refusal_is_value_too_large_and_says_the_old_entry_may_be_gone(
         cache.add("k", b"x")
 
 
+def test_a_write_refused_for_want_of_memory_is_backend_full_naming_the_key(
+    make: Factory,
+) -> None:
+    cache = make()
+    cache._client = Failing(cache._client, status=b"SERVER_ERROR out of memory storing object")
+    with pytest.raises(BackendFull, match="old entry") as caught:
+        cache.set("k", b"v")
+    assert caught.value.keys == ("k",)
+    with pytest.raises(BackendFull) as caught:
+        cache.set_many({"a": b"1", "b": b"2"})
+    assert caught.value.keys == ("a",)  # the first item refused
+    with pytest.raises(BackendFull):
+        cache.add("k", b"v")
+    # Whatever the option says: the option only changes what the namespace declares.
+    assert cache.guarantees.eviction == NoEviction()
+    assert make("eviction=server").guarantees.eviction == MEMCACHED_EVICTION
+
+
+def test_with_its_counter_evicted_and_no_room_for_it_reads_miss_and_clear_is_done(
+    make: Factory,
+) -> None:
+    cache = make()
+    cache.set("k", b"v")
+    real = cache._client
+    real.delete(cache._counter_key)  # as memcached would evict it
+    # No room to create it again: the counter's add is refused, as pymemcache reports it.
+    cache._client = Failing(
+        real, MemcacheServerError(b"out of memory storing object"), names=("add",)
+    )
+    assert cache.get("k") is NO_VALUE
+    assert cache.get_many(["k", "j"]) == {}
+    cache.clear()  # nothing is reachable without a counter: done, not an error
+    with pytest.raises(BackendFull):
+        cache.set("k", b"w")  # a write must create the counter, and cannot
+    cache._client = real
+    assert cache.get("k") is NO_VALUE  # a fresh random generation: the old entry stays gone
+    cache.set("k", b"w")
+    assert cache.get("k") == b"w"
+
+
 def test_a_value_the_server_refuses_mid_batch_names_its_key_and_the_stream_stays_in_step(
     make: Factory,
 ) -> None:
@@ -685,7 +726,7 @@ def test_driver_errors_become_typed_errors(make: Factory) -> None:
     with pytest.raises(CacheError, match="bad data chunk"):
         cache.set("k", b"v")
     cache._client = Failing(real, status=b"SERVER_ERROR out of memory storing object")
-    with pytest.raises(CacheError, match="out of memory storing object"):
+    with pytest.raises(BackendFull, match="out of memory storing object"):
         cache.add("k", b"v")
     cache._client = Failing(real, MemcacheUnexpectedCloseError())
     with pytest.raises(BackendUnavailable, match=re.escape(cache._label)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cachespec.spec import (
+    MEMCACHED_EVICTION,
     NO_VALUE,
     ApproximateLRU,
     CacheModel,
@@ -192,6 +193,18 @@ class TestApproximateLRU:
             m.get(100.0, "c", NO_VALUE)  # the most recent is protected
         assert m.live_count_bound() == 3
 
+    def test_a_write_refused_when_full_leaves_the_new_value_or_nothing(self) -> None:
+        m = model(eviction=MEMCACHED_EVICTION)
+        m.set(100.0, "a", b"old", None)
+        m.set(100.0, "b", b"old", None)
+        m.refused_set(101.0, [("a", b"new"), ("b", b"new")], None)
+        with pytest.raises(Violation, match=r"returned b'old'; the model allowed b'new' or a miss"):
+            m.get(101.0, "a", b"old")  # memcached deletes the old entry when it refuses
+        m.get(101.0, "b", b"new")  # the write may have landed after all (set_many)
+        m.get(101.0, "a", NO_VALUE)
+        with pytest.raises(Violation, match="allowed only a miss"):
+            m.get(101.0, "a", b"new")  # seen gone: it stays gone
+
 
 class TestGuarantees:
     @pytest.mark.parametrize(
@@ -218,6 +231,7 @@ class TestGuarantees:
             lambda: ExactLRU(True),
             lambda: ApproximateLRU(holds_at_least=1, protects_recent=2),
             lambda: ApproximateLRU(holds_at_least=4, protects_recent=1, holds_at_most=2),
+            lambda: ApproximateLRU(0, 0, refuses_when_full=1),  # type: ignore[arg-type]
         ],
     )
     def test_a_malformed_profile_is_refused(self, make: object) -> None:

@@ -8,6 +8,7 @@
 from cachespec.backends import (
     NO_VALUE,
     Backend,
+    BackendFull,
     BackendUnavailable,
     Cache,
     CacheError,
@@ -21,15 +22,24 @@ from cachespec.backends import (
     WriteThrough,
     open_backend,
 )
-from cachespec.spec import SERVER_EVICTION, ApproximateLRU, ExactLRU, Guarantees, NoEviction
+from cachespec.spec import (
+    MEMCACHED_EVICTION,
+    SERVER_EVICTION,
+    ApproximateLRU,
+    ExactLRU,
+    Guarantees,
+    NoEviction,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MEMCACHED_EVICTION",
     "NO_VALUE",
     "SERVER_EVICTION",
     "ApproximateLRU",
     "Backend",
+    "BackendFull",
     "BackendUnavailable",
     "Cache",
     "CacheError",
