@@ -14,6 +14,7 @@ from .contract import (
     Clock,
     ConfigurationError,
     NoValue,
+    Unsupported,
     ValueTooLarge,
 )
 from .memory import MemoryBackend
@@ -43,6 +44,7 @@ __all__ = [
     "RedisInvalidationListener",
     "Serializer",
     "SignedPickleSerializer",
+    "Unsupported",
     "ValueTooLarge",
     "WriteThrough",
     "open_backend",

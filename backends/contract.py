@@ -33,6 +33,7 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "NoValue",
+    "Unsupported",
     "ValueTooLarge",
     "check_items",
     "check_key",
@@ -77,6 +78,11 @@ class BackendFull(CacheError):
 
 class ConfigurationError(CacheError, ValueError):
     """A backend URL or option is malformed or unknown."""
+
+
+class Unsupported(CacheError, NotImplementedError):
+    """The backend does not offer this operation, as its guarantees declare
+    (``clear=False``); nothing was changed."""
 
 
 class BackendUnavailable(CacheError, ConnectionError):
@@ -174,7 +180,11 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def clear(self) -> None:
-        """Remove every entry in this backend's namespace, and nothing outside it."""
+        """Remove every entry in this backend's namespace, and nothing outside it.
+
+        A backend whose guarantees declare ``clear=False`` raises :class:`Unsupported`
+        instead, and changes nothing.
+        """
 
     # Optional atomic operations: offered when ``guarantees.compare_and_set`` is True. The
     # cache layer's guarded fills and leases are built on them.

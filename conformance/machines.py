@@ -32,7 +32,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from cachespec.backends import Backend, BackendFull, ValueTooLarge
+from cachespec.backends import Backend, BackendFull, Unsupported, ValueTooLarge
 from cachespec.spec import (
     ApproximateLRU,
     CacheModel,
@@ -374,11 +374,7 @@ def _rules(focus: Focus) -> dict[str, Any]:  # noqa: PLR0915 - one short functio
 
     @rule()
     def clear(self: CacheMachine) -> None:
-        def step() -> None:
-            self.backend.clear()
-            self.model.clear(self._now())
-
-        self._run(step)
+        self._run(lambda: clear_as_declared(self.backend, self.model, self._now()))
 
     @precondition(_within_span)
     @rule(seconds=st.sampled_from(focus.steps))
@@ -461,6 +457,28 @@ def build_machine(class_name: str, target: Target, focus: Focus) -> type[CacheMa
     return type(class_name, (CacheMachine,), namespace)
 
 
+def clear_as_declared(backend: Backend, model: CacheModel, now: float) -> None:
+    """``clear``, checked against what the backend declares: it empties the namespace, or,
+    under ``clear=False``, raises :class:`~cachespec.backends.Unsupported` and removes
+    nothing (the model stays as it was, so the next reads check that every entry is there).
+    """
+    if backend.guarantees.clear:
+        backend.clear()
+        model.clear(now)
+        return
+    operation = f"clear() at {model.at(now)}"
+    because = "the backend declares clear=False: a clear it does not offer must not look done"
+    try:
+        backend.clear()
+    except Unsupported:
+        return
+    except Exception as exc:
+        raise Violation(
+            operation, f"raised {type(exc).__name__}: {exc}", "only Unsupported", because
+        ) from exc
+    raise Violation(operation, "returned normally", "only Unsupported", because)
+
+
 # --------------------------------------------------------------------- two namespaces
 class NamespaceMachine(RuleBasedStateMachine):
     """Two namespaces of one backend family, each beside its own model.
@@ -496,8 +514,7 @@ class NamespaceMachine(RuleBasedStateMachine):
 
     @rule(namespace=st.sampled_from(NAMESPACES))
     def clear(self, namespace: str) -> None:
-        self.backends[namespace].clear()
-        self.models[namespace].clear(self.clock.now())
+        clear_as_declared(self.backends[namespace], self.models[namespace], self.clock.now())
 
     @rule(namespace=st.sampled_from(NAMESPACES))
     def read_all(self, namespace: str) -> None:

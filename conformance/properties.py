@@ -214,7 +214,11 @@ def _delete_many(g: Guarantees) -> Focus:
     return Focus(rules=("set", "set_many", "delete_many", "get"))
 
 
-@stateful("ops.clear", "clear removes every entry of the namespace")
+@stateful(
+    "ops.clear",
+    "clear removes every entry of the namespace; declared clear=False, it raises Unsupported "
+    "and removes nothing",
+)
 def _clear(g: Guarantees) -> Focus:
     return Focus(rules=("set", "clear", "get", "get_many"), ttls=_ttls(g, none=True))
 

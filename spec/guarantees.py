@@ -129,6 +129,11 @@ class Guarantees:
         The backend may be shared between threads; ``add`` is atomic across them.
     compare_and_set
         The backend offers the atomic ``compare_and_set`` and ``compare_and_delete``.
+    clear
+        The backend offers ``clear`` (the contract's default). ``False``: ``clear`` raises
+        :class:`~cachespec.backends.Unsupported` and changes nothing; the suite skips the
+        properties about ``clear``, with the reason, and leaves it out of the others. A
+        namespace that does without it can be cheaper (memcached: one key per read).
     opt_out
         Property id -> reason: properties the backend does not claim. Reported as skipped.
     expected_failures
@@ -142,6 +147,7 @@ class Guarantees:
     max_ttl: float | None = None
     thread_safe: bool = False
     compare_and_set: bool = False
+    clear: bool = True
     opt_out: Mapping[str, str] = field(default_factory=dict)
     expected_failures: Mapping[str, str] = field(default_factory=dict)
 
@@ -154,6 +160,9 @@ class Guarantees:
             raise ValueError(f"max_value_size must be >= 0, got {self.max_value_size}")
         if self.max_ttl is not None and not self.max_ttl > 0:
             raise ValueError(f"max_ttl must be > 0, got {self.max_ttl}")
+        for name in ("thread_safe", "compare_and_set", "clear"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         both = set(self.opt_out) & set(self.expected_failures)
         if both:
             raise ValueError(f"a property cannot be both opted out and expected to fail: {both}")
@@ -167,4 +176,6 @@ class Guarantees:
             else f"values up to {self.max_value_size} bytes",
             "thread-safe" if self.thread_safe else "not declared thread-safe",
         ]
+        if not self.clear:
+            parts.append("no clear")
         return "; ".join(parts)

@@ -10,6 +10,7 @@ runs each at the default size and checks the report names that property.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import threading
 import time
@@ -22,6 +23,7 @@ from cachespec.backends import (
     BackendFull,
     MemoryBackend,
     NoValue,
+    Unsupported,
     ValueTooLarge,
 )
 from cachespec.backends.contract import check_items, check_key, check_keys, check_value
@@ -484,6 +486,33 @@ class ClearKeepsTimed(PlainBackend):
                 self.forget(key)
 
 
+class WithoutClear(PlainBackend):
+    """Correct: declares ``clear=False`` and refuses ``clear`` with ``Unsupported``."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__(clock)
+        self.guarantees = dataclasses.replace(self.guarantees, clear=False)
+
+    def clear(self) -> None:
+        raise Unsupported("this backend declares clear=False")
+
+
+class ClearDoesNothing(WithoutClear):
+    """Declares ``clear=False``, yet ``clear`` returns as if it had worked: a caller who
+    clears to drop stale data keeps serving it, and nothing tells them."""
+
+    def clear(self) -> None:
+        pass
+
+
+class RefusedClearWipes(WithoutClear):
+    """Declares ``clear=False`` and raises ``Unsupported``, but only after emptying itself."""
+
+    def clear(self) -> None:
+        PlainBackend.clear(self)
+        super().clear()
+
+
 class AddRemembersCleared(PlainBackend):
     """``add`` refuses keys it wrote before a ``clear`` (a stale "seen" set): only the mixed
     property combines ``clear`` with ``add``."""
@@ -623,6 +652,8 @@ MUTANTS: dict[str, tuple[Factory, str, str]] = {
     "set_many_drops_last": (SetManyDropsLast, "ops.set_many", r"miss .* allowed only b"),
     "delete_many_first_only": (DeleteManyFirstOnly, "ops.delete_many", r"was deleted at"),
     "clear_keeps_timed": (ClearKeepsTimed, "ops.clear", r"removed by clear"),
+    "clear_does_nothing": (ClearDoesNothing, "ops.clear", r"clear\(\) .* returned normally"),
+    "refused_clear_wipes": (RefusedClearWipes, "ops.clear", r"miss .* allowed only b"),
     "add_remembers_cleared": (AddRemembersCleared, "ops.mixed", r"returned False"),
     "shared_store": (SharedStore, "ops.clear_namespace", r"miss .* allowed only b"),
     "unlocked_writes": (UnlockedWrites, "ops.threads", r"capacity is 64|raised|never written"),
@@ -644,4 +675,4 @@ MUTANTS: dict[str, tuple[Factory, str, str]] = {
     ),
 }
 
-__all__ = ["MUTANTS", "PlainBackend", "ValueTooLarge", "plain"]
+__all__ = ["MUTANTS", "PlainBackend", "ValueTooLarge", "WithoutClear", "plain"]

@@ -215,6 +215,8 @@ class TestGuarantees:
             ({"max_value_size": -1}, ValueError),
             ({"max_ttl": 0.0}, ValueError),
             ({"eviction": "lru"}, TypeError),
+            ({"clear": "no"}, TypeError),
+            ({"thread_safe": 1}, TypeError),
             ({"opt_out": {"x": "r"}, "expected_failures": {"x": "r"}}, ValueError),
         ],
     )
@@ -245,3 +247,4 @@ class TestGuarantees:
         assert text == (
             "TTL resolution 0.001s; exact LRU, capacity 5; values up to 10 bytes; thread-safe"
         )
+        assert Guarantees(clear=False).describe().endswith("; no clear")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from mutants import MUTANTS
+from mutants import MUTANTS, WithoutClear
 from strategy_mutants import SERVER_STRATEGY_MUTANTS, STRATEGY_MUTANTS
 
 from cachespec.conformance import PROPERTIES, Target, run_suite
@@ -33,6 +33,12 @@ def test_the_suite_rejects_the_mutant_naming_the_property(name: str, seed: int) 
     assert result.status == "fail", f"{name} passed {prop} at the default size, seed {seed}"
     assert re.search(why, result.reason), result.reason
     assert not report.passed
+
+
+def test_a_backend_without_clear_passes_by_refusing_it() -> None:
+    clearing = ["ops.clear", "ops.mixed", "ops.clear_namespace"]
+    report = run_suite(Target("mutants:WithoutClear", WithoutClear), seed=SEEDS[0], only=clearing)
+    assert [report.result(prop).status for prop in clearing] == ["pass"] * 3, report.results
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGY_MUTANTS))
