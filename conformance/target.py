@@ -24,7 +24,13 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
 
-from cachespec.backends import Backend, BackendUnavailable, ConfigurationError, open_backend
+from cachespec.backends import (
+    Backend,
+    BackendUnavailable,
+    ConfigurationError,
+    open_backend,
+    redact,
+)
 from cachespec.spec import Guarantees
 
 from . import servers
@@ -312,10 +318,21 @@ def resolve_target(text: str | None) -> Target:
         return ServerTarget(text, kind, options)
     if "://" in text:
         try:
-            open_backend(text, clock=ManualClock()).close()  # fail fast on a bad URL
+            probe = open_backend(text, clock=ManualClock())  # fail fast on a bad URL
         except (ConfigurationError, BackendUnavailable) as exc:
             raise TargetError(str(exc)) from None
+        try:
+            clears = probe.guarantees.clear
+        finally:
+            probe.close()
         if text.partition("://")[0].lower() in USER_SERVER_SCHEMES:
+            if not clears:
+                # The suite removes its keys from a server it did not start with clear().
+                raise TargetError(
+                    f"{redact(text)} declares clear=False, so the suite could not remove its "
+                    "keys from a server you run; check that option on a throwaway server "
+                    "the harness starts instead, e.g. cachespec check 'memcached?clear=none'"
+                )
             return UserServerTarget(text)
         return Target(text, _url_factory(text))
     module_name, colon, attr = text.partition(":")

@@ -44,6 +44,7 @@ from cachespec.backends import (
     BackendUnavailable,
     CacheError,
     ConfigurationError,
+    Unsupported,
     ValueTooLarge,
 )
 from cachespec.backends.memcached import (
@@ -59,6 +60,7 @@ from cachespec.backends.memcached import (
     relative_exptime,
 )
 from cachespec.backends.urls import BackendURL
+from cachespec.conformance.target import TargetError, resolve_target
 from cachespec.spec import MEMCACHED_EVICTION, NoEviction
 
 pytestmark = pytest.mark.memcached
@@ -597,7 +599,7 @@ def test_the_max_value_size_option(make: Factory, server: Server) -> None:
         make("max_value_size=1048065")
 
 
-STORE_CALLS = ("set", "set_many", "add", "delete", "incr", "pipeline")
+STORE_CALLS = ("set", "set_many", "add", "delete", "incr", "pipeline", "one_line")
 
 
 class Failing:
@@ -634,6 +636,11 @@ class Failing:
             if name == "pipeline":
                 wire, parse = args
                 return method(wire, lambda reply: parse(self._rewrite(reply)))
+            if name == "one_line":  # a namespace without clear: one command, one line
+                line = self._rewrite(method(*args))
+                if line.startswith(b"SERVER_ERROR "):  # raised as the real read raises it
+                    raise MemcacheServerError(line.partition(b" ")[2])
+                return line
             if name == "set_many":
                 return list(args[0])
             return False
@@ -649,10 +656,11 @@ class Failing:
         return b"\r\n".join(new if line in answers else line for line in lines)
 
 
+@pytest.mark.parametrize("query", ["", "clear=none"])
 def test_a_server_refusal_is_value_too_large_and_says_the_old_entry_may_be_gone(
-    make: Factory,
+    make: Factory, query: str
 ) -> None:
-    cache = make()
+    cache = make(query)
     too_large = b"SERVER_ERROR object too large for cache"
     cache._client = Failing(cache._client, status=too_large)
     with pytest.raises(ValueTooLarge, match="old entry may be gone") as caught:
@@ -666,10 +674,11 @@ def test_a_server_refusal_is_value_too_large_and_says_the_old_entry_may_be_gone(
         cache.add("k", b"x")
 
 
+@pytest.mark.parametrize("query", ["", "clear=none"])
 def test_a_write_refused_for_want_of_memory_is_backend_full_naming_the_key(
-    make: Factory,
+    make: Factory, query: str
 ) -> None:
-    cache = make()
+    cache = make(query)
     cache._client = Failing(cache._client, status=b"SERVER_ERROR out of memory storing object")
     with pytest.raises(BackendFull, match="old entry") as caught:
         cache.set("k", b"v")
@@ -716,7 +725,7 @@ def test_a_value_the_server_refuses_mid_batch_names_its_key_and_the_stream_stays
         cache.set_many({"a": b"1", "b": big, "c": b"3"})
     assert (caught.value.key, caught.value.size) == ("b", len(big))
     assert cache.get_many(["a", "b", "c"]) == {"a": b"1", "c": b"3"}
-    assert len(cache._client.client_pool.free) == 1  # type: ignore[attr-defined]
+    assert len(cache._client.idle) == 1  # type: ignore[attr-defined]
 
 
 def test_driver_errors_become_typed_errors(make: Factory) -> None:
@@ -1148,9 +1157,8 @@ def test_a_reply_out_of_shape_is_an_error_and_drops_its_connection(
 ) -> None:
     cache = make()
     cache.set("k", b"v")
-    pool = cache._client.client_pool  # type: ignore[attr-defined]
-    assert len(pool.free) == 1
     real = cache._client
+    assert len(real.idle) == 1  # type: ignore[attr-defined]
 
     class Garbling:
         def __getattr__(self, name: str) -> Any:
@@ -1162,7 +1170,7 @@ def test_a_reply_out_of_shape_is_an_error_and_drops_its_connection(
     cache._client = Garbling()
     with pytest.raises(CacheError, match=why):
         cache.set("k", b"w")
-    assert pool.free == ()  # the connection that may hold the rest of the reply is gone
+    assert real.idle == ()  # type: ignore[attr-defined]  # the connection may hold more reply
     cache._client = real
     assert cache.get("k") == b"w"  # the command reached the server; only its reply was lost
     cache.set("k", b"x")  # on a fresh connection
@@ -1202,9 +1210,8 @@ class CannedSocket:
 
 
 def canned(cache: MemcachedBackend, *pieces: bytes) -> CannedSocket:
-    """Put a canned socket in the backend's one pooled connection."""
-    pool = cache._client.client_pool  # type: ignore[attr-defined]
-    (connection,) = pool.free
+    """Put a canned socket in the backend's one idle connection."""
+    (connection,) = cache._client.idle  # type: ignore[attr-defined]
     sock = CannedSocket(*pieces)
     connection.sock = sock
     return sock
@@ -1240,7 +1247,7 @@ def test_a_get_reply_out_of_shape_is_an_error_and_drops_its_connection(
     canned(cache, *(piece.replace(b"<k>", name) for piece in pieces))
     with pytest.raises(error, match=why):
         cache.get("k")
-    assert cache._client.client_pool.free == ()  # type: ignore[attr-defined]
+    assert cache._client.idle == ()  # type: ignore[attr-defined]
     assert cache.get("k") == b"v"  # on a fresh connection
 
 
@@ -1457,6 +1464,108 @@ def test_a_corrupted_counter_is_reported(make: Factory, raw: Any, namespace: str
         cache.get("k")
 
 
+# ------------------------------------------------------------------------ without clear
+def test_without_clear_every_call_touches_only_its_own_keys(
+    make: Factory, raw: Any, namespace: str
+) -> None:
+    cache = make("clear=none")
+    assert cache.guarantees.clear is False
+    assert cache.server_key("k") == f"{namespace}:-:k"
+    cache.set("k", b"v", ttl=60)
+    assert raw.get(f"{namespace}:-:k") == b"v"
+    assert (cache.get("k"), cache.get("j")) == (b"v", NO_VALUE)
+    assert (cache.add("k", b"w"), cache.add("j", b"w")) == (False, True)
+    cache.set_many({"a": b"1", "": b""})
+    assert cache.get_many(["a", "", "k", "missing"]) == {"a": b"1", "": b"", "k": b"v"}
+    assert cache.compare_and_set("k", b"v", b"x")
+    assert cache.get("k") == b"x"
+    assert cache.compare_and_delete("k", b"x")
+    assert cache.get("k") is NO_VALUE
+    cache.delete_many(["a", "j"])
+    cache.delete("")
+    assert cache.get_many(["a", "j", ""]) == {}
+    cache.set("kept", b"1")
+    with pytest.raises(Unsupported, match="clear=none"):
+        cache.clear()
+    assert cache.get("kept") == b"1"  # the refused clear removed nothing
+    assert raw.get(f"{namespace}:generation") is None  # no counter was ever created
+
+
+def test_without_clear_the_key_layout_never_meets_the_generations(
+    make: Factory, raw: Any, namespace: str
+) -> None:
+    plain, counted = make("clear=none"), make()
+    longest = "p" * plain.plain_key_budget
+    assert len(plain.server_key(longest)) == MAX_KEY_BYTES
+    assert plain.server_key(longest + "p").startswith(f"{namespace}:-:{DIGEST_MARKER}")
+    for key in ("k", "0:k", longest, "a b"):
+        plain.set(key, b"plain")
+        counted.set(key, b"counted")
+        assert (plain.get(key), counted.get(key)) == (b"plain", b"counted")
+    counted.clear()
+    assert plain.get_many(["k", "0:k"]) == {"k": b"plain", "0:k": b"plain"}
+
+
+def test_without_clear_each_call_is_one_command(make: Factory) -> None:
+    cache = make("clear=none")
+    cache._client = spy = Spy(cache._client)
+    cache.set("k", b"v")
+    cache.add("k", b"w")
+    cache.get("k")
+    cache.get_many(["k", "j"])
+    prefix = cache.server_key("")
+    assert spy.calls == [
+        ("one_line", (f"set {prefix}k 0 0 1\r\nv\r\n".encode(),), {}),
+        ("one_line", (f"add {prefix}k 0 0 1\r\nw\r\n".encode(),), {}),
+        ("fetch", ([f"{prefix}k".encode()],), {}),
+        ("fetch", ([f"{prefix}k".encode(), f"{prefix}j".encode()],), {}),
+    ]
+
+
+def test_without_clear_a_refused_write_is_an_error_and_a_refused_add_is_false(
+    make: Factory,
+) -> None:
+    cache = make("clear=none")
+    real = cache._client
+    cache._client = Failing(real, refused=True)
+    with pytest.raises(CacheError, match="did not store key 'k'"):
+        cache.set("k", b"v")
+    assert cache.add("k", b"v") is False
+    cache._client = real
+    assert cache.get("k") == b"v"  # only the reply was rewritten: the server stored it
+
+
+@pytest.mark.parametrize(
+    ("pieces", "error", "why"),
+    [
+        ((b"STORED\r\nSTORED\r\n",), CacheError, "more than one reply line"),
+        ((b"STOR",), BackendUnavailable, "no answer from the server"),
+        ((b"CLIENT_ERROR bad data chunk\r\n",), CacheError, "bad data chunk"),
+    ],
+)
+def test_without_clear_a_write_reply_out_of_shape_drops_its_connection(
+    make: Factory, pieces: tuple[bytes, ...], error: type[Exception], why: str
+) -> None:
+    cache = make("clear=none")
+    cache.get("warm")  # one idle connection
+    canned(cache, b"STO", b"RED\r\n")
+    cache.set("k", b"v")  # a reply line in pieces is read to its end
+    canned(cache, *pieces)
+    with pytest.raises(error, match=why):
+        cache.set("k", b"w")
+    assert cache._client.idle == ()  # type: ignore[attr-defined]
+    cache.set("k", b"x")  # on a fresh connection
+    assert cache.get("k") == b"x"
+
+
+def test_the_suite_will_not_check_a_namespace_without_clear_on_a_users_server(
+    server: Server,
+) -> None:
+    with pytest.raises(TargetError, match=r"declares clear=False.*throwaway server"):
+        resolve_target(f"{server.url}?clear=none")
+    resolve_target(server.url).close()  # with clear, the suite can clean up after itself
+
+
 # ------------------------------------------------------------------------ arguments and URLs
 @pytest.mark.parametrize(
     ("call", "error"),
@@ -1502,6 +1611,8 @@ def test_bad_arguments_raise_typed_errors_and_write_nothing(
         ("namespace=", "namespace must match"),
         ("namespace=" + "n" * 65, "namespace must match"),
         ("namespace=a&namespace=b", "given twice"),
+        ("clear=never", "option clear='never' must be one of generation, none"),
+        ("clear=none&namespace_refresh=1", "namespace_refresh needs the clear generation"),
     ],
 )
 def test_url_option_errors_name_the_url(query: str, message: str) -> None:
@@ -1548,6 +1659,8 @@ def test_constructor_arguments_are_checked() -> None:
         {"namespace_refresh": True},
         {"max_value_size": -1},
         {"monotonic": 3},
+        {"clearable": "no"},
+        {"clearable": False, "namespace_refresh": 1.0},
     ):
         with pytest.raises(ConfigurationError):
             MemcachedBackend("127.0.0.1", 1, **kwargs)
