@@ -50,7 +50,7 @@ A plain namespace declares that it never evicts (:class:`~cachespec.spec.NoEvict
 the server without ``maxmemory``, or with ``noeviction``. On a server that evicts by memory
 (``allkeys-lru`` and the other ``maxmemory-policy`` values), open it with
 ``server_evicts=True`` (URL option ``eviction=server``): it then declares
-:data:`~cachespec.spec.SERVER_EVICTION`, which says what such a server keeps: no particular
+:data:`REDIS_SERVER_EVICTION`, which says what such a server keeps: no particular
 entry, at no particular moment. Redis's ``allkeys-lru`` samples keys (FACTS.md: 63-82% of
 its evictions match a true LRU's), its LRU clock ticks once a second, its eviction pool keeps
 candidates scored in earlier rounds, and an eviction that overruns its time budget goes on
@@ -64,6 +64,7 @@ Needs Redis 5 or later: ``UNLINK`` (4.0), and scripts that write after reading `
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import threading
@@ -77,7 +78,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoPermissionError, ResponseError
+from redis.exceptions import NoPermissionError, OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -93,6 +94,7 @@ from cachespec.spec import (
 
 from .contract import (
     Backend,
+    BackendFull,
     BackendUnavailable,
     Clock,
     ConfigurationError,
@@ -108,6 +110,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "FAKEREDIS_TTL_RESOLUTION",
     "MAX_TTL",
+    "REDIS_SERVER_EVICTION",
     "REDIS_TTL_RESOLUTION",
     "RedisBackend",
     "fakeredis_client",
@@ -150,6 +153,13 @@ a TTL this long is well inside both.
 _UNAVAILABLE: Final = (RedisConnectionError, RedisTimeoutError, NoPermissionError)
 
 _GLOB_SPECIAL: Final = frozenset(b"*?[]\\")
+
+REDIS_SERVER_EVICTION: Final = dataclasses.replace(SERVER_EVICTION, refuses_when_full=True)
+"""What a plain namespace with ``server_evicts`` declares: :data:`SERVER_EVICTION`, and a
+write may be refused. Redis refuses a write (``OOM command not allowed``) when it cannot free
+enough memory by evicting; it then keeps the key's old value, so the adapter deletes the keys
+the write touched before it raises :class:`~cachespec.backends.BackendFull` (see
+:meth:`RedisBackend._refused`): each holds the new value or nothing, never the old one."""
 
 # --------------------------------------------------------------------------- Lua scripts
 # A plain namespace runs two scripts, _COMPARE_SET_LUA and _COMPARE_DELETE_LUA: KEYS[1] is the
@@ -408,7 +418,7 @@ class RedisBackend(Backend):
     with the same namespace see the same entries.
 
     ``server_evicts`` says that the server evicts by memory (a ``maxmemory`` with an
-    evicting policy); the namespace then declares :data:`~cachespec.spec.SERVER_EVICTION`
+    evicting policy); the namespace then declares :data:`REDIS_SERVER_EVICTION`
     instead of :class:`~cachespec.spec.NoEviction`. It cannot be combined with a
     ``capacity``: the server could evict the bookkeeping that keeps the exact LRU.
 
@@ -559,7 +569,7 @@ class RedisBackend(Backend):
         self.guarantees = Guarantees(
             ttl_resolution=ttl_resolution,
             eviction=(
-                SERVER_EVICTION
+                REDIS_SERVER_EVICTION
                 if server_evicts
                 else NoEviction()
                 if capacity is None
@@ -698,6 +708,10 @@ class RedisBackend(Backend):
                 self._execute("SET", name, data)
             else:
                 self._execute("SET", name, data, "PX", ms)
+        except OutOfMemoryError as exc:
+            if self._capacity is not None:
+                raise  # a script's error: see _refused
+            raise self._refused("set", [key], [name], exc) from exc
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
 
@@ -714,6 +728,10 @@ class RedisBackend(Backend):
                 stored = self._execute("SET", name, data, "NX")
             else:
                 stored = self._execute("SET", name, data, "NX", "PX", ms)
+        except OutOfMemoryError as exc:
+            if self._capacity is not None:
+                raise  # a script's error: see _refused
+            raise self._refused("add", [key], [], exc) from exc  # SET NX changed nothing
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
         return bool(stored)
@@ -747,8 +765,37 @@ class RedisBackend(Backend):
                 for key, data in checked:
                     queue("SET", prefix + _encode(key), data, "PX", ms)
                 pipe.execute()
+        except OutOfMemoryError as exc:  # MSET, or a SET that aborted the whole MULTI
+            if self._capacity is not None:
+                raise  # a script's error: see _refused
+            names = [prefix + _encode(key) for key, _ in checked]
+            raise self._refused("set_many", [key for key, _ in checked], names, exc) from exc
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
+
+    def _refused(
+        self, op: str, keys: list[str], names: list[bytes], exc: OutOfMemoryError
+    ) -> BackendFull:
+        """The error for a write Redis refused for want of memory, once ``names`` are gone.
+
+        Redis refuses a write whole (``SET``, ``MSET``, a ``MULTI`` it aborts) and keeps the
+        old values; the contract says a refused write leaves each key with the new value or
+        nothing, never the old one (a caller that was replacing a stale value must not keep
+        reading it). ``UNLINK`` frees memory, so Redis allows it when full. A refused ``add``
+        changed nothing and passes no names. A namespace with a ``capacity`` runs its writes
+        in scripts, on a server that must not evict; such an error passes through unchanged.
+        """
+        if names:
+            try:
+                self._execute("UNLINK", *names)
+            except _UNAVAILABLE as lost:
+                raise self._unavailable(lost) from exc
+        gone = "; their old values were deleted" if names else "; nothing was written"
+        return BackendFull(
+            f"{self._name}: {op}: the server refused to store {keys!r} for want of memory "
+            f"({exc}){gone}",
+            keys,
+        )
 
     def delete(self, key: str) -> None:
         name = self._prefix + _encode(check_key(key))

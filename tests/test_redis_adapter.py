@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -33,14 +33,17 @@ import redis.connection
 
 from cachespec.backends import (
     NO_VALUE,
+    BackendFull,
     BackendUnavailable,
     BackendURL,
     ConfigurationError,
     ValueTooLarge,
+    open_backend,
 )
 from cachespec.backends.redis import (
     FAKEREDIS_TTL_RESOLUTION,
     MAX_TTL,
+    REDIS_SERVER_EVICTION,
     REDIS_TTL_RESOLUTION,
     RedisBackend,
     _glob_escape,
@@ -50,6 +53,7 @@ from cachespec.backends.redis import (
     fakeredis_from_url,
     redis_from_url,
 )
+from cachespec.conformance import servers
 from cachespec.conformance.clock import ManualClock
 from cachespec.spec import SERVER_EVICTION, ExactLRU, NoEviction
 
@@ -549,9 +553,36 @@ def test_declared_guarantees(redis_server: RedisServer, raw: redis.Redis) -> Non
     assert bounded.guarantees.compare_and_set
     assert fake.guarantees.compare_and_set
     evicting = redis_from_url(BackendURL(redis_server.url("eviction=server")))
-    assert evicting.guarantees.eviction == SERVER_EVICTION
+    assert evicting.guarantees.eviction == REDIS_SERVER_EVICTION
+    assert replace(SERVER_EVICTION, refuses_when_full=True) == REDIS_SERVER_EVICTION
     for backend in (plain, bounded, fake, evicting):
         backend.close()
+
+
+def test_a_write_refused_for_want_of_memory_is_backend_full_and_leaves_no_old_value() -> None:
+    with servers.start_redis(fake_time=False, maxmemory_policy="noeviction") as server:
+        cache = open_backend(f"{server.url}?eviction=server", namespace="full")
+        cache.set_many({"k": b"old", "j": b"old", "m": b"old"})
+        # A limit far below what the server uses: every write is refused (OOM), and Redis
+        # keeps the old values, while deletes, which free memory, still run.
+        admin = redis.Redis(host=server.host, port=server.port)
+        admin.config_set("maxmemory", "1")
+        with pytest.raises(BackendFull, match="old values were deleted") as caught:
+            cache.set("k", b"new", ttl=60)
+        assert caught.value.keys == ("k",)
+        with pytest.raises(BackendFull):
+            cache.set_many({"j": b"new", "gone": b"new"})  # MSET
+        with pytest.raises(BackendFull):
+            cache.set_many({"m": b"new"}, ttl=60)  # MULTI/EXEC, aborted whole
+        assert cache.get_many(["k", "j", "m", "gone"]) == {}  # new or nothing: nothing
+        with pytest.raises(BackendFull, match="nothing was written") as caught:
+            cache.add("free", b"v")
+        assert caught.value.keys == ("free",)
+        admin.config_set("maxmemory", "0")
+        assert cache.get("free") is NO_VALUE
+        assert cache.add("free", b"v")  # room again: writes work
+        cache.close()
+        admin.close()
 
 
 @pytest.mark.parametrize(
