@@ -709,8 +709,6 @@ class RedisBackend(Backend):
             else:
                 self._execute("SET", name, data, "PX", ms)
         except OutOfMemoryError as exc:
-            if self._capacity is not None:
-                raise  # a script's error: see _refused
             raise self._refused("set", [key], [name], exc) from exc
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
@@ -729,8 +727,6 @@ class RedisBackend(Backend):
             else:
                 stored = self._execute("SET", name, data, "NX", "PX", ms)
         except OutOfMemoryError as exc:
-            if self._capacity is not None:
-                raise  # a script's error: see _refused
             raise self._refused("add", [key], [], exc) from exc  # SET NX changed nothing
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
@@ -742,10 +738,11 @@ class RedisBackend(Backend):
         if not checked:
             return
         prefix = self._prefix
+        named = [(prefix + _encode(key), data) for key, data in checked]
         try:
             if self._capacity is not None:
                 self._write_script(
-                    keys=[*self._meta, *(prefix + _encode(key) for key, _ in checked)],
+                    keys=[*self._meta, *(name for name, _ in named)],
                     args=[self._capacity, "" if ms is None else ms, "0"]
                     + [data for _, data in checked],
                 )
@@ -753,7 +750,7 @@ class RedisBackend(Backend):
                 # MSET: one command, atomic, and like SET it drops old TTLs.
                 self._execute(
                     "MSET",
-                    *[part for key, data in checked for part in (prefix + _encode(key), data)],
+                    *[part for pair in named for part in pair],
                 )
             else:
                 # MSET takes no TTL: one SET PX per key, sent in one round trip. MULTI/EXEC
@@ -762,13 +759,11 @@ class RedisBackend(Backend):
                 # none of it. It costs two more (tiny) commands in the same round trip.
                 pipe = self._client.pipeline(transaction=True)
                 queue: Callable[..., Any] = pipe.execute_command  # unannotated in redis-py
-                for key, data in checked:
-                    queue("SET", prefix + _encode(key), data, "PX", ms)
+                for name, data in named:
+                    queue("SET", name, data, "PX", ms)
                 pipe.execute()
         except OutOfMemoryError as exc:  # MSET, or a SET that aborted the whole MULTI
-            if self._capacity is not None:
-                raise  # a script's error: see _refused
-            names = [prefix + _encode(key) for key, _ in checked]
+            names = [name for name, _ in named]
             raise self._refused("set_many", [key for key, _ in checked], names, exc) from exc
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
@@ -783,8 +778,10 @@ class RedisBackend(Backend):
         nothing, never the old one (a caller that was replacing a stale value must not keep
         reading it). ``UNLINK`` frees memory, so Redis allows it when full. A refused ``add``
         changed nothing and passes no names. A namespace with a ``capacity`` runs its writes
-        in scripts, on a server that must not evict; such an error passes through unchanged.
+        in scripts, on a server that must not evict; such an error is raised again unchanged.
         """
+        if self._capacity is not None:
+            raise exc
         if names:
             try:
                 self._execute("UNLINK", *names)

@@ -563,6 +563,8 @@ def test_a_write_refused_for_want_of_memory_is_backend_full_and_leaves_no_old_va
     with servers.start_redis(fake_time=False, maxmemory_policy="noeviction") as server:
         cache = open_backend(f"{server.url}?eviction=server", namespace="full")
         cache.set_many({"k": b"old", "j": b"old", "m": b"old"})
+        bounded = open_backend(f"{server.url}?capacity=4", namespace="bounded")
+        bounded.set("k", b"old")
         # A limit far below what the server uses: every write is refused (OOM), and Redis
         # keeps the old values, while deletes, which free memory, still run.
         admin = redis.Redis(host=server.host, port=server.port)
@@ -578,10 +580,16 @@ def test_a_write_refused_for_want_of_memory_is_backend_full_and_leaves_no_old_va
         with pytest.raises(BackendFull, match="nothing was written") as caught:
             cache.add("free", b"v")
         assert caught.value.keys == ("free",)
+        # A bounded namespace's scripts are refused whole, reads included (a hit is a
+        # write there): redis-py's error, unchanged, and nothing deleted behind the LRU.
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            bounded.set("k", b"new")
         admin.config_set("maxmemory", "0")
+        assert bounded.get("k") == b"old"
         assert cache.get("free") is NO_VALUE
         assert cache.add("free", b"v")  # room again: writes work
         cache.close()
+        bounded.close()
         admin.close()
 
 
