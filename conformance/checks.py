@@ -30,7 +30,7 @@ class MachineCheck:
 
     machine: type[RuleBasedStateMachine]
 
-    def run(self, settings: Settings, seed_value: int, trials: int) -> None:
+    def run(self, settings: Settings, seed_value: int, examples: int) -> None:
         test = get_state_machine_test(self.machine, settings=settings)
         seed(seed_value)(test)()
 
@@ -43,7 +43,7 @@ class GivenCheck:
     strategy: st.SearchStrategy[Any]
     body: Callable[[Any], None]
 
-    def run(self, settings: Settings, seed_value: int, trials: int) -> None:
+    def run(self, settings: Settings, seed_value: int, examples: int) -> None:
         body = self.body
 
         def check(case: Any) -> None:
@@ -55,15 +55,13 @@ class GivenCheck:
 
 @dataclass(frozen=True)
 class ThreadCheck:
-    """A property only real concurrency shows: ``trials`` rounds of racing threads."""
+    """A property only real concurrency shows: one trial of racing threads per example."""
 
     body: Callable[[int], None]
-    # The share of the size's trials this check runs (its trials may be heavier than most).
-    share: float = 1.0
 
-    def run(self, settings: Settings, seed_value: int, trials: int) -> None:
+    def run(self, settings: Settings, seed_value: int, examples: int) -> None:
         with fast_thread_switching():
-            for trial in range(max(1, int(trials * self.share))):
+            for trial in range(examples):
                 self.body(trial)
 
 
@@ -71,13 +69,12 @@ class ThreadCheck:
 class BatchCheck:
     """A property whose trials run together (real processes: starting them is the cost).
 
-    ``body(n)`` runs ``n`` trials, a ``share`` of the size's, at least one."""
+    ``body(n)`` runs ``n`` trials, one per example."""
 
     body: Callable[[int], None]
-    share: float = 1.0
 
-    def run(self, settings: Settings, seed_value: int, trials: int) -> None:
-        self.body(max(1, int(trials * self.share)))
+    def run(self, settings: Settings, seed_value: int, examples: int) -> None:
+        self.body(examples)
 
 
 @contextlib.contextmanager

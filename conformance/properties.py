@@ -64,9 +64,12 @@ class Property:
     build: Callable[[Target, Guarantees], Check]
     # Moves the clock or writes short TTLs: skipped where the harness does not own the clock.
     needs_clock: bool = False
-    # Examples per run, as a multiple of the size's: interleavings need more programs to
-    # find a race than single-caller properties need to find a wrong answer.
-    examples_factor: int = 1
+    # Examples (or trials) at the default size; a size scales it (runner.Budget). Set from
+    # how many examples this property's mutants take to fail, with a margin (docs/cost.md).
+    examples: int = 150
+    # Seconds one example costs on memory:// at the default size (measured: docs/cost.md),
+    # for the forecast a run prints and for handing the costliest properties out first.
+    cost: float = 0.03
     # Runs real processes on the backend: skipped where no other process can reach it.
     needs_processes: bool = False
 
@@ -146,24 +149,26 @@ _PROBE = Guarantees(eviction=ExactLRU(8), max_value_size=1024)
 
 
 def stateful(
-    prop_id: str, promise: str, applies: Applies = always
+    prop_id: str, promise: str, applies: Applies = always, *, examples: int
 ) -> Callable[[Callable[[Guarantees], Focus]], Callable[[Guarantees], Focus]]:
     def register(focus: Callable[[Guarantees], Focus]) -> Callable[[Guarantees], Focus]:
         needs_clock = focus(_PROBE).needs_clock
         PROPERTIES.append(
-            Property(prop_id, promise, applies, _machine(prop_id, focus), needs_clock)
+            Property(prop_id, promise, applies, _machine(prop_id, focus), needs_clock, examples)
         )
         return focus
 
     return register
 
 
-@stateful("ops.get_set", "get returns the value last set; a key never set is a miss")
+@stateful("ops.get_set", "get returns the value last set; a key never set is a miss", examples=90)
 def _get_set(g: Guarantees) -> Focus:
     return Focus(rules=("set", "get"))
 
 
-@stateful("ops.delete", "delete removes the entry, touches no other key, and is idempotent")
+@stateful(
+    "ops.delete", "delete removes the entry, touches no other key, and is idempotent", examples=30
+)
 def _delete(g: Guarantees) -> Focus:
     return Focus(rules=("set", "get", "delete"))
 
@@ -171,6 +176,7 @@ def _delete(g: Guarantees) -> Focus:
 @stateful(
     "ops.add",
     "add writes only when no live entry exists (expired counts as absent) and says so",
+    examples=190,
 )
 def _add(g: Guarantees) -> Focus:
     return Focus(
@@ -189,6 +195,7 @@ def atomic_ops(g: Guarantees) -> str | None:
     "ops.compare_and_set",
     "compare_and_set / compare_and_delete act exactly when the live value matches, and say so",
     atomic_ops,
+    examples=90,
 )
 def _compare_and_set(g: Guarantees) -> Focus:
     return Focus(
@@ -199,17 +206,17 @@ def _compare_and_set(g: Guarantees) -> Focus:
     )
 
 
-@stateful("ops.get_many", "get_many returns exactly the hits, each with its value")
+@stateful("ops.get_many", "get_many returns exactly the hits, each with its value", examples=400)
 def _get_many(g: Guarantees) -> Focus:
     return Focus(rules=("set", "delete", "get_many"))
 
 
-@stateful("ops.set_many", "set_many stores every item as set would")
+@stateful("ops.set_many", "set_many stores every item as set would", examples=170)
 def _set_many(g: Guarantees) -> Focus:
     return Focus(rules=("set_many", "get", "get_many"))
 
 
-@stateful("ops.delete_many", "delete_many removes exactly the keys given")
+@stateful("ops.delete_many", "delete_many removes exactly the keys given", examples=120)
 def _delete_many(g: Guarantees) -> Focus:
     return Focus(rules=("set", "set_many", "delete_many", "get"))
 
@@ -218,12 +225,15 @@ def _delete_many(g: Guarantees) -> Focus:
     "ops.clear",
     "clear removes every entry of the namespace; declared clear=False, it raises Unsupported "
     "and removes nothing",
+    examples=240,
 )
 def _clear(g: Guarantees) -> Focus:
     return Focus(rules=("set", "clear", "get", "get_many"), ttls=_ttls(g, none=True))
 
 
-@stateful("ttl.lives", "an entry with a TTL is served until written_at + ttl, never less")
+@stateful(
+    "ttl.lives", "an entry with a TTL is served until written_at + ttl, never less", examples=120
+)
 def _ttl_lives(g: Guarantees) -> Focus:
     return Focus(
         rules=("set", "add", "set_many", "get", "get_many", "advance_to_expiry"),
@@ -235,6 +245,7 @@ def _ttl_lives(g: Guarantees) -> Focus:
 @stateful(
     "ttl.expires",
     "an entry is gone once written_at + ttl (plus the declared resolution) has passed",
+    examples=320,
 )
 def _ttl_expires(g: Guarantees) -> Focus:
     return Focus(
@@ -244,17 +255,24 @@ def _ttl_expires(g: Guarantees) -> Focus:
     )
 
 
-@stateful("ttl.never", "an entry written with ttl=None never expires, even over a TTL")
+@stateful(
+    "ttl.never", "an entry written with ttl=None never expires, even over a TTL", examples=400
+)
 def _ttl_never(g: Guarantees) -> Focus:
+    # Entries without a TTL are the subject: one draw in three, not one in twelve (with
+    # the whole pool, a run of 150 examples sometimes never outlived a day-long default).
+    # The TTLs beside it are there to be overwritten by ttl=None, short and long.
     return Focus(
         rules=("set", "get", "advance"),
         keys=FEW_KEYS,
-        ttls=_ttls(g, none=True),
+        ttls=ttls((1, 86_400), g.max_ttl, none=True),
         steps=BIG_STEPS,
     )
 
 
-@stateful("ttl.overwrite", "overwriting an entry replaces its TTL (ttl=None removes it)")
+@stateful(
+    "ttl.overwrite", "overwriting an entry replaces its TTL (ttl=None removes it)", examples=80
+)
 def _ttl_overwrite(g: Guarantees) -> Focus:
     return Focus(
         rules=("set", "set_many", "get", "advance_to_expiry"),
@@ -267,6 +285,7 @@ def _ttl_overwrite(g: Guarantees) -> Focus:
     "ttl.long",
     "a TTL over 30 days still counts seconds from now (memcached reads it as a date)",
     long_ttls_allowed,
+    examples=270,
 )
 def _ttl_long(g: Guarantees) -> Focus:
     return Focus(
@@ -276,22 +295,26 @@ def _ttl_long(g: Guarantees) -> Focus:
     )
 
 
-@stateful("keys.any_unicode", "every str is a key: empty, long, whitespace, control, non-ASCII")
+@stateful(
+    "keys.any_unicode",
+    "every str is a key: empty, long, whitespace, control, non-ASCII",
+    examples=80,
+)
 def _any_unicode(g: Guarantees) -> Focus:
     return Focus(rules=("set", "get", "delete", "get_many"), keys=HARD_KEYS)
 
 
-@stateful("keys.distinct", "two different keys never share an entry")
+@stateful("keys.distinct", "two different keys never share an entry", examples=560)
 def _distinct(g: Guarantees) -> Focus:
     return Focus(rules=("set", "get", "get_many", "delete"), keys=DISTINCT_KEYS)
 
 
-@stateful("values.roundtrip", "every bytes value reads back exactly as written")
+@stateful("values.roundtrip", "every bytes value reads back exactly as written", examples=50)
 def _roundtrip(g: Guarantees) -> Focus:
     return Focus(rules=("set", "get", "get_many"), values=roundtrip_values(g.max_value_size))
 
 
-@stateful("values.falsy", "an empty or falsy-looking value is a hit, never a miss")
+@stateful("values.falsy", "an empty or falsy-looking value is a hit, never a miss", examples=50)
 def _falsy(g: Guarantees) -> Focus:
     return Focus(rules=("set", "add", "get", "get_many"), values=FALSY_VALUES)
 
@@ -301,6 +324,7 @@ def _falsy(g: Guarantees) -> Focus:
     "a value up to the declared limit is stored; a larger one raises ValueTooLarge and "
     "leaves the old entry",
     size_limited,
+    examples=90,
 )
 def _size_limit(g: Guarantees) -> Focus:
     assert g.max_value_size is not None
@@ -311,7 +335,9 @@ def _size_limit(g: Guarantees) -> Focus:
     )
 
 
-@stateful("lru.capacity", "the cache never holds more live entries than it declares", bounded)
+@stateful(
+    "lru.capacity", "the cache never holds more live entries than it declares", bounded, examples=70
+)
 def _capacity(g: Guarantees) -> Focus:
     return Focus(rules=("set", "add", "get", "fill", "survivors"), keys=LRU_KEYS)
 
@@ -320,12 +346,15 @@ def _capacity(g: Guarantees) -> Focus:
     "lru.evicts_lru",
     "a full cache evicts the least recently written entry, never another",
     exact_lru,
+    examples=30,
 )
 def _evicts_lru(g: Guarantees) -> Focus:
     return Focus(rules=("set", "fill"), keys=LRU_KEYS, survivors_at_teardown=True)
 
 
-@stateful("lru.hit_refreshes", "a hit makes the entry the most recently used", exact_lru)
+@stateful(
+    "lru.hit_refreshes", "a hit makes the entry the most recently used", exact_lru, examples=320
+)
 def _hit_refreshes(g: Guarantees) -> Focus:
     return Focus(
         rules=("set", "get", "get_many", "fill"), keys=LRU_KEYS, survivors_at_teardown=True
@@ -336,6 +365,7 @@ def _hit_refreshes(g: Guarantees) -> Focus:
     "lru.expired_first",
     "expired entries make room before any live entry is evicted",
     exact_lru,
+    examples=60,
 )
 def _expired_first(g: Guarantees) -> Focus:
     return Focus(
@@ -354,6 +384,7 @@ def _expired_first(g: Guarantees) -> Focus:
     "the protected recent entries survive eviction, none comes back once gone, and a write "
     "refused when full leaves no old value (approximate profiles)",
     approximate_lru,
+    examples=150,
 )
 def _recent_survive(g: Guarantees) -> Focus:
     # 64 KiB a fill entry: enough for a few fills to push a server that evicts by memory
@@ -369,6 +400,7 @@ def _recent_survive(g: Guarantees) -> Focus:
 @stateful(
     "ops.mixed",
     "any interleaving of every operation, key, value, TTL and clock move agrees with the model",
+    examples=500,
 )
 def _mixed(g: Guarantees) -> Focus:
     return Focus(
@@ -398,6 +430,7 @@ PROPERTIES.append(
         "clear, set and delete in one namespace never touch another",
         always,
         lambda target, g: MachineCheck(build_namespace_machine("OpsClearNamespace", target)),
+        examples=150,
     )
 )
 
@@ -514,12 +547,16 @@ PROPERTIES.extend(
             "a key that is not a str raises TypeError, and nothing is written",
             always,
             _keys_type,
+            examples=100,
+            cost=0.002,
         ),
         Property(
             "values.type",
             "a value that is not bytes raises TypeError, and nothing is written",
             always,
             _values_type,
+            examples=100,
+            cost=0.002,
         ),
         Property(
             "ttl.invalid",
@@ -527,6 +564,8 @@ PROPERTIES.extend(
             "TypeError; nothing is written",
             always,
             _ttl_invalid,
+            examples=100,
+            cost=0.002,
         ),
     ]
 )
@@ -731,9 +770,7 @@ def _threads(target: Target, g: Guarantees) -> Check:  # noqa: PLR0915 - one tri
         finally:
             session.close()
 
-    # Each trial keeps 8 threads busy until the writers are done: a quarter of the trials
-    # of the other thread checks costs about as much.
-    return ThreadCheck(trial, share=0.25)
+    return ThreadCheck(trial)
 
 
 PROPERTIES.extend(
@@ -743,12 +780,16 @@ PROPERTIES.extend(
             "of concurrent adds on one absent key, exactly one wins and its value stays",
             thread_safe,
             _add_atomic,
+            examples=20,
+            cost=0.015,
         ),
         Property(
             "ops.compare_and_set_atomic",
             "of concurrent compare_and_sets from one value, exactly one wins and its value stays",
             lambda g: thread_safe(g) or atomic_ops(g),
             _compare_and_set_atomic,
+            examples=20,
+            cost=0.015,
         ),
         Property(
             "ops.threads",
@@ -756,6 +797,8 @@ PROPERTIES.extend(
             "capacity holds",
             thread_safe,
             _threads,
+            examples=25,  # a trial keeps 8 threads busy until the writers are done
+            cost=0.2,
         ),
     ]
 )
@@ -780,6 +823,7 @@ def _callers(
     prop_id: str,
     promise: str,
     build_machine: Callable[[str, Target, Strategies], type[RuleBasedStateMachine]],
+    examples: int,
 ) -> Property:
     """A property run by a machine of scheduled callers over the strategies under test."""
     class_name = "".join(part.title() for part in prop_id.replace(".", "_").split("_"))
@@ -787,11 +831,16 @@ def _callers(
     def build(target: Target, g: Guarantees) -> Check:
         return MachineCheck(build_machine(class_name, target, _strategies(target)))
 
-    return Property(prop_id, promise, guarded_fills, build, needs_clock=True, examples_factor=4)
+    return Property(
+        prop_id, promise, guarded_fills, build, needs_clock=True, examples=examples, cost=0.045
+    )
 
 
-def _staleness(prop_id: str, promise: str, plan: Plan) -> Property:
-    return _callers(prop_id, promise, lambda name, t, s: build_staleness_machine(name, t, plan, s))
+def _staleness(prop_id: str, promise: str, plan: Plan, examples: int) -> Property:
+    def build(name: str, target: Target, strategies: Strategies) -> type[RuleBasedStateMachine]:
+        return build_staleness_machine(name, target, plan, strategies)
+
+    return _callers(prop_id, promise, build, examples)
 
 
 def _forged_payload(target: Target, g: Guarantees) -> Check:
@@ -805,73 +854,86 @@ PROPERTIES.extend(
             "staleness.ttl",
             "with TTL only, a read is at most the TTL (plus the resolution) stale",
             Plan("source"),
+            120,
         ),
         _staleness(
             "staleness.invalidation",
             "a read that starts after an invalidation returned is fresh",
             Plan("invalidate", sequential=True),
+            160,
         ),
         _staleness(
             "staleness.cache_aside",
             "cache-aside reads are never stale after an invalidation, whatever the "
             "interleaving (no stale-set race)",
             Plan("invalidate"),
+            1100,
         ),
         _staleness(
             "staleness.write_through",
             "a read that starts after a write-through returned sees it or newer, whatever "
             "the interleaving",
             Plan("write_through"),
+            60,
         ),
         _staleness(
             "staleness.events",
             "event invalidation: fresh once an event is handled; stale at most the "
             "safety-net TTL when one is lost",
             Plan("event"),
+            670,
         ),
         _staleness(
             "faults.cache_aside",
             "when the cache fails, cache-aside reads fall through to the source and the "
             "bounds still hold",
             Plan("invalidate", cache_faults=True),
+            40,
         ),
         _staleness(
             "faults.write_through",
             "when the cache fails under write-through, the staleness bound still holds",
             Plan("write_through", cache_faults=True),
+            450,
         ),
         _staleness(
             "faults.source",
             "when the source fails, nothing it never held reaches the cache",
             Plan("invalidate", source_faults=True),
+            40,
         ),
         Property(
             "faults.forged_payload",
             "a payload nobody signed reads as a counted miss and is never unpickled",
             guarded_fills,
             _forged_payload,
+            examples=20,
+            cost=0.002,
         ),
     ]
 )
 
 
 # ------------------------------------------------------------ single-flight, early refresh
-def _flights(prop_id: str, promise: str, plan: FlightPlan) -> Property:
-    return _callers(prop_id, promise, lambda name, t, s: build_flight_machine(name, t, plan, s))
+def _flights(prop_id: str, promise: str, plan: FlightPlan, examples: int) -> Property:
+    def build(name: str, target: Target, strategies: Strategies) -> type[RuleBasedStateMachine]:
+        return build_flight_machine(name, target, plan, strategies)
+
+    return _callers(prop_id, promise, build, examples)
 
 
 def _herd(target: Target, g: Guarantees) -> Check:
     strategies = _strategies(target)
-    # Each trial costs a quarter second (the first compute waits for a second one that
-    # must never come): a twentieth of the size's trials.
-    return ThreadCheck(lambda trial: check_herd(target, strategies, trial), share=0.05)
+    # Each trial costs a quarter second: the first compute waits for a second one that
+    # must never come.
+    return ThreadCheck(lambda trial: check_herd(target, strategies, trial))
 
 
 def _processes(target: Target, g: Guarantees) -> Check:
     strategies = _strategies(target)
     # One set of processes runs every trial (starting interpreters is the cost), each
-    # trial paying PROCESS_BESIDE once: a hundredth of the size's trials.
-    return BatchCheck(lambda trials: check_processes(target, strategies, trials), share=0.01)
+    # trial paying PROCESS_BESIDE once.
+    return BatchCheck(lambda trials: check_processes(target, strategies, trials))
 
 
 def _xfetch(target: Target, g: Guarantees) -> Check:
@@ -888,32 +950,39 @@ PROPERTIES.extend(
             "concurrent misses on a key in one process run one compute; the next miss "
             "after it starts a new one",
             FlightPlan("one_compute"),
+            420,
         ),
         _flights(
             "single_flight.shared_outcome",
             "every caller that waited gets the leader's value or the leader's very exception",
             FlightPlan("shared_outcome"),
+            60,
         ),
         _flights(
             "single_flight.no_hang",
             "every caller returns (a bounded wait): a failed compute never leaves the key locked",
             FlightPlan("no_hang"),
+            60,
         ),
         _flights(
             "single_flight.one_owner",
             "a fill lease has one owner at a time on the harness's clock; only it releases it",
             FlightPlan("one_owner", processes=2, moves_time=True),
+            1660,
         ),
         _flights(
             "single_flight.takeover",
             "a dead holder's lease stops blocking the key within the lease time",
             FlightPlan("takeover", processes=2, crashes=True, moves_time=True),
+            1010,
         ),
         Property(
             "single_flight.threads",
             f"{HERD} real threads missing one key at once run one compute and all get its value",
             lambda g: thread_safe(g) or guarded_fills(g),
             _herd,
+            examples=10,
+            cost=0.26,
         ),
         Property(
             "single_flight.processes",
@@ -922,6 +991,8 @@ PROPERTIES.extend(
             guarded_fills,
             _processes,
             needs_processes=True,
+            examples=2,
+            cost=3.0,
         ),
         Property(
             "early_refresh.xfetch",
@@ -929,6 +1000,8 @@ PROPERTIES.extend(
             guarded_fills,
             _xfetch,
             needs_clock=True,
+            examples=100,
+            cost=0.005,
         ),
     ]
 )

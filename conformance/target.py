@@ -114,7 +114,21 @@ class Target:
             parameters = {}  # type: ignore[assignment]
         self._takes_namespace = "namespace" in parameters
 
+    #: Sessions opened so far: one per example or trial, so the runner reads progress here.
+    sessions_opened = 0
+    #: Called as each session opens (the runner's progress ticks); None: nothing is.
+    on_session: Callable[[], None] | None = None
+    #: What a property costs here against memory://, for the forecast a run prints.
+    relative_cost = 1.0
+
     def session(self) -> Session:
+        """A fresh world for one example (subclasses override :meth:`open_session`)."""
+        self.sessions_opened += 1
+        if self.on_session is not None:
+            self.on_session()
+        return self.open_session()
+
+    def open_session(self) -> Session:
         clock = ManualClock()
 
         def open_namespace(namespace: str) -> Backend:
@@ -153,6 +167,7 @@ class ServerTarget(Target):
     """
 
     REQUIRE_ENV: ClassVar[str] = "CACHESPEC_REQUIRE_FAKETIME"
+    relative_cost = 2.0  # a round trip per call, and an emptied server per example
 
     HARNESS_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
         "redis": ("maxmemory", "maxmemory_policy"),
@@ -231,7 +246,7 @@ class ServerTarget(Target):
     # forwards, and memcached's absolute expiry times are 32-bit (they end in 2038).
     RESTART_AFTER: ClassVar[float] = 3 * 365 * 86_400
 
-    def session(self) -> Session:
+    def open_session(self) -> Session:
         server = self._started()
         drifted = server.clock is not None and server.clock.now() - servers.START_TIME
         if drifted and drifted > self.RESTART_AFTER:
@@ -268,15 +283,14 @@ class UserServerTarget(Target):
     controls_time = False
     clock_note = "real time (a server the harness did not start)"
     shared_across_processes = True
+    relative_cost = 2.0
 
     def __init__(self, url: str) -> None:
         self.name = url
         self._url = url
-        self._sessions = 0
 
-    def session(self) -> Session:
-        self._sessions += 1
-        prefix = f"cachespec-check-{os.getpid()}-{self._sessions}"
+    def open_session(self) -> Session:
+        prefix = f"cachespec-check-{os.getpid()}-{self.sessions_opened}"
         return Session(
             ManualClock(),
             lambda namespace: open_backend(self._url, namespace=f"{prefix}-{namespace}"),
@@ -334,7 +348,10 @@ def resolve_target(text: str | None) -> Target:
                     "the harness starts instead, e.g. cachespec check 'memcached?clear=none'"
                 )
             return UserServerTarget(text)
-        return Target(text, _url_factory(text))
+        in_process = Target(text, _url_factory(text))
+        if not text.startswith("memory:"):
+            in_process.relative_cost = 2.0  # fakeredis and other in-process emulations
+        return in_process
     module_name, colon, attr = text.partition(":")
     if not colon or not module_name or not attr:
         raise TargetError(
