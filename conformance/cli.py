@@ -1,13 +1,15 @@
 """``cachespec``: the command line.
 
-    cachespec check [BACKEND] [--size quick|default|thorough] [--seed N]
+    cachespec check [BACKEND] [--size quick|default|thorough] [--seed N] [--jobs N]
                     [--only PATTERN ...] [--strategy NAME|module:callable]
                     [--report FILE.json] [--junit FILE.xml]
     cachespec list
     cachespec table FILE.json ...
 
 Exit status: 0 when every promised property holds, 1 on a violation, 2 on a usage or
-connection error (with a one-line reason on stderr).
+connection error (with a one-line reason on stderr), 130 on Ctrl-C and 143 on SIGTERM
+(after printing what finished and writing the reports, unfinished properties marked
+``interrupted``).
 """
 
 from __future__ import annotations
@@ -21,9 +23,20 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from hypothesis.configuration import set_hypothesis_home_dir
+
 from .properties import PROPERTIES
-from .report import ID_WIDTH, guarantee_table, progress_line, table, write_json, write_junit
-from .runner import SIZES, Result, run_suite
+from .report import (
+    ID_WIDTH,
+    guarantee_table,
+    header,
+    progress_line,
+    table,
+    tick_line,
+    write_json,
+    write_junit,
+)
+from .runner import SIZES, Interrupted, Listener, Report, Result, run_suite
 from .target import TargetError
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
@@ -46,7 +59,17 @@ def _parser() -> argparse.ArgumentParser:
         help="a URL (memory://?capacity=100) or module:callable returning a backend "
         "(default: memory://)",
     )
-    check.add_argument("--size", choices=list(SIZES), default="default", help="run size")
+    sizes = "; ".join(f"{name}: {budget.purpose}" for name, budget in SIZES.items())
+    check.add_argument("--size", choices=list(SIZES), default="default", help=f"run size ({sizes})")
+    check.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=default_jobs(),
+        metavar="N",
+        help="worker processes to spread the properties over, each with a backend (a "
+        f"throwaway server) of its own (default: {default_jobs()}, this machine's cores, "
+        "at most 4)",
+    )
     check.add_argument("--seed", type=int, help="reproduce an earlier run")
     check.add_argument(
         "--only", nargs="+", metavar="PATTERN", help="property ids or globs, e.g. 'ttl.*'"
@@ -68,6 +91,40 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_jobs() -> int:
+    """The cores this process may use, at most 4: past that, few runs have the work."""
+    return max(
+        1,
+        min(
+            4,
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1,
+        ),
+    )
+
+
+def _jobs(text: str) -> int:
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"--jobs takes a whole number >= 1, not {text!r}")
+    return jobs
+
+
+def hypothesis_home() -> Path:
+    """Where Hypothesis may keep its caches: the user's cache directory, never a
+    ``.hypothesis/`` folder in the directory the check runs from ($HYPOTHESIS_STORAGE_DIRECTORY
+    still wins)."""
+    configured = os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cachespec" / "hypothesis"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = _run(argv)
@@ -85,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, unwound as Ctrl-C is. Not SystemExit: Hypothesis takes that for a failing
     example and starts shrinking; on a KeyboardInterrupt it stops at once."""
+
+    signal_name = "SIGTERM"
 
 
 _TERMINATING = threading.Event()
@@ -115,13 +174,8 @@ def _run(argv: Sequence[str] | None) -> int:
     # `kill`, a CI timeout or a container stop send SIGTERM: exit as for Ctrl-C, through
     # every finally block, so that the servers the harness started are stopped too.
     signal.signal(signal.SIGTERM, _terminated)
-
-    def progress(result: Result, index: int, total: int) -> None:
-        if _TERMINATING.is_set():
-            raise _Terminated
-        if not args.quiet:
-            print(progress_line(result, index, total), file=sys.stderr, flush=True)
-
+    set_hypothesis_home_dir(hypothesis_home())
+    listener = _Printer(quiet=args.quiet)
     try:
         report = run_suite(
             args.backend,
@@ -129,17 +183,33 @@ def _run(argv: Sequence[str] | None) -> int:
             seed=args.seed,
             only=args.only,
             strategy=args.strategy,
-            progress=progress,
+            listener=listener,
+            jobs=args.jobs,
         )
     except TargetError as exc:
+        listener.clear()
         print(f"cachespec: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt as stop:
-        if isinstance(stop, _Terminated):
-            print("cachespec: terminated", file=sys.stderr)
-            return 128 + signal.SIGTERM
-        print("cachespec: interrupted", file=sys.stderr)
-        return 130
+    except Interrupted as stop:
+        listener.clear()
+        terminated = stop.signal_name == "SIGTERM"
+        print(f"cachespec: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        _finish(stop.report, args)  # what finished, and the reports, even now
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+    except KeyboardInterrupt as stop:  # before the run began: nothing to report
+        listener.clear()
+        terminated = isinstance(stop, _Terminated)
+        print(f"cachespec: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+    listener.clear()
+    code = _finish(report, args)
+    if code != EXIT_OK:
+        return code
+    return EXIT_OK if report.passed else EXIT_VIOLATION
+
+
+def _finish(report: Report, args: argparse.Namespace) -> int:
+    """Print the table and write the reports; EXIT_USAGE if a report cannot be written."""
     print(table(report))
     try:
         if args.report:
@@ -149,4 +219,55 @@ def _run(argv: Sequence[str] | None) -> int:
     except OSError as exc:
         print(f"cachespec: cannot write the report: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return EXIT_OK if report.passed else EXIT_VIOLATION
+    return EXIT_OK
+
+
+class _Printer(Listener):
+    """Progress on stderr: the header first, a line per property, and while a long one
+    runs, how far it got (rewritten in place on a terminal, a line every
+    ``LOG_EVERY`` seconds in a log)."""
+
+    LOG_EVERY = 30.0
+
+    def __init__(self, *, quiet: bool) -> None:
+        self._quiet = quiet
+        self._tty = sys.stderr.isatty()
+        self._lock = threading.Lock()  # ticks may come from another thread
+        self._status = ""  # the in-place line now on the terminal, if any
+        self._logged: dict[str, float] = {}  # property -> seconds at its last logged tick
+
+    def began(self, report: Report, expected_seconds: float, jobs: int) -> None:
+        print(header(report, expected_seconds, jobs), file=sys.stderr, flush=True)
+
+    def ticked(self, prop_id: str, done: int, examples: int, seconds: float) -> None:
+        if _TERMINATING.is_set() and threading.current_thread() is threading.main_thread():
+            raise _Terminated
+        if self._quiet:
+            return
+        line = tick_line(prop_id, done, examples, seconds)
+        with self._lock:
+            if self._tty:
+                self._write(f"\r\033[K{line}")
+                self._status = line
+            elif seconds - self._logged.get(prop_id, 0.0) >= self.LOG_EVERY:
+                self._logged[prop_id] = seconds
+                self._write(line + "\n")
+
+    def finished(self, result: Result, index: int, total: int) -> None:
+        if _TERMINATING.is_set():
+            raise _Terminated
+        if not self._quiet:
+            with self._lock:
+                self.clear()
+                self._write(progress_line(result, index, total) + "\n")
+
+    def clear(self) -> None:
+        """Take the in-place line off the terminal."""
+        if self._status:
+            self._write("\r\033[K")
+            self._status = ""
+
+    @staticmethod
+    def _write(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .runner import Report, Result
 
-STATUS_WORD = {"pass": "pass", "fail": "FAIL", "skip": "skip"}
+STATUS_WORD = {"pass": "pass", "fail": "FAIL", "skip": "skip", "interrupted": "stopped"}
 # The id column: wide enough for every property id, so the columns after it line up.
 ID_WIDTH = 29
 
@@ -21,13 +21,39 @@ def progress_line(result: Result, index: int, total: int) -> str:
     return f"[{index:>{width}}/{total}] {result.id:<{ID_WIDTH}} {status:<4} {timing}"
 
 
+def tick_line(prop_id: str, done: int, examples: int, seconds: float) -> str:
+    """A property still running: how many of its examples have run."""
+    return f"  ... {prop_id:<{ID_WIDTH}} {done}/{examples} examples, {seconds:.0f}s"
+
+
+def header(report: Report, expected_seconds: float, jobs: int) -> str:
+    """What a run is about to check, printed before its first property."""
+    processes = "1 process" if jobs == 1 else f"{jobs} processes"
+    return "\n".join(
+        [
+            f"cachespec check {report.backend}",
+            f"  guarantees: {report.guarantees}",
+            f"  clock: {report.clock}",
+            f"  strategy: {report.strategy}",
+            f"  size {report.size}, seed {report.seed}, {processes}, "
+            f"expected about {_duration(expected_seconds)}",
+            "",
+        ]
+    )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 def table(report: Report) -> str:
     lines = [
         f"cachespec check {report.backend}",
         f"  guarantees: {report.guarantees}",
         f"  clock: {report.clock}",
         f"  strategy: {report.strategy}",
-        f"  size {report.size}, seed {report.seed}, {report.seconds:.1f}s",
+        f"  size {report.size}, seed {report.seed}, {report.seconds:.1f}s"
+        + (f", stopped by {report.interrupted}" if report.interrupted else ""),
         "",
         f"{'property':<{ID_WIDTH}} {'status':<6} {'time':>7}  note",
     ]
@@ -35,11 +61,14 @@ def table(report: Report) -> str:
         note = r.reason.splitlines()[0] if r.reason else r.promise
         if len(note) > 90:
             note = note[:87] + "..."
-        timing = f"{r.seconds:6.2f}s" if r.status != "skip" else ""
+        timing = f"{r.seconds:6.2f}s" if r.status in ("pass", "fail") else ""
         lines.append(f"{r.id:<{ID_WIDTH}} {STATUS_WORD[r.status]:<6} {timing:>7}  {note}")
     counts = {s: sum(1 for r in report.results if r.status == s) for s in STATUS_WORD}
     lines.append("")
-    lines.append(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
+    summary = f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped"
+    if report.interrupted:
+        summary += f", {counts['interrupted']} interrupted"
+    lines.append(summary)
     for r in report.results:
         if r.status != "fail":
             continue
@@ -51,7 +80,8 @@ def table(report: Report) -> str:
             lines.extend("    " + line for line in r.counterexample.splitlines())
     if not report.passed:
         lines.append("")
-        lines.append(f"reproduce with: cachespec check '{report.backend}' --seed {report.seed}")
+        again = "reproduce with" if counts["fail"] else "run again with"
+        lines.append(f"{again}: {report.reproduce()}")
     return "\n".join(lines)
 
 
@@ -64,7 +94,12 @@ def guarantee_table(reports: list[dict[str, object]]) -> str:
         row: dict[str, str] = {}
         for prop in report["properties"]:  # type: ignore[attr-defined]
             ids[prop["id"]] = None
-            row[prop["id"]] = {"pass": "pass", "fail": "**FAIL**", "skip": "skip"}[prop["status"]]
+            row[prop["id"]] = {
+                "pass": "pass",
+                "fail": "**FAIL**",
+                "skip": "skip",
+                "interrupted": "interrupted",
+            }[prop["status"]]
         statuses.append(row)
     lines = [
         "| property | " + " | ".join(f"`{c}`" for c in columns) + " |",
@@ -97,6 +132,7 @@ def write_junit(report: Report, path: str | Path) -> None:
         name=f"cachespec {report.backend}",
         tests=str(len(report.results)),
         failures=str(sum(r.status == "fail" for r in report.results)),
+        errors=str(sum(r.status == "interrupted" for r in report.results)),
         skipped=str(sum(r.status == "skip" for r in report.results)),
         time=f"{report.seconds:.3f}",
     )
@@ -117,5 +153,8 @@ def write_junit(report: Report, path: str | Path) -> None:
             failure.text = r.reason + ("\n\n" + r.counterexample if r.counterexample else "")
         elif r.status == "skip":
             ET.SubElement(case, "skipped", message=r.reason)
+        elif r.status == "interrupted":  # an error, never a skip: it was not checked
+            error = ET.SubElement(case, "error", type="interrupted", message=r.reason)
+            error.text = f"the run was stopped by {report.interrupted} before this ended"
     ET.indent(suite)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)

@@ -6,12 +6,14 @@ derives its own from it), the example database is off, and the harness owns the 
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import random
+import shlex
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,23 +29,37 @@ from .properties import BY_ID, PROPERTIES, Property
 from .staleness import Strategies, resolve_strategies
 from .target import Target, TargetError, resolve_target
 
-Status = Literal["pass", "fail", "skip"]
+# "interrupted": the run was stopped (Ctrl-C, SIGTERM) before this property ended.
+Status = Literal["pass", "fail", "skip", "interrupted"]
 
 
 @dataclass(frozen=True)
 class Budget:
-    """How hard a run tries: Hypothesis examples, steps per example, thread trials."""
+    """How hard a run tries: a scale on each property's examples, and steps per example.
+
+    Each property carries its own example count at the default size (``Property.examples``,
+    set from how many examples its mutants need: docs/cost.md); a size scales them all.
+    """
 
     name: str
-    examples: int
+    scale: float
     steps: int
-    trials: int
+    # What the size is for, in the words `cachespec check --help` and the README use.
+    purpose: str = ""
+
+    def examples(self, prop: Property) -> int:
+        """How many examples (or trials) ``prop`` runs at this size."""
+        return max(1, round(prop.examples * self.scale))
 
 
 SIZES: dict[str, Budget] = {
-    "quick": Budget("quick", examples=30, steps=30, trials=50),
-    "default": Budget("default", examples=150, steps=50, trials=200),
-    "thorough": Budget("thorough", examples=1000, steps=100, trials=2000),
+    "quick": Budget("quick", scale=0.2, steps=30, purpose="a smoke test: finds gross bugs"),
+    "default": Budget(
+        "default", scale=1.0, steps=50, purpose="for CI: rejects every mutant in the tests"
+    ),
+    "thorough": Budget(
+        "thorough", scale=6.0, steps=100, purpose="nightly: six times the examples, longer programs"
+    ),
 }
 
 
@@ -77,10 +93,26 @@ class Report:
     seconds: float = 0.0
     clock: str = "the harness's clock"
     strategy: str = "guarded"
+    # What was asked for, so that the report says how to run it again.
+    only: list[str] | None = None
+    strategy_spec: str | None = None  # as given to --strategy; None for ours or an object
+    # Set when the run was stopped before it ended: "SIGINT" or "SIGTERM".
+    interrupted: str | None = None
 
     @property
     def passed(self) -> bool:
-        return all(r.status != "fail" for r in self.results)
+        return self.interrupted is None and all(r.status in {"pass", "skip"} for r in self.results)
+
+    def reproduce(self) -> str:
+        """The command line that runs this check again, exactly."""
+        words = ["cachespec", "check", self.backend, "--seed", str(self.seed)]
+        if self.size != "default":
+            words += ["--size", self.size]
+        if self.strategy_spec is not None:
+            words += ["--strategy", self.strategy_spec]
+        if self.only:
+            words += ["--only", *self.only]
+        return shlex.join(words)
 
     def result(self, prop_id: str) -> Result:
         for r in self.results:
@@ -101,6 +133,7 @@ class Report:
             "guarantees": self.guarantees,
             "clock": self.clock,
             "strategy": self.strategy,
+            "interrupted": self.interrupted,
             "properties": [r.to_json() for r in self.results],
         }
 
@@ -120,9 +153,9 @@ def derive_seed(seed: int, prop_id: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def hypothesis_settings(budget: Budget, examples_factor: int = 1) -> Settings:
+def hypothesis_settings(budget: Budget, examples: int) -> Settings:
     return Settings(
-        max_examples=budget.examples * examples_factor,
+        max_examples=examples,
         stateful_step_count=budget.steps,
         deadline=None,
         database=None,
@@ -161,8 +194,9 @@ def run_property(
     try:
         check = prop.build(target, guarantees)
         with with_reporter(lambda text: reported.append(str(text))):
-            settings = hypothesis_settings(budget, prop.examples_factor)
-            check.run(settings, derive_seed(seed, prop.id), budget.trials)
+            examples = budget.examples(prop)
+            settings = hypothesis_settings(budget, examples)
+            check.run(settings, derive_seed(seed, prop.id), examples)
     except (KeyboardInterrupt, SystemExit, TargetError):
         raise
     except BaseException as exc:  # a failing backend can raise anything
@@ -237,7 +271,38 @@ def program(notes: list[str], target_name: str, prop_id: str, strategy: str | No
     return "\n".join(lines)
 
 
-ProgressFn = Callable[[Result, int, int], None]
+class Listener:
+    """What a run tells as it goes. Override what you need; every method does nothing here.
+
+    ``ticked`` may come from any thread, at most about once a second per property."""
+
+    def began(self, report: Report, expected_seconds: float, jobs: int) -> None:
+        """The target is up and its guarantees read; no property has run yet."""
+
+    def ticked(self, prop_id: str, done: int, examples: int, seconds: float) -> None:
+        """``prop_id`` is still running: ``done`` of its ``examples`` examples so far."""
+
+    def finished(self, result: Result, index: int, total: int) -> None:
+        """``result`` is the ``index``-th of ``total`` properties to end."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the run: ``report`` holds what ended, and every property
+    that had not is marked ``interrupted``."""
+
+    def __init__(self, report: Report, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.report = report
+        self.signal_name = signal_name
+
+
+TICK_SECONDS = 1.0
+
+
+def expected_seconds(chosen: Sequence[Property], budget: Budget, target: Target) -> float:
+    """A rough forecast of a run's cost on one core, from each property's measured cost."""
+    work = sum(prop.cost * budget.examples(prop) for prop in chosen)
+    return work * target.relative_cost
 
 
 def run_suite(
@@ -247,17 +312,23 @@ def run_suite(
     seed: int | None = None,
     only: Sequence[str] | None = None,
     strategy: str | Strategies | None = None,
-    progress: ProgressFn | None = None,
+    listener: Listener | None = None,
+    jobs: int = 1,
 ) -> Report:
     """Check ``backend`` (a URL, ``module:callable``, or a Target) against every property.
 
     ``strategy`` chooses the strategy implementations the staleness properties run (a name
     such as ``naive-cache-aside``, ``module:callable``, or a :class:`Strategies`).
-    Raises :class:`TargetError` when the backend or the strategy cannot be resolved.
+    ``jobs`` > 1 spreads the properties over that many worker processes, each with a
+    target of its own (a throwaway server each); it needs ``backend`` and ``strategy`` as
+    text, which another process can resolve again, and runs in this process otherwise.
+    Raises :class:`TargetError` when the backend or the strategy cannot be resolved, and
+    :class:`Interrupted` (with the partial report) on Ctrl-C or SIGTERM.
     """
     if size not in SIZES:
         raise TargetError(f"unknown size {size!r} (choose from {', '.join(SIZES)})")
     budget = SIZES[size]
+    listener = listener or Listener()
     target = backend if isinstance(backend, Target) else resolve_target(backend)
     if strategy is not None:
         target.strategies = resolve_strategies(strategy)
@@ -265,6 +336,8 @@ def run_suite(
     chosen = select(only)
     if seed is None:
         seed = random.SystemRandom().randrange(2**32)
+    spec = _as_text(backend, strategy)
+    jobs = 1 if spec is None else max(1, min(jobs, len(chosen)))
     started = time.perf_counter()
     try:
         try:
@@ -273,17 +346,120 @@ def run_suite(
             raise
         except Exception as exc:
             raise TargetError(f"{target.name}: {type(exc).__name__}: {exc}") from exc
-        report = Report(target.name, seed, size, guarantees.describe(), clock=target.clock_note)
-        report.strategy = (target.strategies or Strategies()).name
-        for index, prop in enumerate(chosen, 1):
-            result = run_property(prop, target, guarantees, budget, seed)
-            report.results.append(result)
-            if progress is not None:
-                progress(result, index, len(chosen))
+        report = Report(
+            target.name,
+            seed,
+            size,
+            guarantees.describe(),
+            clock=target.clock_note,
+            strategy=(target.strategies or Strategies()).name,
+            only=list(only) if only else None,
+            strategy_spec=target.strategy_spec,
+        )
+        forecast = expected_seconds(chosen, budget, target) / jobs
+        listener.began(report, forecast, jobs)
+        if jobs == 1:
+            results = _run_here(
+                chosen,
+                target=target,
+                guarantees=guarantees,
+                budget=budget,
+                seed=seed,
+                listener=listener,
+            )
+        else:
+            # Each worker resolves a target of its own: this one's server would sit idle.
+            target.close()
+            # Imported here: workers imports this module, and a run in one process
+            # needs none of it.
+            from .workers import run_in_workers  # noqa: PLC0415
+
+            assert spec is not None  # jobs > 1 only then
+            results = run_in_workers(
+                spec, chosen, size=size, seed=seed, jobs=jobs, listener=listener
+            )
     finally:
         target.close()
+    report.results = _in_order(chosen, results)
     report.seconds = time.perf_counter() - started
+    if results.interrupted is not None:
+        report.interrupted = results.interrupted
+        raise Interrupted(report, results.interrupted)
     return report
+
+
+def _as_text(
+    backend: str | Target | None, strategy: str | Strategies | None
+) -> tuple[str | None, str | None] | None:
+    """The run as text that another process resolves again; None if an object was given
+    (a Target or a Strategies stays in the process that made it)."""
+    if isinstance(backend, Target) or isinstance(strategy, Strategies):
+        return None
+    return backend, strategy
+
+
+class Outcomes(dict[str, Result]):
+    """The results so far, by property id; ``interrupted`` names the signal that cut them
+    short, if one did."""
+
+    interrupted: str | None = None
+
+
+def _run_here(
+    chosen: Sequence[Property],
+    *,
+    target: Target,
+    guarantees: Guarantees,
+    budget: Budget,
+    seed: int,
+    listener: Listener,
+) -> Outcomes:
+    """Each property in turn, in this process."""
+    outcomes = Outcomes()
+    for prop in chosen:
+        try:
+            with ticking(target, prop, budget.examples(prop), listener):
+                result = run_property(prop, target, guarantees, budget, seed)
+        except KeyboardInterrupt as stop:
+            outcomes.interrupted = signal_name(stop)
+            return outcomes
+        outcomes[prop.id] = result
+        listener.finished(result, len(outcomes), len(chosen))
+    return outcomes
+
+
+def signal_name(stop: KeyboardInterrupt) -> str:
+    """SIGTERM arrives as a KeyboardInterrupt whose class says so (the CLI's handler)."""
+    return "SIGTERM" if getattr(stop, "signal_name", None) == "SIGTERM" else "SIGINT"
+
+
+@contextlib.contextmanager
+def ticking(target: Target, prop: Property, examples: int, listener: Listener) -> Iterator[None]:
+    """Tell ``listener`` how far ``prop`` got, about once a second, as sessions open."""
+    first = target.sessions_opened
+    started = last = time.perf_counter()
+
+    def tick() -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= TICK_SECONDS:
+            last = now
+            listener.ticked(prop.id, target.sessions_opened - first, examples, now - started)
+
+    target.on_session = tick
+    try:
+        yield
+    finally:
+        target.on_session = None
+
+
+def _in_order(chosen: Sequence[Property], outcomes: Outcomes) -> list[Result]:
+    """The results in the order of ``chosen``; a property that never ended is interrupted."""
+    return [
+        outcomes.get(prop.id) or Result(prop.id, prop.promise, "interrupted", "the run was stopped")
+        for prop in chosen
+        if prop.id in outcomes or outcomes.interrupted is not None
+    ]
 
 
 def property_ids() -> list[str]:

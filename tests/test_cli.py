@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -79,13 +81,88 @@ def test_a_violation_exits_1_names_the_property_and_prints_a_program(tmp_path: P
     assert run.returncode == 1, run.stdout + run.stderr
     assert re.search(r"^ttl\.expires +FAIL ", run.stdout, re.MULTILINE)
     assert "state = replay('mutants:LateExpiry', 'ttl.expires')" in run.stdout
-    assert "reproduce with: cachespec check 'mutants:LateExpiry' --seed 3" in run.stdout
+    assert (
+        "reproduce with: cachespec check mutants:LateExpiry --seed 3 --only 'ttl.*'" in run.stdout
+    )
     data = json.loads(report.read_text())
     assert data["passed"] is False
     failed = {p["id"]: p for p in data["properties"] if p["status"] == "fail"}
     assert "ttl.expires" in failed
     assert "the model allowed only a miss" in failed["ttl.expires"]["reason"]
     assert failed["ttl.expires"]["counterexample"].startswith("from cachespec.conformance.replay")
+
+
+def test_the_header_comes_before_the_first_property() -> None:
+    run = cachespec("check", "--size", "quick", "--seed", "2", "--only", "ops.get_set", "ttl.*")
+    assert run.returncode == 0, run.stdout + run.stderr
+    head, _, rest = run.stderr.partition("[1/")
+    assert head.startswith("cachespec check memory://\n  guarantees: exact TTLs")
+    assert re.search(r"size quick, seed 2, \d+ process(es)?, expected about \d+ (s|min)", head)
+    assert "ops.get_set" in rest
+
+
+def test_the_reproduce_line_carries_every_option_that_changes_the_run() -> None:
+    args = ["check", "--strategy", "naive-cache-aside", "--only", "staleness.cache_aside"]
+    first = cachespec(*args, "--seed", "1")
+    assert first.returncode == 1, first.stdout + first.stderr
+    line = first.stdout.rsplit("reproduce with: ", 1)[1].strip()
+    assert line == (
+        "cachespec check memory:// --seed 1 --strategy naive-cache-aside "
+        "--only staleness.cache_aside"
+    )
+    # Run as printed, it fails the same way (it used to drop --strategy, and pass).
+    again = cachespec(*shlex.split(line)[1:])
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "stale-set race" in again.stdout
+
+
+@pytest.mark.parametrize(("jobs", "sig"), [("2", signal.SIGINT), ("1", signal.SIGTERM)])
+def test_a_stopped_run_prints_what_finished_and_writes_the_reports(
+    tmp_path: Path, jobs: str, sig: signal.Signals
+) -> None:
+    report, junit = tmp_path / "r.json", tmp_path / "r.xml"
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    command = [sys.executable, "-m", "cachespec", "check", "--seed", "3", "--jobs", jobs]
+    command += ["--report", str(report), "--junit", str(junit)]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as check:
+        assert check.stderr is not None
+        # A bounded wait for the first property to end: the run is then well under way.
+        for line in check.stderr:
+            if line.startswith("[ 1/"):
+                break
+        check.send_signal(sig)
+        stdout, _ = check.communicate(timeout=120)
+    assert check.returncode == 128 + sig, stdout
+    data = json.loads(report.read_text())
+    assert data["interrupted"] == sig.name
+    assert data["passed"] is False
+    statuses = [p["status"] for p in data["properties"]]
+    assert len(statuses) == len(PROPERTIES)
+    assert "interrupted" in statuses
+    assert "pass" in statuses  # what finished is kept
+    assert "interrupted" in stdout
+    assert "run again with: cachespec check memory:// --seed 3" in stdout
+    suite = ET.parse(junit).getroot()
+    assert suite.get("errors") == str(statuses.count("interrupted"))
+
+
+def test_no_hypothesis_folder_is_left_where_the_check_runs(tmp_path: Path) -> None:
+    work, cache = tmp_path / "work", tmp_path / "cache"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "HYPOTHESIS_STORAGE_DIRECTORY"}
+    run = subprocess.run(
+        [sys.executable, "-m", "cachespec", "check", "--size", "quick", "--only", "keys.*"],
+        capture_output=True,
+        text=True,
+        env={**env, "XDG_CACHE_HOME": str(cache)},
+        cwd=work,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert list(work.iterdir()) == []
 
 
 def test_the_same_seed_gives_the_same_counterexample() -> None:
