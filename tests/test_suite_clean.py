@@ -16,10 +16,12 @@ def assert_clean(backend: str | Target, **kwargs: object) -> None:
     assert problems == {}, f"seed {report.seed}"
 
 
+# One fixed seed here; tox's memory env runs memory:// at the default size with a new seed
+# on every CI run, so a false alarm at any seed surfaces there too (the CI budget pays for
+# each default run once: docs/cost.md).
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 20261127])
-def test_memory_default_passes_at_the_default_size(seed: int) -> None:
-    assert_clean("memory://", seed=seed)
+def test_memory_default_passes_at_the_default_size() -> None:
+    assert_clean("memory://", seed=1)
 
 
 @pytest.mark.slow
