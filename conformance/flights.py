@@ -342,8 +342,25 @@ class FlightMachine(CallersMachine):
         self.calls[id(task)] = _Call(task, process, started, fails)
         self._collect()
 
+    @precondition(lambda self: len(self.scheduler.runnable()) < MAX_TASKS)
+    @rule(process=st.integers(0, 1), fails=st.booleans())
+    def call_into_compute(self, process: int, fails: bool) -> None:
+        """A caller asks for the key and runs on until it is inside its compute (holding the
+        flight and the lease), or waits for another caller, or returns: the state where
+        every flight and lease race starts, reached on purpose rather than by luck."""
+        self.call(process, fails)
+        task = self.scheduler.tasks[-1]
+        for _ in range(MAX_STEPS):
+            computing = any(c.task is task and c.ended is None for c in self.computes)
+            if task.done or task.blocked or computing:
+                break
+            self.scheduler.step(task)
+        self._collect()
+
+    # FILL_TTL: a filled key is a hit for that long, and a program whose key got filled early
+    # would otherwise spend the rest of its steps on hits, where no lease is ever taken.
     @precondition(lambda self: self.plan.moves_time)
-    @rule(seconds=st.sampled_from([1.0, LEASE_TTL, LEASE_TTL + 10.0]))
+    @rule(seconds=st.sampled_from([1.0, LEASE_TTL, LEASE_TTL + 10.0, FILL_TTL]))
     def advance(self, seconds: float) -> None:
         self.clock.advance_to(self.clock.now() + seconds)
         self._collect()

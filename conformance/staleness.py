@@ -38,7 +38,7 @@ from cachespec.spec import Violation
 from cachespec.spec.staleness import SourceOfTruth
 
 from .clock import HarnessClock
-from .interleave import Scheduled, Scheduler, Task
+from .interleave import SETTLE_STEPS, Scheduled, Scheduler, Task
 from .target import Session, Target, TargetError, load_object
 
 # One key: every reader and writer meets on it, which is where the races are. At most
@@ -394,6 +394,25 @@ class StalenessMachine(CallersMachine):
             return strategies.read(cache, key, lambda: source.read(key), self.fill_ttl)
 
         self._spawn(f"R{len(self.scheduler.tasks)}", read, "read", key)
+
+    # Only where a writer races the readers: under TTL only nothing invalidates, and the
+    # rule would only thin out the ones that matter there (advance, read to the end).
+    @precondition(
+        lambda self: self.plan.writer != "source" and len(self.scheduler.runnable()) < MAX_TASKS
+    )
+    @rule(key=st.sampled_from(KEYS))
+    def read_past_source(self, key: str) -> None:
+        """A caller reads ``key`` and runs on until it has read the source and stops before
+        its next call on the cache, holding that value for it: the first half of the
+        stale-set race, reached on purpose rather than by luck."""
+        self.start_read(key)
+        task = self.scheduler.tasks[-1]
+        for _ in range(SETTLE_STEPS):
+            read = any(call.startswith("source.read") for call in task.trace)
+            if task.done or task.blocked or read:
+                break
+            self.scheduler.step(task)
+        self._collect()
 
     @precondition(lambda self: len(self.scheduler.runnable()) < MAX_TASKS)
     @rule(key=st.sampled_from(KEYS))
