@@ -27,7 +27,10 @@ from typing import Any, ClassVar, Literal
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
+    MultipleResults,
     RuleBasedStateMachine,
+    initialize,
+    multiple,
     precondition,
     rule,
 )
@@ -82,6 +85,10 @@ class Focus:
     # The size of each value ``fill`` writes: a server that evicts by memory needs bytes,
     # not entries, to fill up.
     fill_bytes: int = 1
+    # Keys a careless mapping would confuse with each other (truncated, case-folded,
+    # normalised, escaped): each example starts with one group in play, so that a
+    # collision needs two draws from that group, not two lucky draws from the whole pool.
+    key_groups: tuple[tuple[str, ...], ...] = ()
 
     @property
     def needs_clock(self) -> bool:
@@ -445,7 +452,14 @@ def _rules(focus: Focus) -> dict[str, Any]:  # noqa: PLR0915 - one short functio
     unknown = [name for name in focus.rules if name not in available]
     if unknown:
         raise ValueError(f"unknown rules in focus: {unknown}")
+
+    @initialize(target=KEYS, group=st.sampled_from(focus.key_groups or ((),)))
+    def new_key_group(self: CacheMachine, group: tuple[str, ...]) -> MultipleResults[str]:
+        return multiple(*group)
+
     chosen: dict[str, Any] = {"new_key": new_key}
+    if focus.key_groups:
+        chosen["new_key_group"] = new_key_group
     for name in focus.rules:
         chosen[available[name].__name__] = available[name]
     return chosen
@@ -523,7 +537,13 @@ class NamespaceMachine(RuleBasedStateMachine):
         self.models[namespace].get_many(self.clock.now(), keys, observed)
 
     def teardown(self) -> None:
-        self.session.close()
+        """Read both namespaces once more, so that what a clear or a delete in one did to
+        the other shows even when no read followed it."""
+        try:
+            for namespace in self.NAMESPACES:
+                self.read_all(namespace)
+        finally:
+            self.session.close()
 
 
 def build_namespace_machine(class_name: str, target: Target) -> type[NamespaceMachine]:

@@ -74,28 +74,17 @@ HARD_KEYS = (
 
 # Groups of keys that a lossy mapping (truncation, normalisation, case folding, escaping
 # that is not injective, lossy encoding) would send to one entry.
-DISTINCT_KEYS = (
-    "p" * 250 + "1",
-    "p" * 250 + "2",
-    "p" * 300,
-    "Key",
-    "key",
-    "é",
-    "e\u0301",  # the same letter, decomposed
-    "a b",
-    "a_b",
-    "a%20b",
-    "a+b",
-    "",
-    " ",
-    "\x00",
-    "k",
-    "k ",
-    " k",
-    "\ud800",
-    "\ud801",
-    "?",
+# Keys a careless mapping confuses with each other, group by group.
+DISTINCT_KEY_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("p" * 250 + "1", "p" * 250 + "2", "p" * 300),  # equal once cut to 250 characters
+    ("Key", "key"),  # equal once case-folded
+    ("é", "e\u0301"),  # the same letter, composed and decomposed
+    ("a b", "a_b", "a%20b", "a+b"),  # equal once escaped carelessly
+    ("", " ", "\x00"),  # empty, blank, NUL
+    ("k", "k ", " k"),  # equal once stripped
+    ("\ud800", "\ud801", "?"),  # lone surrogates: equal once replaced on encoding
 )
+DISTINCT_KEYS = tuple(key for group in DISTINCT_KEY_GROUPS for key in group)
 
 # --------------------------------------------------------------------------------- values
 PLAIN_VALUES: st.SearchStrategy[bytes | Blob] = st.sampled_from(
