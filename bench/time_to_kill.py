@@ -49,13 +49,17 @@ class Outcome:
     budget: int
 
 
-def _run_one(job: tuple[str, str, int, str]) -> Outcome:
-    kind, name, seed_value, size = job
+def _run_one(job: tuple[str, str, int, str, int | None]) -> Outcome:
+    kind, name, seed_value, size, steps = job
     original_settings = runner.hypothesis_settings
 
     def no_shrink(budget: runner.Budget, examples: int) -> settings:
         chosen = original_settings(budget, examples)
-        return settings(chosen, phases=[Phase.explicit, Phase.generate])
+        return settings(
+            chosen,
+            phases=[Phase.explicit, Phase.generate],
+            stateful_step_count=steps or chosen.stateful_step_count,
+        )
 
     runner.hypothesis_settings = no_shrink
     strategies = None
@@ -81,13 +85,14 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", default=["20261127", "4242", "r", "r", "r"])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--only", nargs="*", help="mutant names")
+    parser.add_argument("--steps", type=int, help="steps per example, instead of the size's")
     args = parser.parse_args()
     seeds = [random.randrange(2**32) if s == "r" else int(s) for s in args.seeds]
     mutants = [("backend", n) for n in sorted(MUTANTS)]
     mutants += [("strategy", n) for n in sorted(STRATEGY_MUTANTS)]
     if args.only:
         mutants = [(k, n) for k, n in mutants if n in args.only]
-    jobs = [(kind, name, s, args.size) for kind, name in mutants for s in seeds]
+    jobs = [(kind, name, s, args.size, args.steps) for kind, name in mutants for s in seeds]
     print(f"size {args.size}, seeds {seeds}, {len(jobs)} runs on {args.jobs} processes")
     started = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:

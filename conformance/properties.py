@@ -34,6 +34,7 @@ from .pools import (
     BAD_VALUES,
     BEFORE,
     BIG_STEPS,
+    DISTINCT_KEY_GROUPS,
     DISTINCT_KEYS,
     FALSY_VALUES,
     FEW_KEYS,
@@ -69,7 +70,7 @@ class Property:
     examples: int = 150
     # Seconds one example costs on memory:// at the default size (measured: docs/cost.md),
     # for the forecast a run prints and for handing the costliest properties out first.
-    cost: float = 0.03
+    cost: float = 0.05
     # Runs real processes on the backend: skipped where no other process can reach it.
     needs_processes: bool = False
 
@@ -149,7 +150,7 @@ _PROBE = Guarantees(eviction=ExactLRU(8), max_value_size=1024)
 
 
 def stateful(
-    prop_id: str, promise: str, applies: Applies = always, *, examples: int
+    prop_id: str, promise: str, applies: Applies = always, *, examples: int, cost: float = 0.05
 ) -> Callable[[Callable[[Guarantees], Focus]], Callable[[Guarantees], Focus]]:
     def register(focus: Callable[[Guarantees], Focus]) -> Callable[[Guarantees], Focus]:
         needs_clock = focus(_PROBE).needs_clock
@@ -161,13 +162,13 @@ def stateful(
     return register
 
 
-@stateful("ops.get_set", "get returns the value last set; a key never set is a miss", examples=90)
+@stateful("ops.get_set", "get returns the value last set; a key never set is a miss", examples=170)
 def _get_set(g: Guarantees) -> Focus:
     return Focus(rules=("set", "get"))
 
 
 @stateful(
-    "ops.delete", "delete removes the entry, touches no other key, and is idempotent", examples=30
+    "ops.delete", "delete removes the entry, touches no other key, and is idempotent", examples=20
 )
 def _delete(g: Guarantees) -> Focus:
     return Focus(rules=("set", "get", "delete"))
@@ -176,7 +177,7 @@ def _delete(g: Guarantees) -> Focus:
 @stateful(
     "ops.add",
     "add writes only when no live entry exists (expired counts as absent) and says so",
-    examples=190,
+    examples=160,
 )
 def _add(g: Guarantees) -> Focus:
     return Focus(
@@ -195,7 +196,7 @@ def atomic_ops(g: Guarantees) -> str | None:
     "ops.compare_and_set",
     "compare_and_set / compare_and_delete act exactly when the live value matches, and say so",
     atomic_ops,
-    examples=90,
+    examples=50,
 )
 def _compare_and_set(g: Guarantees) -> Focus:
     return Focus(
@@ -206,17 +207,17 @@ def _compare_and_set(g: Guarantees) -> Focus:
     )
 
 
-@stateful("ops.get_many", "get_many returns exactly the hits, each with its value", examples=400)
+@stateful("ops.get_many", "get_many returns exactly the hits, each with its value", examples=250)
 def _get_many(g: Guarantees) -> Focus:
     return Focus(rules=("set", "delete", "get_many"))
 
 
-@stateful("ops.set_many", "set_many stores every item as set would", examples=170)
+@stateful("ops.set_many", "set_many stores every item as set would", examples=110)
 def _set_many(g: Guarantees) -> Focus:
     return Focus(rules=("set_many", "get", "get_many"))
 
 
-@stateful("ops.delete_many", "delete_many removes exactly the keys given", examples=120)
+@stateful("ops.delete_many", "delete_many removes exactly the keys given", examples=180)
 def _delete_many(g: Guarantees) -> Focus:
     return Focus(rules=("set", "set_many", "delete_many", "get"))
 
@@ -225,14 +226,14 @@ def _delete_many(g: Guarantees) -> Focus:
     "ops.clear",
     "clear removes every entry of the namespace; declared clear=False, it raises Unsupported "
     "and removes nothing",
-    examples=240,
+    examples=170,
 )
 def _clear(g: Guarantees) -> Focus:
     return Focus(rules=("set", "clear", "get", "get_many"), ttls=_ttls(g, none=True))
 
 
 @stateful(
-    "ttl.lives", "an entry with a TTL is served until written_at + ttl, never less", examples=120
+    "ttl.lives", "an entry with a TTL is served until written_at + ttl, never less", examples=80
 )
 def _ttl_lives(g: Guarantees) -> Focus:
     return Focus(
@@ -245,7 +246,7 @@ def _ttl_lives(g: Guarantees) -> Focus:
 @stateful(
     "ttl.expires",
     "an entry is gone once written_at + ttl (plus the declared resolution) has passed",
-    examples=320,
+    examples=240,
 )
 def _ttl_expires(g: Guarantees) -> Focus:
     return Focus(
@@ -256,7 +257,7 @@ def _ttl_expires(g: Guarantees) -> Focus:
 
 
 @stateful(
-    "ttl.never", "an entry written with ttl=None never expires, even over a TTL", examples=400
+    "ttl.never", "an entry written with ttl=None never expires, even over a TTL", examples=250
 )
 def _ttl_never(g: Guarantees) -> Focus:
     # Entries without a TTL are the subject: one draw in three, not one in twelve (with
@@ -271,7 +272,7 @@ def _ttl_never(g: Guarantees) -> Focus:
 
 
 @stateful(
-    "ttl.overwrite", "overwriting an entry replaces its TTL (ttl=None removes it)", examples=80
+    "ttl.overwrite", "overwriting an entry replaces its TTL (ttl=None removes it)", examples=90
 )
 def _ttl_overwrite(g: Guarantees) -> Focus:
     return Focus(
@@ -285,7 +286,7 @@ def _ttl_overwrite(g: Guarantees) -> Focus:
     "ttl.long",
     "a TTL over 30 days still counts seconds from now (memcached reads it as a date)",
     long_ttls_allowed,
-    examples=270,
+    examples=100,
 )
 def _ttl_long(g: Guarantees) -> Focus:
     return Focus(
@@ -298,23 +299,27 @@ def _ttl_long(g: Guarantees) -> Focus:
 @stateful(
     "keys.any_unicode",
     "every str is a key: empty, long, whitespace, control, non-ASCII",
-    examples=80,
+    examples=170,
 )
 def _any_unicode(g: Guarantees) -> Focus:
     return Focus(rules=("set", "get", "delete", "get_many"), keys=HARD_KEYS)
 
 
-@stateful("keys.distinct", "two different keys never share an entry", examples=560)
+@stateful("keys.distinct", "two different keys never share an entry", examples=190)
 def _distinct(g: Guarantees) -> Focus:
-    return Focus(rules=("set", "get", "get_many", "delete"), keys=DISTINCT_KEYS)
+    return Focus(
+        rules=("set", "get", "get_many", "delete"),
+        keys=DISTINCT_KEYS,
+        key_groups=DISTINCT_KEY_GROUPS,
+    )
 
 
-@stateful("values.roundtrip", "every bytes value reads back exactly as written", examples=50)
+@stateful("values.roundtrip", "every bytes value reads back exactly as written", examples=120)
 def _roundtrip(g: Guarantees) -> Focus:
     return Focus(rules=("set", "get", "get_many"), values=roundtrip_values(g.max_value_size))
 
 
-@stateful("values.falsy", "an empty or falsy-looking value is a hit, never a miss", examples=50)
+@stateful("values.falsy", "an empty or falsy-looking value is a hit, never a miss", examples=170)
 def _falsy(g: Guarantees) -> Focus:
     return Focus(rules=("set", "add", "get", "get_many"), values=FALSY_VALUES)
 
@@ -324,7 +329,7 @@ def _falsy(g: Guarantees) -> Focus:
     "a value up to the declared limit is stored; a larger one raises ValueTooLarge and "
     "leaves the old entry",
     size_limited,
-    examples=90,
+    examples=70,
 )
 def _size_limit(g: Guarantees) -> Focus:
     assert g.max_value_size is not None
@@ -336,7 +341,7 @@ def _size_limit(g: Guarantees) -> Focus:
 
 
 @stateful(
-    "lru.capacity", "the cache never holds more live entries than it declares", bounded, examples=70
+    "lru.capacity", "the cache never holds more live entries than it declares", bounded, examples=30
 )
 def _capacity(g: Guarantees) -> Focus:
     return Focus(rules=("set", "add", "get", "fill", "survivors"), keys=LRU_KEYS)
@@ -346,14 +351,14 @@ def _capacity(g: Guarantees) -> Focus:
     "lru.evicts_lru",
     "a full cache evicts the least recently written entry, never another",
     exact_lru,
-    examples=30,
+    examples=20,
 )
 def _evicts_lru(g: Guarantees) -> Focus:
     return Focus(rules=("set", "fill"), keys=LRU_KEYS, survivors_at_teardown=True)
 
 
 @stateful(
-    "lru.hit_refreshes", "a hit makes the entry the most recently used", exact_lru, examples=320
+    "lru.hit_refreshes", "a hit makes the entry the most recently used", exact_lru, examples=300
 )
 def _hit_refreshes(g: Guarantees) -> Focus:
     return Focus(
@@ -365,7 +370,7 @@ def _hit_refreshes(g: Guarantees) -> Focus:
     "lru.expired_first",
     "expired entries make room before any live entry is evicted",
     exact_lru,
-    examples=60,
+    examples=70,
 )
 def _expired_first(g: Guarantees) -> Focus:
     return Focus(
@@ -384,7 +389,7 @@ def _expired_first(g: Guarantees) -> Focus:
     "the protected recent entries survive eviction, none comes back once gone, and a write "
     "refused when full leaves no old value (approximate profiles)",
     approximate_lru,
-    examples=150,
+    examples=270,
 )
 def _recent_survive(g: Guarantees) -> Focus:
     # 64 KiB a fill entry: enough for a few fills to push a server that evicts by memory
@@ -400,7 +405,8 @@ def _recent_survive(g: Guarantees) -> Focus:
 @stateful(
     "ops.mixed",
     "any interleaving of every operation, key, value, TTL and clock move agrees with the model",
-    examples=500,
+    examples=270,
+    cost=0.11,  # eleven rules: drawing one costs twice what it costs elsewhere
 )
 def _mixed(g: Guarantees) -> Focus:
     return Focus(
@@ -430,7 +436,7 @@ PROPERTIES.append(
         "clear, set and delete in one namespace never touch another",
         always,
         lambda target, g: MachineCheck(build_namespace_machine("OpsClearNamespace", target)),
-        examples=150,
+        examples=210,
     )
 )
 
@@ -780,7 +786,7 @@ PROPERTIES.extend(
             "of concurrent adds on one absent key, exactly one wins and its value stays",
             thread_safe,
             _add_atomic,
-            examples=20,
+            examples=30,
             cost=0.015,
         ),
         Property(
@@ -788,7 +794,7 @@ PROPERTIES.extend(
             "of concurrent compare_and_sets from one value, exactly one wins and its value stays",
             lambda g: thread_safe(g) or atomic_ops(g),
             _compare_and_set_atomic,
-            examples=20,
+            examples=30,
             cost=0.015,
         ),
         Property(
@@ -797,7 +803,7 @@ PROPERTIES.extend(
             "capacity holds",
             thread_safe,
             _threads,
-            examples=25,  # a trial keeps 8 threads busy until the writers are done
+            examples=40,  # a trial keeps 8 threads busy until the writers are done
             cost=0.2,
         ),
     ]
@@ -832,7 +838,7 @@ def _callers(
         return MachineCheck(build_machine(class_name, target, _strategies(target)))
 
     return Property(
-        prop_id, promise, guarded_fills, build, needs_clock=True, examples=examples, cost=0.045
+        prop_id, promise, guarded_fills, build, needs_clock=True, examples=examples, cost=0.06
     )
 
 
@@ -854,20 +860,20 @@ PROPERTIES.extend(
             "staleness.ttl",
             "with TTL only, a read is at most the TTL (plus the resolution) stale",
             Plan("source"),
-            120,
+            110,
         ),
         _staleness(
             "staleness.invalidation",
             "a read that starts after an invalidation returned is fresh",
             Plan("invalidate", sequential=True),
-            160,
+            30,
         ),
         _staleness(
             "staleness.cache_aside",
             "cache-aside reads are never stale after an invalidation, whatever the "
             "interleaving (no stale-set race)",
             Plan("invalidate"),
-            1100,
+            200,
         ),
         _staleness(
             "staleness.write_through",
@@ -881,7 +887,7 @@ PROPERTIES.extend(
             "event invalidation: fresh once an event is handled; stale at most the "
             "safety-net TTL when one is lost",
             Plan("event"),
-            670,
+            170,
         ),
         _staleness(
             "faults.cache_aside",
@@ -894,13 +900,13 @@ PROPERTIES.extend(
             "faults.write_through",
             "when the cache fails under write-through, the staleness bound still holds",
             Plan("write_through", cache_faults=True),
-            450,
+            150,
         ),
         _staleness(
             "faults.source",
             "when the source fails, nothing it never held reaches the cache",
             Plan("invalidate", source_faults=True),
-            40,
+            80,
         ),
         Property(
             "faults.forged_payload",
@@ -950,31 +956,31 @@ PROPERTIES.extend(
             "concurrent misses on a key in one process run one compute; the next miss "
             "after it starts a new one",
             FlightPlan("one_compute"),
-            420,
+            50,
         ),
         _flights(
             "single_flight.shared_outcome",
             "every caller that waited gets the leader's value or the leader's very exception",
             FlightPlan("shared_outcome"),
-            60,
+            30,
         ),
         _flights(
             "single_flight.no_hang",
             "every caller returns (a bounded wait): a failed compute never leaves the key locked",
             FlightPlan("no_hang"),
-            60,
+            90,
         ),
         _flights(
             "single_flight.one_owner",
             "a fill lease has one owner at a time on the harness's clock; only it releases it",
             FlightPlan("one_owner", processes=2, moves_time=True),
-            1660,
+            600,
         ),
         _flights(
             "single_flight.takeover",
             "a dead holder's lease stops blocking the key within the lease time",
             FlightPlan("takeover", processes=2, crashes=True, moves_time=True),
-            1010,
+            160,
         ),
         Property(
             "single_flight.threads",
