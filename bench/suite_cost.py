@@ -1,6 +1,13 @@
-"""What the conformance suite itself costs per step, against bare Hypothesis.
+"""What the conformance suite itself costs per step, against bare Hypothesis; and what a
+whole ``cachespec check`` costs, as a user waits for it.
 
     python bench/suite_cost.py [--quick]
+    python bench/suite_cost.py --check memory:// [redis memcached] [--sizes quick default]
+
+``--check`` times whole ``cachespec check TARGET --size SIZE`` runs, as a user runs them
+(a fresh interpreter, the default ``--jobs``), three times each with three seeds, and prints
+the median wall time beside the goal of issue #11 (quick on memory:// 10 s; default on
+memory:// 60 s, on a server the harness starts 120 s).
 
 State machines with the same rules and the same strategies (``new_key`` filling a bundle of
 keys, ``set(key, value, ttl)``, ``get(key)``) run under the same settings. In process:
@@ -35,6 +42,7 @@ import os
 import platform
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -287,10 +295,56 @@ SERVER_KINDS = ("redis", "memcached")
 CLIENTS = {"redis": "redis-py Redis.set/get", "memcached": "pymemcache Client.set/get"}
 
 
+# Seconds a whole check may take, by (target, size): the goals of issue #11.
+CHECK_GOALS = {
+    ("memory://", "quick"): 10.0,
+    ("memory://", "default"): 60.0,
+    ("redis", "default"): 120.0,
+    ("memcached", "default"): 120.0,
+}
+CHECK_SEEDS = (1, 2, 3)
+
+
+def report_checks(targets: list[str], sizes: list[str]) -> None:
+    """Median wall time of whole `cachespec check` runs, as a user waits for them."""
+    print(f"command: {shlex.join(['python', *sys.argv])}")
+    print(f"python: {platform.python_implementation()} {platform.python_version()}")
+    print(f"machine: {platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"whole runs of `cachespec check`, seeds {CHECK_SEEDS}, median wall time")
+    print()
+    print("| target | size | runs (s) | median (s) | goal (s) | |")
+    print("|---|---|---|---:|---:|---|")
+    for target in targets:
+        for size in sizes:
+            seconds = []
+            for run_seed in CHECK_SEEDS:
+                command = [sys.executable, "-m", "cachespec", "check", target, "--quiet"]
+                command += ["--size", size, "--seed", str(run_seed)]
+                started = time.perf_counter()
+                done = subprocess.run(command, capture_output=True, text=True, check=False)
+                seconds.append(time.perf_counter() - started)
+                if done.returncode != 0:
+                    why = done.stderr.strip()[:80]
+                    print(f"| {target} | {size} | exit {done.returncode}: {why} | | | |")
+                    break
+            else:
+                median = statistics.median(seconds)
+                goal = CHECK_GOALS.get((target, size))
+                verdict = "" if goal is None else ("met" if median <= goal else "NOT met")
+                runs = ", ".join(f"{s:.0f}" for s in seconds)
+                shown_goal = "" if goal is None else f"{goal:.0f}"
+                print(f"| {target} | {size} | {runs} | {median:.0f} | {shown_goal} | {verdict} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer examples and repeats")
+    parser.add_argument("--check", nargs="+", metavar="TARGET", help="time whole checks instead")
+    parser.add_argument("--sizes", nargs="+", default=["quick", "default"], help="with --check")
     args = parser.parse_args()
+    if args.check:
+        report_checks(args.check, args.sizes)
+        return
     examples, repeats = (50, 3) if args.quick else (300, 7)
     # Fewer examples on servers: a step there waits for a round trip or two, several times
     # what a step costs in process, and --quick has to stay quick.
