@@ -299,10 +299,13 @@ class Interrupted(KeyboardInterrupt):
 TICK_SECONDS = 1.0
 
 
-def expected_seconds(chosen: Sequence[Property], budget: Budget, target: Target) -> float:
-    """A rough forecast of a run's cost on one core, from each property's measured cost."""
-    work = sum(prop.cost * budget.examples(prop) for prop in chosen)
-    return work * target.relative_cost
+def expected_seconds(
+    chosen: Sequence[Property], budget: Budget, target: Target, jobs: int
+) -> float:
+    """A rough forecast of a run's wall time, from each property's measured cost: the work
+    shared by ``jobs`` processes, and never less than the costliest property alone."""
+    costs = [prop.cost * budget.examples(prop) * target.relative_cost for prop in chosen]
+    return max(sum(costs) / jobs, max(costs, default=0.0))
 
 
 def run_suite(
@@ -356,7 +359,7 @@ def run_suite(
             only=list(only) if only else None,
             strategy_spec=target.strategy_spec,
         )
-        forecast = expected_seconds(chosen, budget, target) / jobs
+        forecast = expected_seconds(chosen, budget, target, jobs)
         listener.began(report, forecast, jobs)
         if jobs == 1:
             results = _run_here(
@@ -416,15 +419,14 @@ def _run_here(
 ) -> Outcomes:
     """Each property in turn, in this process."""
     outcomes = Outcomes()
-    for prop in chosen:
-        try:
+    try:
+        for prop in chosen:
             with ticking(target, prop, budget.examples(prop), listener):
                 result = run_property(prop, target, guarantees, budget, seed)
-        except KeyboardInterrupt as stop:
-            outcomes.interrupted = signal_name(stop)
-            return outcomes
-        outcomes[prop.id] = result
-        listener.finished(result, len(outcomes), len(chosen))
+            outcomes[prop.id] = result
+            listener.finished(result, len(outcomes), len(chosen))
+    except KeyboardInterrupt as stop:  # wherever it lands, what ended is kept
+        outcomes.interrupted = signal_name(stop)
     return outcomes
 
 
