@@ -2,7 +2,7 @@
 
 :class:`Cache` wraps a backend, a serializer and a default TTL. Its cache-aside read,
 :meth:`Cache.get_or_compute`, is *guarded*: a fill computed before an invalidation can never
-land after it (DESIGN.md, the stale-set race). The guard is a lease written with the
+land after it (docs/design.md, the stale-set race). The guard is a lease written with the
 backend's atomic ``add`` before the source is read, and replaced by the value only with an
 atomic ``compare_and_set`` on that very lease: an invalidation (a ``delete``) in between
 removes the lease, so the late fill finds nothing to replace and is dropped. The caller still
@@ -175,7 +175,7 @@ class Cache:
         leased = validate_ttl(lease_ttl)
         if leased is None:
             # A lease that never expires outlives a caller that dies holding it: the key
-            # would never be filled again (DESIGN.md). Refused, not defaulted.
+            # would never be filled again (docs/design.md). Refused, not defaulted.
             raise ConfigurationError("lease_ttl must be a number of seconds, not None")
         self.lease_ttl: float = leased
         self.guarded = guarded

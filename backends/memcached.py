@@ -7,7 +7,7 @@ each point is a decision, explained where it is implemented.
 Replies
     Every command waits for the server's answer (``default_noreply=False`` on the client and
     ``noreply=False`` on each call). With ``noreply`` pymemcache reports success for a set the
-    server refused, and an oversize value vanishes silently (FACTS.md).
+    server refused, and an oversize value vanishes silently (docs/facts.md).
 
 Keys (:func:`key_body`, :meth:`MemcachedBackend.server_key`)
     ``<namespace>:<generation>:<body>`` (``<namespace>:-:<body>`` without ``clear``). The
@@ -114,7 +114,7 @@ DEFAULT_NAMESPACE_REFRESH = 0.0
 
 # ------------------------------------------------------------------------------------ keys
 MAX_KEY_BYTES = 250
-"""memcached's key limit in bytes; pymemcache refuses a 251-byte key (FACTS.md)."""
+"""memcached's key limit in bytes; pymemcache refuses a 251-byte key (docs/facts.md)."""
 
 DIGEST_MARKER = "#"
 """The first character of every digest body; a plain body never starts with it."""
@@ -149,7 +149,7 @@ memcached 1.6 stores an item as a 48-byte header, an 8-byte CAS, the key plus a 
 of client flags when they are not 0, and the value plus ``\\r\\n``, and refuses an item larger
 than ``item_size_max`` (``-I``, default 1 MiB). So the largest value under a key of ``k`` bytes
 is ``item_size_max - 59 - k`` (measured on 1.6.18 with ``-I`` 512k, 1m and 2m and keys of 1,
-5, 100 and 250 bytes: exactly that; FACTS.md's 1,048,512 B for a 5-byte key is this formula).
+5, 100 and 250 bytes: exactly that; docs/facts.md's 1,048,512 B for a 5-byte key is this formula).
 Our longest key is 250 bytes and we send flags 0: 309 bytes of overhead (313 with flags). 512
 leaves about 200 bytes for a build with a larger header. The limit at ``-I 1m``: 1,048,064 B.
 """
@@ -158,7 +158,7 @@ _DEFAULT_ITEM_SIZE_MAX = 1024 * 1024  # assumed when the server does not report 
 
 # ------------------------------------------------------------------------------------ TTLs
 RELATIVE_EXPTIME_LIMIT = 2_592_000
-"""memcached reads an exptime above 30 days as an absolute Unix time (FACTS: 2,592,001
+"""memcached reads an exptime above 30 days as an absolute Unix time (docs/facts.md: 2,592,001
 expires at once), so longer TTLs are sent as absolute times."""
 
 _INT32_MAX = 2**31 - 1  # the text protocol parses exptime as a signed 32-bit integer
@@ -174,7 +174,7 @@ delay to the server."""
 # libevent timer fires, and the timer is re-armed for 1 s *after* each firing. Firings are
 # therefore p = 1 + d seconds apart, d >= 0 the timer's lateness, so the phase of the ticks
 # drifts, and about every 1/d seconds (some 20 minutes here) one tick advances
-# ``current_time`` by 2. FACTS.md's "exptime N lives between N-1 and N seconds" is the case
+# ``current_time`` by 2. docs/facts.md's "exptime N lives between N-1 and N seconds" is the case
 # where no such double step falls within the item's life. Observed on 1.6.18 here: STAT time
 # minus floor(CLOCK_MONOTONIC) was constant at every tick; ticks came 1.0011 s apart (quiet)
 # to 1.0024 s (loaded), with 3 double steps in 1,300 s; of 103,426 items set with exptime 2,
@@ -569,7 +569,7 @@ class MemcachedBackend(Backend):
         or with ``server_evicts`` :data:`~cachespec.spec.MEMCACHED_EVICTION`.
         memcached evicts per slab class (items of different sizes do not compete) with a
         segmented LRU in which an item read once is not protected and one read twice is
-        (FACTS.md); how many of *our* entries survive depends on ``-m``, the value sizes,
+        (docs/facts.md); how many of *our* entries survive depends on ``-m``, the value sizes,
         other tenants and the slab layout, none of which the adapter controls, so no count can
         be promised for an arbitrary server. NoEviction holds on a server far above its use.
         On one that runs full (checked on a 2 MiB server the harness starts), memcached also

@@ -37,7 +37,7 @@ argument does not apply to it (the conformance harness moves a server's clock wi
 libfaketime instead). fakeredis follows an injected clock; see :func:`fakeredis_client`.
 
 Redis compares expiry in whole milliseconds and still serves a key whose PTTL is 0: with a
-frozen clock, ``EX 10`` is present at +10 s exactly and gone at +10.001 s (FACTS.md). Written
+frozen clock, ``EX 10`` is present at +10 s exactly and gone at +10.001 s (docs/facts.md). Written
 at server time ``T`` (seconds) with TTL ``ttl``, the key gets ``when = floor(1000*T) + ms``
 with ``ms = ceil(1000*ttl)``, and is served while ``floor(1000*now) <= when``, that is while
 ``now < (floor(1000*T) + ms + 1) / 1000``. So it is never served short (that bound is above
@@ -51,7 +51,7 @@ the server without ``maxmemory``, or with ``noeviction``. On a server that evict
 (``allkeys-lru`` and the other ``maxmemory-policy`` values), open it with
 ``server_evicts=True`` (URL option ``eviction=server``): it then declares
 :data:`REDIS_SERVER_EVICTION`, which says what such a server keeps: no particular
-entry, at no particular moment. Redis's ``allkeys-lru`` samples keys (FACTS.md: 63-82% of
+entry, at no particular moment. Redis's ``allkeys-lru`` samples keys (docs/facts.md: 63-82% of
 its evictions match a true LRU's), its LRU clock ticks once a second, its eviction pool keeps
 candidates scored in earlier rounds, and an eviction that overruns its time budget goes on
 from a timer between later commands: the suite saw an entry hit and then miss at the next
@@ -704,7 +704,7 @@ class RedisBackend(Backend):
             if self._capacity is not None:
                 self._write(name, data, ms, add=False)
             elif ms is None:
-                # A plain SET drops any TTL the key had (FACTS.md), as set(ttl=None) must.
+                # A plain SET drops any TTL the key had (docs/facts.md), as set(ttl=None) must.
                 self._execute("SET", name, data)
             else:
                 self._execute("SET", name, data, "PX", ms)

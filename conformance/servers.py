@@ -1,7 +1,7 @@
 """Throwaway Redis and memcached servers whose clock the harness owns.
 
 The suite never sleeps to let a TTL run out: it starts its own server under libfaketime and
-moves the server's clock itself (DESIGN.md, "Time in tests"). This module starts such servers
+moves the server's clock itself (docs/design.md, "Time in tests"). This module starts such servers
 on free loopback ports, hands out a :class:`FaketimeClock` that follows the
 :class:`~cachespec.conformance.clock.HarnessClock` protocol, and makes sure every server it
 started is gone again (``stop()``, the ``with`` block, ``Ctrl-C`` and interpreter exit).
@@ -31,9 +31,10 @@ The clock protocol
 The barrier
     ``advance_to`` returns only once the server has seen the new time. memcached sees a new time
     only when its event loop wakes, so the barrier opens a new connection and sends ``stats``
-    until ``STAT time`` is the expected second. Redis reads the clock on every command (FACTS:
-    under 1 ms), and the barrier makes that explicit by sending ``TIME`` until it reports the
-    expected microsecond. Both waits are bounded and raise :class:`HarnessUnavailable`.
+    until ``STAT time`` is the expected second. Redis reads the clock on every command
+    (docs/facts.md: under 1 ms), and the barrier makes that explicit by sending ``TIME`` until
+    it reports the expected microsecond. Both waits are bounded and raise
+    :class:`HarnessUnavailable`.
 
 The jemalloc shim
     redis-server deadlocks at start under libfaketime: the system jemalloc's initialisation
@@ -539,8 +540,8 @@ class ManagedServer:
     def _terminate(self) -> None:
         """SIGTERM, wait (waking a frozen memcached), then SIGKILL: never leave it running.
 
-        memcached with a frozen clock handles SIGTERM only when its event loop wakes (FACTS),
-        so while waiting the harness keeps opening connections to it.
+        memcached with a frozen clock handles SIGTERM only when its event loop wakes
+        (docs/facts.md), so while waiting the harness keeps opening connections to it.
         """
         process = self.process
         try:
@@ -767,7 +768,7 @@ def _start(
     if fake_time:
         preload.append(_libfaketime())
         if kind == "redis":
-            preload.append(str(_jemalloc_shim()))  # after libfaketime (FACTS)
+            preload.append(str(_jemalloc_shim()))  # after libfaketime (docs/facts.md)
     for _ in range(PORT_ATTEMPTS):
         server = _start_once(kind, argv_for, fake_time, preload, ready_timeout)
         if server is not None:

@@ -114,7 +114,7 @@ class Strategies:
 
 
 class NaiveCacheAside(Strategies):
-    """The stale-set race, shipped so that the suite can show it (DESIGN.md)."""
+    """The stale-set race, shipped so that the suite can show it (docs/design.md)."""
 
     name = "naive-cache-aside"
 

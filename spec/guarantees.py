@@ -102,7 +102,7 @@ MEMCACHED_EVICTION = ApproximateLRU(holds_at_least=0, protects_recent=0, refuses
 promises, and a write may be refused (``SERVER_ERROR out of memory storing object``).
 memcached evicts per slab class, so a write of one size cannot take memory from items of
 another. It evicts from the tail of its class's cold LRU. An item read twice is protected
-(FACTS.md saw it kept) once a background thread has moved it to the warm segment; until
+(docs/facts.md saw it kept) once a background thread has moved it to the warm segment; until
 then a write that needs room evicts it like any other (memcached's ``lru_pull_tail``), so
 the protection depends on that thread's timing and is not promised. When no item of the
 class can be freed (everything left sits in warm), it refuses the write. A refused ``set`` deletes

@@ -4,7 +4,7 @@ The model is told each operation, the harness's time, and what the backend answe
 raises :class:`Violation` when the answer is not one the semantics allow, and otherwise
 updates its state to match what it learned. It does no I/O and reads no clock.
 
-Semantics (``../DESIGN.md``, "Semantics to pin down"):
+Semantics (``docs/design.md``, "Semantics to pin down"):
 
 * An entry written at ``t`` with TTL ``ttl`` is live while ``now < t + ttl``. A backend that
   declares ``ttl_resolution = r`` may still serve it in ``[t + ttl, t + ttl + r)``; from

@@ -3,7 +3,7 @@
 The model keeps every version of every key of the "database" with the instant it stopped
 being current. A read that returns version ``v`` at time ``t`` has staleness ``t`` minus the
 last instant ``v`` was current (0 while ``v`` is current). Each strategy bounds it
-(DESIGN.md, "Staleness bounds"):
+(docs/design.md, "Staleness bounds"):
 
 ========================  =====================================================
 strategy                  bound

@@ -34,7 +34,7 @@ class TruncatedTTLMemcached(MemcachedBackend):
 
 def unchecked_sizes(backend: Backend) -> None:
     """Drops the client-side size check: an oversize value reaches the server, which refuses
-    it and deletes the key's old value (FACTS.md)."""
+    it and deletes the key's old value (docs/facts.md)."""
     backend._max_value_size = 1 << 30  # type: ignore[attr-defined]
 
 

@@ -451,7 +451,7 @@ def test_the_relative_form_is_used_up_to_thirty_days(make: Factory) -> None:
 
 @pytest.mark.parametrize("ttl", [RELATIVE_EXPTIME_LIMIT - 3, 2_592_000, 2_592_001, FORTY_DAYS])
 def test_the_thirty_day_rule_end_to_end(make: Factory, raw: Any, ttl: int) -> None:
-    # Sent as memcached's exptime 2,592,001 this entry would expire at once (FACTS.md).
+    # Sent as memcached's exptime 2,592,001 this entry would expire at once (docs/facts.md).
     cache = make()
     cache.set("k", b"v", ttl=ttl)
     assert cache.get("k") == b"v"

@@ -244,7 +244,7 @@ def test_set_without_ttl_drops_the_old_ttl(kind: Kind) -> None:
     name = backend.key_prefix + b"k"
     backend.set("k", b"1", ttl=100)
     assert 0 < kind.raw.pttl(name) <= 100_000
-    backend.set("k", b"2")  # plain SET drops the TTL (FACTS.md)
+    backend.set("k", b"2")  # plain SET drops the TTL (docs/facts.md)
     assert kind.raw.pttl(name) == -1
     backend.set_many({"k": b"3"}, ttl=100)
     assert 0 < kind.raw.pttl(name) <= 100_000

@@ -164,7 +164,7 @@ def test_redis_expires_on_the_millisecond_the_harness_chooses(fake_redis: Manage
     assert client.time() == (START, 0)
     assert client.set("k", "v", px=10_000)
     clock.advance_to(START_TIME + 10)
-    assert client.pttl("k") == 0  # FACTS: live at exactly +10 s, PTTL 0
+    assert client.pttl("k") == 0  # docs/facts.md: live at exactly +10 s, PTTL 0
     assert client.get("k") == b"v"
     clock.advance_to(START_TIME + 10.001)
     assert client.get("k") is None
