@@ -93,15 +93,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def default_jobs() -> int:
     """The cores this process may use, at most 4: past that, few runs have the work."""
-    return max(
-        1,
-        min(
-            4,
-            len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else os.cpu_count() or 1,
-        ),
-    )
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 def _jobs(text: str) -> int:
