@@ -122,10 +122,19 @@ def test_a_stopped_run_prints_what_finished_and_writes_the_reports(
 ) -> None:
     report, junit = tmp_path / "r.json", tmp_path / "r.xml"
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    command = [sys.executable, "-m", "cachespec", "check", "--seed", "3", "--jobs", jobs]
-    command += ["--report", str(report), "--junit", str(junit)]
+    args = ["check", "--seed", "3", "--jobs", jobs, "--report", str(report), "--junit", str(junit)]
+    # As from a terminal: a child of a shell without job control (a CI script run with `&`)
+    # inherits SIGINT ignored, and Python then leaves it ignored.
+    script = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from cachespec.conformance.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
     with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     ) as check:
         assert check.stderr is not None
         # A bounded wait for the first property to end: the run is then well under way.
@@ -135,6 +144,7 @@ def test_a_stopped_run_prints_what_finished_and_writes_the_reports(
         check.send_signal(sig)
         stdout, _ = check.communicate(timeout=120)
     assert check.returncode == 128 + sig, stdout
+    assert report.exists(), stdout  # the table of what finished is printed, then written
     data = json.loads(report.read_text())
     assert data["interrupted"] == sig.name
     assert data["passed"] is False
