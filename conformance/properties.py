@@ -860,7 +860,7 @@ PROPERTIES.extend(
             "staleness.ttl",
             "with TTL only, a read is at most the TTL (plus the resolution) stale",
             Plan("source"),
-            110,
+            150,
         ),
         _staleness(
             "staleness.invalidation",

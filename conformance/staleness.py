@@ -23,7 +23,7 @@ import itertools
 import pickle
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,7 +35,7 @@ from cachespec.backends.cache import Cache
 from cachespec.backends.serializers import Serializer, SignedPickleSerializer
 from cachespec.backends.strategies import EventInvalidator, WriteThrough, naive_cache_aside
 from cachespec.spec import Violation
-from cachespec.spec.staleness import SourceOfTruth
+from cachespec.spec.staleness import SourceOfTruth, Version
 
 from .clock import HarnessClock
 from .interleave import SETTLE_STEPS, Scheduled, Scheduler, Task
@@ -47,27 +47,50 @@ KEYS = ("price",)
 MAX_TASKS = 3
 TTL = 60.0  # the fill TTL, and the safety net of event invalidation
 LEASE_TTL = 30.0
+PAST_THE_EDGE = 0.25  # how far past a TTL bound past_the_bound lands (any amount catches)
 
 
 class Source:
     """The database the strategies read and write, recording every version in the model."""
 
-    def __init__(self, truth: SourceOfTruth, clock: HarnessClock, step: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        truth: SourceOfTruth,
+        clock: HarnessClock,
+        step: Callable[[], int],
+        caller: Callable[[], object],
+    ) -> None:
         self._truth = truth
         self._clock = clock
         self._step = step
+        self._caller = caller  # who is calling: the versions it handled are its to cache
         self.down = False  # set by the driver between steps, read by the one running task
         self._counter = itertools.count(1)
+        # The versions each caller read or wrote, which its cache writes may carry. Only
+        # the one running task touches it (the scheduler runs one at a time).
+        self._handled: dict[int, list[Version]] = {}
 
     def read(self, key: str) -> object:
         if self.down:
             raise ConnectionError("the source is down (injected)")
-        return self._truth.current(key).value
+        version = self._truth.current(key)
+        self._handled.setdefault(id(self._caller()), []).append(version)
+        return version.value
 
     def write(self, key: str, value: object) -> int:
         if self.down:
             raise ConnectionError("the source is down (injected)")
-        return self._truth.write(key, value, self._step(), self._clock.now()).number
+        version = self._truth.write(key, value, self._step(), self._clock.now())
+        self._handled.setdefault(id(self._caller()), []).append(version)
+        return version.number
+
+    def cached(self, keys: Iterable[str]) -> None:
+        """The calling caller wrote ``keys`` into the cache: whichever versions of them it
+        handled may be what it wrote, so each one's TTL starts again now."""
+        wrote = set(keys)
+        for version in self._handled.get(id(self._caller()), []):
+            if version.key in wrote:
+                self._truth.cached(version, self._clock.now())
 
     def next_value(self, key: str) -> str:
         """A value never written before, so every read traces back to its version."""
@@ -208,6 +231,22 @@ class Wrapped(Backend):
         self._inner.close()
 
 
+class CacheWrites(Wrapped):
+    """A backend that reports each write that took effect (by the caller making it)."""
+
+    WRITES = ("set", "add", "compare_and_set", "set_many")
+
+    def __init__(self, inner: Backend, wrote: Callable[[Iterable[str]], None]) -> None:
+        super().__init__(inner)
+        self._wrote = wrote
+
+    def _call(self, name: str, *args: Any) -> Any:
+        result = super()._call(name, *args)
+        if name in self.WRITES and result is not False:
+            self._wrote(list(args[0]) if name == "set_many" else [args[0]])
+        return result
+
+
 class FaultyBackend(Wrapped):
     """A backend whose next calls can be made to fail, for the fault properties."""
 
@@ -309,9 +348,12 @@ class StalenessMachine(CallersMachine):
         # Callers that all wait (for a lease a failed caller left behind) wait on the clock:
         # time passes for them, a quarter of a lease at a time.
         self.scheduler = Scheduler(on_stuck=self._let_time_pass)
-        backend = Scheduled(self.faulty, self.scheduler, "cache")
         self.truth = SourceOfTruth({key: f"{key}#0" for key in KEYS})
-        self.source_impl = Source(self.truth, self.clock, lambda: len(self.scheduler.log))
+        self.source_impl = Source(
+            self.truth, self.clock, lambda: len(self.scheduler.log), self.scheduler.current
+        )
+        recorded = CacheWrites(self.faulty, self.source_impl.cached)
+        backend = Scheduled(recorded, self.scheduler, "cache")
         self.source: Source = Scheduled(self.source_impl, self.scheduler, "source")  # type: ignore[assignment]
         fill_ttl = self.strategies.event_safety_ttl() if self.plan.writer == "event" else TTL
         self.fill_ttl = fill_ttl
@@ -373,6 +415,7 @@ class StalenessMachine(CallersMachine):
                 task.result,
                 started_step=pending.started,
                 time=pending.started_time,
+                ended=self._now(),
                 ttl_bound=bound,
                 operation=f"read {pending.key!r} ({task.name}, started at step {pending.started})",
             )
@@ -458,6 +501,34 @@ class StalenessMachine(CallersMachine):
     @rule(seconds=st.sampled_from([1.0, LEASE_TTL, TTL, TTL + 1.0]))
     def advance(self, seconds: float) -> None:
         self.clock.advance_to(self._now() + seconds)
+
+    @precondition(lambda self: self.plan.moves_time and self._next_edge() is not None)
+    @rule()
+    def past_the_bound(self) -> None:
+        """Time passes to just past the next instant a cached old version must be gone
+        by: where a TTL that is a little too long still serves what a correct one let go."""
+        edge = self._next_edge()
+        assert edge is not None  # the precondition
+        self.clock.advance_to(edge)
+
+    def _next_edge(self) -> float | None:
+        """The earliest future instant just past a superseded, cached version's bound (the
+        rule :meth:`SourceOfTruth.check_read` applies), or past the latest fill's."""
+        now, bound = self._now(), TTL + self.resolution + PAST_THE_EDGE
+        edges: list[float] = []
+        latest = float("-inf")
+        for key in KEYS:
+            for version in self.truth.versions(key):
+                if not version.cached_times:
+                    continue
+                latest = max(latest, *version.cached_times)
+                if version.superseded_time is not None:
+                    since = max(version.superseded_time, *version.cached_times)
+                    edges.append(since + bound)
+        future = [edge for edge in edges if edge > now] or [
+            edge for edge in [latest + bound] if edge > now
+        ]
+        return min(future, default=None)
 
     @precondition(lambda self: self.plan.cache_faults)
     @rule(calls=st.integers(1, 3))

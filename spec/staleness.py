@@ -43,6 +43,9 @@ class Version:
     # write-through, or the event handling) that followed the write that superseded it.
     fresh_after_step: int | None = None
     fresh_after_what: str = ""
+    # When a caller that had read or written this version wrote it into the cache: a TTL
+    # counts from there, however late a slow caller's fill landed.
+    cached_times: list[float] = field(default_factory=list)
 
     def describe(self) -> str:
         text = f"version {self.number} of {self.key!r} ({self.value!r})"
@@ -87,6 +90,10 @@ class SourceOfTruth:
             if version.fresh_after_step is None or step < version.fresh_after_step:
                 version.fresh_after_step, version.fresh_after_what = step, what
 
+    def cached(self, version: Version, time: float) -> None:
+        """``version`` was written into the cache at ``time`` (its TTL starts again)."""
+        version.cached_times.append(time)
+
     def version_of(self, key: str, value: object) -> Version | None:
         for version in reversed(self._versions.get(key, [])):
             if version.value == value:
@@ -100,11 +107,19 @@ class SourceOfTruth:
         *,
         started_step: int,
         time: float,
+        ended: float,
         ttl_bound: float | None,
         operation: str,
     ) -> None:
         """Raise :class:`Violation` if a read of ``key`` that started at ``started_step``
-        and returned ``value`` at ``time`` is staler than the strategy allows."""
+        (at ``time``), ended at ``ended`` and returned ``value`` is staler than the strategy
+        allows.
+
+        The TTL bound counts from the later of two instants: the value stopped being current,
+        or it was last written into the cache before the read ended. A caller that read the
+        source, then stalled before its fill landed, puts an old value in the cache for a
+        full TTL: the TTL cannot help that (the stale-set race, which the staleness-0 rule
+        judges), and how late a guarded fill can land is its lease's business."""
         version = self.version_of(key, value)
         if version is None:
             raise Violation(
@@ -126,12 +141,16 @@ class SourceOfTruth:
                 "value read from the source before it was put in the cache after it (the "
                 "stale-set race)",
             )
-        staleness = time - version.superseded_time
+        fills = [t for t in version.cached_times if t <= ended]
+        since = max([version.superseded_time, *fills])
+        staleness = time - since
         if ttl_bound is not None and staleness > ttl_bound:
+            last_fill = f", last cached at {max(fills)!r} s" if fills else ""
             raise Violation(
                 operation,
-                f"returned {version.describe()}, {staleness!r} s stale",
-                f"at most {ttl_bound!r} s of staleness",
+                f"returned {version.describe()} (at {version.superseded_time!r} s)"
+                f"{last_fill}, served {staleness!r} s after that",
+                f"at most {ttl_bound!r} s",
                 "the TTL (plus the backend's resolution) bounds how long a superseded value "
-                "may be served",
+                "may be served after it was superseded or last cached",
             )

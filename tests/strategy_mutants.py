@@ -115,6 +115,14 @@ class FillsWithoutTTL(Strategies):
         return cache.get_or_compute(key, compute, None)
 
 
+class FillsTTLTooLong(Strategies):
+    """Cache-aside whose fills outlive the TTL it was given by two seconds: the bound a
+    user chose is quietly off."""
+
+    def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
+        return cache.get_or_compute(key, compute, None if ttl is None else ttl + 2.0)
+
+
 # ----------------------------------------------------------------- single-flight, leases
 class _PerCache:
     """Per-key tables kept per cache object, as the seed keeps them per cache instance: a
@@ -247,6 +255,8 @@ class ProcessLocalFlights(Strategies):
 
 
 # name -> (strategies, the property that must fail, a pattern its reason must match)
+STALE_PAST_TTL = r"bounds how long a superseded value may be served"
+
 STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
     "naive_cache_aside": (NaiveCacheAside, "staleness.cache_aside", r"stale-set race"),
     "deletes_before_write": (DeletesBeforeWrite, "staleness.cache_aside", r"stale-set race"),
@@ -256,7 +266,7 @@ STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
         "staleness.write_through",
         r"source never held it|stale-set race",
     ),
-    "no_safety_net": (NoSafetyNet, "staleness.events", r"s of staleness"),
+    "no_safety_net": (NoSafetyNet, "staleness.events", STALE_PAST_TTL),
     "accepts_unsigned_pickle": (
         AcceptsUnsignedPickle,
         "faults.forged_payload",
@@ -266,10 +276,11 @@ STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
     "swallows_cache_failure": (
         SwallowsCacheFailure,
         "faults.write_through",
-        r"stale-set race|s of staleness",
+        r"stale-set race|" + STALE_PAST_TTL,
     ),
     "caches_source_errors": (CachesSourceErrors, "faults.source", r"source never held it"),
-    "fills_without_ttl": (FillsWithoutTTL, "staleness.ttl", r"s of staleness"),
+    "fills_without_ttl": (FillsWithoutTTL, "staleness.ttl", STALE_PAST_TTL),
+    "fills_ttl_too_long": (FillsTTLTooLong, "staleness.ttl", STALE_PAST_TTL),
     "no_dedupe": (NaiveCacheAside, "single_flight.one_compute", r"was running in the same"),
     "no_dedupe_threads": (NaiveCacheAside, "single_flight.threads", r"the compute ran \d+ times"),
     "seed_per_key_event": (PerKeyEvent, "single_flight.shared_outcome", r"UnboundLocalError"),

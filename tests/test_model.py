@@ -14,6 +14,7 @@ from cachespec.spec import (
     NoEviction,
     Violation,
 )
+from cachespec.spec.staleness import SourceOfTruth
 
 
 def model(**kwargs: object) -> CacheModel:
@@ -248,3 +249,43 @@ class TestGuarantees:
             "TTL resolution 0.001s; exact LRU, capacity 5; values up to 10 bytes; thread-safe"
         )
         assert Guarantees(clear=False).describe().endswith("; no clear")
+
+
+class TestStalenessBound:
+    """The TTL bound counts from the later of supersession and the last fill of a version
+    (docs/design.md, "Staleness bounds"): the case a fresh-clone CI run found on memcached."""
+
+    @staticmethod
+    def history(filled_at: float | None) -> SourceOfTruth:
+        truth = SourceOfTruth({"price": "price#0"})
+        truth.write("price", "price#1", step=11, time=33.0)  # price#0 superseded at 33 s
+        if filled_at is not None:  # a reader that read price#0 before 33 s fills it now
+            truth.cached(truth.versions("price")[0], filled_at)
+        return truth
+
+    @staticmethod
+    def read_at(truth: SourceOfTruth, time: float) -> None:
+        truth.check_read(
+            "price",
+            "price#0",
+            started_step=14,
+            time=time,
+            ended=time,
+            ttl_bound=60.0,
+            operation="read 'price'",
+        )
+
+    def test_a_late_fill_starts_the_ttl_again(self) -> None:
+        self.read_at(self.history(filled_at=63.0), 123.0)
+
+    def test_past_the_ttl_of_the_last_fill_is_too_stale(self) -> None:
+        with pytest.raises(Violation, match=r"last cached at 63.0 s, served 60.5 s after"):
+            self.read_at(self.history(filled_at=63.0), 123.5)
+
+    def test_with_no_fill_the_bound_counts_from_supersession(self) -> None:
+        with pytest.raises(Violation, match=r"served 61.0 s after that"):
+            self.read_at(self.history(filled_at=None), 94.0)
+
+    def test_a_fill_after_the_read_ended_does_not_excuse_it(self) -> None:
+        with pytest.raises(Violation, match=r"served 61.0 s after that"):
+            self.read_at(self.history(filled_at=200.0), 94.0)
