@@ -76,13 +76,13 @@ def test_a_passing_run_exits_0_and_writes_both_reports(tmp_path: Path) -> None:
 def test_a_violation_exits_1_names_the_property_and_prints_a_program(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     run = cachespec(
-        "check", "mutants:LateExpiry", "--seed", "3", "--only", "ttl.*", "--report", str(report)
+        "check", "mutants:LateExpiry", "--seed", "3", "--only", "ttl.e*", "--report", str(report)
     )
     assert run.returncode == 1, run.stdout + run.stderr
     assert re.search(r"^ttl\.expires +FAIL ", run.stdout, re.MULTILINE)
     assert "state = replay('mutants:LateExpiry', 'ttl.expires')" in run.stdout
     assert (
-        "reproduce with: cachespec check mutants:LateExpiry --seed 3 --only 'ttl.*'" in run.stdout
+        "reproduce with: cachespec check mutants:LateExpiry --seed 3 --only 'ttl.e*'" in run.stdout
     )
     data = json.loads(report.read_text())
     assert data["passed"] is False
@@ -122,7 +122,8 @@ def test_a_stopped_run_prints_what_finished_and_writes_the_reports(
 ) -> None:
     report, junit = tmp_path / "r.json", tmp_path / "r.xml"
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    args = ["check", "--seed", "3", "--jobs", jobs, "--report", str(report), "--junit", str(junit)]
+    args = ["check", "--seed", "3", "--size", "quick", "--jobs", jobs]
+    args += ["--report", str(report), "--junit", str(junit)]
     # As from a terminal: a child of a shell without job control (a CI script run with `&`)
     # inherits SIGINT ignored, and Python then leaves it ignored.
     script = (
@@ -153,7 +154,7 @@ def test_a_stopped_run_prints_what_finished_and_writes_the_reports(
     assert "interrupted" in statuses
     assert "pass" in statuses  # what finished is kept
     assert "interrupted" in stdout
-    assert "run again with: cachespec check memory:// --seed 3" in stdout
+    assert "run again with: cachespec check memory:// --seed 3 --size quick" in stdout
     suite = ET.parse(junit).getroot()
     assert suite.get("errors") == str(statuses.count("interrupted"))
 
