@@ -913,8 +913,9 @@ def redis_from_url(
     ``timeout`` (seconds to connect and to wait for each reply, default 5), ``capacity`` (an
     exact-LRU namespace of that many entries; default unbounded), ``max_value_size`` (bytes;
     default no limit), ``eviction`` (``none``, the default, or ``server`` for a server that
-    evicts by memory: see ``server_evicts``). Any other option is a ConfigurationError. User
-    name and password come from the URL (percent-decoded).
+    evicts by memory: see ``server_evicts``), ``password_env`` / ``password_file`` (the
+    password from an environment variable or a file, not the URL). Any other option is a
+    ConfigurationError. A user name and password in the URL are percent-decoded.
 
     ``clock`` is ignored: a real server expires keys on its own clock (the harness moves that
     clock with libfaketime, not through this argument).
@@ -940,9 +941,9 @@ def redis_from_url(
     capacity = url.pop_int("capacity", default=None, allow_none=True, minimum=1)
     max_value_size = url.pop_int("max_value_size", default=None, allow_none=True, minimum=0)
     server_evicts = url.pop_choice("eviction", ("none", "server"), "none") == "server"
+    password = url.pop_password()
     url.expect_no_options()
     username = unquote(url.username) if url.username else None
-    password = unquote(url.password) if url.password else None
     no_retries = Retry(NoBackoff(), 0)
     if is_unix:
         client = redis.Redis(

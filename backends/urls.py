@@ -4,27 +4,61 @@ A URL names a backend and its options: ``memory://?capacity=100``,
 ``redis://:secret@localhost:6379/0?namespace=app``. Every option is checked: an unknown or
 malformed one is a :class:`~cachespec.backends.ConfigurationError` naming the URL (with any
 password replaced by ``***``), never silently ignored.
+
+A password may also come from the environment (``password_env=NAME``) or a file
+(``password_file=PATH``), so that it need not appear on a command line, where ``ps`` shows
+it. A URL that does not parse one way only (an ``@`` after the host, or a ``#``: characters
+of a password left unencoded) is refused before any connection, with nothing after its
+scheme shown (docs/design.md, "Secrets").
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+import os
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from .contract import ConfigurationError
 
+HIDDEN = "***"
+
+
+def _ambiguity(url: str) -> str | None:
+    """Why ``url`` does not parse one way only, or None. Unencoded ``#``, ``/``, ``?`` or
+    ``@`` in a password move the split: ``redis://:pa@ss#w/x@host`` would connect to a
+    host named ``ss``, with the password's first half."""
+    if "#" in url:
+        return "a '#' (a backend URL has no fragment)"
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    authority_end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    if "@" in rest[authority_end:]:
+        return "an '@' after the host"
+    return None
+
+
+def _hidden(url: str) -> str:
+    """What is shown of a URL that cannot be parsed safely: its scheme only."""
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme}://{HIDDEN}" if sep and scheme.isascii() and scheme.isalnum() else HIDDEN
+
 
 def redact(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***``."""
+    """``url`` with its password, if any, replaced by ``***`` (and everything after the
+    scheme, if the URL does not parse one way only)."""
+    if _ambiguity(url) is not None:
+        return _hidden(url)
     try:
         parts = urlsplit(url)
         password = parts.password
     except ValueError:
-        return url
+        return _hidden(url) if "@" in url else url
     if not password:
         return url
     userinfo, _, hostinfo = parts.netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
+    return urlunsplit(parts._replace(netloc=f"{user}:{HIDDEN}@{hostinfo}"))
 
 
 class BackendURL:
@@ -35,6 +69,15 @@ class BackendURL:
             raise TypeError(f"a backend URL must be a str, got {type(url).__name__}")
         self.text = url
         self.safe = redact(url)
+        ambiguous = _ambiguity(url)
+        if ambiguous is not None:
+            raise ConfigurationError(
+                f"{self.safe}: the URL has {ambiguous}, so it does not parse one way only; "
+                "percent-encode those characters in a user name or password (%23 for #, "
+                "%2F for /, %3F for ?, %40 for @), or pass the password with "
+                "password_env=NAME or password_file=PATH (the URL is not shown: it may hold "
+                "a password)"
+            )
         try:
             parts = urlsplit(url)
             self.port = parts.port
@@ -63,6 +106,37 @@ class BackendURL:
             raise self.error(f"{self.scheme}:// takes no host")
         if not path and self.path not in ("", "/"):
             raise self.error(f"{self.scheme}:// takes no path")
+
+    def pop_password(self) -> str | None:
+        """The password: from the URL (percent-decoded), the environment variable that
+        ``password_env`` names, or the file ``password_file`` names (one trailing newline
+        dropped). More than one of them is a ConfigurationError, as is a variable that is
+        not set or a file that cannot be read; no error shows the password."""
+        from_env = self.pop_str("password_env", None)
+        from_file = self.pop_str("password_file", None)
+        given = [
+            s
+            for s, v in (
+                ("the URL", self.password),
+                ("password_env", from_env),
+                ("password_file", from_file),
+            )
+            if v is not None
+        ]
+        if len(given) > 1:
+            raise self.error(f"a password from {' and '.join(given)}: give one")
+        if from_env is not None:
+            if from_env not in os.environ:
+                raise self.error(f"password_env={from_env}: no such environment variable")
+            return os.environ[from_env]
+        if from_file is not None:
+            try:
+                text = Path(from_file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise self.error(f"password_file={from_file}: {reason}") from None
+            return text[:-1] if text.endswith("\n") else text
+        return unquote(self.password) if self.password else None
 
     def pop_str(self, name: str, default: str | None) -> str | None:
         self._known.append(name)

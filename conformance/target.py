@@ -286,7 +286,7 @@ class UserServerTarget(Target):
     relative_cost = 2.0
 
     def __init__(self, url: str) -> None:
-        self.name = url
+        self.name = redact(url)  # what every output shows: the password never
         self._url = url
 
     def open_session(self) -> Session:
@@ -348,7 +348,7 @@ def resolve_target(text: str | None) -> Target:
                     "the harness starts instead, e.g. cachespec check 'memcached?clear=none'"
                 )
             return UserServerTarget(text)
-        in_process = Target(text, _url_factory(text))
+        in_process = Target(redact(text), _url_factory(text))
         if not text.startswith("memory:"):
             in_process.relative_cost = 2.0  # fakeredis and other in-process emulations
         return in_process

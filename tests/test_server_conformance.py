@@ -7,8 +7,12 @@ The servers are throwaway ones the harness starts under libfaketime (the same ha
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
@@ -75,6 +79,64 @@ def test_a_server_you_run_is_checked_in_real_time_and_left_clean(kind: str) -> N
         if kind == "redis":
             leftover = redis.Redis(host=server.host, port=server.port).dbsize()
             assert leftover == 0, f"the suite left {leftover} keys behind"
+
+
+# The parts of a password with every character a URL gives a meaning to.
+SECRET_PIECES = ("Xq7k", "Zr9m", "Wt3p")
+SECRET = "Xq7k@Zr9m#Wt3p/?:"
+SECRET_IN_URL = "Xq7k%40Zr9m%23Wt3p%2F%3F%3A"
+
+
+def _check_outputs(tmp_path: Path, name: str, url: str, env: dict[str, str]) -> list[str]:
+    """Everything a `cachespec check` of ``url`` writes: stdout, stderr and both reports."""
+    report, junit = tmp_path / f"{name}.json", tmp_path / f"{name}.xml"
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "cachespec", "check", url, "--size", "quick", "--seed", "1"),
+            *("--only", "ops.get_set", "ttl.expires", "single_flight.processes"),
+            *("--report", str(report), "--junit", str(junit)),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=600,
+        check=False,
+    )
+    written = [p.read_text(encoding="utf-8") for p in (report, junit) if p.exists()]
+    return [f"exit {run.returncode}", run.stdout, run.stderr, *written]
+
+
+@pytest.mark.redis
+def test_no_output_of_a_run_shows_the_password(tmp_path: Path) -> None:
+    with servers.start_redis(fake_time=False) as server:
+        admin = redis.Redis(host=server.host, port=server.port)
+        admin.acl_setuser(
+            "alice", enabled=True, passwords=[f"+{SECRET}"], keys=["*"], commands=["+@all"]
+        )
+        at = f"{server.host}:{server.port}/0"
+        runs = {
+            "in the url": (f"redis://alice:{SECRET_IN_URL}@{at}", {}),
+            "from the environment": (
+                f"redis://alice@{at}?password_env=CACHESPEC_SECRET",
+                {"CACHESPEC_SECRET": SECRET},
+            ),
+            "refused": (f"redis://alice:{SECRET_IN_URL}x@{at}", {}),
+            "unreachable": (f"redis://alice:{SECRET_IN_URL}@127.0.0.1:1/0", {}),
+            "unencoded": (f"redis://alice:{SECRET}@{at}", {}),
+        }
+        outputs = {name: _check_outputs(tmp_path, name, *run) for name, run in runs.items()}
+        admin.close()
+    for name in ("in the url", "from the environment"):
+        assert outputs[name][0] == "exit 0", outputs[name]
+        assert "ttl.expires" in outputs[name][1]  # skipped, with the backend named
+        assert len(outputs[name]) == 5  # both reports were written
+    for name in ("refused", "unreachable", "unencoded"):
+        assert outputs[name][0] == "exit 2", outputs[name]
+    shown = {
+        name: [piece for piece in SECRET_PIECES for text in texts if piece in text]
+        for name, texts in outputs.items()
+    }
+    assert shown == {name: [] for name in runs}, outputs
 
 
 # The targets tox's redis and memcached envs check each server's own eviction on (tox.ini).
