@@ -57,6 +57,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -490,8 +491,10 @@ class ManagedServer:
         temp_dir: Path,
         log_path: Path,
         clock: FaketimeClock | None,
+        reaper: subprocess.Popen[bytes] | None = None,
     ) -> None:
         self.kind: Kind = kind
+        self._reaper = reaper  # stops the server if this process dies first (_REAPER)
         self.host = HOST
         self.port = port
         self.url = f"redis://{HOST}:{port}/0" if kind == "redis" else f"memcached://{HOST}:{port}"
@@ -534,8 +537,24 @@ class ManagedServer:
                     self.clock.close()
                 self._forget_faketime_objects()
                 shutil.rmtree(self.temp_dir, ignore_errors=True)
+                self._dismiss_reaper()
                 with _LIVE_LOCK:
                     _LIVE.discard(self)
+
+    def _dismiss_reaper(self) -> None:
+        """Tell the reaper the server is stopped, so that it exits without a kill."""
+        reaper, self._reaper = self._reaper, None
+        if reaper is None or reaper.stdin is None:
+            return
+        with contextlib.suppress(OSError):
+            reaper.stdin.write(b"done")
+        with contextlib.suppress(OSError):
+            reaper.stdin.close()
+        try:
+            reaper.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            reaper.kill()
+            reaper.wait()
 
     def _terminate(self) -> None:
         """SIGTERM, wait (waking a frozen memcached), then SIGKILL: never leave it running.
@@ -695,6 +714,37 @@ def _memcached_argv(binary: str, port: int) -> list[str]:
 
 ArgvBuilder = Callable[[str, int, Path, Path], list[str]]
 
+# A server must die with the process that started it, whatever kills that process: atexit
+# and finally blocks do not run on SIGKILL, and PR_SET_PDEATHSIG fires when the *thread*
+# that forked exits, which may be any thread. So each server gets a reaper: a small Python
+# process in a session of its own, reading a pipe whose only writer is the harness. The
+# harness writes "done" once it has stopped the server itself; EOF without it means the
+# harness is gone, and the reaper kills the server (waking it first, should it be frozen)
+# and removes its files. The server is not the reaper's child, but it cannot be reaped (and
+# its pid reused) before the reaper's kill: its parent is the harness, or init after it.
+_REAPER = """
+import os, shutil, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+pid, temp_dir = int(sys.argv[1]), sys.argv[2]
+if sys.stdin.buffer.read() != b"done":
+    for sig in (signal.SIGCONT, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            break
+    shutil.rmtree(temp_dir, ignore_errors=True)
+"""
+
+
+def _start_reaper(server_pid: int, temp_dir: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", _REAPER, str(server_pid), str(temp_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a terminal's Ctrl-C is the harness's to handle
+    )
+
 
 def _spawn(
     kind: Kind, argv_for: ArgvBuilder, fake_time: bool, preload: Sequence[str]
@@ -719,8 +769,15 @@ def _spawn(
                 # server in order (a frozen memcached would ignore a bare SIGINT).
                 start_new_session=True,
             )
+        reaper = _start_reaper(process.pid, temp_dir)
         return ManagedServer(
-            kind, process, port=port, temp_dir=temp_dir, log_path=log_path, clock=clock
+            kind,
+            process,
+            port=port,
+            temp_dir=temp_dir,
+            log_path=log_path,
+            clock=clock,
+            reaper=reaper,
         )
     except BaseException:
         if process is not None:

@@ -416,9 +416,16 @@ def _servers_under(pid: int) -> list[int]:
                 command = Path(f"/proc/{candidate}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"redis-server" in command or b"memcached" in command:
+            if _names_a_server(command):
                 found.append(candidate)
     return found
+
+
+def _names_a_server(command: bytes) -> bool:
+    """Whether a /proc cmdline runs a server (not, say, the reaper that names its folder)."""
+    # redis-server rewrites its title in place: "/usr/bin/redis-server 127.0.0.1:6379".
+    program = os.path.basename(command.split(b"\0", 1)[0].split(b" ", 1)[0])
+    return program in (b"redis-server", b"memcached")
 
 
 def test_sigterm_to_cachespec_check_stops_the_server_it_started() -> None:
@@ -445,6 +452,49 @@ def test_sigterm_to_cachespec_check_stops_the_server_it_started() -> None:
     assert check.returncode == 128 + signal.SIGTERM, stderr
     for pid in servers:
         assert_pid_gone(pid)
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+def test_sigkill_to_cachespec_check_still_stops_its_server_and_removes_its_files(
+    kind: str,
+) -> None:
+    """SIGKILL runs no finally block and no atexit hook: the server's reaper stops it."""
+    require(kind)
+    check = subprocess.Popen(
+        [sys.executable, "-m", "cachespec", "check", kind, "--jobs", "1", "--only", "ttl.*"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        found: list[int] = []
+        deadline = time.monotonic() + 60  # a bounded wait for the server to appear
+        while not found and check.poll() is None and time.monotonic() < deadline:
+            found = _servers_under(check.pid)
+            time.sleep(0.05)
+        assert found, "the check started no server within 60 s"
+        homes = [Path(os.readlink(f"/proc/{pid}/cwd")) for pid in found]  # its temp dir
+        check.kill()
+        check.wait()
+        deadline = time.monotonic() + 30  # a bounded wait for the reaper to act
+        while time.monotonic() < deadline and (
+            any(_is_server(pid) for pid in found) or any(h.exists() for h in homes)
+        ):
+            time.sleep(0.05)
+    finally:
+        if check.poll() is None:
+            check.kill()
+            check.wait()
+    for pid in found:
+        assert_pid_gone(pid)
+    assert [h for h in homes if h.exists()] == []
+    assert all(h.name.startswith(f"cachespec-{kind}-") for h in homes), homes
+
+
+def _is_server(pid: int) -> bool:
+    try:
+        return _names_a_server(Path(f"/proc/{pid}/cmdline").read_bytes())
+    except OSError:
+        return False
 
 
 def test_redis_real_time_mode_has_no_clock() -> None:
