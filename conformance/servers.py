@@ -491,7 +491,7 @@ class ManagedServer:
         temp_dir: Path,
         log_path: Path,
         clock: FaketimeClock | None,
-        reaper: subprocess.Popen[bytes] | None = None,
+        reaper: Reaper | None = None,
     ) -> None:
         self.kind: Kind = kind
         self._reaper = reaper  # stops the server if this process dies first (_REAPER)
@@ -537,24 +537,10 @@ class ManagedServer:
                     self.clock.close()
                 self._forget_faketime_objects()
                 shutil.rmtree(self.temp_dir, ignore_errors=True)
-                self._dismiss_reaper()
+                if self._reaper is not None:
+                    self._reaper.dismiss()
                 with _LIVE_LOCK:
                     _LIVE.discard(self)
-
-    def _dismiss_reaper(self) -> None:
-        """Tell the reaper the server is stopped, so that it exits without a kill."""
-        reaper, self._reaper = self._reaper, None
-        if reaper is None or reaper.stdin is None:
-            return
-        with contextlib.suppress(OSError):
-            reaper.stdin.write(b"done")
-        with contextlib.suppress(OSError):
-            reaper.stdin.close()
-        try:
-            reaper.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            reaper.kill()
-            reaper.wait()
 
     def _terminate(self) -> None:
         """SIGTERM, wait (waking a frozen memcached), then SIGKILL: never leave it running.
@@ -725,25 +711,46 @@ ArgvBuilder = Callable[[str, int, Path, Path], list[str]]
 _REAPER = """
 import os, shutil, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-pid, temp_dir = int(sys.argv[1]), sys.argv[2]
+pid, folders = int(sys.argv[1]), sys.argv[2:]
 if sys.stdin.buffer.read() != b"done":
     for sig in (signal.SIGCONT, signal.SIGKILL):
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
             break
-    shutil.rmtree(temp_dir, ignore_errors=True)
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 """
 
 
-def _start_reaper(server_pid: int, temp_dir: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", _REAPER, str(server_pid), str(temp_dir)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # a terminal's Ctrl-C is the harness's to handle
-    )
+class Reaper:
+    """Kills the server ``pid`` and removes ``folders`` if this process dies before
+    :meth:`dismiss` (see ``_REAPER``). For servers started outside this module too (the
+    tests' own fixtures): every server a run starts dies with it."""
+
+    def __init__(self, pid: int, *folders: Path) -> None:
+        self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _REAPER, str(pid), *map(str, folders)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a terminal's Ctrl-C is the harness's to handle
+        )
+
+    def dismiss(self) -> None:
+        """The server is stopped: the reaper exits without a kill. Safe to call twice."""
+        process, self._process = self._process, None
+        if process is None or process.stdin is None:
+            return
+        with contextlib.suppress(OSError):
+            process.stdin.write(b"done")
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _spawn(
@@ -769,7 +776,7 @@ def _spawn(
                 # server in order (a frozen memcached would ignore a bare SIGINT).
                 start_new_session=True,
             )
-        reaper = _start_reaper(process.pid, temp_dir)
+        reaper = Reaper(process.pid, temp_dir)
         return ManagedServer(
             kind,
             process,

@@ -60,6 +60,7 @@ from cachespec.backends.memcached import (
     relative_exptime,
 )
 from cachespec.backends.urls import BackendURL
+from cachespec.conformance.servers import Reaper
 from cachespec.conformance.target import TargetError, resolve_target
 from cachespec.spec import MEMCACHED_EVICTION, NoEviction
 
@@ -74,6 +75,7 @@ FORTY_DAYS = 40 * 86_400
 class Server:
     port: int
     process: subprocess.Popen[bytes]
+    reaper: Reaper  # stops it if pytest is killed (docs/design.md)
 
     @property
     def url(self) -> str:
@@ -106,12 +108,13 @@ def start_server(*extra: str) -> Server:
         if os.geteuid() == 0:
             argv += ["-u", "root"]
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        reaper = Reaper(process.pid)
         deadline = time.monotonic() + 10
         while process.poll() is None and time.monotonic() < deadline:
             if _answers_version(port):
-                return Server(port, process)
+                return Server(port, process, reaper)
             time.sleep(0.005)  # poll interval, not a wait for an outcome
-        stop_server(Server(port, process))
+        stop_server(Server(port, process, reaper))
     pytest.fail(f"memcached did not start: {argv}")
 
 
@@ -127,6 +130,7 @@ def stop_server(server: Server) -> None:
             process.wait(timeout=10)
     if process.stderr is not None:
         process.stderr.close()
+    server.reaper.dismiss()
 
 
 def require_memcached() -> None:

@@ -78,6 +78,7 @@ class RedisServer:
     port: int
     unix_socket: Path
     process: subprocess.Popen[bytes]
+    reaper: servers.Reaper  # stops it if pytest is killed (docs/design.md)
 
     def url(self, query: str = "", *, db: int = 0, auth: str = "") -> str:
         return f"redis://{auth}127.0.0.1:{self.port}/{db}{'?' + query if query else ''}"
@@ -90,6 +91,7 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=STOP_TIMEOUT)
+        self.reaper.dismiss()
 
 
 def redis_server_binary() -> str:
@@ -118,7 +120,7 @@ def start_redis(directory: Path) -> RedisServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        server = RedisServer(port, unix_socket, process)
+        server = RedisServer(port, unix_socket, process, servers.Reaper(process.pid))
         probe = redis.Redis(port=port, socket_timeout=0.5, socket_connect_timeout=0.5)
         deadline = time.monotonic() + START_TIMEOUT
         try:
