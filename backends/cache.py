@@ -122,6 +122,11 @@ def is_lease(raw: bytes) -> bool:
     return raw[:1] == LEASE
 
 
+def new_lease() -> bytes:
+    """A lease no other caller holds: ``L`` and a random token."""
+    return LEASE + os.urandom(_TOKEN_BYTES)
+
+
 class Cache:
     """Serialized values over a backend, with guarded cache-aside fills.
 
@@ -304,7 +309,7 @@ class Cache:
             self.backend.set(key, frame_value(self.serializer.dumps(value)), seconds)
             self._count("fills")
             return value
-        lease = LEASE + os.urandom(_TOKEN_BYTES)
+        lease = new_lease()
         waited = False
         holder: bytes | NoValue = NO_VALUE  # the other caller's lease we are waiting out
         deadline = 0.0

@@ -9,8 +9,9 @@ backend contract (through :class:`~cachespec.backends.cache.Cache`).
   compare-and-set), so a fill computed before an invalidation never lands after it.
   :func:`naive_cache_aside` is the classic unguarded read, shipped as the counter-example
   the conformance suite must catch (``cachespec check --strategy naive-cache-aside``).
-* Write-through: :class:`WriteThrough` commits the source first, then the cache; versions
-  keep concurrent writers from overwriting a newer value with an older one.
+* Write-through: :class:`WriteThrough` commits the source first, then puts the value in
+  the cache, so the next read hits; versions, and a lease where the key is absent, keep
+  concurrent writers from overwriting a newer value with an older one.
 * Event invalidation: :class:`EventInvalidator` deletes the keys named by change events;
   it insists on a safety-net TTL, because a lost event would otherwise be stale forever.
 """
@@ -22,9 +23,18 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
-from cachespec.spec import NO_VALUE
+from cachespec.spec import NO_VALUE, validate_ttl
 
-from .cache import DEFAULT_TTL, Cache, entry_version, frame_value, frame_versioned, is_lease
+from .cache import (
+    DEFAULT_TTL,
+    Cache,
+    _Default,
+    entry_version,
+    frame_value,
+    frame_versioned,
+    is_lease,
+    new_lease,
+)
 from .contract import ConfigurationError
 
 V = TypeVar("V")
@@ -52,31 +62,55 @@ class VersionedWrite(Protocol):
         None if the source has no versions."""
 
 
-class WriteThrough:
-    """Writes that go to the source first, then to the cache.
+class SourceVersion(Protocol):
+    def __call__(self, key: str) -> int | None:
+        """The version the source holds for ``key`` now (None: no such key)."""
 
-    If the source write raises, the cache is not touched. Once it commits, the cached copy
-    is brought up to date without ever going back in time:
+
+class WriteThrough:
+    """Writes that go to the source first, then to the cache: the next read hits.
+
+    If the source write raises, the cache is not touched. Once it commits, the written
+    value is put in the cache, without ever going back in time (docs/design.md,
+    "Write-through"):
 
     * a copy written through earlier (it carries the source's version) is replaced by this
       version, with ``compare_and_set``, unless it already holds this version or a newer one;
     * anything whose version is unknown (a cache-aside fill, or a fill's lease) is removed
-      with ``compare_and_delete``: it may predate this write, and the next read refills from
-      the source;
-    * an absent key stays absent. Writing it here would race with the expiry of a newer
-      version's copy: a slow writer could bring an old version back.
+      with ``compare_and_delete``: it may predate this write;
+    * into an absent key the copy goes under a lease, as a guarded fill does: ``add`` the
+      lease, ask the source which version it holds now (``source_version``), and replace the
+      lease with the copy only if that is still the version written. An absent key says
+      nothing of the versions it held, so without that question a slow writer could install
+      its old version after a newer one's copy expired; and a writer that commits after the
+      question deletes the lease on its way, so the copy is then dropped.
 
-    If the cache write fails, the key is invalidated; if that fails too, ``safety_ttl``
-    bounds how long the old value can be served. A source without versions (its write
-    returns None) gets plain invalidation, the only safe choice without them.
+    Copies live ``ttl`` (the cache's ``default_ttl`` by default). If the cache write fails,
+    the key is invalidated. If that fails too, the old value may be served until the TTL it
+    was cached with runs out: no step of a writer that cannot reach the cache can shorten it
+    (an earlier ``safety_ttl`` claimed to, and did not: docs/design.md, "Write-through").
+    A source without versions (its write returns None) gets plain invalidation, the only
+    safe choice without them.
     """
 
-    def __init__(self, cache: Cache, write_source: VersionedWrite, *, safety_ttl: float) -> None:
+    def __init__(
+        self,
+        cache: Cache,
+        write_source: VersionedWrite,
+        *,
+        source_version: SourceVersion,
+        ttl: float | _Default | None = DEFAULT_TTL,
+    ) -> None:
         if not cache.backend.guarantees.compare_and_set:
             raise ConfigurationError("write-through needs a backend with compare_and_set")
+        if not callable(source_version):
+            raise ConfigurationError(
+                "write-through needs source_version(key): the version the source holds now"
+            )
         self.cache = cache
         self._write_source = write_source
-        self.safety_ttl = safety_ttl
+        self._source_version = source_version
+        self.ttl = cache.default_ttl if ttl is DEFAULT_TTL else validate_ttl(ttl)
 
     def write(self, key: str, value: object) -> None:
         version = self._write_source(key, value)  # commit first: it may raise, nothing else ran
@@ -97,15 +131,35 @@ class WriteThrough:
         for _ in range(attempts):
             current = backend.get(key)
             if current is NO_VALUE:
-                return
+                if self._install_absent(key, version, data):
+                    return
+                continue  # another caller put something there first: look again
             held = entry_version(current)
             if held is None:
-                if backend.compare_and_delete(key, current):
-                    return
-            elif held >= version or backend.compare_and_set(key, current, data, self.safety_ttl):
+                backend.compare_and_delete(key, current)  # then install into the absent key
+            elif held >= version or backend.compare_and_set(key, current, data, self.ttl):
                 return
         # Contention beyond reason: make sure no older value survives.
         self.cache.invalidate(key)
+
+    def _install_absent(self, key: str, version: int, data: bytes) -> bool:
+        """Install ``data`` into an absent key under a lease; False if the key was taken."""
+        backend = self.cache.backend
+        lease = new_lease()
+        if not backend.add(key, lease, self.cache.lease_ttl):
+            return False
+        try:
+            still = self._source_version(key) == version
+        except BaseException:
+            backend.compare_and_delete(key, lease)
+            raise
+        if still:
+            # Fails only if an invalidation or a newer writer removed the lease meanwhile:
+            # then that one has the last word.
+            backend.compare_and_set(key, lease, data, self.ttl)
+        else:  # a newer write committed: its own install puts its copy here
+            backend.compare_and_delete(key, lease)
+        return True
 
 
 Event = str | Iterable[str]

@@ -54,7 +54,7 @@ def rows(label: str, backend: Backend, n: int, repeats: int, *, networked: bool)
         versions["v"] += 1
         return versions["v"]
 
-    through = WriteThrough(cache, source_write, safety_ttl=3600)
+    through = WriteThrough(cache, source_write, source_version=lambda key: versions["v"])
     through.write("w", VALUE)
     figures = medians(
         {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hypothesis import strategies as st
@@ -820,6 +820,17 @@ def guarded_fills(g: Guarantees) -> str | None:
     )
 
 
+def caches_what_it_keeps(g: Guarantees) -> str | None:
+    """The efficacy properties expect the one entry a strategy just cached to be read."""
+    cannot = guarded_fills(g)
+    if cannot is None and not g.eviction.keeps(1):
+        cannot = (
+            f"the backend declares {g.eviction.describe()}: even the entry just written may "
+            "be evicted at once, so no read is promised a hit"
+        )
+    return cannot
+
+
 def _strategies(target: Target) -> Strategies:
     chosen = target.strategies
     return chosen if isinstance(chosen, Strategies) else Strategies()
@@ -846,7 +857,10 @@ def _staleness(prop_id: str, promise: str, plan: Plan, examples: int) -> Propert
     def build(name: str, target: Target, strategies: Strategies) -> type[RuleBasedStateMachine]:
         return build_staleness_machine(name, target, plan, strategies)
 
-    return _callers(prop_id, promise, build, examples)
+    prop = _callers(prop_id, promise, build, examples)
+    if plan.efficacy:
+        return replace(prop, applies=caches_what_it_keeps)
+    return prop
 
 
 def _forged_payload(target: Target, g: Guarantees) -> Check:
@@ -860,7 +874,7 @@ PROPERTIES.extend(
             "staleness.ttl",
             "with TTL only, a read is at most the TTL (plus the resolution) stale",
             Plan("source"),
-            150,
+            200,
         ),
         _staleness(
             "staleness.invalidation",
@@ -873,14 +887,14 @@ PROPERTIES.extend(
             "cache-aside reads are never stale after an invalidation, whatever the "
             "interleaving (no stale-set race)",
             Plan("invalidate"),
-            200,
+            230,
         ),
         _staleness(
             "staleness.write_through",
             "a read that starts after a write-through returned sees it or newer, whatever "
             "the interleaving",
             Plan("write_through"),
-            60,
+            220,
         ),
         _staleness(
             "staleness.events",
@@ -900,7 +914,7 @@ PROPERTIES.extend(
             "faults.write_through",
             "when the cache fails under write-through, the staleness bound still holds",
             Plan("write_through", cache_faults=True),
-            150,
+            90,
         ),
         _staleness(
             "faults.source",
@@ -915,6 +929,29 @@ PROPERTIES.extend(
             _forged_payload,
             examples=20,
             cost=0.002,
+        ),
+        # Efficacy: the twins of the staleness properties. A strategy that is safe because
+        # it never caches passes those; it fails these (docs/design.md, "Efficacy").
+        _staleness(
+            "efficacy.cache_aside",
+            "after a cache-aside read, the reads of that key hit until a write, an "
+            "invalidation or the TTL, without calling the source",
+            Plan("invalidate", sequential=True, efficacy=True),
+            30,
+        ),
+        _staleness(
+            "efficacy.write_through",
+            "after a write-through returned, reads of that key hit, without calling the "
+            "source, until a later write or the TTL (an absent key too)",
+            Plan("write_through", sequential=True, efficacy=True),
+            40,
+        ),
+        _staleness(
+            "efficacy.events",
+            "after a change event is handled, the next read refills once and the reads "
+            "after it hit, until the next event or the TTL",
+            Plan("event", sequential=True, efficacy=True),
+            60,
         ),
     ]
 )

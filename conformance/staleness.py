@@ -84,6 +84,12 @@ class Source:
         self._handled.setdefault(id(self._caller()), []).append(version)
         return version.number
 
+    def version(self, key: str) -> int:
+        """The version the source holds now (write-through asks before installing)."""
+        if self.down:
+            raise ConnectionError("the source is down (injected)")
+        return self._truth.current(key).number
+
     def cached(self, keys: Iterable[str]) -> None:
         """The calling caller wrote ``keys`` into the cache: whichever versions of them it
         handled may be what it wrote, so each one's TTL starts again now."""
@@ -117,7 +123,7 @@ class Strategies:
         cache.invalidate(key)
 
     def write_through(self, cache: Cache, source: Source, key: str, value: Any) -> None:
-        WriteThrough(cache, source.write, safety_ttl=TTL).write(key, value)
+        WriteThrough(cache, source.write, source_version=source.version).write(key, value)
 
     def handle_event(self, cache: Cache, key: str) -> None:
         """The subscriber's reaction to a change event naming ``key``."""
@@ -273,6 +279,10 @@ class Plan:
     cache_faults: bool = False  # the next calls on the cache can be made to fail
     source_faults: bool = False  # the source can be made to fail
     sequential: bool = False  # each caller runs alone, start to end
+    # The strategy must also cache: a read that nothing gave cause to miss must hit, without
+    # a call on the source (docs/design.md, "Efficacy"). Sequential plans only: under a race
+    # a fill may rightly be dropped.
+    efficacy: bool = False
 
     @property
     def faults(self) -> bool:
@@ -280,8 +290,11 @@ class Plan:
 
     @property
     def moves_time(self) -> bool:
-        """Only where the TTL is the bound under test (TTL only, a lost event) does the
-        clock move: elsewhere time would only expire the evidence of a race."""
+        """Where the TTL is the bound under test (TTL only, a lost event), and under
+        write-through, where a copy that expired must not make room for an older version:
+        elsewhere time would only expire the evidence of a race."""
+        if self.writer == "write_through":
+            return not self.faults  # under faults, time would only expire the evidence
         return self.writer in ("source", "event")
 
 
@@ -367,6 +380,9 @@ class StalenessMachine(CallersMachine):
         )
         self.events: list[tuple[str, object]] = []  # published, not yet delivered
         self.pending: dict[int, _Pending] = {}
+        # Under an efficacy plan: why the next read of a key must hit, and until when (the
+        # TTL of what was cached; a backend may keep it longer, never shorter).
+        self.expect_hit: dict[str, tuple[str, float]] = {}
 
     # --------------------------------------------------------------------- bookkeeping
     def _now(self) -> float:
@@ -404,6 +420,8 @@ class StalenessMachine(CallersMachine):
             if self.plan.faults and (cache_failed or isinstance(task.error, ConnectionError)):
                 return  # the failure was injected; what matters is what it left behind
             raise task.error
+        if pending.kind == "read" and self.plan.efficacy:
+            self._judge_efficacy(task, pending)
         if pending.kind == "read":
             # The promised bound, whatever TTL the strategy under test chose to fill with.
             bound = TTL + self.resolution if self.plan.ttl_bound else None
@@ -419,12 +437,44 @@ class StalenessMachine(CallersMachine):
                 ttl_bound=bound,
                 operation=f"read {pending.key!r} ({task.name}, started at step {pending.started})",
             )
-        elif self.plan.writer in ("invalidate", "write_through"):
+        elif self.plan.efficacy:
+            self._after_write(pending.key, task.name)
+        if pending.kind == "write" and self.plan.writer in ("invalidate", "write_through"):
             written = self.truth.version_of(pending.key, pending.value)
             if written is not None:
                 what = "the invalidation" if self.plan.writer == "invalidate" else "the write"
                 step = self.scheduler.note(f"{task.name} returned")
                 self.truth.made_fresh(pending.key, written, step, f"{what} ({task.name})")
+
+    def _after_write(self, key: str, name: str) -> None:
+        """A write-through leaves the value cached; an invalidation leaves nothing; a source
+        write under event invalidation leaves the cache as it was, until the event."""
+        if self.plan.writer == "write_through":
+            self._expect_hit(key, f"the write-through {name} returned")
+        elif self.plan.writer == "invalidate":
+            self.expect_hit.pop(key, None)
+
+    def _expect_hit(self, key: str, why: str) -> None:
+        ttl = self.fill_ttl
+        self.expect_hit[key] = (why, float("inf") if ttl is None else self._now() + ttl)
+
+    def _judge_efficacy(self, task: Task, pending: _Pending) -> None:
+        """A read that nothing gave cause to miss hits: it never calls the source."""
+        expected = self.expect_hit.get(pending.key)
+        if expected is not None and pending.started_time < expected[1]:
+            called = [call for call in task.trace if call.startswith("source.")]
+            if called:
+                raise Violation(
+                    f"read {pending.key!r} ({task.name}, started at step {pending.started})",
+                    f"called {called[0]}: a miss",
+                    "a hit",
+                    f"{expected[0]} less than the TTL ({self.fill_ttl!r} s) before, and no "
+                    "write, invalidation or event came since: a strategy that is never stale "
+                    "because it never caches is of no use",
+                )
+        if expected is None or any(call.startswith("source.") for call in task.trace):
+            # It filled the key: the TTL starts now. (A hit leaves the entry as it was.)
+            self._expect_hit(pending.key, f"the read {task.name} filled it")
 
     # ---------------------------------------------------------------------------- rules
     @precondition(lambda self: len(self.scheduler.runnable()) < MAX_TASKS)
@@ -482,6 +532,27 @@ class StalenessMachine(CallersMachine):
 
         self._spawn(f"W{len(self.scheduler.tasks)}", write, "write", key, value)
 
+    @precondition(
+        lambda self: (
+            self.plan.writer in ("write_through", "invalidate")
+            and not self.plan.sequential
+            and len(self.scheduler.runnable()) < MAX_TASKS
+        )
+    )
+    @rule(key=st.sampled_from(KEYS))
+    def write_past_source(self, key: str) -> None:
+        """A writer commits to the source and stops before its next call on the cache: the
+        first half of a lost update (an older version's copy landing after a newer one's),
+        reached on purpose rather than by luck."""
+        self.start_write(key)
+        task = self.scheduler.tasks[-1]
+        for _ in range(SETTLE_STEPS):
+            wrote = any(call.startswith("source.write") for call in task.trace)
+            if task.done or task.blocked or wrote:
+                break
+            self.scheduler.step(task)
+        self._collect()
+
     @precondition(lambda self: bool(self.events))
     @rule(which=st.integers(0, 3), fate=st.sampled_from(["deliver", "duplicate", "lose"]))
     def deliver_event(self, which: int, fate: str) -> None:
@@ -492,6 +563,7 @@ class StalenessMachine(CallersMachine):
         if fate == "lose":
             return
         self.strategies.handle_event(self.cache, key)
+        self.expect_hit.pop(key, None)  # the next read refills
         version = self.truth.version_of(key, value)
         assert version is not None
         step = self.scheduler.note(f"event {value!r} delivered")

@@ -120,7 +120,11 @@ def events(cache: Cache, db: PriceTable, clock: HarnessClock) -> float:
 
 
 def write_through(cache: Cache, db: PriceTable, clock: HarnessClock) -> float:
-    through = WriteThrough(cache, lambda key, value: db.write(value, clock.now()), safety_ttl=TTL)
+    through = WriteThrough(
+        cache,
+        lambda key, value: db.write(value, clock.now()),
+        source_version=lambda key: db.version,
+    )
     cache.backend.set(KEY, b"V" + (0).to_bytes(8, "big") + cache.serializer.dumps(db.price))
 
     return simulate(

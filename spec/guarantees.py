@@ -21,6 +21,10 @@ class NoEviction:
     def describe(self) -> str:
         return "no eviction"
 
+    def keeps(self, entries: int) -> bool:
+        """Whether ``entries`` live entries, all just written, are all kept until used."""
+        return True
+
 
 @dataclass(frozen=True)
 class ExactLRU:
@@ -41,6 +45,9 @@ class ExactLRU:
 
     def describe(self) -> str:
         return f"exact LRU, capacity {self.capacity}"
+
+    def keeps(self, entries: int) -> bool:
+        return entries <= self.capacity
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,10 @@ class ApproximateLRU:
             raise ValueError("holds_at_most cannot be below holds_at_least")
         if not isinstance(self.refuses_when_full, bool):
             raise TypeError(f"refuses_when_full must be a bool, got {self.refuses_when_full!r}")
+
+    def keeps(self, entries: int) -> bool:
+        # Nothing goes below holds_at_least; the protects_recent most recently used never do.
+        return entries <= max(self.holds_at_least, self.protects_recent)
 
     def describe(self) -> str:
         most = "memory-bounded" if self.holds_at_most is None else f"at most {self.holds_at_most}"

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from cachespec.backends import NO_VALUE, Backend
-from cachespec.backends.cache import Cache, frame_value, is_lease, refresh_meta
+from cachespec.backends.cache import Cache, is_lease, refresh_meta
 from cachespec.backends.serializers import DecodeError, Serializer
 from cachespec.backends.strategies import WriteThrough
-from cachespec.conformance.staleness import TTL, NaiveCacheAside, Source, Strategies, Wrapped
+from cachespec.conformance.staleness import NaiveCacheAside, Source, Strategies, Wrapped
 
 
 class DeletesBeforeWrite(Strategies):
@@ -88,24 +88,23 @@ class SwallowsCacheFailure(Strategies):
 
     def write_through(self, cache: Cache, source: Source, key: str, value: Any) -> None:
         version = source.write(key, value)
-        through = WriteThrough(cache, source.write, safety_ttl=TTL)
+        through = WriteThrough(cache, source.write, source_version=source.version)
         with contextlib.suppress(Exception):
             through._install(key, version, cache.serializer.dumps(value))
 
 
 class CachesSourceErrors(Strategies):
-    """Caches a placeholder when the source fails, so later reads get a value it never held."""
+    """Caches a placeholder when the source fails, so later reads get a value it never held.
+    (Its fills are guarded: the one defect is the placeholder.)"""
 
     def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
-        found = cache.get(key)
-        if found is not NO_VALUE:
-            return found
-        try:
-            value = compute()
-        except ConnectionError:
-            value = "unavailable"
-        cache.backend.set(key, frame_value(cache.serializer.dumps(value)), ttl)
-        return value
+        def or_placeholder() -> Any:
+            try:
+                return compute()
+            except ConnectionError:
+                return "unavailable"
+
+        return cache.get_or_compute(key, or_placeholder, ttl)
 
 
 class FillsWithoutTTL(Strategies):
@@ -121,6 +120,62 @@ class FillsTTLTooLong(Strategies):
 
     def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
         return cache.get_or_compute(key, compute, None if ttl is None else ttl + 2.0)
+
+
+# ------------------------------------------------- safe but useless: the efficacy twins
+class InvalidatingWriteThrough(Strategies):
+    """A "write-through" that writes the source and then only invalidates: never stale,
+    and the read after every write is a miss (what ours was until issue #14)."""
+
+    def write_through(self, cache: Cache, source: Source, key: str, value: Any) -> None:
+        source.write(key, value)
+        cache.invalidate(key)
+
+
+class InstallsWithoutAsking(Strategies):
+    """Write-through that installs into an absent key without asking the source which
+    version it holds: a slow writer brings its old version back once a newer copy expired."""
+
+    def write_through(self, cache: Cache, source: Source, key: str, value: Any) -> None:
+        class Blind(WriteThrough):
+            def _install_absent(self, key: str, version: int, data: bytes) -> bool:
+                return self.cache.backend.add(key, data, self.ttl)
+
+        Blind(cache, source.write, source_version=source.version).write(key, value)
+
+
+class SetsAfterSource(Strategies):
+    """The textbook write-through: write the source, then set the cache, no versions. Two
+    writers racing leave whichever set came last, which may be the older value."""
+
+    def write_through(self, cache: Cache, source: Source, key: str, value: Any) -> None:
+        source.write(key, value)
+        cache.set(key, value)
+
+
+class NeverFills(Strategies):
+    """Cache-aside that reads the cache but never fills it: never stale, never a hit."""
+
+    def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
+        found = cache.get(key)
+        return found if found is not NO_VALUE else compute()
+
+
+class BypassesAfterEvents(Strategies):
+    """An event subscriber that, once a key changed, has it read from the source ever
+    after: never stale after an event, and never cached again."""
+
+    def __init__(self) -> None:
+        self._bypassed: weakref.WeakKeyDictionary[Cache, set[str]] = weakref.WeakKeyDictionary()
+
+    def handle_event(self, cache: Cache, key: str) -> None:
+        cache.invalidate(key)
+        self._bypassed.setdefault(cache, set()).add(key)
+
+    def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
+        if key in self._bypassed.get(cache, set()):
+            return compute()
+        return cache.get_or_compute(key, compute, ttl)
 
 
 # ----------------------------------------------------------------- single-flight, leases
@@ -281,6 +336,23 @@ STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
     "caches_source_errors": (CachesSourceErrors, "faults.source", r"source never held it"),
     "fills_without_ttl": (FillsWithoutTTL, "staleness.ttl", STALE_PAST_TTL),
     "fills_ttl_too_long": (FillsTTLTooLong, "staleness.ttl", STALE_PAST_TTL),
+    "installs_without_asking": (
+        InstallsWithoutAsking,
+        "staleness.write_through",
+        r"stale-set race",
+    ),
+    "sets_after_source": (SetsAfterSource, "staleness.write_through", r"stale-set race"),
+    "invalidating_write_through": (
+        InvalidatingWriteThrough,
+        "efficacy.write_through",
+        r"called source\.read.*a hit",
+    ),
+    "never_fills": (NeverFills, "efficacy.cache_aside", r"called source\.read.*a hit"),
+    "bypasses_after_events": (
+        BypassesAfterEvents,
+        "efficacy.events",
+        r"called source\.read.*a hit",
+    ),
     "no_dedupe": (NaiveCacheAside, "single_flight.one_compute", r"was running in the same"),
     "no_dedupe_threads": (NaiveCacheAside, "single_flight.threads", r"the compute ran \d+ times"),
     "seed_per_key_event": (PerKeyEvent, "single_flight.shared_outcome", r"UnboundLocalError"),

@@ -212,22 +212,57 @@ def test_guarded_fills_need_compare_and_set(clock: ManualClock) -> None:
     assert Cache(backend, guarded=False).get("k") is NO_VALUE
 
 
-def test_write_through_writes_the_source_first_and_only_moves_forward(cache: Cache) -> None:
-    source: dict[str, tuple[int, object]] = {}
+class VersionedSource:
+    """A source of truth with a version per key, as write-through needs."""
 
-    def write(key: str, value: object) -> int:
-        version = source.get(key, (0, None))[0] + 1
-        source[key] = (version, value)
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[int, object]] = {}
+
+    def write(self, key: str, value: object) -> int:
+        version = self.rows.get(key, (0, None))[0] + 1
+        self.rows[key] = (version, value)
         return version
 
-    through = WriteThrough(cache, write, safety_ttl=60)
+    def version(self, key: str) -> int | None:
+        return self.rows[key][0] if key in self.rows else None
+
+
+def test_write_through_caches_what_it_wrote_and_only_moves_forward(cache: Cache) -> None:
+    source = VersionedSource()
+    through = WriteThrough(cache, source.write, source_version=source.version)
+    through.write("absent", "a1")
+    assert cache.get("absent") == "a1"  # the read after a write hits, the key absent before
+    assert entry_version(cache.backend.get("absent")) == 1  # type: ignore[arg-type]
     cache.get_or_compute("k", lambda: "v0")  # an unversioned fill
     through.write("k", "v1")
-    assert cache.get("k") is NO_VALUE  # unknown versions are removed, not overwritten
-    cache.backend.set("k", b"V" + (1).to_bytes(8, "big") + cache.serializer.dumps("v1"))
+    assert cache.get("k") == "v1"  # the fill of unknown version is replaced
     through.write("k", "v2")
     assert cache.get("k") == "v2"
     assert entry_version(cache.backend.get("k")) == 2  # type: ignore[arg-type]
+    through._install("k", 1, cache.serializer.dumps("v1"))  # a slow writer of v1, late
+    assert cache.get("k") == "v2"
+
+
+def test_a_slow_writer_installs_nothing_once_the_source_moved_on(cache: Cache) -> None:
+    """v2's copy expired (or was evicted): the key is absent, and v1's writer, late, asks
+    the source before it installs, and finds v2 there."""
+    source = VersionedSource()
+    through = WriteThrough(cache, source.write, source_version=source.version)
+    source.write("k", "v1")
+    through.write("k", "v2")
+    cache.invalidate("k")  # as if v2's copy had expired
+    through._install("k", 1, cache.serializer.dumps("v1"))
+    assert cache.backend.get("k") is NO_VALUE  # nor a lease left behind
+
+
+def test_write_through_copies_live_its_ttl(clock: ManualClock) -> None:
+    cache = Cache(MemoryBackend(clock=clock), default_ttl=60)
+    source = VersionedSource()
+    WriteThrough(cache, source.write, source_version=source.version, ttl=5).write("k", 1)
+    clock.advance(4.9)
+    assert cache.get("k") == 1
+    clock.advance(0.1)
+    assert cache.get("k") is NO_VALUE
 
 
 def test_a_failed_source_write_leaves_the_cache_alone(cache: Cache) -> None:
@@ -237,7 +272,7 @@ def test_a_failed_source_write_leaves_the_cache_alone(cache: Cache) -> None:
         raise ConnectionError("source down")
 
     with pytest.raises(ConnectionError):
-        WriteThrough(cache, down, safety_ttl=60).write("k", "new")
+        WriteThrough(cache, down, source_version=lambda key: None).write("k", "new")
     assert cache.get("k") == "old"
 
 

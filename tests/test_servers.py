@@ -456,7 +456,7 @@ def test_sigterm_to_cachespec_check_stops_the_server_it_started() -> None:
 
 @pytest.mark.parametrize("kind", ["redis", "memcached"])
 def test_sigkill_to_cachespec_check_still_stops_its_server_and_removes_its_files(
-    kind: str,
+    kind: Kind,
 ) -> None:
     """SIGKILL runs no finally block and no atexit hook: the server's reaper stops it."""
     require(kind)
