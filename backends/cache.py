@@ -38,7 +38,7 @@ from typing import Any, Final, TypeVar
 
 from cachespec.spec import NO_VALUE, NoValue, validate_ttl
 
-from .contract import Backend, CacheError, Clock, ConfigurationError, check_key
+from .contract import Backend, CacheError, Clock, ConfigurationError, check_key, check_keys
 from .serializers import DecodeError, JSONSerializer, Serializer
 from .singleflight import Group, Wait, event_wait
 
@@ -127,6 +127,20 @@ def new_lease() -> bytes:
     return LEASE + os.urandom(_TOKEN_BYTES)
 
 
+def _positive_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """``value`` as a finite number > 0 (or >= 0), else a ConfigurationError naming ``name``.
+
+    NaN is refused explicitly: every comparison with it is False, so a check written as
+    ``value <= 0`` would let it through."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{name} must be a number, got {type(value).__name__}: {value!r}")
+    bound_ok = value >= 0 if allow_zero else value > 0
+    if not (math.isfinite(value) and bound_ok):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigurationError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
 class Cache:
     """Serialized values over a backend, with guarded cache-aside fills.
 
@@ -183,11 +197,26 @@ class Cache:
             # would never be filled again (docs/design.md). Refused, not defaulted.
             raise ConfigurationError("lease_ttl must be a number of seconds, not None")
         self.lease_ttl: float = leased
+        # A poll of 0 s would busy-loop on the backend while another caller holds the lease
+        # (the doubling backoff stays at 0).
+        self.lease_poll = _positive_seconds("lease_poll", lease_poll)
+        # A negative timeout would make every waiter give up at once; waiting without limit
+        # is spelled None (threading.Event.wait refuses inf).
+        if flight_timeout is not None:
+            _positive_seconds("flight_timeout", flight_timeout, allow_zero=True)
+        # XFetch's beta scales how early a hit is refreshed: 0 would never refresh early and a
+        # negative beta would refresh late, so only a finite beta > 0 means what it says.
+        self.beta = _positive_seconds("beta", beta)
+        if early_refresh and refresh_before is not None:
+            # Each mode refreshes on its own condition and the two would silently combine;
+            # the caller has to pick one.
+            raise ConfigurationError(
+                f"early_refresh=True (XFetch) and refresh_before={refresh_before!r} (soft TTL) "
+                "are two early-refresh modes; pass one of them, not both"
+            )
         self.guarded = guarded
         self.wait_for_lease = wait_for_lease
-        self.lease_poll = lease_poll
         self.early_refresh = early_refresh
-        self.beta = beta
         self.refresh_before = None if refresh_before is None else validate_ttl(refresh_before)
         self._clock = clock
         self._sleep = sleep
@@ -217,7 +246,7 @@ class Cache:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, object]:
         found: dict[str, object] = {}
-        wanted = list(keys)
+        wanted = check_keys(keys)  # a lone str is one key, not a batch of its characters
         for key, raw in self.backend.get_many(wanted).items():
             value = self._decode(key, raw)
             if value is not NO_VALUE:
@@ -432,7 +461,8 @@ class Cache:
         self._count("invalidations")
 
     def invalidate_many(self, keys: Iterable[str]) -> None:
-        doomed = list(keys)
+        # Checked before anything is deleted: "ab" would otherwise delete keys "a" and "b".
+        doomed = check_keys(keys)
         try:
             self.backend.delete_many(doomed)
         finally:

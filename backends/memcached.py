@@ -107,6 +107,7 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 11211
+_MAX_PORT = 65535  # TCP ports are 16 bits
 DEFAULT_NAMESPACE = "cachespec"
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_NAMESPACE_REFRESH = 0.0
@@ -617,6 +618,13 @@ class MemcachedBackend(Backend):
         server_evicts: bool = False,
         clearable: bool = True,
     ) -> None:
+        # Checked here, not left to the driver: pymemcache would take a bad host or port to
+        # the socket layer, and the failure would read as BackendUnavailable (a server that
+        # is down) instead of an option to fix.
+        if not isinstance(host, str) or not host:
+            raise ConfigurationError(f"host must be a non-empty str, got {host!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= _MAX_PORT:
+            raise ConfigurationError(f"port must be an int from 1 to {_MAX_PORT}, got {port!r}")
         for flag, given in (("server_evicts", server_evicts), ("clearable", clearable)):
             if not isinstance(given, bool):
                 raise ConfigurationError(f"{flag} must be a bool, got {given!r}")
@@ -1357,9 +1365,13 @@ def memcached_from_url(
     chosen = namespace if namespace is not None else url_namespace
     if not isinstance(chosen, str) or not NAMESPACE_PATTERN.fullmatch(chosen):
         raise url.error(f"namespace must match {NAMESPACE_PATTERN.pattern}, got {chosen!r}")
+    if url.port == 0:
+        # Port 0 asks the kernel for any free port when binding; no server listens on it.
+        # Refused, not read as "no port given" (11211): that would reach another server.
+        raise url.error(f"port 0 is not a server's port; give its port, or none for {DEFAULT_PORT}")
     return MemcachedBackend(
         url.host or "localhost",
-        url.port or DEFAULT_PORT,
+        DEFAULT_PORT if url.port is None else url.port,
         namespace=chosen,
         timeout=timeout,
         max_value_size=max_value_size,

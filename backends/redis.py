@@ -553,6 +553,21 @@ class RedisBackend(Backend):
         compare_and_set = True
         try:
             client.ping()
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+        except ResponseError as exc:
+            # The first command opens the connection, whose handshake SELECTs the database;
+            # a server with fewer databases refuses it, and that error must not reach the
+            # handler below, which would blame Lua. How many databases a server has is its
+            # own setting (16 by default), so only the server can say the index is too big.
+            if "DB index is out of range" not in str(exc):
+                raise
+            db = client.get_connection_kwargs().get("db", 0)
+            raise ConfigurationError(
+                f"{self._name}: database {db} is out of range for this server ({exc}); "
+                "Redis has databases 0-15 unless its 'databases' setting says otherwise"
+            ) from exc
+        try:
             if bounded:
                 for script in self._scripts():
                     client.script_load(script.script)
@@ -934,6 +949,10 @@ def redis_from_url(
         db = url.pop_int("db", default=0, minimum=0) or 0
     else:
         db = _redis_db(url)
+        if url.port == 0:
+            # Port 0 asks the kernel for any free port when binding; no server listens on it.
+            # Refused, not read as "no port given" (6379): that would reach another server.
+            raise url.error("port 0 is not a server's port; give its port, or none for 6379")
     chosen_namespace = _pop_namespace(url, namespace)
     timeout = url.pop_float("timeout", default=DEFAULT_TIMEOUT, minimum=0.0)
     if not timeout > 0:
@@ -958,7 +977,7 @@ def redis_from_url(
     else:
         client = redis.Redis(
             host=url.host or "localhost",
-            port=url.port or 6379,
+            port=6379 if url.port is None else url.port,
             db=db,
             username=username,
             password=password,

@@ -2,7 +2,7 @@
 
     cachespec check [BACKEND] [--size quick|default|thorough] [--seed N] [--jobs N]
                     [--only PATTERN ...] [--strategy NAME|module:callable]
-                    [--report FILE.json] [--junit FILE.xml]
+                    [--report FILE.json] [--junit FILE.xml] [--require-all]
     cachespec list
     cachespec table FILE.json ...
 
@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--report", metavar="FILE.json", help="write the JSON report here")
     check.add_argument("--junit", metavar="FILE.xml", help="write a JUnit XML report here")
+    check.add_argument(
+        "--require-all",
+        action="store_true",
+        help="fail a property this target cannot check (a server you run has no harness "
+        "clock) instead of skipping it; what the backend declares stays a skip",
+    )
     check.add_argument("--quiet", action="store_true", help="no progress lines")
     commands.add_parser("list", help="list the properties and their promises")
     table_cmd = commands.add_parser(
@@ -181,6 +187,7 @@ def _run(argv: Sequence[str] | None) -> int:
             strategy=args.strategy,
             listener=listener,
             jobs=args.jobs,
+            require_all=args.require_all,
         )
     except TargetError as exc:
         listener.clear()

@@ -7,7 +7,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .runner import Report, Result
+from .runner import CANNOT_CHECK_HERE, Report, Result
 
 STATUS_WORD = {"pass": "pass", "fail": "FAIL", "skip": "skip", "interrupted": "stopped"}
 # The id column: wide enough for every property id, so the columns after it line up.
@@ -69,6 +69,7 @@ def table(report: Report) -> str:
     if report.interrupted:
         summary += f", {counts['interrupted']} interrupted"
     lines.append(summary)
+    lines.append(checked_line(report))
     for r in report.results:
         if r.status != "fail":
             continue
@@ -85,6 +86,24 @@ def table(report: Report) -> str:
     return "\n".join(lines)
 
 
+def checked_line(report: Report) -> str:
+    """``checked N of M``, and why the others were not: the backend's declarations, or
+    this target's limits (a user's server has no harness clock)."""
+    kinds: dict[str, int] = {}
+    for r in report.results:
+        if r.status == "skip":
+            kinds[r.skip or "skipped"] = kinds.get(r.skip or "skipped", 0) + 1
+    why = "; ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+    line = f"checked {report.checked} of {len(report.results)}" + (f" ({why})" if why else "")
+    if kinds.get(CANNOT_CHECK_HERE) and not report.require_all:
+        line += "; --require-all makes those a failure"
+    return line
+
+
+# guarantee_table's mark for a skip, by why it was skipped.
+SKIP_MARK = {CANNOT_CHECK_HERE: "n/c"}
+
+
 def guarantee_table(reports: list[dict[str, object]]) -> str:
     """A Markdown table, property by backend, from JSON reports (``cachespec table``)."""
     columns = [str(r["backend"]) for r in reports]
@@ -94,28 +113,37 @@ def guarantee_table(reports: list[dict[str, object]]) -> str:
         row: dict[str, str] = {}
         for prop in report["properties"]:  # type: ignore[attr-defined]
             ids[prop["id"]] = None
-            row[prop["id"]] = {
+            mark = {
                 "pass": "pass",
                 "fail": "**FAIL**",
                 "skip": "skip",
                 "interrupted": "interrupted",
             }[prop["status"]]
+            if prop["status"] == "skip":
+                mark = SKIP_MARK.get(prop.get("skip", ""), mark)
+            row[prop["id"]] = mark
         statuses.append(row)
     lines = [
         "| property | " + " | ".join(f"`{c}`" for c in columns) + " |",
         "|---|" + "---|" * len(columns),
     ]
-    unrun = False
+    unrun = cannot = False
     for prop_id in sorted(ids):
         cells = [row.get(prop_id, "-") for row in statuses]
         unrun = unrun or "-" in cells
+        cannot = cannot or "n/c" in cells
         lines.append(f"| `{prop_id}` | " + " | ".join(cells) + " |")
     seeds = ", ".join(
         f"`{column}` seed {report['seed']}, {report.get('size', '?')}"
         for column, report in zip(columns, reports, strict=True)
     )
     lines.append("")
-    legend = "skip = the backend does not declare it"
+    legend = "skip = the backend does not declare it (or opts out)"
+    if cannot:
+        legend += (
+            "; n/c = cannot be checked on this target (a server the harness did not start "
+            "has no harness clock)"
+        )
     if unrun:
         legend += "; - = not run (the check chose properties with --only)"
     lines.append(f"From `cachespec check` runs: {seeds}. {legend}.")

@@ -32,6 +32,13 @@ from .target import Target, TargetError, resolve_target
 # "interrupted": the run was stopped (Ctrl-C, SIGTERM) before this property ended.
 Status = Literal["pass", "fail", "skip", "interrupted"]
 
+# Why a property was skipped. Only CANNOT_CHECK_HERE is the check's own limit, which
+# --require-all turns into a failure; the others are what the backend declared.
+NOT_DECLARED = "not declared"
+OPTED_OUT = "opted out"
+EXPECTED_FAILURE = "expected failure"
+CANNOT_CHECK_HERE = "cannot check here"
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -71,11 +78,13 @@ class Result:
     reason: str = ""
     counterexample: str = ""
     seconds: float = 0.0
+    skip: str = ""  # with status "skip": NOT_DECLARED, OPTED_OUT, ... (why it was not run)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "status": self.status,
+            "skip": self.skip,
             "reason": self.reason,
             "counterexample": self.counterexample,
             "promise": self.promise,
@@ -98,6 +107,12 @@ class Report:
     strategy_spec: str | None = None  # as given to --strategy; None for ours or an object
     # Set when the run was stopped before it ended: "SIGINT" or "SIGTERM".
     interrupted: str | None = None
+    require_all: bool = False  # a property this target cannot check fails the run
+
+    @property
+    def checked(self) -> int:
+        """How many properties ran to a verdict (passed or failed)."""
+        return sum(r.status in ("pass", "fail") for r in self.results)
 
     @property
     def passed(self) -> bool:
@@ -110,6 +125,8 @@ class Report:
             words += ["--size", self.size]
         if self.strategy_spec is not None:
             words += ["--strategy", self.strategy_spec]
+        if self.require_all:
+            words.append("--require-all")
         if self.only:
             words += ["--only", *self.only]
         return shlex.join(words)
@@ -134,6 +151,8 @@ class Report:
             "clock": self.clock,
             "strategy": self.strategy,
             "interrupted": self.interrupted,
+            "checked": self.checked,
+            "require_all": self.require_all,
             "properties": [r.to_json() for r in self.results],
         }
 
@@ -174,6 +193,9 @@ def run_property(
     """Run one property; never raises for a backend's failure, only reports it."""
     result = Result(prop.id, prop.promise, "pass")
     reason = prop.applies(guarantees)
+    kind = NOT_DECLARED
+    if reason is None:
+        kind = CANNOT_CHECK_HERE
     if reason is None and prop.needs_clock and not target.controls_time:
         reason = (
             f"needs the harness's clock: {target.name} runs in real time (check a throwaway "
@@ -185,9 +207,9 @@ def run_property(
             "lives in this process (check a server: `cachespec check redis`, `memcached`)"
         )
     if reason is None and prop.id in guarantees.opt_out:
-        reason = f"opted out: {guarantees.opt_out[prop.id]}"
+        reason, kind = f"opted out: {guarantees.opt_out[prop.id]}", OPTED_OUT
     if reason is not None:
-        result.status, result.reason = "skip", reason
+        result.status, result.reason, result.skip = "skip", reason, kind
         return result
     started = time.perf_counter()
     reported: list[str] = []  # what Hypothesis would print; kept for the report instead
@@ -208,7 +230,7 @@ def run_property(
     expected = guarantees.expected_failures.get(prop.id)
     if expected is not None:
         if result.status == "fail":
-            result.status = "skip"
+            result.status, result.skip = "skip", EXPECTED_FAILURE
             result.reason = f"expected failure ({expected}): {result.reason}"
         else:
             result.status = "fail"
@@ -317,6 +339,7 @@ def run_suite(
     strategy: str | Strategies | None = None,
     listener: Listener | None = None,
     jobs: int = 1,
+    require_all: bool = False,
 ) -> Report:
     """Check ``backend`` (a URL, ``module:callable``, or a Target) against every property.
 
@@ -325,6 +348,8 @@ def run_suite(
     ``jobs`` > 1 spreads the properties over that many worker processes, each with a
     target of its own (a throwaway server each); it needs ``backend`` and ``strategy`` as
     text, which another process can resolve again, and runs in this process otherwise.
+    ``require_all``: a property this target cannot check (it needs the harness's clock or
+    processes) fails instead of being skipped; what the backend declares stays a skip.
     Raises :class:`TargetError` when the backend or the strategy cannot be resolved, and
     :class:`Interrupted` (with the partial report) on Ctrl-C or SIGTERM.
     """
@@ -384,6 +409,12 @@ def run_suite(
     finally:
         target.close()
     report.results = _in_order(chosen, results)
+    report.require_all = require_all
+    if require_all:
+        for result in report.results:
+            if result.status == "skip" and result.skip == CANNOT_CHECK_HERE:
+                result.status = "fail"
+                result.reason = f"--require-all, and this target cannot check it: {result.reason}"
     report.seconds = time.perf_counter() - started
     if results.interrupted is not None:
         report.interrupted = results.interrupted

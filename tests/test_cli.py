@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cachespec.conformance import PROPERTIES
+from cachespec.conformance import PROPERTIES, run_suite
 from cachespec.conformance.report import ID_WIDTH, guarantee_table
 
 TESTS = Path(__file__).parent
@@ -66,6 +66,9 @@ def test_a_passing_run_exits_0_and_writes_both_reports(tmp_path: Path) -> None:
         assert prop["status"] in ("pass", "fail", "skip")
     skipped = next(p for p in data["properties"] if p["id"] == "values.size_limit")
     assert "no value size limit" in skipped["reason"]
+    assert skipped["skip"] == "not declared"
+    assert data["checked"] == len(statuses) - 1
+    assert f"checked {len(statuses) - 1} of {len(statuses)} (1 not declared)" in run.stdout
 
     suite = ET.parse(junit).getroot()
     assert suite.get("failures") == "0"
@@ -259,3 +262,25 @@ def test_the_guarantee_table_marks_what_a_narrower_run_left_out() -> None:
     assert "| `ttl.lives` | pass | - |" in text
     assert "- = not run" in text
     assert "- = not run" not in guarantee_table([full])
+
+
+def test_what_a_target_cannot_check_is_told_apart_and_fails_under_require_all() -> None:
+    """memory:// lives in one process: single_flight.processes cannot run on it. That is
+    the check's limit, not the backend's declaration, and the report says so."""
+    only = ["single_flight.processes", "values.size_limit", "ops.get_set"]
+    lenient = run_suite("memory://", size="quick", seed=1, only=only)
+    assert lenient.passed
+    assert [r.skip for r in lenient.results] == ["", "cannot check here", "not declared"]
+    table = guarantee_table([lenient.to_json()])
+    assert "| `single_flight.processes` | n/c |" in table
+    assert "| `values.size_limit` | skip |" in table
+    assert "n/c = cannot be checked on this target" in table
+    strict = run_suite("memory://", size="quick", seed=1, only=only, require_all=True)
+    assert not strict.passed
+    refused = strict.result("single_flight.processes")
+    assert refused.status == "fail"
+    assert refused.reason.startswith("--require-all, and this target cannot check it: ")
+    assert strict.result("values.size_limit").status == "skip"  # declared: still a skip
+    assert strict.reproduce().endswith(
+        "--require-all --only single_flight.processes values.size_limit ops.get_set"
+    )
