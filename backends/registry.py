@@ -35,6 +35,8 @@ _BUILTIN: dict[str, str] = {
     "memcached": "cachespec.backends.memcached:memcached_from_url",
 }
 _registered: dict[str, BackendFactory] = {}
+# The extra that installs each driver a built-in scheme imports when it is opened.
+_EXTRAS = {"redis": "redis", "fakeredis": "fakeredis", "pymemcache": "memcached"}
 
 
 def register_scheme(scheme: str, factory: BackendFactory) -> None:
@@ -78,6 +80,18 @@ def open_backend(url: str, *, clock: Clock | None = None, namespace: str | None 
     parsed = BackendURL(url)
     try:
         factory = factory_for(parsed.scheme)
+        return factory(parsed, clock=clock, namespace=namespace)
     except ConfigurationError as exc:
+        if exc.args and str(exc.args[0]).startswith(parsed.safe):
+            raise
         raise parsed.error(str(exc)) from None
-    return factory(parsed, clock=clock, namespace=namespace)
+    except ModuleNotFoundError as exc:
+        # A driver that is not installed: a usage error naming what to install, not a
+        # traceback (the drivers are extras: a bare install has none of them).
+        missing = (exc.name or "?").partition(".")[0]
+        extra = _EXTRAS.get(missing)
+        fix = f"pip install 'cachespec[{extra}]'" if extra else f"install {missing!r}"
+        raise parsed.error(
+            f"{parsed.scheme}:// needs the Python package {missing!r}, which is not "
+            f"installed: {fix}"
+        ) from None

@@ -335,6 +335,15 @@ def resolve_target(text: str | None) -> Target:
             probe = open_backend(text, clock=ManualClock())  # fail fast on a bad URL
         except (ConfigurationError, BackendUnavailable) as exc:
             raise TargetError(str(exc)) from None
+        except Exception as exc:
+            # Anything else on the first exchange is a server that does not speak the
+            # scheme's protocol (redis:// at a memcached port, and the reverse): a usage
+            # error with one line, not a traceback under the violation exit code.
+            scheme = text.partition("://")[0].lower()
+            raise TargetError(
+                f"{redact(text)}: the server did not answer as a {scheme} server would "
+                f"({type(exc).__name__}: {str(exc)[:200]}); is the scheme or the port wrong?"
+            ) from None
         try:
             clears = probe.guarantees.clear
         finally:

@@ -284,3 +284,30 @@ def test_what_a_target_cannot_check_is_told_apart_and_fails_under_require_all() 
     assert strict.reproduce().endswith(
         "--require-all --only single_flight.processes values.size_limit ops.get_set"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "extra"),
+    [
+        ("fakeredis://", "fakeredis", "fakeredis"),
+        ("memcached://127.0.0.1:1", "pymemcache", "memcached"),
+    ],
+)
+def test_a_missing_driver_is_a_usage_error_naming_the_extra(
+    url: str, module: str, extra: str
+) -> None:
+    # As after a bare `pip install cachespec`: the driver cannot be imported.
+    script = (
+        f"import sys; sys.modules[{module!r}] = None; "
+        "from cachespec.conformance.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, "check", url, "--only", "ops.get_set"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    assert f"pip install 'cachespec[{extra}]'" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -194,3 +194,28 @@ def test_a_server_own_eviction_holds_its_promise_while_it_evicts(
     assert counted[0] > 100, counted
     # The exact-LRU properties are not claimed by a server that evicts by memory.
     assert report.result("lru.evicts_lru").status == "skip"
+
+
+@pytest.mark.redis
+@pytest.mark.memcached
+def test_a_url_at_the_other_protocol_is_a_one_line_usage_error() -> None:
+    with (
+        servers.start_memcached(fake_time=False) as memcached,
+        servers.start_redis(fake_time=False) as redis_server,
+    ):
+        urls = {
+            f"redis://127.0.0.1:{memcached.port}/0": "redis",
+            f"memcached://127.0.0.1:{redis_server.port}": "memcached",
+        }
+        for url, scheme in urls.items():
+            run = subprocess.run(
+                [sys.executable, "-m", "cachespec", "check", url, "--only", "ops.get_set"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert run.returncode == 2, run.stderr
+            assert f"did not answer as a {scheme} server would" in run.stderr
+            assert "Traceback" not in run.stderr
+            assert len(run.stderr.strip().splitlines()) == 1, run.stderr
