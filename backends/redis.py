@@ -551,22 +551,7 @@ class RedisBackend(Backend):
         # Loaded now so that the first call is one round trip (EVALSHA), and so that a server
         # without Lua fails here (bounded) or is known here (plain) rather than at first use.
         compare_and_set = True
-        try:
-            client.ping()
-        except _UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            # The first command opens the connection, whose handshake SELECTs the database;
-            # a server with fewer databases refuses it, and that error must not reach the
-            # handler below, which would blame Lua. How many databases a server has is its
-            # own setting (16 by default), so only the server can say the index is too big.
-            if "DB index is out of range" not in str(exc):
-                raise
-            db = client.get_connection_kwargs().get("db", 0)
-            raise ConfigurationError(
-                f"{self._name}: database {db} is out of range for this server ({exc}); "
-                "Redis has databases 0-15 unless its 'databases' setting says otherwise"
-            ) from exc
+        self._ping()
         try:
             if bounded:
                 for script in self._scripts():
@@ -598,6 +583,26 @@ class RedisBackend(Backend):
             thread_safe=True,
             compare_and_set=compare_and_set,
         )
+
+    def _ping(self) -> None:
+        """PING: the first command, which opens a connection and so SELECTs the database.
+
+        A server with fewer databases refuses the SELECT. Reported here, by itself: the
+        script loading that follows reads a server error as a server without Lua. How many
+        databases a server has is its own setting (16 by default), so only the server can
+        say that the index is too big; any other server error propagates unchanged."""
+        try:
+            self._client.ping()
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+        except ResponseError as exc:
+            if "DB index is out of range" not in str(exc):
+                raise
+            db = self._client.get_connection_kwargs().get("db", 0)
+            raise ConfigurationError(
+                f"{self._name}: database {db} is out of range for this server ({exc}); "
+                "Redis has databases 0-15 unless its 'databases' setting says otherwise"
+            ) from exc
 
     def _scripts(self) -> tuple[Script, ...]:
         """The scripts a bounded namespace loads at construction (all of them)."""

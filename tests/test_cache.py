@@ -288,6 +288,74 @@ def test_event_invalidation_needs_a_safety_net_ttl(clock: ManualClock) -> None:
     assert invalidator.handled == 3
 
 
+@pytest.mark.parametrize("keys", ["ab", b"ab"])
+def test_a_lone_str_is_not_a_batch_of_keys(cache: Cache, keys: str | bytes) -> None:
+    # "ab" iterates as "a", "b": refused as the backends refuse it, before anything is read,
+    # written or deleted.
+    cache.set("a", 1)
+    cache.set("b", 2)
+    with pytest.raises(TypeError, match="expected an iterable of keys, got a single"):
+        cache.get_many(keys)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="expected an iterable of keys, got a single"):
+        cache.invalidate_many(keys)  # type: ignore[arg-type]
+    assert cache.get_many(["a", "b"]) == {"a": 1, "b": 2}
+    assert (cache.stats.misses, cache.stats.invalidations) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"lease_poll": 0}, "lease_poll must be a finite number > 0, got 0"),
+        ({"lease_poll": -0.5}, "lease_poll must be a finite number > 0, got -0.5"),
+        ({"lease_poll": math.nan}, "lease_poll must be a finite number > 0, got nan"),
+        ({"lease_poll": "0.1"}, "lease_poll must be a number, got str: '0.1'"),
+        ({"flight_timeout": -1}, "flight_timeout must be a finite number >= 0, got -1"),
+        ({"flight_timeout": math.nan}, "flight_timeout must be a finite number >= 0, got nan"),
+        ({"flight_timeout": math.inf}, "flight_timeout must be a finite number >= 0, got inf"),
+        ({"beta": 0}, "beta must be a finite number > 0, got 0"),
+        ({"beta": -1.0}, "beta must be a finite number > 0, got -1.0"),
+        ({"beta": math.nan}, "beta must be a finite number > 0, got nan"),
+        ({"beta": math.inf}, "beta must be a finite number > 0, got inf"),
+        ({"beta": True}, "beta must be a number, got bool: True"),
+        (
+            {"early_refresh": True, "refresh_before": 10},
+            "early_refresh=True .* and refresh_before=10 .* pass one of them, not both",
+        ),
+    ],
+)
+def test_bad_cache_options_are_configuration_errors_naming_them(
+    clock: ManualClock, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Cache(MemoryBackend(clock=clock), **options)  # type: ignore[arg-type]
+
+
+def test_the_limits_of_the_cache_options_are_accepted(clock: ManualClock) -> None:
+    cache = Cache(MemoryBackend(clock=clock), flight_timeout=0, lease_poll=1e-6, beta=1e-6)
+    assert (cache.lease_poll, cache.beta) == (1e-6, 1e-6)
+    assert (
+        Cache(MemoryBackend(clock=clock), early_refresh=False, refresh_before=5).refresh_before == 5
+    )
+
+
+@pytest.mark.parametrize(
+    ("ttl", "error", "message"),
+    [
+        ("10", TypeError, "ttl must be a number of seconds .* got str: '10'"),
+        (-1, ValueError, "ttl must be finite and greater than 0 seconds .* got -1"),
+        (0, ValueError, "ttl must be finite and greater than 0 seconds .* got 0"),
+        (math.nan, ValueError, "ttl must be finite and greater than 0 seconds .* got nan"),
+    ],
+)
+def test_write_through_refuses_a_bad_ttl_when_built(
+    cache: Cache, ttl: object, error: type[Exception], message: str
+) -> None:
+    source = VersionedSource()
+    with pytest.raises(error, match=message):
+        WriteThrough(cache, source.write, source_version=source.version, ttl=ttl)  # type: ignore[arg-type]
+    assert source.rows == {}
+
+
 def test_stats_are_readable(cache: Cache) -> None:
     cache.get("nothing")
     assert cache.stats.as_dict()["misses"] == 1

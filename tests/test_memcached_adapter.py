@@ -1631,6 +1631,7 @@ def test_url_option_errors_name_the_url(query: str, message: str) -> None:
     [
         ("memcached://127.0.0.1:1/db", "takes no path"),
         ("memcached://user:secret@127.0.0.1:1", "takes no user or password"),
+        ("memcached://127.0.0.1:0", "port 0 is not a server's port"),
     ],
 )
 def test_url_shape_errors(url: str, message: str) -> None:
@@ -1668,6 +1669,21 @@ def test_constructor_arguments_are_checked() -> None:
     ):
         with pytest.raises(ConfigurationError):
             MemcachedBackend("127.0.0.1", 1, **kwargs)
+
+
+@pytest.mark.parametrize("port", ["x", "11211", 0, -1, 65536, True, None, 1.5])
+def test_a_bad_port_is_a_configuration_error_naming_it(port: object) -> None:
+    # Refused before any connection: a port that cannot be is an option to fix, not a
+    # server that is down (BackendUnavailable).
+    expected = f"port must be an int from 1 to 65535, got {port!r}"
+    with pytest.raises(ConfigurationError, match=re.escape(expected)):
+        MemcachedBackend("127.0.0.1", port)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("host", ["", None, b"127.0.0.1", ("127.0.0.1", 11211)])
+def test_a_bad_host_is_a_configuration_error_naming_it(host: object) -> None:
+    with pytest.raises(ConfigurationError, match="host must be a non-empty str, got"):
+        MemcachedBackend(host, 1)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- availability

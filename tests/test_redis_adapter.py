@@ -1114,6 +1114,7 @@ def test_credentials_come_from_the_url(redis_server: RedisServer, raw: redis.Red
         ("redis://:hunter2@127.0.0.1:1/0?max_value_size=-1", "must be at least 0"),
         ("redis://:hunter2@127.0.0.1:1/0?namespace=", "namespace must be a non-empty str"),
         ("redis://:hunter2@127.0.0.1:1/zero", "the path names the database"),
+        ("redis://:hunter2@127.0.0.1:0/0", "port 0 is not a server's port"),
         ("redis://:hunter2@127.0.0.1:1/0?db=1", "unknown option(s) db"),
         ("unix://:hunter2@/", "needs the socket's path"),
         ("unix://:hunter2@host/tmp/redis.sock", "takes no host"),
@@ -1129,6 +1130,32 @@ def test_url_errors_are_configuration_errors(url: str, message: str) -> None:
     with pytest.raises(ConfigurationError) as refused:
         factory(BackendURL(url))
     assert message in str(refused.value)
+    assert "hunter2" not in str(refused.value)
+
+
+@pytest.mark.parametrize("query", ["", "capacity=4"])
+def test_a_database_the_server_does_not_have_is_named(
+    redis_server: RedisServer, query: str
+) -> None:
+    # The server decides how many databases it has (16 by default): its refusal of the
+    # SELECT is reported as such, not as a server without Lua.
+    for url in (
+        redis_server.url(query, db=99),
+        f"unix://{redis_server.unix_socket}?db=99{'&' + query if query else ''}",
+    ):
+        with pytest.raises(ConfigurationError) as refused:
+            redis_from_url(BackendURL(url))
+        message = str(refused.value)
+        assert "database 99 is out of range for this server" in message
+        assert "Lua" not in message
+    # The highest database the server has is still accepted.
+    redis_from_url(BackendURL(redis_server.url(query, db=15))).close()
+
+
+def test_port_0_is_not_read_as_the_default_port() -> None:
+    with pytest.raises(ConfigurationError, match="port 0") as refused:
+        redis_from_url(BackendURL("redis://:hunter2@127.0.0.1:0"))
+    assert "redis://:***@127.0.0.1:0" in str(refused.value)
     assert "hunter2" not in str(refused.value)
 
 
