@@ -1,0 +1,106 @@
+"""What a property is, when one applies (from the declared guarantees), and the registry
+the area modules add theirs to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cachespec.backends import Backend
+from cachespec.spec import ApproximateLRU, ExactLRU, Guarantees
+
+from ..checks import Check
+from ..pools import (
+    LONG_TTLS,
+)
+from ..target import Target
+
+Applies = Callable[[Guarantees], "str | None"]
+
+
+@dataclass(frozen=True)
+class Property:
+    id: str
+    promise: str
+    applies: Applies
+    build: Callable[[Target, Guarantees], Check]
+    # Moves the clock or writes short TTLs: skipped where the harness does not own the clock.
+    needs_clock: bool = False
+    # Examples (or trials) at the default size; a size scales it (runner.Budget). Set from
+    # how many examples this property's mutants take to fail, with a margin (docs/cost.md).
+    examples: int = 150
+    # Seconds one example costs on memory:// at the default size (measured: docs/cost.md),
+    # for the forecast a run prints and for handing the costliest properties out first.
+    cost: float = 0.05
+    # Runs real processes on the backend: skipped where no other process can reach it.
+    needs_processes: bool = False
+
+    @property
+    def area(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+# ------------------------------------------------------------------------ applicability
+def always(_: Guarantees) -> str | None:
+    return None
+
+
+def exact_lru(g: Guarantees) -> str | None:
+    if isinstance(g.eviction, ExactLRU):
+        return None
+    return f"the backend declares {g.eviction.describe()}, not exact LRU"
+
+
+def approximate_lru(g: Guarantees) -> str | None:
+    if isinstance(g.eviction, ApproximateLRU):
+        return None
+    if isinstance(g.eviction, ExactLRU):
+        return "the backend declares exact LRU, which lru.evicts_lru checks more strictly"
+    return f"the backend declares {g.eviction.describe()}"
+
+
+def bounded(g: Guarantees) -> str | None:
+    if isinstance(g.eviction, ExactLRU):
+        return None
+    if isinstance(g.eviction, ApproximateLRU) and g.eviction.holds_at_most is not None:
+        return None
+    return f"the backend declares no bound on its number of entries ({g.eviction.describe()})"
+
+
+def evicting(g: Guarantees) -> str | None:
+    if isinstance(g.eviction, (ExactLRU, ApproximateLRU)):
+        return None
+    return f"the backend declares {g.eviction.describe()}"
+
+
+def size_limited(g: Guarantees) -> str | None:
+    if g.max_value_size is not None:
+        return None
+    return "the backend declares no value size limit (max_value_size=None)"
+
+
+def thread_safe(g: Guarantees) -> str | None:
+    return None if g.thread_safe else "the backend does not declare thread_safe=True"
+
+
+def long_ttls_allowed(g: Guarantees) -> str | None:
+    if g.max_ttl is None or g.max_ttl >= max(LONG_TTLS):
+        return None
+    return f"the backend declares max_ttl={g.max_ttl}s"
+
+
+def atomic_ops(g: Guarantees) -> str | None:
+    if g.compare_and_set:
+        return None
+    return "the backend does not declare compare_and_set=True"
+
+
+def fresh_backend(target: Target) -> tuple[Any, Backend]:
+    """A session of ``target`` and its main backend, for the checks that are not machines."""
+    session = target.session()
+    return session, session.backend()
+
+
+# Every property, in the order its module registered it (sorted by id on import).
+PROPERTIES: list[Property] = []

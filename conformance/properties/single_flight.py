@@ -1,0 +1,119 @@
+"""Single-flight and early refresh: one compute per miss, leases, XFetch."""
+
+from __future__ import annotations
+
+from hypothesis.stateful import RuleBasedStateMachine
+
+from cachespec.spec import Guarantees
+
+from ..checks import BatchCheck, Check, GivenCheck, ThreadCheck
+from ..flights import (
+    HERD,
+    XFETCH_CASES,
+    FlightPlan,
+    build_flight_machine,
+    check_herd,
+    check_xfetch,
+)
+from ..processes import PROCESSES, THREADS_PER_PROCESS, check_processes
+from ..staleness import Strategies
+from ..target import Target
+from .base import (
+    PROPERTIES,
+    Property,
+    thread_safe,
+)
+from .strategies import _callers, _strategies, guarded_fills
+
+
+# ------------------------------------------------------------ single-flight, early refresh
+def _flights(prop_id: str, promise: str, plan: FlightPlan, examples: int) -> Property:
+    def build(name: str, target: Target, strategies: Strategies) -> type[RuleBasedStateMachine]:
+        return build_flight_machine(name, target, plan, strategies)
+
+    return _callers(prop_id, promise, build, examples)
+
+
+def _herd(target: Target, g: Guarantees) -> Check:
+    strategies = _strategies(target)
+    # Each trial costs a quarter second: the first compute waits for a second one that
+    # must never come.
+    return ThreadCheck(lambda trial: check_herd(target, strategies, trial))
+
+
+def _processes(target: Target, g: Guarantees) -> Check:
+    strategies = _strategies(target)
+    # One set of processes runs every trial (starting interpreters is the cost), each
+    # trial paying PROCESS_BESIDE once.
+    return BatchCheck(lambda trials: check_processes(target, strategies, trials))
+
+
+def _xfetch(target: Target, g: Guarantees) -> Check:
+    strategies = _strategies(target)
+    return GivenCheck(
+        "early_refresh_xfetch", XFETCH_CASES, lambda case: check_xfetch(target, strategies, case)
+    )
+
+
+PROPERTIES.extend(
+    [
+        _flights(
+            "single_flight.one_compute",
+            "concurrent misses on a key in one process run one compute; the next miss "
+            "after it starts a new one",
+            FlightPlan("one_compute"),
+            50,
+        ),
+        _flights(
+            "single_flight.shared_outcome",
+            "every caller that waited gets the leader's value or the leader's very exception",
+            FlightPlan("shared_outcome"),
+            30,
+        ),
+        _flights(
+            "single_flight.no_hang",
+            "every caller returns (a bounded wait): a failed compute never leaves the key locked",
+            FlightPlan("no_hang"),
+            90,
+        ),
+        _flights(
+            "single_flight.one_owner",
+            "a fill lease has one owner at a time on the harness's clock; only it releases it",
+            FlightPlan("one_owner", processes=2, moves_time=True),
+            600,
+        ),
+        _flights(
+            "single_flight.takeover",
+            "a dead holder's lease stops blocking the key within the lease time",
+            FlightPlan("takeover", processes=2, crashes=True, moves_time=True),
+            160,
+        ),
+        Property(
+            "single_flight.threads",
+            f"{HERD} real threads missing one key at once run one compute and all get its value",
+            lambda g: thread_safe(g) or guarded_fills(g),
+            _herd,
+            examples=10,
+            cost=0.26,
+        ),
+        Property(
+            "single_flight.processes",
+            f"{PROCESSES} processes x {THREADS_PER_PROCESS} threads missing one key on a "
+            "shared server run one compute and all get its value",
+            guarded_fills,
+            _processes,
+            needs_processes=True,
+            examples=2,
+            cost=3.0,
+        ),
+        Property(
+            "early_refresh.xfetch",
+            "a hit refreshes early exactly when now - delta * beta * ln(rand) >= expiry",
+            guarded_fills,
+            _xfetch,
+            needs_clock=True,
+            examples=100,
+            cost=0.005,
+        ),
+    ]
+)

@@ -1,0 +1,360 @@
+"""Stateful properties: a Hypothesis machine per promise, over ops, TTLs, keys, values and
+eviction, each beside the model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hypothesis import strategies as st
+
+from cachespec.spec import ExactLRU, Guarantees
+
+from ..checks import Check, MachineCheck
+from ..machines import Focus, build_machine, build_namespace_machine
+from ..pools import (
+    AT,
+    BEFORE,
+    BIG_STEPS,
+    DISTINCT_KEY_GROUPS,
+    DISTINCT_KEYS,
+    FALSY_VALUES,
+    FEW_KEYS,
+    HARD_KEYS,
+    LONG_TTLS,
+    LRU_KEYS,
+    PAST,
+    PLAIN_KEYS,
+    SHORT_TTLS,
+    SMALL_STEPS,
+    roundtrip_values,
+    size_limit_values,
+    ttls,
+)
+from ..target import Target
+from .base import (
+    PROPERTIES,
+    Applies,
+    Property,
+    always,
+    approximate_lru,
+    atomic_ops,
+    bounded,
+    evicting,
+    exact_lru,
+    long_ttls_allowed,
+    size_limited,
+)
+
+
+# ------------------------------------------------------------------------ stateful checks
+def _machine(
+    prop_id: str, focus: Callable[[Guarantees], Focus]
+) -> Callable[[Target, Guarantees], Check]:
+    class_name = "".join(part.title() for part in prop_id.replace(".", "_").split("_"))
+
+    def build(target: Target, g: Guarantees) -> Check:
+        return MachineCheck(build_machine(class_name, target, focus(g)))
+
+    return build
+
+
+def _ttls(g: Guarantees, *, none: bool = False) -> tuple[float | None, ...]:
+    return ttls(SHORT_TTLS, g.max_ttl, none=none)
+
+
+# Guarantees under which every focus builds, to read what it needs (its rules and pools).
+_PROBE = Guarantees(eviction=ExactLRU(8), max_value_size=1024)
+
+
+def stateful(
+    prop_id: str, promise: str, applies: Applies = always, *, examples: int, cost: float = 0.05
+) -> Callable[[Callable[[Guarantees], Focus]], Callable[[Guarantees], Focus]]:
+    def register(focus: Callable[[Guarantees], Focus]) -> Callable[[Guarantees], Focus]:
+        needs_clock = focus(_PROBE).needs_clock
+        PROPERTIES.append(
+            Property(
+                prop_id,
+                promise,
+                applies,
+                _machine(prop_id, focus),
+                needs_clock,
+                examples,
+                cost,
+            )
+        )
+        return focus
+
+    return register
+
+
+@stateful("ops.get_set", "get returns the value last set; a key never set is a miss", examples=170)
+def _get_set(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "get"))
+
+
+@stateful(
+    "ops.delete", "delete removes the entry, touches no other key, and is idempotent", examples=20
+)
+def _delete(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "get", "delete"))
+
+
+@stateful(
+    "ops.add",
+    "add writes only when no live entry exists (expired counts as absent) and says so",
+    examples=160,
+)
+def _add(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("add", "set", "get", "delete", "advance_to_expiry"),
+        ttls=_ttls(g, none=True),
+    )
+
+
+@stateful(
+    "ops.compare_and_set",
+    "compare_and_set / compare_and_delete act exactly when the live value matches, and say so",
+    atomic_ops,
+    examples=50,
+)
+def _compare_and_set(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "get", "compare_and_set", "compare_and_delete", "advance_to_expiry"),
+        keys=FEW_KEYS,
+        values=st.sampled_from([b"red", b"green", b""]),
+        ttls=_ttls(g, none=True),
+    )
+
+
+@stateful("ops.get_many", "get_many returns exactly the hits, each with its value", examples=250)
+def _get_many(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "delete", "get_many"))
+
+
+@stateful("ops.set_many", "set_many stores every item as set would", examples=110)
+def _set_many(g: Guarantees) -> Focus:
+    return Focus(rules=("set_many", "get", "get_many"))
+
+
+@stateful("ops.delete_many", "delete_many removes exactly the keys given", examples=180)
+def _delete_many(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "set_many", "delete_many", "get"))
+
+
+@stateful(
+    "ops.clear",
+    "clear removes every entry of the namespace; declared clear=False, it raises Unsupported "
+    "and removes nothing",
+    examples=170,
+)
+def _clear(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "clear", "get", "get_many"), ttls=_ttls(g, none=True))
+
+
+@stateful(
+    "ttl.lives", "an entry with a TTL is served until written_at + ttl, never less", examples=80
+)
+def _ttl_lives(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "add", "set_many", "get", "get_many", "advance_to_expiry"),
+        ttls=_ttls(g),
+        offsets=(BEFORE,),
+    )
+
+
+@stateful(
+    "ttl.expires",
+    "an entry is gone once written_at + ttl (plus the declared resolution) has passed",
+    examples=240,
+)
+def _ttl_expires(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "set_many", "get", "get_many", "advance", "advance_to_expiry"),
+        ttls=_ttls(g),
+        offsets=(AT, PAST),
+    )
+
+
+@stateful(
+    "ttl.never", "an entry written with ttl=None never expires, even over a TTL", examples=250
+)
+def _ttl_never(g: Guarantees) -> Focus:
+    # Entries without a TTL are the subject: one draw in three, not one in twelve (with
+    # the whole pool, a run of 150 examples sometimes never outlived a day-long default).
+    # The TTLs beside it are there to be overwritten by ttl=None, short and long.
+    return Focus(
+        rules=("set", "get", "advance"),
+        keys=FEW_KEYS,
+        ttls=ttls((1, 86_400), g.max_ttl, none=True),
+        steps=BIG_STEPS,
+    )
+
+
+@stateful(
+    "ttl.overwrite", "overwriting an entry replaces its TTL (ttl=None removes it)", examples=90
+)
+def _ttl_overwrite(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "set_many", "get", "advance_to_expiry"),
+        keys=FEW_KEYS,
+        ttls=_ttls(g, none=True),
+    )
+
+
+@stateful(
+    "ttl.long",
+    "a TTL over 30 days still counts seconds from now (memcached reads it as a date)",
+    long_ttls_allowed,
+    examples=100,
+)
+def _ttl_long(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "get", "advance", "advance_to_expiry"),
+        ttls=ttls(LONG_TTLS, g.max_ttl, none=False),
+        steps=BIG_STEPS,
+    )
+
+
+@stateful(
+    "keys.any_unicode",
+    "every str is a key: empty, long, whitespace, control, non-ASCII",
+    examples=170,
+)
+def _any_unicode(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "get", "delete", "get_many"), keys=HARD_KEYS)
+
+
+@stateful("keys.distinct", "two different keys never share an entry", examples=190)
+def _distinct(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "get", "get_many", "delete"),
+        keys=DISTINCT_KEYS,
+        key_groups=DISTINCT_KEY_GROUPS,
+    )
+
+
+@stateful("values.roundtrip", "every bytes value reads back exactly as written", examples=120)
+def _roundtrip(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "get", "get_many"), values=roundtrip_values(g.max_value_size))
+
+
+@stateful("values.falsy", "an empty or falsy-looking value is a hit, never a miss", examples=170)
+def _falsy(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "add", "get", "get_many"), values=FALSY_VALUES)
+
+
+@stateful(
+    "values.size_limit",
+    "a value up to the declared limit is stored; a larger one raises ValueTooLarge and "
+    "leaves the old entry",
+    size_limited,
+    examples=70,
+)
+def _size_limit(g: Guarantees) -> Focus:
+    assert g.max_value_size is not None
+    return Focus(
+        rules=("set", "add", "set_many", "get"),
+        keys=FEW_KEYS,
+        values=size_limit_values(g.max_value_size),
+    )
+
+
+@stateful(
+    "lru.capacity", "the cache never holds more live entries than it declares", bounded, examples=30
+)
+def _capacity(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "add", "get", "fill", "survivors"), keys=LRU_KEYS)
+
+
+@stateful(
+    "lru.evicts_lru",
+    "a full cache evicts the least recently written entry, never another",
+    exact_lru,
+    examples=20,
+)
+def _evicts_lru(g: Guarantees) -> Focus:
+    return Focus(rules=("set", "fill"), keys=LRU_KEYS, survivors_at_teardown=True)
+
+
+@stateful(
+    "lru.hit_refreshes", "a hit makes the entry the most recently used", exact_lru, examples=300
+)
+def _hit_refreshes(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "get", "get_many", "fill"), keys=LRU_KEYS, survivors_at_teardown=True
+    )
+
+
+@stateful(
+    "lru.expired_first",
+    "expired entries make room before any live entry is evicted",
+    exact_lru,
+    examples=70,
+)
+def _expired_first(g: Guarantees) -> Focus:
+    return Focus(
+        rules=("set", "fill", "advance", "advance_to_expiry"),
+        keys=LRU_KEYS,
+        ttls=_ttls(g, none=True),
+        steps=SMALL_STEPS,
+        offsets=(PAST,),
+        survivors_at_teardown=True,
+        avoid_windows=True,
+    )
+
+
+@stateful(
+    "lru.recent_survive",
+    "the protected recent entries survive eviction, none comes back once gone, and a write "
+    "refused when full leaves no old value (approximate profiles)",
+    approximate_lru,
+    examples=270,
+)
+def _recent_survive(g: Guarantees) -> Focus:
+    # 64 KiB a fill entry: enough for a few fills to push a server that evicts by memory
+    # (the harness's maxmemory of a few MiB) into evicting; an in-process backend counts
+    # entries, not bytes, and does not mind.
+    return Focus(
+        rules=("set", "get", "get_many", "fill", "survivors"),
+        keys=LRU_KEYS,
+        fill_bytes=64 * 1024,
+    )
+
+
+@stateful(
+    "ops.mixed",
+    "any interleaving of every operation, key, value, TTL and clock move agrees with the model",
+    examples=270,
+    cost=0.11,  # eleven rules: drawing one costs twice what it costs elsewhere
+)
+def _mixed(g: Guarantees) -> Focus:
+    return Focus(
+        rules=(
+            "set",
+            "get",
+            "add",
+            "delete",
+            "get_many",
+            "set_many",
+            "delete_many",
+            "clear",
+            "advance",
+            "advance_to_expiry",
+            *(("fill",) if evicting(g) is None else ()),
+        ),
+        keys=PLAIN_KEYS + HARD_KEYS[:6],
+        values=st.one_of(FALSY_VALUES, roundtrip_values(g.max_value_size)),
+        ttls=_ttls(g, none=True),
+        avoid_windows=True,
+    )
+
+
+PROPERTIES.append(
+    Property(
+        "ops.clear_namespace",
+        "clear, set and delete in one namespace never touch another",
+        always,
+        lambda target, g: MachineCheck(build_namespace_machine("OpsClearNamespace", target)),
+        examples=210,
+    )
+)
