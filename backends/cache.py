@@ -509,8 +509,10 @@ class Cache:
         except DecodeError:
             self._count("decode_failures")
             # Drop it only if it is still the same bytes: a fresh fill must not be lost.
+            # Best effort: a cache that fails here must not fail the read (get_or_compute
+            # promises that a failing cache never fails the call).
             if self.backend.guarantees.compare_and_set:
-                self.backend.compare_and_delete(key, raw)
+                self._quietly(lambda: self.backend.compare_and_delete(key, raw))
             return NO_VALUE
 
     def _count(self, name: str) -> None:

@@ -690,3 +690,22 @@ def test_an_empty_payload_of_a_custom_serializer_is_a_hit(clock: ManualClock) ->
     assert cache.get_or_compute("k", lambda: b"other") == b""  # the hot path
     assert cache.get("k") == b""  # the general decoder
     assert (cache.stats.hits, cache.stats.decode_failures) == (2, 0)
+
+
+def test_a_corrupt_entry_on_a_cache_that_dies_still_falls_through(clock: ManualClock) -> None:
+    """get found an entry that does not decode, then the cache died before the entry could
+    be dropped: get_or_compute still returns the source's value (it used to raise)."""
+
+    class DiesAfterGet(MemoryBackend):
+        def compare_and_delete(self, key: str, expected: bytes) -> bool:
+            raise BackendUnavailable("the cache went down (injected)")
+
+        def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+            raise BackendUnavailable("the cache went down (injected)")
+
+    backend = DiesAfterGet(clock=clock)
+    backend.set("k", b"?not an entry this cache wrote")
+    cache = Cache(backend)
+    assert cache.get_or_compute("k", lambda: "from the source") == "from the source"
+    assert cache.stats.decode_failures == 1
+    assert cache.stats.errors >= 1
