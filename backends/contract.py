@@ -202,6 +202,12 @@ class Backend(abc.ABC):
         Atomic, like :meth:`compare_and_set` (a lease is released only by its owner)."""
         raise NotImplementedError(f"{type(self).__name__} does not offer compare_and_delete")
 
+    def discard(self) -> None:
+        """Remove this namespace for good: its entries, and whatever it keeps for itself
+        (memcached's generation counter). For a namespace no one will use again, such as
+        each of the conformance suite's on a server you run. Default: :meth:`clear`."""
+        self.clear()
+
     def close(self) -> None:  # noqa: B027 - a backend without resources has nothing to close
         """Release connections; the backend is unusable afterwards."""
 

@@ -1119,6 +1119,14 @@ class MemcachedBackend(Backend):
         else:
             self._adopt(str(value).encode("ascii"), self._monotonic())
 
+    def discard(self) -> None:
+        """A new generation (the entries become unreachable), then the counter goes too:
+        a namespace no one will use again leaves no item without expiry on the server.
+        The old entries themselves stay until their TTL: memcached cannot list them, so
+        whoever wrote them must delete them (the suite does, key by key)."""
+        self.clear()
+        self._call("discard", self._client.delete, self._counter_key, noreply=False)
+
     def close(self) -> None:
         """Close every pooled connection; later calls raise :class:`BackendUnavailable`."""
         client = self._client

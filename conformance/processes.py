@@ -76,7 +76,9 @@ def _herd_process(shared: _Shared) -> None:
         strategies = resolve_strategies(ref if isinstance(ref, str) else pickle.loads(ref))
         backend = open_backend(shared.url, namespace=shared.namespace)
         try:
-            cache = strategies.make_cache(backend, lease_ttl=LEASE_TTL)
+            # Fills expire: on a server you run, what the other processes wrote (not through
+            # the session's Tenant) must not outlive the run (conformance/tenant.py).
+            cache = strategies.make_cache(backend, lease_ttl=LEASE_TTL, default_ttl=FILL_TTL)
             for task in range(len(shared.tasks)):
                 shared.results.put((task, _herd(shared, task, strategies, cache), ""))
         finally:

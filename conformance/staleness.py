@@ -40,6 +40,7 @@ from cachespec.spec.staleness import SourceOfTruth, Version
 from .clock import HarnessClock
 from .interleave import SETTLE_STEPS, Scheduled, Scheduler, Task
 from .target import Session, Target, TargetError, load_object
+from .wrapped import Wrapped
 
 # One key: every reader and writer meets on it, which is where the races are. At most
 # MAX_TASKS callers at once: enough for any two-party race, few enough to find it quickly.
@@ -188,53 +189,6 @@ def resolve_strategies(chosen: str | Strategies) -> Strategies:
 
         return Custom()
     raise TargetError(f"strategy {chosen!r} is neither a Strategies nor a reader function")
-
-
-class Wrapped(Backend):
-    """A backend that passes every call to ``inner`` through :meth:`_call`, for wrappers
-    that watch or break some of them."""
-
-    def __init__(self, inner: Backend) -> None:
-        self._inner = inner
-        self.guarantees = inner.guarantees
-
-    def _call(self, name: str, *args: Any) -> Any:
-        return getattr(self._inner, name)(*args)
-
-    def get(self, key: str) -> Any:
-        return self._call("get", key)
-
-    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        self._call("set", key, value, ttl)
-
-    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
-        return bool(self._call("add", key, value, ttl))
-
-    def delete(self, key: str) -> None:
-        self._call("delete", key)
-
-    def get_many(self, keys: Any) -> dict[str, bytes]:
-        return dict(self._call("get_many", keys))
-
-    def set_many(self, items: Any, ttl: float | None = None) -> None:
-        self._call("set_many", items, ttl)
-
-    def delete_many(self, keys: Any) -> None:
-        self._call("delete_many", keys)
-
-    def clear(self) -> None:
-        self._call("clear")
-
-    def compare_and_set(
-        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
-    ) -> bool:
-        return bool(self._call("compare_and_set", key, expected, value, ttl))
-
-    def compare_and_delete(self, key: str, expected: bytes) -> bool:
-        return bool(self._call("compare_and_delete", key, expected))
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 class CacheWrites(Wrapped):

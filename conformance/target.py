@@ -16,6 +16,7 @@ Each example of each property gets a new session, so examples never see each oth
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import math
@@ -36,6 +37,7 @@ from cachespec.spec import Guarantees
 from . import servers
 from .clock import HarnessClock, ManualClock
 from .servers import ManagedServer
+from .tenant import Tenant
 
 BackendFactory = Callable[..., Backend]
 
@@ -47,8 +49,8 @@ class TargetError(Exception):
 class Session:
     """One example's world: a clock and the backends (one per namespace) that follow it.
 
-    ``clear_on_close``: empty every namespace opened before closing (a server the user runs
-    keeps data between sessions; the suite leaves none of its own behind). ``reach``: how
+    ``discard_on_close``: discard every namespace opened before closing (a server the user
+    runs keeps data between sessions; the suite leaves none of its own behind). ``reach``: how
     another process opens a namespace of this session, ``(url, namespace)`` for
     :func:`~cachespec.backends.open_backend`; None where no other process can.
     """
@@ -58,13 +60,14 @@ class Session:
         clock: HarnessClock,
         open_namespace: Callable[[str], Backend],
         *,
-        clear_on_close: bool = False,
+        discard_on_close: bool = False,
         reach: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:
         self.clock = clock
         self._open_namespace = open_namespace
         self._opened: list[Backend] = []
-        self._clear_on_close = clear_on_close
+        self._discard_on_close = discard_on_close
+        self.closed = False
         self._reach = reach
 
     def shared_url(self, namespace: str = "main") -> tuple[str, str] | None:
@@ -78,10 +81,11 @@ class Session:
 
     def close(self) -> None:
         try:
-            if self._clear_on_close:
+            if self._discard_on_close:
                 for backend in self._opened:
-                    backend.clear()
+                    backend.discard()
         finally:
+            self.closed = True
             for backend in self._opened:
                 backend.close()
             self._opened.clear()
@@ -288,15 +292,29 @@ class UserServerTarget(Target):
     def __init__(self, url: str) -> None:
         self.name = redact(url)  # what every output shows: the password never
         self._url = url
+        # Sessions not closed yet: a run stopped mid-example discards them in close().
+        self._live: list[Session] = []
 
     def open_session(self) -> Session:
         prefix = f"cachespec-check-{os.getpid()}-{self.sessions_opened}"
-        return Session(
+        self._live = [session for session in self._live if not session.closed]
+        session = Session(
             ManualClock(),
-            lambda namespace: open_backend(self._url, namespace=f"{prefix}-{namespace}"),
-            clear_on_close=True,
+            lambda namespace: Tenant(open_backend(self._url, namespace=f"{prefix}-{namespace}")),
+            discard_on_close=True,
             reach=lambda namespace: (self._url, f"{prefix}-{namespace}"),
         )
+        self._live.append(session)
+        return session
+
+    def close(self) -> None:
+        """Discard what the sessions a stopped run left open wrote (docs/design.md)."""
+        live, self._live = self._live, []
+        for session in live:
+            if not session.closed:
+                with contextlib.suppress(Exception):  # best effort, on the way out
+                    session.close()
+        super().close()
 
 
 # URL schemes that name a server someone else runs.
@@ -331,24 +349,30 @@ def resolve_target(text: str | None) -> Target:
         options = dict(parse_qsl(query, keep_blank_values=True))
         return ServerTarget(text, kind, options)
     if "://" in text:
+        # Fail fast on a bad URL, in a namespace of the probe's own: opening one may write
+        # (memcached creates its generation counter), and the default namespace may be the
+        # user's own application's.
+        scheme = text.partition("://")[0].lower()
+        probe_namespace = f"cachespec-check-{os.getpid()}-probe"
         try:
-            probe = open_backend(text, clock=ManualClock())  # fail fast on a bad URL
+            probe = open_backend(text, clock=ManualClock(), namespace=probe_namespace)
         except (ConfigurationError, BackendUnavailable) as exc:
             raise TargetError(str(exc)) from None
         except Exception as exc:
             # Anything else on the first exchange is a server that does not speak the
             # scheme's protocol (redis:// at a memcached port, and the reverse): a usage
             # error with one line, not a traceback under the violation exit code.
-            scheme = text.partition("://")[0].lower()
             raise TargetError(
                 f"{redact(text)}: the server did not answer as a {scheme} server would "
                 f"({type(exc).__name__}: {str(exc)[:200]}); is the scheme or the port wrong?"
             ) from None
         try:
             clears = probe.guarantees.clear
+            if clears and scheme in USER_SERVER_SCHEMES:
+                probe.discard()
         finally:
             probe.close()
-        if text.partition("://")[0].lower() in USER_SERVER_SCHEMES:
+        if scheme in USER_SERVER_SCHEMES:
             if not clears:
                 # The suite removes its keys from a server it did not start with clear().
                 raise TargetError(

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import redis
@@ -139,7 +142,83 @@ def test_no_output_of_a_run_shows_the_password(tmp_path: Path) -> None:
     assert shown == {name: [] for name in runs}, outputs
 
 
-# The targets tox's redis and memcached envs check each server's own eviction on (tox.ini).
+def _server_keys(server: servers.ManagedServer) -> dict[str, float | None]:
+    """Every key on ``server``, with its expiry (None: never)."""
+    if server.kind == "redis":
+        client = redis.Redis(host=server.host, port=server.port)
+        try:
+            keys = [key.decode() for key in client.keys("*")]
+            ttls = [client.pttl(key) for key in keys]
+            return {k: (None if t == -1 else float(t)) for k, t in zip(keys, ttls, strict=True)}
+        finally:
+            client.close()
+    with socket.create_connection((server.host, server.port), timeout=10) as conn:
+        conn.sendall(b"lru_crawler metadump all\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            chunk = conn.recv(65536)
+            assert chunk, data
+            data += chunk
+    found: dict[str, float | None] = {}
+    for line in data.decode().splitlines():
+        if line.startswith("key="):
+            fields = dict(part.split("=", 1) for part in line.split())
+            found[unquote(fields["key"])] = None if fields["exp"] == "-1" else float(fields["exp"])
+    return found
+
+
+def _write_theirs(server: servers.ManagedServer) -> None:
+    """A key of the server's owner, with no expiry, that the suite must leave as it is."""
+    if server.kind == "redis":
+        client = redis.Redis(host=server.host, port=server.port)
+        client.set("theirs", b"keep")
+        client.close()
+    else:
+        client = Client((server.host, server.port))
+        client.set("theirs", b"keep", expire=0, noreply=False)
+        client.close()
+
+
+# A run stopped by: nothing (it completes), Ctrl-C, SIGKILL (no cleanup can run).
+STOPS = [None, signal.SIGINT, signal.SIGKILL]
+
+
+@pytest.mark.redis
+@pytest.mark.memcached
+@pytest.mark.parametrize("stop", STOPS, ids=["completed", "sigint", "sigkill"])
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+def test_a_server_you_run_keeps_only_its_own_data(kind: str, stop: signal.Signals | None) -> None:
+    start = servers.start_redis if kind == "redis" else servers.start_memcached
+    with start(fake_time=False) as server:
+        _write_theirs(server)
+        script = (
+            "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from cachespec.conformance.cli import main; sys.exit(main(sys.argv[1:]))"
+        )
+        args = [server.url, "--size", "quick", "--seed", "3", "--jobs", "1"]
+        args += ["--only", "ops.*", "keys.*", "values.*"]
+        with subprocess.Popen(
+            [sys.executable, "-c", script, "check", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as check:
+            assert check.stderr is not None
+            if stop is not None:
+                for line in check.stderr:  # a bounded wait: the run ends by itself anyway
+                    if line.startswith("[ 2/"):  # mid-run, the suite's keys on the server
+                        check.send_signal(stop)
+                        break
+            _, stderr = check.communicate(timeout=600)
+        left = _server_keys(server)
+    assert left.pop("theirs") is None  # untouched: still there, still without expiry
+    if stop is signal.SIGKILL:  # nothing could clean up: what is left expires
+        assert [k for k, expiry in left.items() if expiry is None] == [], left
+    else:
+        assert check.returncode in (0, 130), stderr
+        assert left == {}, left
+
+
 EVICTING_REDIS = "redis?maxmemory=4mb&maxmemory_policy=allkeys-lru&eviction=server"
 EVICTING_MEMCACHED = "memcached?memory_mb=2&eviction=server"
 

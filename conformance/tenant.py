@@ -1,0 +1,87 @@
+"""The suite as a guest on a server you run: every key it writes expires, and goes.
+
+Against ``redis://host`` or ``memcached://host`` the suite shares the server with your
+data. Each session works in a namespace of its own (``cachespec-check-<pid>-<n>``) through
+a :class:`Tenant`, which
+
+* caps every TTL it writes at :data:`GUEST_TTL`: a key written with no expiry (or a longer
+  one) gets that instead, so even a run killed with SIGKILL leaves nothing that lives
+  forever. The properties that would notice need the harness's clock, and are skipped on
+  such a server anyway;
+* remembers the keys it wrote and deletes them before each ``clear`` and at the end, when
+  the namespace is discarded: memcached's ``clear`` only moves to a new generation, and
+  the old entries would otherwise stay until their TTL.
+
+A run stopped by Ctrl-C or SIGTERM closes the sessions still open on its way out
+(:meth:`~cachespec.conformance.target.UserServerTarget.close`). docs/design.md, "A user's
+server keeps only its own data".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Mapping
+
+from cachespec.backends import Backend, CacheError
+
+from .wrapped import Wrapped
+
+GUEST_TTL = 3600.0  # seconds: far beyond any example, short enough to forget a killed run
+
+
+class Tenant(Wrapped):
+    """``inner`` with every TTL capped and every written key remembered."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner)
+        self._lock = threading.Lock()  # guards _written: the thread properties write at once
+        self._written: set[str] = set()
+
+    def _remember(self, keys: Iterable[object]) -> None:
+        # Only what could be a key: the argument properties pass bad ones on purpose.
+        with self._lock:
+            self._written.update(k for k in keys if isinstance(k, str))
+
+    def _forget_all(self) -> None:
+        """Delete every key written so far (best effort: the namespace goes anyway)."""
+        with self._lock:
+            written, self._written = self._written, set()
+        if written:
+            with contextlib.suppress(CacheError):  # the capped TTL still ends them
+                self._inner.delete_many(sorted(written))
+
+    @staticmethod
+    def _cap(ttl: float | None) -> float | None:
+        if ttl is None:
+            return GUEST_TTL
+        if type(ttl) in (int, float) and GUEST_TTL < ttl < float("inf"):
+            return GUEST_TTL
+        return ttl  # a bad TTL (inf, NaN, a str) goes through: its refusal is under test
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self._remember([key])
+        self._call("set", key, value, self._cap(ttl))
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        self._remember([key])
+        return bool(self._call("add", key, value, self._cap(ttl)))
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        if isinstance(items, Mapping):
+            self._remember(items.keys())
+        self._call("set_many", items, self._cap(ttl))
+
+    def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
+    ) -> bool:
+        self._remember([key])
+        return bool(self._call("compare_and_set", key, expected, value, self._cap(ttl)))
+
+    def clear(self) -> None:
+        self._forget_all()
+        self._call("clear")
+
+    def discard(self) -> None:
+        self._forget_all()
+        self._call("discard")
