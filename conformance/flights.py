@@ -45,8 +45,9 @@ from cachespec.spec import Violation
 
 from .checks import CheckFailed
 from .interleave import Scheduled, Scheduler, Task, TaskHung
-from .staleness import MAX_TASKS, CallersMachine, Strategies, Wrapped
+from .staleness import MAX_TASKS, CallersMachine, Strategies
 from .target import Session, Target
+from .wrapped import Wrapped
 
 KEY = "hot"
 FILL_TTL = 600.0

@@ -19,7 +19,8 @@ from cachespec.backends import NO_VALUE, Backend
 from cachespec.backends.cache import Cache, is_lease, refresh_meta
 from cachespec.backends.serializers import DecodeError, Serializer
 from cachespec.backends.strategies import WriteThrough
-from cachespec.conformance.staleness import NaiveCacheAside, Source, Strategies, Wrapped
+from cachespec.conformance.staleness import NaiveCacheAside, Source, Strategies
+from cachespec.conformance.wrapped import Wrapped
 
 
 class DeletesBeforeWrite(Strategies):
