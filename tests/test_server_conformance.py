@@ -145,9 +145,9 @@ def test_no_output_of_a_run_shows_the_password(tmp_path: Path) -> None:
 def _server_keys(server: servers.ManagedServer) -> dict[str, float | None]:
     """Every key on ``server``, with its expiry (None: never)."""
     if server.kind == "redis":
-        client = redis.Redis(host=server.host, port=server.port)
+        client = redis.Redis(host=server.host, port=server.port, decode_responses=True)
         try:
-            keys = [key.decode() for key in client.keys("*")]
+            keys = [str(key) for key in client.keys("*")]
             ttls = [client.pttl(key) for key in keys]
             return {k: (None if t == -1 else float(t)) for k, t in zip(keys, ttls, strict=True)}
         finally:
