@@ -453,13 +453,7 @@ class StalenessMachine(CallersMachine):
         its next call on the cache, holding that value for it: the first half of the
         stale-set race, reached on purpose rather than by luck."""
         self.start_read(key)
-        task = self.scheduler.tasks[-1]
-        for _ in range(SETTLE_STEPS):
-            read = any(call.startswith("source.read") for call in task.trace)
-            if task.done or task.blocked or read:
-                break
-            self.scheduler.step(task)
-        self._collect()
+        self._run_past(self.scheduler.tasks[-1], "source.read")
 
     @precondition(lambda self: len(self.scheduler.runnable()) < MAX_TASKS)
     @rule(key=st.sampled_from(KEYS))
@@ -499,10 +493,14 @@ class StalenessMachine(CallersMachine):
         first half of a lost update (an older version's copy landing after a newer one's),
         reached on purpose rather than by luck."""
         self.start_write(key)
-        task = self.scheduler.tasks[-1]
+        self._run_past(self.scheduler.tasks[-1], "source.write")
+
+    def _run_past(self, task: Task, call: str) -> None:
+        """Step ``task`` until it has made ``call`` (it then stops before its next one),
+        ends, or waits for another caller."""
         for _ in range(SETTLE_STEPS):
-            wrote = any(call.startswith("source.write") for call in task.trace)
-            if task.done or task.blocked or wrote:
+            made = any(traced.startswith(call) for traced in task.trace)
+            if task.done or task.blocked or made:
                 break
             self.scheduler.step(task)
         self._collect()
