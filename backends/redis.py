@@ -96,6 +96,7 @@ from .contract import (
     Backend,
     BackendFull,
     BackendUnavailable,
+    CacheError,
     Clock,
     ConfigurationError,
     check_items,
@@ -149,7 +150,7 @@ a TTL this long is well inside both.
 
 # Errors meaning "the server cannot serve us": refused, unreachable, too slow, or it refuses
 # our credentials (AuthenticationError and BusyLoadingError are ConnectionError subclasses in
-# redis-py; NOPERM is a ResponseError subclass). Other server errors propagate unchanged.
+# redis-py; NOPERM is a ResponseError subclass). Any other error reply is a CacheError.
 _UNAVAILABLE: Final = (RedisConnectionError, RedisTimeoutError, NoPermissionError)
 
 _GLOB_SPECIAL: Final = frozenset(b"*?[]\\")
@@ -650,6 +651,12 @@ class RedisBackend(Backend):
     def _unavailable(self, exc: Exception) -> BackendUnavailable:
         return BackendUnavailable(f"{self._name}: Redis unavailable: {exc}")
 
+    def _refused_command(self, exc: ResponseError) -> CacheError:
+        """Any other error reply, typed: a key of this namespace that holds another Redis
+        type (WRONGTYPE: someone else's data), a script error. The cache layer falls
+        through to the source on it, as on any CacheError."""
+        return CacheError(f"{self._name}: Redis refused the command: {exc}")
+
     # ---------------------------------------------------------------------------- reads
     def get(self, key: str) -> bytes | NoValue:
         name = self._prefix + _encode(check_key(key))
@@ -660,6 +667,8 @@ class RedisBackend(Backend):
                 value = self._read_script(keys=[*self._meta, name])[0]
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
+        except ResponseError as exc:
+            raise self._refused_command(exc) from exc
         return NO_VALUE if value is None else value
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
@@ -675,6 +684,8 @@ class RedisBackend(Backend):
                 values = self._read_script(keys=[*self._meta, *names])
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
+        except ResponseError as exc:
+            raise self._refused_command(exc) from exc
         return {key: value for key, value in zip(wanted, values, strict=True) if value is not None}
 
     # ----------------------------------------------------------------- compare and set
@@ -693,6 +704,8 @@ class RedisBackend(Backend):
             )
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
+        except ResponseError as exc:
+            raise self._refused_command(exc) from exc
         return bool(replaced)
 
     def compare_and_delete(self, key: str, expected: bytes) -> bool:
@@ -706,6 +719,8 @@ class RedisBackend(Backend):
             )
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
+        except ResponseError as exc:
+            raise self._refused_command(exc) from exc
         return bool(deleted)
 
     def _offers_compare(self, operation: str) -> None:
@@ -732,6 +747,8 @@ class RedisBackend(Backend):
             raise self._refused("set", [key], [name], exc) from exc
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
+        except ResponseError as exc:
+            raise self._refused_command(exc) from exc
 
     def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         data = check_value(check_key(key), value, self._max_value_size)
@@ -750,6 +767,8 @@ class RedisBackend(Backend):
             raise self._refused("add", [key], [], exc) from exc  # SET NX changed nothing
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
+        except ResponseError as exc:
+            raise self._refused_command(exc) from exc
         return bool(stored)
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
@@ -787,6 +806,8 @@ class RedisBackend(Backend):
             raise self._refused("set_many", [key for key, _ in checked], names, exc) from exc
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
+        except ResponseError as exc:
+            raise self._refused_command(exc) from exc
 
     def _refused(
         self, op: str, keys: list[str], names: list[bytes], exc: OutOfMemoryError
@@ -825,6 +846,8 @@ class RedisBackend(Backend):
                 self._delete_script(keys=[*self._meta, name])
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
+        except ResponseError as exc:
+            raise self._refused_command(exc) from exc
 
     def delete_many(self, keys: Iterable[str]) -> None:
         doomed = check_keys(keys)
@@ -839,6 +862,8 @@ class RedisBackend(Backend):
                 self._delete_script(keys=[*self._meta, *names])
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
+        except ResponseError as exc:
+            raise self._refused_command(exc) from exc
 
     def clear(self) -> None:
         """Remove every key of this namespace, and nothing else.
@@ -865,6 +890,8 @@ class RedisBackend(Backend):
                     break
         except _UNAVAILABLE as exc:
             raise self._unavailable(exc) from exc
+        except ResponseError as exc:
+            raise self._refused_command(exc) from exc
 
     def close(self) -> None:
         """Close the client if this backend created it (the URL factories do)."""

@@ -36,10 +36,12 @@ from cachespec.backends import (
     BackendFull,
     BackendUnavailable,
     BackendURL,
+    CacheError,
     ConfigurationError,
     ValueTooLarge,
     open_backend,
 )
+from cachespec.backends.cache import Cache
 from cachespec.backends.redis import (
     FAKEREDIS_TTL_RESOLUTION,
     MAX_TTL,
@@ -1238,3 +1240,19 @@ def test_the_client_must_return_bytes(redis_server: RedisServer) -> None:
     with pytest.raises(ConfigurationError, match="decode_responses=False"):
         RedisBackend(client)
     client.close()
+
+
+def test_a_key_of_another_redis_type_is_a_typed_error_and_get_or_compute_falls_through(
+    redis_server: RedisServer, raw: redis.Redis
+) -> None:
+    """Someone else's list under a key of the namespace: WRONGTYPE used to escape as
+    redis-py's ResponseError, untyped, and get_or_compute raised it."""
+    backend = redis_from_url(BackendURL(redis_server.url("namespace=foreign")))
+    raw.lpush(b"{foreign}:k", b"theirs")
+    with pytest.raises(CacheError, match="WRONGTYPE"):
+        backend.get("k")
+    cache = Cache(backend)
+    assert cache.get_or_compute("k", lambda: "from the source") == "from the source"
+    assert cache.stats.errors >= 1
+    assert raw.lrange(b"{foreign}:k", 0, -1) == [b"theirs"]  # left as it was
+    backend.close()
