@@ -57,13 +57,14 @@ def naive_cache_aside(cache: Cache, key: str, compute: Callable[[], V], ttl: flo
 
 
 class VersionedWrite(Protocol):
-    def __call__(self, key: str, value: Any) -> int | None:
+    # Positional-only: a user's function may name its parameters as it likes.
+    def __call__(self, key: str, value: Any, /) -> int | None:
         """Commit ``value`` to the source; return its version (increasing per key), or
         None if the source has no versions."""
 
 
 class SourceVersion(Protocol):
-    def __call__(self, key: str) -> int | None:
+    def __call__(self, key: str, /) -> int | None:
         """The version the source holds for ``key`` now (None: no such key)."""
 
 

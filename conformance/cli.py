@@ -15,6 +15,7 @@ connection error (with a one-line reason on stderr), 130 on Ctrl-C and 143 on SI
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import signal
@@ -46,17 +47,22 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cachespec", description="Check cache backends against an executable model."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser(
         "check",
         help="run the conformance suite against a backend",
         description="Run the conformance suite against BACKEND and report each property.",
+        epilog="exit status: 0 every promised property holds; 1 a violation; 2 a usage or "
+        "connection error; 130 Ctrl-C; 143 SIGTERM (what finished is reported either way)",
     )
     check.add_argument(
         "backend",
         nargs="?",
         default="memory://",
-        help="a URL (memory://?capacity=100) or module:callable returning a backend "
+        help="a URL (memory://?capacity=100, redis://host:6379/0, memcached://host), a "
+        "server the harness starts and stops on its own clock (redis, memcached, with "
+        "options after ?: 'redis?capacity=8'), or module:callable returning a backend "
         "(default: memory://)",
     )
     sizes = "; ".join(f"{name}: {budget.purpose}" for name, budget in SIZES.items())
@@ -125,6 +131,13 @@ def hypothesis_home() -> Path:
         return Path(configured)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "cachespec" / "hypothesis"
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("cachespec")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -311,3 +311,13 @@ def test_a_missing_driver_is_a_usage_error_naming_the_extra(
     assert run.returncode == 2, run.stderr
     assert f"pip install 'cachespec[{extra}]'" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_version_and_help_name_what_a_newcomer_needs() -> None:
+    version = cachespec("--version")
+    assert version.returncode == 0
+    assert re.fullmatch(r"cachespec \d+\.\d+\.\d+\n", version.stdout), version.stdout
+    helped = cachespec("check", "--help")
+    text = " ".join(helped.stdout.split())
+    assert "(redis, memcached," in text  # the bare names of the servers the harness starts
+    assert "exit status: 0 every promised property holds; 1 a violation; 2 a usage" in text
