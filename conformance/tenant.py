@@ -28,6 +28,9 @@ from cachespec.backends import Backend, CacheError
 from .wrapped import Wrapped
 
 GUEST_TTL = 3600.0  # seconds: far beyond any example, short enough to forget a killed run
+# Where a backend declares no max_ttl, longer TTLs pass through uncapped (a backend may refuse
+# them, and that refusal is under test); about 31 years, past any TTL a property writes.
+UNDECLARED_MAX_TTL = 1e9
 
 
 class Tenant(Wrapped):
@@ -51,13 +54,17 @@ class Tenant(Wrapped):
             with contextlib.suppress(CacheError):  # the capped TTL still ends them
                 self._inner.delete_many(sorted(written))
 
-    @staticmethod
-    def _cap(ttl: float | None) -> float | None:
+    def _cap(self, ttl: float | None) -> float | None:
+        """GUEST_TTL for no expiry or a longer valid TTL. Anything the backend refuses (0,
+        NaN, inf, a str, or past its declared max_ttl, such as 10**400) goes through as it
+        is: ttl.invalid checks that refusal, and a cap would turn it into a write."""
         if ttl is None:
             return GUEST_TTL
-        if type(ttl) in (int, float) and GUEST_TTL < ttl < float("inf"):
+        declared = self.guarantees.max_ttl
+        longest = UNDECLARED_MAX_TTL if declared is None else declared
+        if type(ttl) in (int, float) and GUEST_TTL < ttl <= longest:
             return GUEST_TTL
-        return ttl  # a bad TTL (inf, NaN, a str) goes through: its refusal is under test
+        return ttl
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         self._remember([key])
