@@ -38,7 +38,7 @@ from typing import Any, Final, TypeVar
 
 from cachespec.spec import NO_VALUE, NoValue, validate_ttl
 
-from .contract import Backend, CacheError, Clock, ConfigurationError, check_key, check_keys
+from .contract import Backend, CacheError, Clock, ConfigurationError, as_batch, check_key
 from .serializers import DecodeError, JSONSerializer, Serializer
 from .singleflight import Group, Wait, event_wait
 
@@ -246,7 +246,8 @@ class Cache:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, object]:
         found: dict[str, object] = {}
-        wanted = check_keys(keys)  # a lone str is one key, not a batch of its characters
+        # A lone str is one key, not a batch of its characters; the backend checks each key.
+        wanted = as_batch(keys)
         for key, raw in self.backend.get_many(wanted).items():
             value = self._decode(key, raw)
             if value is not NO_VALUE:
@@ -461,8 +462,8 @@ class Cache:
         self._count("invalidations")
 
     def invalidate_many(self, keys: Iterable[str]) -> None:
-        # Checked before anything is deleted: "ab" would otherwise delete keys "a" and "b".
-        doomed = check_keys(keys)
+        # Refused before anything is deleted: "ab" would otherwise delete keys "a" and "b".
+        doomed = as_batch(keys)
         try:
             self.backend.delete_many(doomed)
         finally:

@@ -108,11 +108,16 @@ def check_value(key: str, value: object, limit: int | None = None) -> bytes:
     return value if type(value) is bytes else bytes(value)
 
 
-def check_keys(keys: Iterable[str]) -> list[str]:
-    """Check every key of a batch before any is used; a lone ``str`` is not a batch."""
+def as_batch(keys: Iterable[str]) -> list[str]:
+    """``keys`` as a list; a lone ``str`` (or ``bytes``) is not a batch of its characters."""
     if isinstance(keys, (str, bytes)):
         raise TypeError(f"expected an iterable of keys, got a single {type(keys).__name__}")
-    return [check_key(key) for key in keys]
+    return list(keys)
+
+
+def check_keys(keys: Iterable[str]) -> list[str]:
+    """Check every key of a batch before any is used; a lone ``str`` is not a batch."""
+    return [check_key(key) for key in as_batch(keys)]
 
 
 def check_items(items: Mapping[str, bytes], limit: int | None = None) -> list[tuple[str, bytes]]:
