@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pymemcache  # type: ignore[import-untyped]
 import pytest
@@ -428,6 +429,17 @@ def _names_a_server(command: bytes) -> bool:
     return program in (b"redis-server", b"memcached")
 
 
+def _wait_for_servers_under(check: subprocess.Popen[Any]) -> list[int]:
+    """The servers ``check`` started, once there are any (a bounded wait of 60 s)."""
+    found: list[int] = []
+    deadline = time.monotonic() + 60
+    while not found and check.poll() is None and time.monotonic() < deadline:
+        found = _servers_under(check.pid)
+        time.sleep(0.05)  # polling a starting process, not waiting for an outcome
+    assert found, "the check started no server within 60 s"
+    return found
+
+
 def test_sigterm_to_cachespec_check_stops_the_server_it_started() -> None:
     require("memcached")
     check = subprocess.Popen(
@@ -437,12 +449,7 @@ def test_sigterm_to_cachespec_check_stops_the_server_it_started() -> None:
         text=True,
     )
     try:
-        servers: list[int] = []
-        deadline = time.monotonic() + 60  # a bounded wait for the server to appear
-        while not servers and check.poll() is None and time.monotonic() < deadline:
-            servers = _servers_under(check.pid)
-            time.sleep(0.05)
-        assert servers, "the check started no server within 60 s"
+        servers = _wait_for_servers_under(check)
         check.send_signal(signal.SIGTERM)  # what kill, a CI timeout or a container stop send
         _, stderr = check.communicate(timeout=60)
     finally:
@@ -466,12 +473,7 @@ def test_sigkill_to_cachespec_check_still_stops_its_server_and_removes_its_files
         stderr=subprocess.DEVNULL,
     )
     try:
-        found: list[int] = []
-        deadline = time.monotonic() + 60  # a bounded wait for the server to appear
-        while not found and check.poll() is None and time.monotonic() < deadline:
-            found = _servers_under(check.pid)
-            time.sleep(0.05)
-        assert found, "the check started no server within 60 s"
+        found = _wait_for_servers_under(check)
         homes = [Path(os.readlink(f"/proc/{pid}/cwd")) for pid in found]  # its temp dir
         check.kill()
         check.wait()
