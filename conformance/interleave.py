@@ -10,11 +10,18 @@ A state machine drives the scheduler one step at a time (``step(task)``), so Hyp
 chooses the interleaving, shrinks it, and prints it as the program that replays it. A task
 that neither reaches its next point nor finishes within ``patience`` seconds is reported as
 hung: a bounded wait catches a hang, nothing sleeps to "make sure".
+
+A hand-off is a pair of raw locks (a baton: exactly one side runs), and a task's thread
+comes from a pool and goes back to it: a scheduled call used to cost about 150 us in
+``threading.Condition`` and ``Event`` machinery and every task a new thread, which was a
+third of a single-flight check's time (docs/cost.md, "The scheduler").
 """
 
 from __future__ import annotations
 
+import _thread
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -40,12 +47,28 @@ class Abandoned(BaseException):
     thread ends. A BaseException: the code under test must not swallow it."""
 
 
+def _held() -> _thread.LockType:
+    lock = _thread.allocate_lock()
+    lock.acquire()
+    return lock
+
+
+def _pass(lock: _thread.LockType) -> None:
+    """Release ``lock`` unless a release is already pending: after a task was reported hung,
+    the driver and the task no longer take turns, and a second release would raise."""
+    try:  # noqa: SIM105 (two calls per scheduled call: no context manager on this path)
+        lock.release()
+    except RuntimeError:
+        pass
+
+
 @dataclass
 class Task:
     """One caller: its name, the call it is stopped at, and how it ended."""
 
     name: str
-    # Guarded by Scheduler._lock:
+    # Written only by the side that holds the baton: the task between ``_go`` and ``_back``,
+    # the driver otherwise. The locks' release and acquire order every read after the write.
     waiting_at: str | None = None  # the call it is stopped before; None while running/done
     blocked: bool = False  # stopped while waiting for another task (a wait or a sleep)
     abandoned: bool = False  # killed by the driver: it makes no further call
@@ -53,7 +76,41 @@ class Task:
     result: Any = None
     error: BaseException | None = None
     trace: list[str] = field(default_factory=list)  # every call it made, in order
-    _go: threading.Event = field(default_factory=threading.Event)
+    # The baton: the driver releases ``_go`` to let the task run, and the task releases
+    # ``_back`` when it stops at its next point or ends. Both start held.
+    _go: _thread.LockType = field(default_factory=_held)
+    _back: _thread.LockType = field(default_factory=_held)
+
+
+class _Workers:
+    """Threads that run tasks and then wait for the next one, instead of a new thread per
+    task (starting one costs about 100 us, and a check starts tens of thousands)."""
+
+    def __init__(self) -> None:
+        # Idle threads, each waiting on its lock for a job in its slot. list.append and
+        # list.pop are atomic, so the pool needs no lock of its own.
+        self._idle: list[tuple[_thread.LockType, list[tuple[str, Callable[[], None]]]]] = []
+
+    def run(self, name: str, job: Callable[[], None]) -> None:
+        try:
+            wake, slot = self._idle.pop()
+        except IndexError:
+            wake, slot = _held(), []
+            threading.Thread(target=self._serve, args=(wake, slot), daemon=True).start()
+        slot.append((name, job))
+        wake.release()
+
+    def _serve(self, wake: _thread.LockType, slot: list[tuple[str, Callable[[], None]]]) -> None:
+        while True:
+            wake.acquire()
+            name, job = slot.pop()
+            threading.current_thread().name = name  # what a thread dump shows
+            job()
+            self._idle.append((wake, slot))
+
+
+# One pool per process; a thread whose task hangs never comes back, and a new one replaces it.
+_WORKERS = _Workers()
 
 
 class Scheduler:
@@ -67,11 +124,12 @@ class Scheduler:
         caller that failed to release it expires only on the clock)."""
         self._patience = patience
         self._on_stuck = on_stuck
-        self._lock = threading.Condition()
         self._local = threading.local()
+        # Only one side runs at a time (the driver, or the one task it let go), so these
+        # are written by whoever holds the baton and need no lock of their own.
         self.tasks: list[Task] = []
         self.log: list[str] = []  # every scheduled call of every task, in the order made
-        self._closed = False  # guarded by _lock
+        self._closed = False
 
     # ---------------------------------------------------------------- the driver's side
     def spawn(self, name: str, work: Callable[[], object]) -> Task:
@@ -80,41 +138,37 @@ class Scheduler:
 
         def run() -> None:
             self._local.task = task
-            task._go.wait()
+            task._go.acquire()
             try:
                 task.result = work()
             except Abandoned:
                 pass
             except BaseException as exc:  # the driver reports whatever the task raised
                 task.error = exc
-            with self._lock:
-                task.done = True
-                task.waiting_at = None
-                self._lock.notify_all()
+            finally:
+                self._local.task = None  # the thread goes back to the pool
+            task.done = True
+            task.waiting_at = None
+            _pass(task._back)
 
         self.tasks.append(task)
-        thread = threading.Thread(target=run, name=f"task {name}", daemon=True)
-        thread.start()
+        _WORKERS.run(f"task {name}", run)
         self._release(task)
         return task
 
     def note(self, event: str) -> int:
         """Record something the driver did (a task started, an event delivered) in the log,
         between the tasks' calls; return its position, which later steps come after."""
-        with self._lock:
-            self.log.append(event)
-            return len(self.log)
+        self.log.append(event)
+        return len(self.log)
 
     def runnable(self) -> list[Task]:
-        with self._lock:
-            return [t for t in self.tasks if not t.done]
+        return [t for t in self.tasks if not t.done]
 
     def step(self, task: Task) -> None:
         """Let ``task`` make the call it is stopped at, and run on to its next point."""
-        with self._lock:
-            if task.done:
-                return
-        self._release(task)
+        if not task.done:
+            self._release(task)
 
     def finish(self, max_steps: int = 10_000) -> None:
         """Run every task to its end, one call each in turn (a fixed, reproducible order:
@@ -216,13 +270,11 @@ class Scheduler:
         """Kill ``task`` where it stands, as if its process died: it raises
         :class:`Abandoned` at its point, and any call its unwinding code attempts raises
         :class:`Abandoned` too, so that nothing it would have cleaned up is cleaned up."""
-        with self._lock:
-            if task.done:
-                return
-            task.abandoned = True
-            task._go.set()
-            self._lock.wait_for(lambda: task.done, timeout=self._patience)
-        if not task.done:
+        if task.done:
+            return
+        task.abandoned = True
+        _pass(task._go)
+        if not task._back.acquire(timeout=self._patience):
             raise TaskHung(f"task {task.name} did not unwind within {self._patience} s")
 
     def current(self) -> Task | None:
@@ -232,21 +284,18 @@ class Scheduler:
 
     def close(self) -> None:
         """Unwind every unfinished task (each raises :class:`Abandoned` at its point)."""
-        with self._lock:
-            self._closed = True
-            pending = [t for t in self.tasks if not t.done]
-            for task in pending:
-                task._go.set()
-            self._lock.wait_for(lambda: all(t.done for t in pending), timeout=self._patience)
+        self._closed = True
+        deadline = time.monotonic() + self._patience
+        for task in [t for t in self.tasks if not t.done]:
+            _pass(task._go)
+            # A task that does not unwind in time is left behind, as before: its thread
+            # never returns to the pool. Real time: this bounds a hang, it orders nothing.
+            task._back.acquire(timeout=max(0.0, deadline - time.monotonic()))
 
     def _release(self, task: Task) -> None:
-        with self._lock:
-            task.waiting_at = None
-            task._go.set()
-            hung = not self._lock.wait_for(
-                lambda: task.done or task.waiting_at is not None, timeout=self._patience
-            )
-        if hung:
+        task.waiting_at = None
+        task._go.release()
+        if not task._back.acquire(timeout=self._patience):
             raise TaskHung(
                 f"task {task.name} neither reached its next call nor finished within "
                 f"{self._patience} s (calls so far: {task.trace or 'none'})"
@@ -262,17 +311,14 @@ class Scheduler:
             return
         if task.abandoned:
             raise Abandoned(task.name)
-        with self._lock:
-            task._go.clear()
-            task.waiting_at = call
-            task.blocked = blocked
-            self._lock.notify_all()
-        task._go.wait()
-        with self._lock:
-            if self._closed or task.abandoned:
-                raise Abandoned(task.name)
-            task.trace.append(call)
-            self.log.append(f"{task.name}: {call}")
+        task.waiting_at = call
+        task.blocked = blocked
+        _pass(task._back)
+        task._go.acquire()
+        if self._closed or task.abandoned:
+            raise Abandoned(task.name)
+        task.trace.append(call)
+        self.log.append(f"{task.name}: {call}")
 
 
 class Scheduled(Generic[T]):
