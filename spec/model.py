@@ -24,7 +24,7 @@ Semantics (``docs/design.md``, "Semantics to pin down"):
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +32,8 @@ from .guarantees import ApproximateLRU, ExactLRU, Guarantees
 from .miss import NO_VALUE
 
 Presence = Literal["live", "maybe", "gone"]
+# Why a key is absent, written out for the key when a message needs it.
+Fate = Callable[[str], str]
 
 
 class Violation(AssertionError):
@@ -87,8 +89,10 @@ class CacheModel:
         self._timed: dict[str, None] = {}
         # Whether any entry was ever marked vanishable (until then no scan for them is needed).
         self._weakened = False
-        # Why an absent key is absent, for messages; and every key ever written.
-        self._fates: dict[str, str] = {}
+        # Why an absent key is absent, for messages; and every key ever written. A fate is
+        # written out only when a message needs it: most never are, and formatting each one
+        # eagerly was a quarter of a simple check's time (docs/cost.md).
+        self._fates: dict[str, Fate] = {}
         self._written: dict[str, None] = {}
         # Small values -> the key and time they were last written under, to spot collisions.
         self._writers: dict[bytes, tuple[str, float]] = {}
@@ -156,21 +160,23 @@ class CacheModel:
     # ------------------------------------------------------------------------ operations
     def get(self, now: float, key: str, observed: object) -> None:
         self._expire(now)
-        op = f"get({key!r}) at {self.at(now)}"
-        self._check_lookup(op, key, observed, now)
+        self._check_lookup(lambda: f"get({key!r}) at {self.at(now)}", key, observed, now)
         self._learn_lookup(key, observed, now)
         self._settle()
 
     def get_many(self, now: float, keys: Sequence[str], observed: object) -> None:
         self._expire(now)
-        op = f"get_many({list(keys)!r}) at {self.at(now)}"
+
+        def op() -> str:
+            return f"get_many({list(keys)!r}) at {self.at(now)}"
+
         if not isinstance(observed, Mapping):
-            raise Violation(op, f"returned {type(observed).__name__}", "a mapping of the hits")
+            raise Violation(op(), f"returned {type(observed).__name__}", "a mapping of the hits")
         wanted = dict.fromkeys(keys)
         extra = [k for k in observed if k not in wanted]
         if extra:
             raise Violation(
-                op,
+                op(),
                 f"returned keys that were not asked for: {extra!r}",
                 "a mapping of the requested keys that hit",
             )
@@ -208,18 +214,21 @@ class CacheModel:
 
     def add(self, now: float, key: str, value: bytes, ttl: float | None, observed: object) -> None:
         self._expire(now)
-        op = f"add({key!r}, {show_value(value)}, ttl={ttl!r}) at {self.at(now)}"
+
+        def op() -> str:
+            return f"add({key!r}, {show_value(value)}, ttl={ttl!r}) at {self.at(now)}"
+
         if not isinstance(observed, bool):
-            raise Violation(op, f"returned {observed!r}", "True (stored) or False (not stored)")
+            raise Violation(op(), f"returned {observed!r}", "True (stored) or False (not stored)")
         entry = self._entries.get(key)
         presence = "gone" if entry is None else self._presence(entry, now)
         if presence == "live" and observed:
-            raise Violation(op, "returned True", "only False", self._describe_entry(key, now))
+            raise Violation(op(), "returned True", "only False", self._describe_entry(key, now))
         if presence == "gone" and not observed:
-            raise Violation(op, "returned False", "only True", self._why_absent(key))
+            raise Violation(op(), "returned False", "only True", self._why_absent(key))
         if observed:
             if entry is not None:  # it was inside its expiry window and turned out gone
-                self._remove(key, f"{key!r} was seen gone by add() at {self.at(now)}")
+                self._remove(key, self._fate("was seen gone by add()", now))
             self._write(now, key, value, ttl)
         elif entry is not None:
             entry.vanishable = False  # the backend just told us the entry is there
@@ -238,10 +247,13 @@ class CacheModel:
     ) -> None:
         """Replace the live value only if it equals ``expected``; say whether it did."""
         self._expire(now)
-        op = (
-            f"compare_and_set({key!r}, {show_value(expected)}, {show_value(value)}, "
-            f"ttl={ttl!r}) at {self.at(now)}"
-        )
+
+        def op() -> str:
+            return (
+                f"compare_and_set({key!r}, {show_value(expected)}, {show_value(value)}, "
+                f"ttl={ttl!r}) at {self.at(now)}"
+            )
+
         if self._check_compare(op, key, expected, now, observed):
             self._write(now, key, value, ttl)
         self._settle()
@@ -249,31 +261,34 @@ class CacheModel:
     def compare_and_delete(self, now: float, key: str, expected: bytes, observed: object) -> None:
         """Delete the entry only if its live value equals ``expected``; say whether it did."""
         self._expire(now)
-        op = f"compare_and_delete({key!r}, {show_value(expected)}) at {self.at(now)}"
+
+        def op() -> str:
+            return f"compare_and_delete({key!r}, {show_value(expected)}) at {self.at(now)}"
+
         if self._check_compare(op, key, expected, now, observed):
-            self._remove(key, f"{key!r} was deleted by compare_and_delete at {self.at(now)}")
+            self._remove(key, self._fate("was deleted by compare_and_delete", now))
         self._settle()
 
     def _check_compare(
-        self, op: str, key: str, expected: bytes, now: float, observed: object
+        self, op: Callable[[], str], key: str, expected: bytes, now: float, observed: object
     ) -> bool:
         """Check a compare-and-X answer; return whether the model now takes it as done.
 
         Allowed: True exactly when the live value equals ``expected`` (either answer while
         the entry may be gone). A comparison is a read that changes nothing, not a use."""
         if not isinstance(observed, bool):
-            raise Violation(op, f"returned {observed!r}", "True (done) or False (not done)")
+            raise Violation(op(), f"returned {observed!r}", "True (done) or False (not done)")
         entry = self._entries.get(key)
         presence = "gone" if entry is None else self._presence(entry, now)
         matches = entry is not None and entry.value == expected
         if observed and (presence == "gone" or not matches):
             why = self._why_absent(key) if entry is None else self._describe_entry(key, now)
-            raise Violation(op, "returned True", "only False", why)
+            raise Violation(op(), "returned True", "only False", why)
         if not observed and matches and presence == "live":
-            raise Violation(op, "returned False", "only True", self._describe_entry(key, now))
+            raise Violation(op(), "returned False", "only True", self._describe_entry(key, now))
         if not observed and entry is not None and matches:
             # It was inside its expiry window (or evictable) and turned out gone.
-            self._remove(key, f"{key!r} was seen gone by a comparison at {self.at(now)}")
+            self._remove(key, self._fate("was seen gone by a comparison", now))
         return observed
 
     def delete(self, now: float, key: str) -> None:
@@ -281,15 +296,15 @@ class CacheModel:
 
     def delete_many(self, now: float, keys: Iterable[str]) -> None:
         self._expire(now)
+        fate = self._fate("was deleted", now)
         for key in keys:
             if key in self._written:
-                self._remove(key, f"{key!r} was deleted at {self.at(now)}")
+                self._remove(key, fate)
         self._settle()
 
     def clear(self, now: float) -> None:
         self._expire(now)
-        for key in self._written:
-            self._fates[key] = f"{key!r} was removed by clear() at {self.at(now)}"
+        self._fates.update(dict.fromkeys(self._written, self._fate("was removed by clear()", now)))
         self._entries.clear()
         self._timed.clear()
 
@@ -300,7 +315,10 @@ class CacheModel:
             return "maybe" if now < expires + self._resolution else "gone"
         return "maybe" if entry.vanishable else "live"
 
-    def _remove(self, key: str, fate: str) -> None:
+    def _fate(self, what: str, now: float) -> Fate:
+        return lambda key: f"{key!r} {what} at {self.at(now)}"
+
+    def _remove(self, key: str, fate: Fate) -> None:
         self._entries.pop(key, None)
         self._timed.pop(key, None)
         self._fates[key] = fate
@@ -309,12 +327,13 @@ class CacheModel:
         for key in list(self._timed):
             entry = self._entries[key]
             if self._presence(entry, now) == "gone":
-                self._remove(
-                    key,
-                    f"{key!r} expired at {self.at(entry.written_at + (entry.ttl or 0.0))} "
-                    f"(written at {self.at(entry.written_at)} with ttl={entry.ttl!r}"
-                    f"{self._resolution_note()})",
-                )
+                self._remove(key, self._expired(entry.written_at, entry.ttl or 0.0))
+
+    def _expired(self, written_at: float, ttl: float) -> Fate:
+        return lambda key: (
+            f"{key!r} expired at {self.at(written_at + ttl)} "
+            f"(written at {self.at(written_at)} with ttl={ttl!r}{self._resolution_note()})"
+        )
 
     def _resolution_note(self) -> str:
         if self._resolution:
@@ -347,11 +366,13 @@ class CacheModel:
             for entry in self._entries.values():
                 entry.vanishable = True
             return
-        victim = next(iter(self._entries))
+        capacity = profile.capacity
         self._remove(
-            victim,
-            f"{victim!r} was evicted at {self.at(now)} to make room for {incoming!r}: it was "
-            f"the least recently used of {profile.capacity} live entries",
+            next(iter(self._entries)),
+            lambda victim: (
+                f"{victim!r} was evicted at {self.at(now)} to make room for {incoming!r}: it "
+                f"was the least recently used of {capacity} live entries"
+            ),
         )
 
     def _any_uncertain(self, now: float) -> bool:
@@ -372,22 +393,29 @@ class CacheModel:
             entry.vanishable = True
 
     def _check_lookup(
-        self, op: str, key: str, observed: object, now: float, within: str | None = None
+        self,
+        op: Callable[[], str],
+        key: str,
+        observed: object,
+        now: float,
+        within: str | None = None,
     ) -> None:
-        did = (
-            f"returned {show_value(observed)}"
-            if within is None
-            else f"gave {show_value(observed)} for {within!r}"
-        )
+        """Check one looked-up key; ``op`` names the call, written out only on a violation."""
+
+        def did() -> str:
+            if within is None:
+                return f"returned {show_value(observed)}"
+            return f"gave {show_value(observed)} for {within!r}"
+
         entry = self._entries.get(key)
         if entry is None:
             if observed is not NO_VALUE:
-                raise Violation(op, did, "only a miss", self._why_absent(key, observed))
+                raise Violation(op(), did(), "only a miss", self._why_absent(key, observed))
             return
         if observed is NO_VALUE:
             if self._presence(entry, now) == "live":
                 raise Violation(
-                    op, did, f"only {show_value(entry.value)}", self._describe_entry(key, now)
+                    op(), did(), f"only {show_value(entry.value)}", self._describe_entry(key, now)
                 )
             return
         if observed != entry.value or type(observed) is not bytes:
@@ -395,14 +423,14 @@ class CacheModel:
             if self._presence(entry, now) == "maybe":
                 allowed = f"{show_value(entry.value)} or a miss"
             because = self._describe_entry(key, now) + self._collision_hint(key, observed)
-            raise Violation(op, did, allowed, because)
+            raise Violation(op(), did(), allowed, because)
 
     def _learn_lookup(self, key: str, observed: object, now: float) -> None:
         entry = self._entries.get(key)
         if entry is None:
             return
         if observed is NO_VALUE:
-            self._remove(key, f"{key!r} was seen missing at {self.at(now)}")
+            self._remove(key, self._fate("was seen missing", now))
         else:
             entry.vanishable = False
             self._entries.move_to_end(key)  # a hit is a use
@@ -422,7 +450,8 @@ class CacheModel:
         return text
 
     def _why_absent(self, key: str, observed: object = NO_VALUE) -> str:
-        text = self._fates.get(key, f"{key!r} was never written")
+        fate = self._fates.get(key)
+        text = f"{key!r} was never written" if fate is None else fate(key)
         return text + self._collision_hint(key, observed)
 
     def _collision_hint(self, key: str, observed: object) -> str:
