@@ -194,12 +194,16 @@ def _collect(
 
 
 def _stop(workers: list[Any]) -> None:
-    """Ask every live worker to unwind, wait a little, then kill what is left."""
-    for worker in workers:
-        if worker.exitcode is None and worker.pid is not None:
+    """Ask every live worker to unwind, wait a little, then kill what is left.
+
+    A stop can come while the workers are still being started: those never started have no
+    pid and nothing to stop (joining one would raise)."""
+    started = [w for w in workers if w.pid is not None]
+    for worker in started:
+        if worker.exitcode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(worker.pid, signal.SIGTERM)
-    for worker in workers:
+    for worker in started:
         worker.join(STOP_GRACE)
         if worker.exitcode is None:
             worker.kill()
