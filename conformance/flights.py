@@ -73,10 +73,16 @@ class FlightPlan:
     processes: int = 1
     crashes: bool = False  # a process can die, its callers with it, mid-call
     moves_time: bool = False
+    # Holders outlive their leases on purpose (``outlive_lease``). Only where the claim is
+    # about who owns a lease: elsewhere the rule takes steps from the states those claims
+    # need, and single_flight.no_hang's mutants took three times the examples.
+    outlives_leases: bool = False
 
     def __post_init__(self) -> None:
         if self.claim not in CLAIMS:
             raise ValueError(f"unknown claim {self.claim!r}")
+        if self.outlives_leases and not self.moves_time:
+            raise ValueError("a lease is outlived only on a clock that moves")
 
 
 @dataclass
@@ -357,6 +363,28 @@ class FlightMachine(CallersMachine):
                 break
             self.scheduler.step(task)
         self._collect()
+
+    @precondition(lambda self: self.plan.outlives_leases and self._holder() is not None)
+    @rule(fails=st.booleans())
+    def outlive_lease(self, fails: bool) -> None:
+        """The oldest caller inside its compute outlives its lease: time moves past the
+        lease's expiry (and the backend's resolution), and a caller in another process
+        runs into its own compute. Whatever the first holder does next, it no longer owns
+        the key: the state where a careless release or a late fill does harm, reached on
+        purpose (docs/cost.md, "Rules that reach the bug")."""
+        holder = self._holder()
+        assert holder is not None
+        expires = min(
+            (x.expires_at for x in self.ledger.live(self.clock.now()) if x.owner is holder.task),
+            default=self.clock.now(),
+        )
+        if math.isinf(expires):  # a lease with no TTL: only a wait of the lease time shows it
+            expires = self.clock.now() + LEASE_TTL
+        self.clock.advance_to(max(self.clock.now(), expires + self.resolution))
+        self.call_into_compute(holder.process + 1, fails)
+
+    def _holder(self) -> _Compute | None:
+        return next((c for c in self.computes if c.ended is None and not c.task.done), None)
 
     # FILL_TTL: a filled key is a hit for that long, and a program whose key got filled early
     # would otherwise spend the rest of its steps on hits, where no lease is ever taken.

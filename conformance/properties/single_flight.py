@@ -79,8 +79,8 @@ PROPERTIES.extend(
         _flights(
             "single_flight.one_owner",
             "a fill lease has one owner at a time on the harness's clock; only it releases it",
-            FlightPlan("one_owner", processes=2, moves_time=True),
-            600,
+            FlightPlan("one_owner", processes=2, moves_time=True, outlives_leases=True),
+            90,
         ),
         _flights(
             "single_flight.takeover",
