@@ -429,6 +429,20 @@ def _rules(focus: Focus) -> dict[str, Any]:  # noqa: PLR0915 - one short functio
 
         self._run(step)
 
+    @precondition(lambda self: self.model.least_recent_live(self._now()) is not None)
+    @rule()
+    def get_oldest(self: CacheMachine) -> None:
+        """Read the least recently used live entry: the hit an LRU must count as a use, so
+        that the next eviction passes over it. Reached on purpose, since a random read
+        rarely picks the one entry that is next in line (docs/cost.md)."""
+
+        def step() -> None:
+            key = self.model.least_recent_live(self._now())
+            if key is not None:
+                self.do_get(key)
+
+        self._run(step)
+
     @rule()
     def check_survivors(self: CacheMachine) -> None:
         self._run(self.survivors)
@@ -447,6 +461,7 @@ def _rules(focus: Focus) -> dict[str, Any]:  # noqa: PLR0915 - one short functio
         "advance": advance,
         "advance_to_expiry": advance_to_expiry,
         "fill": fill,
+        "get_oldest": get_oldest,
         "survivors": check_survivors,
     }
     unknown = [name for name in focus.rules if name not in available]

@@ -151,6 +151,10 @@ class CacheModel:
             return profile.holds_at_most
         return None
 
+    def least_recent_live(self, now: float) -> str | None:
+        """The least recently used entry that must still be there (exact LRU evicts it next)."""
+        return next((k for k, e in self._entries.items() if self._presence(e, now) == "live"), None)
+
     def certainly_live_count(self, now: float) -> int:
         """How many entries the backend must still hold at ``now``."""
         if not self._any_uncertain(now):

@@ -277,11 +277,13 @@ def _evicts_lru(g: Guarantees) -> Focus:
 
 
 @stateful(
-    "lru.hit_refreshes", "a hit makes the entry the most recently used", exact_lru, examples=300
+    "lru.hit_refreshes", "a hit makes the entry the most recently used", exact_lru, examples=160
 )
 def _hit_refreshes(g: Guarantees) -> Focus:
     return Focus(
-        rules=("set", "get", "get_many", "fill"), keys=LRU_KEYS, survivors_at_teardown=True
+        rules=("set", "get", "get_many", "fill", "get_oldest"),
+        keys=LRU_KEYS,
+        survivors_at_teardown=True,
     )
 
 
