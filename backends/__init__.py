@@ -16,6 +16,11 @@ from .contract import (
     NoValue,
     Unsupported,
     ValueTooLarge,
+    check_items,
+    check_key,
+    check_keys,
+    check_ttl,
+    check_value,
 )
 from .memory import MemoryBackend
 from .registry import ENTRY_POINT_GROUP, open_backend, register_scheme, schemes
@@ -47,6 +52,11 @@ __all__ = [
     "Unsupported",
     "ValueTooLarge",
     "WriteThrough",
+    "check_items",
+    "check_key",
+    "check_keys",
+    "check_ttl",
+    "check_value",
     "open_backend",
     "redact",
     "register_scheme",

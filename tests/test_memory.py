@@ -16,6 +16,11 @@ from cachespec.backends import (
     ConfigurationError,
     MemoryBackend,
     ValueTooLarge,
+    check_items,
+    check_key,
+    check_keys,
+    check_ttl,
+    check_value,
     open_backend,
 )
 from cachespec.conformance import ManualClock
@@ -190,3 +195,31 @@ def test_many_threads_keep_capacity_and_values_intact() -> None:
     assert not any(t.is_alive() for t in threads)
     assert errors == []
     assert len(cache._data) <= 50
+
+
+def test_the_argument_checks_a_wrapper_needs_are_exported() -> None:
+    """The README's table: what each check returns and raises, as a wrapper imports it."""
+
+    class Tagged(bytes):
+        pass
+
+    assert check_key("k") == "k"
+    assert type(check_value("k", Tagged(b"v"))) is bytes
+    assert check_value("k", Tagged(b"v")) == b"v"
+    assert check_ttl(None) is None
+    assert check_ttl(2) == 2.0
+    assert check_keys(iter(["a", "b"])) == ["a", "b"]
+    assert check_items({"a": b"1"}) == [("a", b"1")]
+    for call, error in [
+        (lambda: check_key(b"k"), TypeError),
+        (lambda: check_value("k", "v"), TypeError),
+        (lambda: check_value("k", bytearray(b"v")), TypeError),
+        (lambda: check_value("k", b"12345", limit=4), ValueTooLarge),
+        (lambda: check_ttl(True), TypeError),
+        (lambda: check_ttl(0), ValueError),
+        (lambda: check_ttl(float("nan")), ValueError),
+        (lambda: check_keys("ab"), TypeError),
+        (lambda: check_items({"a": "1"}), TypeError),
+    ]:
+        with pytest.raises(error):
+            call()
