@@ -42,6 +42,16 @@ class TaskHung(AssertionError):
     """A task did not reach its next scheduling point, nor finish, within the patience."""
 
 
+class CannotInterleave(BaseException):
+    """A task stopped making scheduled calls while another task sat at one: it is blocked on
+    something the scheduler does not control, most likely a real lock that the other task
+    holds across a cache call. That is a design the harness cannot interleave, not a hang
+    (a real lock serializes the callers, and with real threads they would all return).
+
+    A BaseException, so that Hypothesis does not shrink it (each replay would wait out the
+    patience again) and the runner reports it at once as a check it cannot make."""
+
+
 class Abandoned(BaseException):
     """Raised inside a task stopped at a point when its scheduler is closed, so that its
     thread ends. A BaseException: the code under test must not swallow it."""
@@ -130,6 +140,9 @@ class Scheduler:
         self.tasks: list[Task] = []
         self.log: list[str] = []  # every scheduled call of every task, in the order made
         self._closed = False
+        # Why the tasks cannot be interleaved, once a task was seen blocked outside the
+        # scheduling points; every later step then raises at once.
+        self._cannot: str | None = None
 
     # ---------------------------------------------------------------- the driver's side
     def spawn(self, name: str, work: Callable[[], object]) -> Task:
@@ -293,13 +306,28 @@ class Scheduler:
             task._back.acquire(timeout=max(0.0, deadline - time.monotonic()))
 
     def _release(self, task: Task) -> None:
+        if self._cannot is not None:  # one wait of the patience is enough to know
+            raise CannotInterleave(self._cannot)
         task.waiting_at = None
         task._go.release()
-        if not task._back.acquire(timeout=self._patience):
-            raise TaskHung(
-                f"task {task.name} neither reached its next call nor finished within "
-                f"{self._patience} s (calls so far: {task.trace or 'none'})"
+        if task._back.acquire(timeout=self._patience):
+            return
+        paused = [t for t in self.tasks if t is not task and not t.done and t.waiting_at]
+        if paused:
+            holders = ", ".join(f"{t.name} (stopped before {t.waiting_at})" for t in paused)
+            self._cannot = (
+                f"caller {task.name} made no cache or source call and did not return within "
+                f"{self._patience} s while {holders} waited for its turn: it is blocked on "
+                "something the harness does not schedule, most likely a real lock held across "
+                "a cache call. The harness runs one caller at a time between cache and source "
+                "calls, so it cannot interleave these callers (with real threads they would "
+                "take turns on the lock)"
             )
+            raise CannotInterleave(self._cannot)
+        raise TaskHung(
+            f"task {task.name} neither reached its next call nor finished within "
+            f"{self._patience} s (calls so far: {task.trace or 'none'})"
+        )
 
     # ------------------------------------------------------------------ the task's side
     def point(self, call: str, *, blocked: bool = False) -> None:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from cachespec.conformance.interleave import Scheduled, Scheduler, TaskHung
+from cachespec.backends import Cache
+from cachespec.conformance import run_suite
+from cachespec.conformance.interleave import CannotInterleave, Scheduled, Scheduler, TaskHung
+from cachespec.conformance.staleness import Strategies
 
 
 class Store:
@@ -76,6 +81,46 @@ def test_a_hang_is_caught_by_a_bounded_wait() -> None:
     with pytest.raises(TaskHung, match="neither reached its next call nor finished"):
         scheduler.spawn("H", release.wait)
     release.set()
+
+
+def test_a_real_lock_held_across_a_scheduled_call_is_told_from_a_hang() -> None:
+    """The second caller blocks on a lock the first holds while the first waits for its
+    turn at a store call: a design the scheduler cannot interleave, not a hang."""
+    lock = threading.Lock()
+    scheduler = Scheduler(patience=0.2)
+    store = Scheduled(Store(), scheduler, "store")
+
+    def locked_read() -> int | None:
+        with lock:
+            return store.get("x")
+
+    first = scheduler.spawn("A", locked_read)
+    assert first.waiting_at == "store.get('x')"
+    with pytest.raises(CannotInterleave, match=r"A \(stopped before store.get\('x'\)\)"):
+        scheduler.spawn("B", locked_read)
+    scheduler.close()  # A unwinds and lets go of the lock; B then unwinds too
+    assert first.done
+
+
+class LockedCacheAside(Strategies):
+    """Cache-aside with every read under one real lock, held across the cache calls: the
+    callers take turns, which is correct, and which the scheduler cannot interleave."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
+        with self._lock:
+            return cache.get_or_compute(key, compute, ttl)
+
+
+def test_a_strategy_under_a_real_lock_is_a_check_the_harness_cannot_make() -> None:
+    report = run_suite(
+        "memory://", seed=1, only=["staleness.cache_aside"], strategy=LockedCacheAside()
+    )
+    result = report.result("staleness.cache_aside")
+    assert (result.status, result.skip) == ("skip", "cannot check here"), result.reason
+    assert "most likely a real lock held across a cache call" in result.reason
 
 
 def test_close_unwinds_stopped_tasks() -> None:
