@@ -617,7 +617,11 @@ Factory = Callable[..., Backend]
 MUTANTS: dict[str, tuple[Factory, str, str]] = {
     "late_expiry": (LateExpiry, "ttl.expires", r"allowed only a miss: .* expired at"),
     "truncated_ttl": (TruncatedTTL, "ttl.lives", r"live until"),
-    "ttl_kept_on_overwrite": (TTLKeptOnOverwrite, "ttl.overwrite", r"expired at|live until"),
+    "ttl_kept_on_overwrite": (
+        TTLKeptOnOverwrite,
+        "ttl.overwrite",
+        r"expired at|live until|with no TTL",
+    ),
     "default_ttl": (DefaultTTL, "ttl.never", r"returned a miss .* with no TTL"),
     "thirty_day_rule": (ThirtyDayRule, "ttl.long", r"returned a miss .* ttl=\d{7,}"),
     "zero_means_forever": (ZeroMeansForever, "ttl.invalid", r"ttl=0(\.0)? returned normally"),
@@ -645,11 +649,13 @@ MUTANTS: dict[str, tuple[Factory, str, str]] = {
     "set_keeps_first": (SetKeepsFirst, "ops.get_set", r"allowed only b"),
     "miss_is_none": (MissIsNone, "ops.get_set", r"returned None"),
     "delete_raises_on_missing": (DeleteRaisesOnMissing, "ops.delete", r"KeyError"),
-    "overwriting_add": (OverwritingAdd, "ops.add", r"allowed only b"),
+    # Read back as the overwritten value, or seen in a later add's answer.
+    "overwriting_add": (OverwritingAdd, "ops.add", r"allowed only (b|True)"),
     "non_atomic_add": (NonAtomicAdd, "ops.add_atomic", r"concurrent calls of add.* returned True"),
     "get_many_drops_last": (GetManyDropsLast, "ops.get_many", r"gave a miss"),
     "get_many_misplaces": (GetManyMisplaces, "ops.get_many", r"gave b'.*' for"),
-    "set_many_drops_last": (SetManyDropsLast, "ops.set_many", r"miss .* allowed only b"),
+    # The dropped item reads as a miss, or as the value it should have replaced.
+    "set_many_drops_last": (SetManyDropsLast, "ops.set_many", r"allowed only b'"),
     "delete_many_first_only": (DeleteManyFirstOnly, "ops.delete_many", r"was deleted at"),
     "clear_keeps_timed": (ClearKeepsTimed, "ops.clear", r"removed by clear"),
     "clear_does_nothing": (ClearDoesNothing, "ops.clear", r"clear\(\) .* returned normally"),

@@ -16,6 +16,9 @@ from cachespec.conformance import PROPERTIES, Target, run_suite
 
 SEEDS = (20261127, 4242)
 
+# Whether each mutant is rejected, not how short its program shrinks (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("unshrunk")
+
 
 def test_every_property_has_a_mutant() -> None:
     caught = {prop for _, prop, _ in MUTANTS.values()}

@@ -35,6 +35,7 @@ def _cases() -> list[object]:
     ]
 
 
+@pytest.mark.usefixtures("unshrunk")  # rejected is the point, not how short (conftest.py)
 @pytest.mark.parametrize("name", _cases())
 def test_the_suite_rejects_the_broken_adapter(name: str) -> None:
     prop, why = ADAPTER_MUTANTS[name][3:]
