@@ -30,9 +30,10 @@ class Property:
     # Examples (or trials) at the default size; a size scales it (runner.Budget). Set from
     # how many examples this property's mutants take to fail, with a margin (docs/cost.md).
     examples: int = 150
-    # Seconds one example costs on memory:// at the default size (measured: docs/cost.md),
-    # for the forecast a run prints and for handing the costliest properties out first.
-    cost: float = 0.05
+    # Seconds one example costs on memory:// at the default size, in one worker kept to
+    # one core (measured 2026-12-05: docs/cost.md), for the forecast a run prints and for
+    # handing the costliest properties out first.
+    cost: float = 0.026
     # Runs real processes on the backend: skipped where no other process can reach it.
     needs_processes: bool = False
 

@@ -57,7 +57,7 @@ def _callers(
         return MachineCheck(build_machine(class_name, target, _strategies(target)))
 
     return Property(
-        prop_id, promise, guarded_fills, build, needs_clock=True, examples=examples, cost=0.06
+        prop_id, promise, guarded_fills, build, needs_clock=True, examples=examples, cost=0.035
     )
 
 

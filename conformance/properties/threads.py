@@ -246,7 +246,7 @@ PROPERTIES.extend(
             thread_safe,
             _threads,
             examples=40,  # a trial keeps 8 threads busy until the writers are done
-            cost=0.2,
+            cost=0.125,
         ),
     ]
 )
