@@ -145,6 +145,13 @@ class Guarantees:
         :class:`~cachespec.backends.Unsupported` and changes nothing; the suite skips the
         properties about ``clear``, with the reason, and leaves it out of the others. A
         namespace that does without it can be cheaper (memcached: one key per read).
+    clock_granularity
+        The backend orders some calls by its own clock: two calls less than this many seconds
+        apart are a tie it may resolve either way (a ``clear`` that hides the values written
+        strictly before its timestamp ties with a ``set`` at the same instant). The harness
+        then moves its clock this much before each call of the operation machines, as real
+        time does between two calls. ``0`` (the default): calls at one instant are ordered
+        as they are made.
     opt_out
         Property id -> reason: properties the backend does not claim. Reported as skipped.
     expected_failures
@@ -159,12 +166,20 @@ class Guarantees:
     thread_safe: bool = False
     compare_and_set: bool = False
     clear: bool = True
+    clock_granularity: float = 0.0
     opt_out: Mapping[str, str] = field(default_factory=dict)
     expected_failures: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.ttl_resolution) and self.ttl_resolution >= 0):
             raise ValueError(f"ttl_resolution must be >= 0 seconds, got {self.ttl_resolution!r}")
+        granularity = self.clock_granularity
+        if isinstance(granularity, bool) or not isinstance(granularity, (int, float)):
+            raise TypeError(f"clock_granularity must be seconds, got {granularity!r}")
+        if not (math.isfinite(granularity) and granularity >= 0):
+            raise ValueError(
+                f"clock_granularity must be >= 0 seconds, got {self.clock_granularity!r}"
+            )
         if not isinstance(self.eviction, (NoEviction, ExactLRU, ApproximateLRU)):
             raise TypeError(f"eviction must be an eviction profile, got {self.eviction!r}")
         if self.max_value_size is not None and self.max_value_size < 0:
@@ -189,4 +204,6 @@ class Guarantees:
         ]
         if not self.clear:
             parts.append("no clear")
+        if self.clock_granularity:
+            parts.append(f"calls ordered by a {self.clock_granularity}s clock")
         return "; ".join(parts)

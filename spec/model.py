@@ -35,6 +35,13 @@ Presence = Literal["live", "maybe", "gone"]
 # Why a key is absent, written out for the key when a message needs it.
 Fate = Callable[[str], str]
 
+# Said of a removal at the very instant of the key's last write (see Guarantees.clock_granularity).
+TIE_NOTE = (
+    ", the same instant on the harness's clock as its last write: a backend that orders "
+    "calls by its own clock sees a tie there (declare clock_granularity, and the harness "
+    "moves time between calls, as real time does)"
+)
+
 
 class Violation(AssertionError):
     """The backend did something the model does not allow.
@@ -82,6 +89,7 @@ class CacheModel:
     def __init__(self, guarantees: Guarantees, *, origin: float = 0.0) -> None:
         self.guarantees = guarantees
         self._resolution = guarantees.ttl_resolution
+        self._granularity = guarantees.clock_granularity
         self._origin = origin
         # Least recently used first: the order exact LRU evicts in.
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
@@ -303,12 +311,15 @@ class CacheModel:
         fate = self._fate("was deleted", now)
         for key in keys:
             if key in self._written:
-                self._remove(key, fate)
+                tied = self._tied(key, now)
+                self._remove(key, self._fate("was deleted", now, tie=True) if tied else fate)
         self._settle()
 
     def clear(self, now: float) -> None:
         self._expire(now)
         self._fates.update(dict.fromkeys(self._written, self._fate("was removed by clear()", now)))
+        tied = self._fate("was removed by clear()", now, tie=True)
+        self._fates.update((key, tied) for key in self._entries if self._tied(key, now))
         self._entries.clear()
         self._timed.clear()
 
@@ -319,8 +330,16 @@ class CacheModel:
             return "maybe" if now < expires + self._resolution else "gone"
         return "maybe" if entry.vanishable else "live"
 
-    def _fate(self, what: str, now: float) -> Fate:
+    def _fate(self, what: str, now: float, *, tie: bool = False) -> Fate:
+        if tie:
+            return lambda key: f"{key!r} {what} at {self.at(now)}{TIE_NOTE}"
         return lambda key: f"{key!r} {what} at {self.at(now)}"
+
+    def _tied(self, key: str, now: float) -> bool:
+        """Whether removing ``key`` at ``now`` ties with its last write: the same instant,
+        where a backend that orders calls by its own clock cannot tell which came first."""
+        entry = self._entries.get(key)
+        return entry is not None and entry.written_at == now and not self._granularity
 
     def _remove(self, key: str, fate: Fate) -> None:
         self._entries.pop(key, None)

@@ -207,6 +207,47 @@ def plain(clock: ManualClock) -> PlainBackend:
     return PlainBackend(clock)
 
 
+class StampedClear(PlainBackend):
+    """Not a mutant: a design some caches document. ``clear`` records the time and hides
+    every entry written strictly before it (nothing is walked; hidden entries go when next
+    touched). Correct on a real clock, where time moves between two calls; at one instant
+    of the harness's clock a ``set`` and a later ``clear`` tie, and ``clock_granularity``
+    is how the backend says so."""
+
+    def __init__(self, clock: Callable[[], float], *, granularity: float = 0.0) -> None:
+        super().__init__(clock)
+        self.guarantees = dataclasses.replace(self.guarantees, clock_granularity=granularity)
+        self.cleared_at = -float("inf")
+        self.written: dict[str, float] = {}
+
+    def store(self, key: str, value: bytes, ttl: float | None, now: float) -> None:
+        super().store(key, value, ttl, now)
+        self.written[self.map_key(key)] = now
+
+    def purge(self, key: str) -> None:
+        stored = self.map_key(key)
+        if self.written.get(stored, self.cleared_at) < self.cleared_at:
+            self.forget(stored)
+            del self.written[stored]
+
+    def lookup(self, key: str, now: float) -> bytes | NoValue:
+        self.purge(key)
+        return super().lookup(key, now)
+
+    def matches(self, key: str, expected: bytes, now: float) -> bool:
+        self.purge(key)
+        return super().matches(key, expected, now)
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        with self.lock:
+            self.purge(check_key(key))
+            return super().add(key, value, ttl)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.cleared_at = self.clock()
+
+
 # ------------------------------------------------------------------------- TTL mutants
 class LateExpiry(PlainBackend):
     """Serves an entry at the very instant it expires (``<=`` for ``<``)."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from mutants import PlainBackend, plain
+from mutants import PlainBackend, StampedClear, plain
 
-from cachespec.conformance import Target, run_suite
+from cachespec.conformance import ManualClock, Target, run_suite
 
 
 def assert_clean(backend: str | Target, **kwargs: object) -> None:
@@ -52,3 +52,19 @@ def test_plain_backend_with_a_size_limit_passes_quick_runs() -> None:
         return PlainBackend(clock, max_value_size=64)  # type: ignore[arg-type]
 
     assert_clean(Target("plain-limited", limited), size="quick", seed=5, only=BACKEND_LEVEL)
+
+
+def test_a_clear_by_timestamp_is_checked_once_it_declares_its_clock_granularity() -> None:
+    """issue #15: a clear that hides what was written strictly before it ties with a set at
+    the same instant. Undeclared, the failure says it is a tie; declared, the harness moves
+    time between calls, as real time does, and the design passes."""
+    tied = run_suite(Target("stamped", StampedClear), size="quick", seed=1, only=["ops.clear"])
+    result = tied.result("ops.clear")
+    assert result.status == "fail"
+    assert "the same instant on the harness's clock as its last write" in result.reason
+    assert "declare clock_granularity" in result.reason
+
+    def declared(clock: ManualClock) -> StampedClear:
+        return StampedClear(clock, granularity=1e-6)
+
+    assert_clean(Target("stamped-1us", declared), seed=1, only=["ops.clear", "ops.mixed"])
