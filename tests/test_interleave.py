@@ -90,7 +90,7 @@ def test_a_real_lock_held_across_a_scheduled_call_is_told_from_a_hang() -> None:
     scheduler = Scheduler(patience=0.2)
     store = Scheduled(Store(), scheduler, "store")
 
-    def locked_read() -> int | None:
+    def locked_read() -> object:
         with lock:
             return store.get("x")
 

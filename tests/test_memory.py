@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -210,7 +211,8 @@ def test_the_argument_checks_a_wrapper_needs_are_exported() -> None:
     assert check_ttl(2) == 2.0
     assert check_keys(iter(["a", "b"])) == ["a", "b"]
     assert check_items({"a": b"1"}) == [("a", b"1")]
-    for call, error in [
+    wrong: object = {"a": "1"}  # what a caller without type checks may pass
+    cases: list[tuple[Callable[[], object], type[Exception]]] = [
         (lambda: check_key(b"k"), TypeError),
         (lambda: check_value("k", "v"), TypeError),
         (lambda: check_value("k", bytearray(b"v")), TypeError),
@@ -219,7 +221,8 @@ def test_the_argument_checks_a_wrapper_needs_are_exported() -> None:
         (lambda: check_ttl(0), ValueError),
         (lambda: check_ttl(float("nan")), ValueError),
         (lambda: check_keys("ab"), TypeError),
-        (lambda: check_items({"a": "1"}), TypeError),
-    ]:
+        (lambda: check_items(wrong), TypeError),  # type: ignore[arg-type]
+    ]
+    for call, error in cases:
         with pytest.raises(error):
             call()
