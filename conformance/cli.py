@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hypothesis.configuration import set_hypothesis_home_dir
@@ -37,7 +37,7 @@ from .report import (
     write_json,
     write_junit,
 )
-from .runner import SIZES, Interrupted, Listener, Report, Result, run_suite
+from .runner import SIZES, STOP, Interrupted, Listener, Report, Result, run_suite
 from .target import TargetError
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
@@ -161,14 +161,14 @@ class _Terminated(KeyboardInterrupt):
     signal_name = "SIGTERM"
 
 
-_TERMINATING = threading.Event()
+def _asks_to_stop(kind: type[KeyboardInterrupt]) -> Callable[[int, object], None]:
+    """A signal handler that asks the run to stop at its next example or property, where it
+    unwinds cleanly (runner.StopRequest); a second signal stops it at once."""
 
+    def handler(signum: int, frame: object) -> None:
+        STOP.ask(kind)
 
-def _terminated(signum: int, frame: object) -> None:
-    # The exception lands wherever the main thread is, which may be a garbage-collection
-    # callback that ignores it; the event makes the next property boundary raise it again.
-    _TERMINATING.set()
-    raise _Terminated
+    return handler
 
 
 def _run(argv: Sequence[str] | None) -> int:
@@ -188,7 +188,10 @@ def _run(argv: Sequence[str] | None) -> int:
 
     # `kill`, a CI timeout or a container stop send SIGTERM: exit as for Ctrl-C, through
     # every finally block, so that the servers the harness started are stopped too.
-    signal.signal(signal.SIGTERM, _terminated)
+    STOP.reset()
+    signal.signal(signal.SIGTERM, _asks_to_stop(_Terminated))
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored
+        signal.signal(signal.SIGINT, _asks_to_stop(KeyboardInterrupt))
     set_hypothesis_home_dir(hypothesis_home())
     listener = _Printer(quiet=args.quiet)
     try:
@@ -256,8 +259,6 @@ class _Printer(Listener):
         print(header(report, expected_seconds, jobs), file=sys.stderr, flush=True)
 
     def ticked(self, prop_id: str, done: int, examples: int, seconds: float) -> None:
-        if _TERMINATING.is_set() and threading.current_thread() is threading.main_thread():
-            raise _Terminated
         if self._quiet:
             return
         line = tick_line(prop_id, done, examples, seconds)
@@ -270,8 +271,6 @@ class _Printer(Listener):
                 self._write(line + "\n")
 
     def finished(self, result: Result, index: int, total: int) -> None:
-        if _TERMINATING.is_set():
-            raise _Terminated
         if not self._quiet:
             with self._lock:
                 self.clear()

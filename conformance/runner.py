@@ -455,6 +455,7 @@ def _run_here(
     outcomes = Outcomes()
     try:
         for prop in chosen:
+            STOP.check()
             with ticking(target, prop, budget.examples(prop), listener):
                 result = run_property(prop, target, guarantees, budget, seed)
             outcomes[prop.id] = result
@@ -462,6 +463,35 @@ def _run_here(
     except KeyboardInterrupt as stop:  # wherever it lands, what ended is kept
         outcomes.interrupted = signal_name(stop)
     return outcomes
+
+
+class StopRequest:
+    """A stop that a signal asked for, raised where the run unwinds cleanly.
+
+    A KeyboardInterrupt raised by a signal handler lands wherever the main thread is. Inside
+    Hypothesis's engine it could break an internal assertion, and the property then read
+    as failing; in a garbage-collection callback it is ignored, and the run went on to the
+    end. So a handler only asks, and the run raises at the next session it opens (one per
+    example or trial) or between two properties. A second signal raises at once."""
+
+    def __init__(self) -> None:
+        self._asked: type[KeyboardInterrupt] | None = None  # the main thread's alone
+
+    def ask(self, kind: type[KeyboardInterrupt]) -> None:
+        if self._asked is not None:
+            raise kind
+        self._asked = kind
+
+    def check(self) -> None:
+        if self._asked is not None:
+            raise self._asked
+
+    def reset(self) -> None:
+        self._asked = None
+
+
+# The process's stop request: the CLI's and the workers' signal handlers ask it.
+STOP = StopRequest()
 
 
 def signal_name(stop: KeyboardInterrupt) -> str:
@@ -477,6 +507,7 @@ def ticking(target: Target, prop: Property, examples: int, listener: Listener) -
 
     def tick() -> None:
         nonlocal last
+        STOP.check()  # a session opens at the start of an example: a clean place to stop
         now = time.perf_counter()
         if now - last >= TICK_SECONDS:
             last = now

@@ -31,6 +31,7 @@ from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 from .properties import BY_ID, Property
 from .runner import (
     SIZES,
+    STOP,
     Listener,
     Outcomes,
     Result,
@@ -63,7 +64,7 @@ class _Stopped(KeyboardInterrupt):
 
 def _unwind(signum: int, frame: object) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one unwinding, not a second mid-cleanup
-    raise _Stopped
+    STOP.ask(_Stopped)  # raised at the next example or property (runner.StopRequest)
 
 
 class _Forward(Listener):
@@ -123,6 +124,7 @@ def _work(job: Job, tasks: Any, results: Any, index: int) -> None:
         budget = SIZES[job.size]
         forward = _Forward(results)
         while (prop_id := tasks.get()) is not None:
+            STOP.check()
             prop = BY_ID[prop_id]
             with ticking(target, prop, budget.examples(prop), forward):
                 result = run_property(prop, target, guarantees, budget, job.seed)
@@ -187,6 +189,7 @@ def _collect(
 ) -> None:
     exited: set[int] = set()
     while len(exited) < len(workers):
+        STOP.check()  # Ctrl-C or SIGTERM to the parent: stop the workers (the caller's finally)
         try:
             message = results.get(timeout=POLL_SECONDS)
         except queue.Empty:
