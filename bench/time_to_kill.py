@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import statistics
 import sys
 import time
@@ -47,36 +48,51 @@ class Outcome:
     examples: int  # sessions opened up to the first failure (all of them if it survived)
     seconds: float
     budget: int
+    error: str = ""  # a failure for another reason than the mutant's: the harness broke
+
+
+_SUITE_SETTINGS = runner.hypothesis_settings
 
 
 def _run_one(job: tuple[str, str, int, str, int | None]) -> Outcome:
     kind, name, seed_value, size, steps = job
-    original_settings = runner.hypothesis_settings
 
     def no_shrink(budget: runner.Budget, examples: int) -> settings:
-        chosen = original_settings(budget, examples)
+        chosen = _SUITE_SETTINGS(budget, examples)
         return settings(
             chosen,
             phases=[Phase.explicit, Phase.generate],
             stateful_step_count=steps or chosen.stateful_step_count,
         )
 
+    # Replaced for this run only, and always from the suite's own: a worker process runs
+    # many jobs, and wrapping the previous job's wrapper nested one call per job until
+    # Python's recursion limit failed every later run (seen at 2,560 runs on 2 processes).
     runner.hypothesis_settings = no_shrink
     strategies = None
     if kind == "backend":
-        factory, prop, _ = MUTANTS[name]
+        factory, prop, pattern = MUTANTS[name]
         target = Target(f"mutants:{name}", factory)
     else:
-        chosen, prop, _ = STRATEGY_MUTANTS[name]
+        chosen, prop, pattern = STRATEGY_MUTANTS[name]
         target, strategies = resolve_target("memory://"), chosen()
     started = time.perf_counter()
-    report = runner.run_suite(target, size=size, seed=seed_value, only=[prop], strategy=strategies)
+    try:
+        report = runner.run_suite(
+            target, size=size, seed=seed_value, only=[prop], strategy=strategies
+        )
+    finally:
+        runner.hypothesis_settings = _SUITE_SETTINGS
     seconds = time.perf_counter() - started
-    killed = report.result(prop).status == "fail"
+    result = report.result(prop)
+    # A kill is a failure for the mutant's own reason (the tests' pattern); any other
+    # failure is the harness's, and is reported as such rather than counted.
+    killed = result.status == "fail" and re.search(pattern, result.reason) is not None
+    error = result.reason if result.status == "fail" and not killed else ""
     # One session is the guarantees probe; every other is an example or a trial.
     examples = target.sessions_opened - 1
     budget = runner.SIZES[size].examples(BY_ID[prop])
-    return Outcome(name, prop, seed_value, killed, examples, seconds, budget)
+    return Outcome(name, prop, seed_value, killed, examples, seconds, budget, error)
 
 
 def main() -> None:
@@ -102,9 +118,13 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     for _, name in mutants:
         mine = [o for o in outcomes if o.mutant == name]
-        worst = max(o.examples for o in mine)
-        survived = [o.seed for o in mine if not o.killed]
-        shown = f"SURVIVED seeds {survived}" if survived else str(worst)
+        broken = [o for o in mine if o.error]
+        survived = [o.seed for o in mine if not o.killed and not o.error]
+        shown = str(max(o.examples for o in mine))
+        if survived:
+            shown = f"SURVIVED seeds {survived}"
+        if broken:
+            shown = f"ERROR at seed {broken[0].seed}: {broken[0].error[:120]}"
         median = statistics.median(o.seconds for o in mine)
         print(f"| {name} | {mine[0].prop} | {shown} | {mine[0].budget} | {median:.2f} |")
 
