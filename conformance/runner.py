@@ -188,11 +188,8 @@ def hypothesis_settings(budget: Budget, examples: int) -> Settings:
     )
 
 
-def run_property(
-    prop: Property, target: Target, guarantees: Guarantees, budget: Budget, seed: int
-) -> Result:
-    """Run one property; never raises for a backend's failure, only reports it."""
-    result = Result(prop.id, prop.promise, "pass")
+def why_skipped(prop: Property, target: Target, guarantees: Guarantees) -> tuple[str, str] | None:
+    """``(kind, reason)`` when ``prop`` does not run against ``target``; None when it runs."""
     reason = prop.applies(guarantees)
     kind = NOT_DECLARED
     if reason is None:
@@ -209,8 +206,18 @@ def run_property(
         )
     if reason is None and prop.id in guarantees.opt_out:
         reason, kind = f"opted out: {guarantees.opt_out[prop.id]}", OPTED_OUT
-    if reason is not None:
-        result.status, result.reason, result.skip = "skip", reason, kind
+    return None if reason is None else (kind, reason)
+
+
+def run_property(
+    prop: Property, target: Target, guarantees: Guarantees, budget: Budget, seed: int
+) -> Result:
+    """Run one property; never raises for a backend's failure, only reports it."""
+    result = Result(prop.id, prop.promise, "pass")
+    skipped = why_skipped(prop, target, guarantees)
+    if skipped is not None:
+        result.status = "skip"
+        result.skip, result.reason = skipped
         return result
     started = time.perf_counter()
     reported: list[str] = []  # what Hypothesis would print; kept for the report instead
@@ -325,11 +332,16 @@ TICK_SECONDS = 1.0
 
 
 def expected_seconds(
-    chosen: Sequence[Property], budget: Budget, target: Target, jobs: int
+    chosen: Sequence[Property], budget: Budget, target: Target, guarantees: Guarantees, jobs: int
 ) -> float:
     """A rough forecast of a run's wall time, from each property's measured cost: the work
-    shared by ``jobs`` processes, and never less than the costliest property alone."""
-    costs = [prop.cost * budget.examples(prop) * target.relative_cost for prop in chosen]
+    of the properties that will run, shared by ``jobs`` processes, and never less than the
+    costliest property alone."""
+    costs = [
+        prop.cost * budget.examples(prop) * target.relative_cost
+        for prop in chosen
+        if why_skipped(prop, target, guarantees) is None
+    ]
     return max(sum(costs) / jobs, max(costs, default=0.0))
 
 
@@ -387,7 +399,7 @@ def run_suite(
             only=list(only) if only else None,
             strategy_spec=target.strategy_spec,
         )
-        forecast = expected_seconds(chosen, budget, target, jobs)
+        forecast = expected_seconds(chosen, budget, target, guarantees, jobs)
         listener.began(report, forecast, jobs)
         if jobs == 1:
             results = _run_here(
