@@ -67,6 +67,7 @@ from cachespec.conformance import servers
 from cachespec.conformance.checks import MachineCheck
 from cachespec.conformance.pools import PLAIN_KEYS, PLAIN_VALUES, Blob, as_bytes
 from cachespec.conformance.properties import BY_ID
+from cachespec.conformance.swarm import FocusedMachine
 from cachespec.conformance.target import Target, TargetError, resolve_target
 
 STEPS = 50
@@ -74,8 +75,9 @@ KEYS: Bundle[str] = Bundle("keys")
 
 
 # ------------------------------------------------------------------ the two baselines
-# Same rule names, arguments and strategies as ops.get_set (see conformance/machines.py).
-class NoOpMachine(RuleBasedStateMachine):
+# Same rule names, arguments and strategies as ops.get_set (see conformance/machines.py),
+# and like every machine of the suite, every rule in every example (conformance/swarm.py).
+class NoOpMachine(FocusedMachine):
     @rule(target=KEYS, key=st.sampled_from(PLAIN_KEYS))
     def new_key(self, key: str) -> str:
         return key
@@ -89,7 +91,7 @@ class NoOpMachine(RuleBasedStateMachine):
         pass
 
 
-class DictMachine(RuleBasedStateMachine):
+class DictMachine(FocusedMachine):
     def __init__(self) -> None:
         super().__init__()
         self.data: dict[str, bytes | Blob] = {}
@@ -111,7 +113,7 @@ class DictMachine(RuleBasedStateMachine):
 # The same rules again, each one raw client call. The suite's sessions start from an empty
 # server; a bare test must too, or its examples would not be independent programs, so each
 # example empties the server once (a set-up cost on both sides, outside any rule).
-class BareRedisMachine(RuleBasedStateMachine):
+class BareRedisMachine(FocusedMachine):
     client: ClassVar[redis.Redis]
 
     def __init__(self) -> None:
@@ -131,7 +133,7 @@ class BareRedisMachine(RuleBasedStateMachine):
         self.client.get(key)
 
 
-class BareMemcachedMachine(RuleBasedStateMachine):
+class BareMemcachedMachine(FocusedMachine):
     client: ClassVar[pymemcache.client.base.Client]
 
     def __init__(self) -> None:

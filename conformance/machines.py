@@ -28,7 +28,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     MultipleResults,
-    RuleBasedStateMachine,
     initialize,
     multiple,
     precondition,
@@ -58,6 +57,7 @@ from .pools import (
     Blob,
     as_bytes,
 )
+from .swarm import FocusedMachine
 from .target import Session, Target
 
 KEYS: Bundle[str] = Bundle("keys")
@@ -99,7 +99,7 @@ class Focus:
         return bool(moves) or short
 
 
-class CacheMachine(RuleBasedStateMachine):
+class CacheMachine(FocusedMachine):
     """One backend namespace beside one model. Subclasses are built by :func:`build_machine`."""
 
     target: ClassVar[Target]
@@ -514,7 +514,7 @@ def clear_as_declared(backend: Backend, model: CacheModel, now: float) -> None:
 
 
 # --------------------------------------------------------------------- two namespaces
-class NamespaceMachine(RuleBasedStateMachine):
+class NamespaceMachine(FocusedMachine):
     """Two namespaces of one backend family, each beside its own model.
 
     A write, a delete or a ``clear`` in one namespace must leave the other untouched.

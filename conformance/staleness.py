@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
+from hypothesis.stateful import precondition, rule
 
 from cachespec.backends import NO_VALUE, Backend, BackendUnavailable
 from cachespec.backends.cache import Cache
@@ -39,6 +39,7 @@ from cachespec.spec.staleness import SourceOfTruth, Version
 
 from .clock import HarnessClock
 from .interleave import SETTLE_STEPS, Scheduled, Scheduler, Task
+from .swarm import FocusedMachine
 from .target import Session, Target, TargetError, load_object
 from .wrapped import Wrapped
 
@@ -261,7 +262,7 @@ class _Pending:
     value: object = None  # what a write wrote
 
 
-class CallersMachine(RuleBasedStateMachine):
+class CallersMachine(FocusedMachine):
     """A machine whose callers run as scheduled tasks: the rules that step them, for the
     staleness and the flight machines. Subclasses set ``scheduler`` and judge finished
     callers in :meth:`_collect`."""
