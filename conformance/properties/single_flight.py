@@ -62,7 +62,7 @@ PROPERTIES.extend(
             "concurrent misses on a key in one process run one compute; the next miss "
             "after it starts a new one",
             FlightPlan("one_compute"),
-            50,
+            30,
         ),
         _flights(
             "single_flight.shared_outcome",
@@ -74,19 +74,19 @@ PROPERTIES.extend(
             "single_flight.no_hang",
             "every caller returns (a bounded wait): a failed compute never leaves the key locked",
             FlightPlan("no_hang"),
-            90,
+            60,
         ),
         _flights(
             "single_flight.one_owner",
             "a fill lease has one owner at a time on the harness's clock; only it releases it",
             FlightPlan("one_owner", processes=2, moves_time=True, outlives_leases=True),
-            90,
+            50,
         ),
         _flights(
             "single_flight.takeover",
             "a dead holder's lease stops blocking the key within the lease time",
             FlightPlan("takeover", processes=2, crashes=True, moves_time=True),
-            160,
+            30,
         ),
         Property(
             "single_flight.threads",

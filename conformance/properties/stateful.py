@@ -87,13 +87,13 @@ def stateful(
     return register
 
 
-@stateful("ops.get_set", "get returns the value last set; a key never set is a miss", examples=170)
+@stateful("ops.get_set", "get returns the value last set; a key never set is a miss", examples=30)
 def _get_set(g: Guarantees) -> Focus:
     return Focus(rules=("set", "get"))
 
 
 @stateful(
-    "ops.delete", "delete removes the entry, touches no other key, and is idempotent", examples=20
+    "ops.delete", "delete removes the entry, touches no other key, and is idempotent", examples=30
 )
 def _delete(g: Guarantees) -> Focus:
     return Focus(rules=("set", "get", "delete"))
@@ -102,7 +102,7 @@ def _delete(g: Guarantees) -> Focus:
 @stateful(
     "ops.add",
     "add writes only when no live entry exists (expired counts as absent) and says so",
-    examples=160,
+    examples=30,
 )
 def _add(g: Guarantees) -> Focus:
     return Focus(
@@ -115,7 +115,7 @@ def _add(g: Guarantees) -> Focus:
     "ops.compare_and_set",
     "compare_and_set / compare_and_delete act exactly when the live value matches, and say so",
     atomic_ops,
-    examples=50,
+    examples=30,
 )
 def _compare_and_set(g: Guarantees) -> Focus:
     return Focus(
@@ -126,17 +126,17 @@ def _compare_and_set(g: Guarantees) -> Focus:
     )
 
 
-@stateful("ops.get_many", "get_many returns exactly the hits, each with its value", examples=250)
+@stateful("ops.get_many", "get_many returns exactly the hits, each with its value", examples=40)
 def _get_many(g: Guarantees) -> Focus:
     return Focus(rules=("set", "delete", "get_many"))
 
 
-@stateful("ops.set_many", "set_many stores every item as set would", examples=110)
+@stateful("ops.set_many", "set_many stores every item as set would", examples=40)
 def _set_many(g: Guarantees) -> Focus:
     return Focus(rules=("set_many", "get", "get_many"))
 
 
-@stateful("ops.delete_many", "delete_many removes exactly the keys given", examples=180)
+@stateful("ops.delete_many", "delete_many removes exactly the keys given", examples=60)
 def _delete_many(g: Guarantees) -> Focus:
     return Focus(rules=("set", "set_many", "delete_many", "get"))
 
@@ -145,14 +145,14 @@ def _delete_many(g: Guarantees) -> Focus:
     "ops.clear",
     "clear removes every entry of the namespace; declared clear=False, it raises Unsupported "
     "and removes nothing",
-    examples=170,
+    examples=40,
 )
 def _clear(g: Guarantees) -> Focus:
     return Focus(rules=("set", "clear", "get", "get_many"), ttls=_ttls(g, none=True))
 
 
 @stateful(
-    "ttl.lives", "an entry with a TTL is served until written_at + ttl, never less", examples=80
+    "ttl.lives", "an entry with a TTL is served until written_at + ttl, never less", examples=50
 )
 def _ttl_lives(g: Guarantees) -> Focus:
     return Focus(
@@ -165,7 +165,7 @@ def _ttl_lives(g: Guarantees) -> Focus:
 @stateful(
     "ttl.expires",
     "an entry is gone once written_at + ttl (plus the declared resolution) has passed",
-    examples=240,
+    examples=50,
 )
 def _ttl_expires(g: Guarantees) -> Focus:
     return Focus(
@@ -176,7 +176,7 @@ def _ttl_expires(g: Guarantees) -> Focus:
 
 
 @stateful(
-    "ttl.never", "an entry written with ttl=None never expires, even over a TTL", examples=250
+    "ttl.never", "an entry written with ttl=None never expires, even over a TTL", examples=30
 )
 def _ttl_never(g: Guarantees) -> Focus:
     # Entries without a TTL are the subject: one draw in three, not one in twelve (with
@@ -191,7 +191,7 @@ def _ttl_never(g: Guarantees) -> Focus:
 
 
 @stateful(
-    "ttl.overwrite", "overwriting an entry replaces its TTL (ttl=None removes it)", examples=90
+    "ttl.overwrite", "overwriting an entry replaces its TTL (ttl=None removes it)", examples=60
 )
 def _ttl_overwrite(g: Guarantees) -> Focus:
     return Focus(
@@ -205,7 +205,7 @@ def _ttl_overwrite(g: Guarantees) -> Focus:
     "ttl.long",
     "a TTL over 30 days still counts seconds from now (memcached reads it as a date)",
     long_ttls_allowed,
-    examples=100,
+    examples=30,
 )
 def _ttl_long(g: Guarantees) -> Focus:
     return Focus(
@@ -218,13 +218,13 @@ def _ttl_long(g: Guarantees) -> Focus:
 @stateful(
     "keys.any_unicode",
     "every str is a key: empty, long, whitespace, control, non-ASCII",
-    examples=170,
+    examples=70,
 )
 def _any_unicode(g: Guarantees) -> Focus:
     return Focus(rules=("set", "get", "delete", "get_many"), keys=HARD_KEYS)
 
 
-@stateful("keys.distinct", "two different keys never share an entry", examples=190)
+@stateful("keys.distinct", "two different keys never share an entry", examples=90)
 def _distinct(g: Guarantees) -> Focus:
     return Focus(
         rules=("set", "get", "get_many", "delete"),
@@ -233,12 +233,12 @@ def _distinct(g: Guarantees) -> Focus:
     )
 
 
-@stateful("values.roundtrip", "every bytes value reads back exactly as written", examples=120)
+@stateful("values.roundtrip", "every bytes value reads back exactly as written", examples=40)
 def _roundtrip(g: Guarantees) -> Focus:
     return Focus(rules=("set", "get", "get_many"), values=roundtrip_values(g.max_value_size))
 
 
-@stateful("values.falsy", "an empty or falsy-looking value is a hit, never a miss", examples=170)
+@stateful("values.falsy", "an empty or falsy-looking value is a hit, never a miss", examples=50)
 def _falsy(g: Guarantees) -> Focus:
     return Focus(rules=("set", "add", "get", "get_many"), values=FALSY_VALUES)
 
@@ -248,7 +248,7 @@ def _falsy(g: Guarantees) -> Focus:
     "a value up to the declared limit is stored; a larger one raises ValueTooLarge and "
     "leaves the old entry",
     size_limited,
-    examples=70,
+    examples=40,
 )
 def _size_limit(g: Guarantees) -> Focus:
     assert g.max_value_size is not None
@@ -270,14 +270,14 @@ def _capacity(g: Guarantees) -> Focus:
     "lru.evicts_lru",
     "a full cache evicts the least recently written entry, never another",
     exact_lru,
-    examples=20,
+    examples=30,
 )
 def _evicts_lru(g: Guarantees) -> Focus:
     return Focus(rules=("set", "fill"), keys=LRU_KEYS, survivors_at_teardown=True)
 
 
 @stateful(
-    "lru.hit_refreshes", "a hit makes the entry the most recently used", exact_lru, examples=160
+    "lru.hit_refreshes", "a hit makes the entry the most recently used", exact_lru, examples=40
 )
 def _hit_refreshes(g: Guarantees) -> Focus:
     return Focus(
@@ -291,7 +291,7 @@ def _hit_refreshes(g: Guarantees) -> Focus:
     "lru.expired_first",
     "expired entries make room before any live entry is evicted",
     exact_lru,
-    examples=70,
+    examples=30,
 )
 def _expired_first(g: Guarantees) -> Focus:
     return Focus(
@@ -310,7 +310,7 @@ def _expired_first(g: Guarantees) -> Focus:
     "the protected recent entries survive eviction, none comes back once gone, and a write "
     "refused when full leaves no old value (approximate profiles)",
     approximate_lru,
-    examples=270,
+    examples=60,
 )
 def _recent_survive(g: Guarantees) -> Focus:
     # 64 KiB a fill entry: enough for a few fills to push a server that evicts by memory
@@ -326,7 +326,7 @@ def _recent_survive(g: Guarantees) -> Focus:
 @stateful(
     "ops.mixed",
     "any interleaving of every operation, key, value, TTL and clock move agrees with the model",
-    examples=270,
+    examples=70,
     cost=0.037,  # eleven rules: a step costs half as much again as elsewhere
 )
 def _mixed(g: Guarantees) -> Focus:
@@ -357,6 +357,6 @@ PROPERTIES.append(
         "clear, set and delete in one namespace never touch another",
         always,
         lambda target, g: MachineCheck(build_namespace_machine("OpsClearNamespace", target)),
-        examples=210,
+        examples=30,
     )
 )

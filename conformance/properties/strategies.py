@@ -82,7 +82,7 @@ PROPERTIES.extend(
             "staleness.ttl",
             "with TTL only, a read is at most the TTL (plus the resolution) stale",
             Plan("source"),
-            200,
+            60,
         ),
         _staleness(
             "staleness.invalidation",
@@ -95,40 +95,40 @@ PROPERTIES.extend(
             "cache-aside reads are never stale after an invalidation, whatever the "
             "interleaving (no stale-set race)",
             Plan("invalidate"),
-            230,
+            100,
         ),
         _staleness(
             "staleness.write_through",
             "a read that starts after a write-through returned sees it or newer, whatever "
             "the interleaving",
             Plan("write_through"),
-            220,
+            70,
         ),
         _staleness(
             "staleness.events",
             "event invalidation: fresh once an event is handled; stale at most the "
             "safety-net TTL when one is lost",
             Plan("event"),
-            170,
+            30,
         ),
         _staleness(
             "faults.cache_aside",
             "when the cache fails, cache-aside reads fall through to the source and the "
             "bounds still hold",
             Plan("invalidate", cache_faults=True),
-            40,
+            30,
         ),
         _staleness(
             "faults.write_through",
             "when the cache fails under write-through, the staleness bound still holds",
             Plan("write_through", cache_faults=True),
-            90,
+            30,
         ),
         _staleness(
             "faults.source",
             "when the source fails, nothing it never held reaches the cache",
             Plan("invalidate", source_faults=True),
-            80,
+            30,
         ),
         Property(
             "faults.forged_payload",
@@ -152,14 +152,14 @@ PROPERTIES.extend(
             "after a write-through returned, reads of that key hit, without calling the "
             "source, until a later write or the TTL (an absent key too)",
             Plan("write_through", sequential=True, efficacy=True),
-            40,
+            30,
         ),
         _staleness(
             "efficacy.events",
             "after a change event is handled, the next read refills once and the reads "
             "after it hit, until the next event or the TTL",
             Plan("event", sequential=True, efficacy=True),
-            60,
+            30,
         ),
     ]
 )
