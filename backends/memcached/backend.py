@@ -9,18 +9,15 @@ Replies
     ``noreply=False`` on each call). With ``noreply`` pymemcache reports success for a set the
     server refused, and an oversize value vanishes silently (docs/facts.md).
 
-Keys (:func:`key_body`, :meth:`MemcachedBackend.server_key`)
-    ``<namespace>:<generation>:<body>`` (``<namespace>:-:<body>`` without ``clear``). The
-    body is the key itself when it is *plain* (printable ASCII, no space, within a length
-    budget, not starting with ``#``), else ``#`` plus the hex SHA-256 of the key's UTF-8
-    bytes (lone surrogates encoded with ``surrogatepass``). Never truncated, never shared by
+Keys (:mod:`.keys`, :meth:`MemcachedBackend.server_key`)
+    ``<namespace>:<generation>:<body>`` (``<namespace>:-:<body>`` without ``clear``), the
+    body being the key itself or ``#`` plus its SHA-256: never truncated, never shared by
     two keys.
 
-TTLs (:func:`relative_exptime`, :data:`TTL_RESOLUTION`)
-    memcached's clock ticks in whole seconds and its tick drifts; the adapter sends an
-    exptime at least ``ttl + 2.1`` s away so that no entry dies before its TTL, and declares
-    the resulting worst-case lateness. Past memcached's 30-day relative limit it sends an
-    absolute time computed from the *server's* clock.
+TTLs (:mod:`.expiry`)
+    An exptime at least ``ttl + 2.1`` s away on memcached's drifting whole-second clock, so
+    that no entry dies before its TTL; past the 30-day relative limit, an absolute time
+    computed from the *server's* clock.
 
 Values (:data:`ITEM_OVERHEAD_MARGIN`)
     ``max_value_size`` defaults to the server's item size limit (``stats settings``) minus a
@@ -53,7 +50,6 @@ works without the ``memcached`` extra.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import re
 import secrets
@@ -68,7 +64,6 @@ from cachespec.spec import (
     Guarantees,
     NoEviction,
     NoValue,
-    validate_ttl,
 )
 
 from ..contract import (
@@ -86,6 +81,25 @@ from ..contract import (
     check_value,
 )
 from ..urls import BackendURL
+from .expiry import (
+    RELATIVE_EXPTIME_LIMIT,
+    TICK_SLACK,
+    TTL_RESOLUTION,
+    absolute_exptime,
+    check_ttl,
+    longest_ttl,
+    relative_exptime,
+)
+from .keys import (
+    DIGEST_MARKER,
+    GENERATION_DIGITS,
+    MAX_KEY_BYTES,
+    NAMESPACE_PATTERN,
+    SERVER_KEY_RE,
+    key_body,
+    plain_key_budget,
+    server_key,
+)
 
 __all__ = [
     "CAS_ATTEMPTS",
@@ -113,21 +127,8 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_NAMESPACE_REFRESH = 0.0
 """Exact by default: see :class:`MemcachedBackend`, "clear and other clients", for why."""
 
-# ------------------------------------------------------------------------------------ keys
-MAX_KEY_BYTES = 250
-"""memcached's key limit in bytes; pymemcache refuses a 251-byte key (docs/facts.md)."""
-
-DIGEST_MARKER = "#"
-"""The first character of every digest body; a plain body never starts with it."""
-
-NAMESPACE_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-"""Namespaces are short and contain no ``:``, so ``<namespace>:`` is a prefix-free tag."""
-
-_GENERATION_DIGITS = 20  # a memcached counter is a 64-bit unsigned integer: at most 20 digits
 _GENERATION_RE = re.compile(rb"[0-9]{1,20}")
-# What goes into a hand-built ``md`` line: a memcached key (printable ASCII, no space, at most
-# 250 bytes; every key this adapter builds is one) and a CAS token (a 64-bit unsigned integer).
-_SERVER_KEY_RE = re.compile(r"[!-~]{1,250}")
+# A CAS token as it may go on a hand-built ``md`` line: a 64-bit unsigned integer.
 _CAS_TOKEN_RE = re.compile(rb"[0-9]{1,20}")
 
 _RECV_BYTES = 65536  # one recv takes a whole reply to a pipelined write, usually
@@ -156,90 +157,6 @@ leaves about 200 bytes for a build with a larger header. The limit at ``-I 1m``:
 """
 
 _DEFAULT_ITEM_SIZE_MAX = 1024 * 1024  # assumed when the server does not report its settings
-
-# ------------------------------------------------------------------------------------ TTLs
-RELATIVE_EXPTIME_LIMIT = 2_592_000
-"""memcached reads an exptime above 30 days as an absolute Unix time (docs/facts.md: 2,592,001
-expires at once), so longer TTLs are sent as absolute times."""
-
-_INT32_MAX = 2**31 - 1  # the text protocol parses exptime as a signed 32-bit integer
-_ONE_YEAR = 365 * 86_400
-
-TICK_SLACK = 0.1
-"""Seconds of margin in every exptime: how late memcached's one-second clock timer may fire
-(observed here: 0 to 5.4 ms, mean 0.9 ms), plus, for absolute exptimes, the write's one-way
-delay to the server."""
-
-# The clock arithmetic (memcached 1.6, ``clock_handler`` in memcached.c). The server's
-# ``current_time`` is floor(monotonic seconds) minus a constant, recomputed only when a
-# libevent timer fires, and the timer is re-armed for 1 s *after* each firing. Firings are
-# therefore p = 1 + d seconds apart, d >= 0 the timer's lateness, so the phase of the ticks
-# drifts, and about every 1/d seconds (some 20 minutes here) one tick advances
-# ``current_time`` by 2. docs/facts.md's "exptime N lives between N-1 and N seconds" is the case
-# where no such double step falls within the item's life. Observed on 1.6.18 here: STAT time
-# minus floor(CLOCK_MONOTONIC) was constant at every tick; ticks came 1.0011 s apart (quiet)
-# to 1.0024 s (loaded), with 3 double steps in 1,300 s; of 103,426 items set with exptime 2,
-# 235 (all near a double step) were gone in under 1 s, the quickest within 13 ms.
-#
-# Let s be the real (monotonic) time at which the server stores an item with relative exptime
-# N, and b its ``current_time`` then, both in seconds. The last tick was less than p ago and b
-# is the floor of its time, so 0 <= s - b < 1 + p. The item dies at the first tick t with
-# floor(t) >= b + N, so b + N <= t < b + N + p. Its lifetime t - s lies in
-#     (N - 1 - p, N + p)  =  (N - 2 - d, N + 1 + d).
-#
-# Never early needs N - 2 - d >= ttl. With d <= TICK_SLACK:
-#     N = ceil(ttl + TICK_SLACK) + 2                          (relative_exptime)
-# Worst lateness: N < ttl + TICK_SLACK + 3, so lifetime - ttl < 3 + TICK_SLACK + 1 + d <= 4.2 s.
-# Usual case (no double step while the item lives): lifetime in (N - 1, N], so a 1.5 s TTL
-# (N = 4) lives 3 to 4 s, and an integer TTL k (N = k + 3) lives k + 2 to k + 3 s.
-#
-# Absolute exptime (TTL past the 30-day limit): A = T + M, T the server's ``STAT time``
-# (process start + current_time) from a ``stats`` call sent e seconds before the write is
-# sent. The server reads A as current_time_at_stats + M, so the write's lifetime is
-# M + (lag of the expiry tick) - (s_write - b_stats), where s_write - b_stats < 1 + p + e + the
-# write's one-way delay. M = ceil(ttl + TICK_SLACK + e) + 2 keeps it >= ttl (the one-way delay
-# and d share TICK_SLACK). Lateness: < M + p - (e - rtt_stats) - ttl <= 4.2 s + rtt_stats.
-#
-# The declared 4.5 s is 4.2 s plus 0.3 s for the ``stats`` round trip. Under the harness's fake
-# clock (whole seconds, ticks on the second, no drift) an item lives N - frac(s) seconds:
-# between ttl + 2 and ttl + 3.1 s.
-TTL_RESOLUTION = 4.5
-
-
-def relative_exptime(ttl: float) -> int:
-    """The relative exptime (whole seconds) that keeps an entry at least ``ttl`` seconds.
-
-    ``ceil(ttl + TICK_SLACK) + 2``: on memcached's drifting whole-second clock the entry then
-    lives more than ``ttl`` and less than ``ttl + 4.2`` seconds (arithmetic in the source).
-    """
-    return math.ceil(ttl + TICK_SLACK) + 2
-
-
-def key_body(key: str, budget: int) -> str:
-    """The part of a memcached key that stands for ``key``: the key itself, or its digest.
-
-    Plain when ``key`` is printable ASCII without space (so no whitespace or control
-    characters, which memcached forbids), has at most ``budget`` characters (bytes, being
-    ASCII) and does not start with :data:`DIGEST_MARKER`; otherwise ``"#"`` plus the 64 hex
-    digits of SHA-256 over ``key.encode("utf-8", "surrogatepass")``.
-
-    Injective. Two plain bodies are equal only for equal keys (a plain body is the key). A
-    plain body never starts with ``#`` and a digest always does, so no plain body equals a
-    digest, however the key was crafted. Two digests are equal only if SHA-256 collides on two
-    different byte strings (collision resistance), because UTF-8 with ``surrogatepass`` gives
-    every code point, lone surrogates included, its own self-delimiting byte sequence, so
-    different strings encode to different bytes. Nothing is truncated: a key over the budget
-    is hashed whole. The empty key is plain (body ``""``); its memcached key is the prefix.
-    """
-    if (
-        len(key) <= budget
-        and key.isascii()
-        and key.isprintable()
-        and " " not in key
-        and not key.startswith(DIGEST_MARKER)
-    ):
-        return key
-    return DIGEST_MARKER + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -655,8 +572,7 @@ class MemcachedBackend(Backend):
         # Data keys are "<namespace>:<up to 20 digits>:<body>" (or "<namespace>:-:<body>"):
         # at most 250 bytes in all.
         self._clearable = clearable
-        generation_digits = _GENERATION_DIGITS if clearable else 1
-        self._plain_budget = MAX_KEY_BYTES - len(namespace) - generation_digits - 2
+        self._plain_budget = plain_key_budget(namespace, GENERATION_DIGITS if clearable else 1)
         self._refresh = float(namespace_refresh)
         self._monotonic = monotonic
         self._max_value_size = 0  # set below, once the server has told its item size limit
@@ -691,15 +607,11 @@ class MemcachedBackend(Backend):
             self._client.close()
             raise
         self._max_value_size = max_value_size
-        # An absolute exptime must stay below 2**31 for a year after construction; a TTL sent
-        # in relative form (relative_exptime(ttl) <= 30 days) needs no absolute time at all.
-        max_ttl = min(_ONE_YEAR, _INT32_MAX - server_time - _ONE_YEAR - 4)
-        max_ttl = max(max_ttl, RELATIVE_EXPTIME_LIMIT - 3)
         self.guarantees = Guarantees(
             ttl_resolution=TTL_RESOLUTION,
             eviction=MEMCACHED_EVICTION if server_evicts else NoEviction(),
             max_value_size=max_value_size,
-            max_ttl=float(max_ttl),
+            max_ttl=float(longest_ttl(server_time)),
             thread_safe=True,
             compare_and_set=True,
             clear=clearable,
@@ -724,7 +636,7 @@ class MemcachedBackend(Backend):
         if self._clearable:
             check_key(key)
             return self._read([key]).get(key, NO_VALUE)
-        name = _server_key(self._generation.prefix, key_body(check_key(key), self._plain_budget))
+        name = server_key(self._generation.prefix, key_body(check_key(key), self._plain_budget))
         found: dict[bytes, bytes] = self._call("get", self._client.fetch, [name])
         return found.get(name, NO_VALUE)
 
@@ -745,7 +657,7 @@ class MemcachedBackend(Backend):
         """
         generation = self._generation
         budget = self._plain_budget
-        names = {_server_key(generation.prefix, key_body(key, budget)): key for key in keys}
+        names = {server_key(generation.prefix, key_body(key, budget)): key for key in keys}
         if not self._clearable:  # no counter to fetch
             found = self._call("get", self._client.fetch, list(names))
             return {names[name]: value for name, value in found.items()}
@@ -761,7 +673,7 @@ class MemcachedBackend(Backend):
                 # no entry of this namespace is reachable, so all misses is the answer.
                 return {}
             if fresh.prefix != generation.prefix:
-                names = {_server_key(fresh.prefix, key_body(key, budget)): key for key in keys}
+                names = {server_key(fresh.prefix, key_body(key, budget)): key for key in keys}
                 sent_at = self._monotonic()
                 found = self._call("get", self._client.fetch, [counter, *names])
                 later = found.pop(counter, None)
@@ -830,7 +742,7 @@ class MemcachedBackend(Backend):
         bodies = list(dict.fromkeys(key_body(key, budget) for key in doomed))
 
         def commands(prefix: str) -> bytes:
-            return b"".join(b"delete " + _server_key(prefix, body) + b"\r\n" for body in bodies)
+            return b"".join(b"delete " + server_key(prefix, body) + b"\r\n" for body in bodies)
 
         replies = self._write("delete", commands, [(None, b"")] * len(bodies))
         odd = [reply for reply in replies if reply not in (b"DELETED", b"NOT_FOUND")]
@@ -851,7 +763,7 @@ class MemcachedBackend(Backend):
             expire = self._exptime(seconds)
             return b"".join(
                 b"%s %s 0 %d %d\r\n%s\r\n"
-                % (verb, _server_key(prefix, body), expire, len(data), data)
+                % (verb, server_key(prefix, body), expire, len(data), data)
                 for body, (_, data) in zip(bodies, items, strict=True)
             )
 
@@ -862,7 +774,7 @@ class MemcachedBackend(Backend):
     ) -> bytes:
         """``verb`` one item without a generation (``clearable=False``): one command, one
         reply line, nothing else on the wire; the hot path of a namespace without clear."""
-        name = _server_key(self._generation.prefix, key_body(key, self._plain_budget))
+        name = server_key(self._generation.prefix, key_body(key, self._plain_budget))
         wire = b"%s %s 0 %d %d\r\n%s\r\n" % (verb, name, self._exptime(seconds), len(data), data)
         try:
             line: bytes = self._client.one_line(wire)
@@ -1073,7 +985,7 @@ class MemcachedBackend(Backend):
         is a :class:`~cachespec.backends.CacheError`. The key and token are checked first,
         since this line is built by hand: no space or control byte can reach the server.
         """
-        if not (_SERVER_KEY_RE.fullmatch(name) and _CAS_TOKEN_RE.fullmatch(token)):
+        if not (SERVER_KEY_RE.fullmatch(name) and _CAS_TOKEN_RE.fullmatch(token)):
             raise CacheError(f"{self._label}: refusing to send md for {name!r} C{token!r}")
         command = b"md " + name.encode("ascii") + b" C" + token
         reply = self._call("compare_and_delete", self._client.raw_command, command, b"\r\n")
@@ -1203,14 +1115,7 @@ class MemcachedBackend(Backend):
 
     # -------------------------------------------------------------------------------- TTLs
     def _check_ttl(self, ttl: object) -> float | None:
-        seconds = validate_ttl(ttl)
-        limit = self.guarantees.max_ttl
-        if seconds is not None and limit is not None and seconds > limit:
-            raise ValueError(
-                f"ttl {ttl!r} is over this backend's max_ttl of {limit:.0f} s "
-                "(memcached's absolute expiry times are 32-bit); nothing was written"
-            )
-        return seconds
+        return check_ttl(ttl, self.guarantees.max_ttl)
 
     def _exptime(self, seconds: float | None) -> int:
         """The exptime to send: 0 (no expiry), relative seconds, or an absolute Unix time."""
@@ -1225,13 +1130,7 @@ class MemcachedBackend(Backend):
         asked = time.monotonic()
         server_time = self._server_time()
         waited = time.monotonic() - asked
-        absolute = server_time + math.ceil(seconds + TICK_SLACK + waited) + 2
-        if absolute > _INT32_MAX:  # only an instance kept for over a year, from 2036 on
-            raise ValueError(
-                f"ttl {seconds!r} would end after 2038-01-19, past memcached's 32-bit "
-                "exptime; nothing was written"
-            )
-        return absolute
+        return absolute_exptime(server_time, seconds, waited)
 
     def _server_time(self, *, require_meta: bool = False) -> int:
         """The server's clock (``STAT time``, Unix seconds): one round trip.
@@ -1304,15 +1203,6 @@ class MemcachedBackend(Backend):
         if isinstance(exc, (driver.error, ValueError)):
             raise CacheError(f"{self._label}: {op} failed: {type(exc).__name__}: {exc}") from exc
         raise exc
-
-
-def _server_key(prefix: str, body: str) -> bytes:
-    """The memcached key of ``body`` under ``prefix``, checked before it goes on a hand-built
-    command line (``key_body`` only makes such keys; this makes sure)."""
-    name = prefix + body
-    if not _SERVER_KEY_RE.fullmatch(name):
-        raise CacheError(f"refusing to send the key {name!r} on a command line")
-    return name.encode("ascii")
 
 
 def _message(exc: Exception) -> bytes:
