@@ -4,10 +4,9 @@ memcached is a shared server with a text protocol, a 250-byte key limit, a coars
 item size limit and no way to list keys. This adapter maps the contract onto it as follows;
 each point is a decision, explained where it is implemented.
 
-Replies
-    Every command waits for the server's answer (``default_noreply=False`` on the client and
-    ``noreply=False`` on each call). With ``noreply`` pymemcache reports success for a set the
-    server refused, and an oversize value vanishes silently (docs/facts.md).
+Replies (:mod:`.client`, :mod:`.replies`)
+    Every command waits for the server's answer: with ``noreply`` pymemcache reports success
+    for a set the server refused (docs/facts.md).
 
 Keys (:mod:`.keys`, :meth:`MemcachedBackend.server_key`)
     ``<namespace>:<generation>:<body>`` (``<namespace>:-:<body>`` without ``clear``), the
@@ -41,7 +40,7 @@ compare_and_set, compare_and_delete (:meth:`MemcachedBackend.compare_and_set`)
     the same bytes, the adapter reads again and retries while the value still matches.
 
 Threads
-    A ``pymemcache.client.base.PooledClient``: one connection per concurrent caller.
+    A pool of connections (:class:`.client.PipelinedClient`): one per concurrent caller.
 
 pymemcache is imported when the first backend is built, never at import time, so the package
 works without the ``memcached`` extra.
@@ -56,7 +55,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, NoReturn, Protocol, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 from cachespec.spec import (
     MEMCACHED_EVICTION,
@@ -74,13 +73,14 @@ from ..contract import (
     Clock,
     ConfigurationError,
     Unsupported,
-    ValueTooLarge,
     check_items,
     check_key,
     check_keys,
     check_value,
 )
 from ..urls import BackendURL
+from .driver import Client, load_driver
+from .errors import raise_for
 from .expiry import (
     RELATIVE_EXPTIME_LIMIT,
     TICK_SLACK,
@@ -95,10 +95,20 @@ from .keys import (
     GENERATION_DIGITS,
     MAX_KEY_BYTES,
     NAMESPACE_PATTERN,
-    SERVER_KEY_RE,
     key_body,
     plain_key_budget,
     server_key,
+)
+from .replies import (
+    MD_OUTCOMES,
+    MIN_VERSION,
+    is_error_line,
+    md_line,
+    reply_error,
+    reply_lines,
+    server_version,
+    split_counter,
+    stats_time,
 )
 
 __all__ = [
@@ -128,10 +138,6 @@ DEFAULT_NAMESPACE_REFRESH = 0.0
 """Exact by default: see :class:`MemcachedBackend`, "clear and other clients", for why."""
 
 _GENERATION_RE = re.compile(rb"[0-9]{1,20}")
-# A CAS token as it may go on a hand-built ``md`` line: a 64-bit unsigned integer.
-_CAS_TOKEN_RE = re.compile(rb"[0-9]{1,20}")
-
-_RECV_BYTES = 65536  # one recv takes a whole reply to a pipelined write, usually
 
 _T = TypeVar("_T")
 
@@ -157,223 +163,6 @@ leaves about 200 bytes for a build with a larger header. The limit at ``-I 1m``:
 """
 
 _DEFAULT_ITEM_SIZE_MAX = 1024 * 1024  # assumed when the server does not report its settings
-
-
-# ----------------------------------------------------------------------------- the driver
-class _Client(Protocol):
-    """The part of pymemcache's ``PooledClient`` this adapter uses, typed (pymemcache is not)."""
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]: ...
-
-    def fetch(self, names: list[bytes]) -> dict[bytes, bytes]: ...
-
-    def set(
-        self, key: str, value: bytes, expire: int = 0, noreply: bool | None = None
-    ) -> bool | None: ...
-
-    def set_many(
-        self, values: dict[str, bytes], expire: int = 0, noreply: bool | None = None
-    ) -> list[str]: ...
-
-    def add(self, key: str, value: bytes, expire: int = 0, noreply: bool | None = None) -> bool: ...
-
-    def delete(self, key: str, noreply: bool | None = None) -> bool: ...
-
-    def delete_many(self, keys: Sequence[str], noreply: bool | None = None) -> bool: ...
-
-    def incr(self, key: str, value: int, noreply: bool | None = False) -> int | None: ...
-
-    def gets(self, key: str) -> tuple[bytes | None, bytes | None]: ...
-
-    def cas(
-        self, key: str, value: bytes, cas: bytes, expire: int = 0, noreply: bool | None = False
-    ) -> bool | None: ...
-
-    def raw_command(self, command: bytes, end_tokens: bytes = b"\r\n") -> bytes: ...
-
-    def pipeline(self, wire: bytes, parse: Callable[[bytes], _T]) -> _T: ...
-
-    def one_line(self, wire: bytes) -> bytes: ...
-
-    def stats(self, *args: str) -> dict[bytes, Any]: ...
-
-    def close(self) -> None: ...
-
-
-class _Driver(NamedTuple):
-    pooled_client: Callable[..., _Client]
-    error: type[Exception]  # pymemcache.exceptions.MemcacheError, the base of its errors
-    server_error: type[Exception]  # MemcacheServerError: a SERVER_ERROR reply
-    closed: type[Exception]  # MemcacheUnexpectedCloseError: the connection dropped
-
-
-_driver: _Driver | None = None
-
-
-def _load_driver() -> _Driver:
-    global _driver  # noqa: PLW0603 - imported once, on first use, so pymemcache stays optional
-    if _driver is None:
-        try:
-            from pymemcache.client.base import (  # type: ignore[import-untyped]  # noqa: PLC0415
-                PooledClient,
-            )
-            from pymemcache.exceptions import (  # type: ignore[import-untyped]  # noqa: PLC0415
-                MemcacheError,
-                MemcacheServerError,
-                MemcacheUnexpectedCloseError,
-            )
-        except ImportError as exc:
-            raise ConfigurationError(
-                "memcached:// needs pymemcache: pip install 'cachespec[memcached]'"
-            ) from exc
-        _driver = _Driver(
-            _with_pipeline(
-                PooledClient, MemcacheError, MemcacheServerError, MemcacheUnexpectedCloseError
-            ),
-            MemcacheError,
-            MemcacheServerError,
-            MemcacheUnexpectedCloseError,
-        )
-    return _driver
-
-
-def _more(reply: bytes | bytearray, sock: Any, closed: type[Exception]) -> bytearray:
-    """``reply`` with the next piece from ``sock`` appended (in place, once it is a
-    bytearray: a reply in many pieces costs linear time, not quadratic)."""
-    more = sock.recv(_RECV_BYTES)
-    if not more:
-        raise closed()
-    grown = reply if isinstance(reply, bytearray) else bytearray(reply)
-    grown += more
-    return grown
-
-
-def _reply_error(line: bytes, error: type[Exception], server_error: type[Exception]) -> Exception:
-    """The exception pymemcache raises for an error line (or for a line it cannot parse)."""
-    message = line.partition(b" ")[2] or line
-    return server_error(message) if line.startswith(b"SERVER_ERROR") else error(message)
-
-
-def _with_pipeline(
-    pooled_client: type[Any],
-    error: type[Exception],
-    server_error: type[Exception],
-    closed: type[Exception],
-) -> type[Any]:
-    """pymemcache's ``PooledClient`` with two more calls, ``fetch`` and ``pipeline``.
-
-    pymemcache has no call for a pipeline of different commands, its ``raw_command`` keeps
-    only the last piece of a reply that arrives in several, and its ``get_many`` checks and
-    encodes keys the adapter has already checked, then reads the reply a line at a time.
-    These two borrow a connection from the pool and read the reply themselves.
-    """
-
-    def read_get_reply(sock: Any, wanted: set[bytes]) -> dict[bytes, bytes]:
-        # VALUE blocks are read by the lengths they announce: a value may hold any bytes.
-        reply: bytes | bytearray = sock.recv(_RECV_BYTES)
-        found: dict[bytes, bytes] = {}
-        at = 0
-        while True:
-            end = reply.find(b"\r\n", at)
-            while end < 0:
-                reply = _more(reply, sock, closed)
-                end = reply.find(b"\r\n", at)
-            if end == at + 3 and reply.startswith(b"END", at):
-                if end + 2 != len(reply):
-                    raise error(b"more reply than the get asked for")
-                return found
-            header = bytes(reply[at:end]).split(b" ")
-            if header[0] != b"VALUE" or len(header) < 4 or not header[3].isdigit():
-                raise _reply_error(bytes(reply[at:end]), error, server_error)
-            if header[1] not in wanted:
-                raise error(b"a value for a key the get did not ask for")
-            start = end + 2
-            stop = start + int(header[3])
-            while len(reply) < stop + 2:
-                reply = _more(reply, sock, closed)
-            if reply[stop : stop + 2] != b"\r\n":
-                raise error(b"a value did not end where its length said")
-            found[header[1]] = bytes(reply[start:stop])
-            at = stop + 2
-
-    def read_line(sock: Any) -> bytes:
-        # An error line raises here, inside the exchange, so that its connection is dropped
-        # as pymemcache drops one after any error: after a CLIENT_ERROR memcached may still
-        # answer the rest of what was sent.
-        reply: bytes | bytearray = sock.recv(_RECV_BYTES)
-        while not reply.endswith(b"\r\n"):
-            reply = _more(reply, sock, closed)
-        if reply.find(b"\r\n") != len(reply) - 2:
-            raise error(b"more than one reply line to one command")
-        line = bytes(reply[:-2])
-        if line.startswith((b"SERVER_ERROR", b"CLIENT_ERROR", b"ERROR")):
-            raise _reply_error(line, error, server_error)
-        return line
-
-    def read_to_mn(sock: Any) -> bytes:
-        reply: bytes | bytearray = sock.recv(_RECV_BYTES)
-        while not reply.endswith(b"MN\r\n"):
-            reply = _more(reply, sock, closed)
-        return bytes(reply[:-4])
-
-    class PipelinedClient(pooled_client):  # type: ignore[misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            # Connections idle between this class's exchanges. ``list.pop`` and ``append``
-            # are atomic, so this needs no lock: about 0.1 us a call against 2 us for the
-            # pool's locked get and release (a tenth of the gap to the raw client). The
-            # connections come from the pool and stay on its books as in use, so the
-            # pool's ``close`` closes them; ``destroy`` takes a broken one off them.
-            self._idle: list[Any] = []
-
-        @property
-        def idle(self) -> tuple[Any, ...]:
-            """The connections idle between exchanges (tests look at them)."""
-            return tuple(self._idle)
-
-        def fetch(self, names: list[bytes]) -> dict[bytes, bytes]:
-            """``get`` of ``names`` (memcached keys, checked) in one command: the hits."""
-            wanted = set(names)
-            return self._exchange(
-                b"get " + b" ".join(names) + b"\r\n", lambda sock: read_get_reply(sock, wanted)
-            )
-
-        def one_line(self, wire: bytes) -> bytes:
-            """Send ``wire``, one command answered by one line; return that line."""
-            return self._exchange(wire, read_line)
-
-        def pipeline(self, wire: bytes, parse: Callable[[bytes], _T]) -> _T:
-            """Send ``wire`` and ``mn``; return ``parse`` of the reply up to its ``MN``."""
-            return self._exchange(wire + b"mn\r\n", lambda sock: parse(read_to_mn(sock)))
-
-        def _exchange(self, wire: bytes, read: Callable[[Any], _T]) -> _T:
-            """Send ``wire`` on a pooled connection and ``read`` the reply from its socket.
-
-            ``read`` (and whatever parsing it does) runs before the connection goes back to
-            the pool: if anything raises, even an interrupt, the connection is dropped, so
-            no reply is ever left half read for the next caller.
-            """
-            idle = self._idle
-            try:
-                client = idle.pop()
-            except IndexError:
-                client = self.client_pool.get()
-            try:
-                if client.sock is None:
-                    client.version()  # connects: once per pooled connection
-                client.sock.sendall(wire)
-                result = read(client.sock)
-            except BaseException:
-                self.client_pool.destroy(client)
-                raise
-            idle.append(client)
-            return result
-
-        def close(self) -> None:
-            self._idle.clear()  # the pool's close closes them: they are on its books
-            super().close()
-
-    return PipelinedClient
 
 
 class _Generation(NamedTuple):
@@ -565,7 +354,7 @@ class MemcachedBackend(Backend):
         if not callable(monotonic):
             raise ConfigurationError(f"monotonic must be a callable, got {monotonic!r}")
         self._label = label or f"memcached://{_host_for_url(host)}:{port}"
-        self._driver = _load_driver()
+        self._driver = load_driver()
         self._namespace = namespace
         self._counter_key = f"{namespace}:generation"
         self._counter_wire = self._counter_key.encode("ascii")
@@ -578,7 +367,7 @@ class MemcachedBackend(Backend):
         self._max_value_size = 0  # set below, once the server has told its item size limit
         self._lock = threading.Lock()
         self._generation = _Generation(b"", "", -math.inf)  # replaced below, before any use
-        self._client: _Client = self._driver.pooled_client(
+        self._client: Client = self._driver.pooled_client(
             (host, port),
             connect_timeout=timeout,
             timeout=timeout,
@@ -839,36 +628,28 @@ class MemcachedBackend(Backend):
 
     def _exchange(self, op: str, wire: bytes, parse: Callable[[bytes], _T]) -> _T:
         """``wire`` and ``mn`` on one pooled connection, ``parse`` of the reply up to the
-        ``MN`` that ends it (see ``_with_pipeline``). ``parse`` runs before the connection
-        goes back to the pool, so a reply it finds out of shape drops the connection."""
+        ``MN`` that ends it (see :class:`.client.PipelinedClient`). ``parse`` runs before the
+        connection goes back to the pool, so a reply it finds out of shape drops it."""
         result: _T = self._call(op, self._client.pipeline, wire, parse)
         return result
 
     def _split_counter(self, op: str, reply: bytes) -> tuple[bytes | None, bytes]:
         """Split the counter's ``get`` reply (``END``, or ``VALUE`` + data + ``END``) off."""
-        if reply.startswith(b"END\r\n"):
-            return None, reply[5:]
-        if reply.startswith(b"VALUE "):
-            header_end = reply.find(b"\r\n")
-            size = reply[:header_end].rsplit(b" ", 1)[-1]
-            if size.isdigit():
-                start = header_end + 2
-                end = start + int(size)
-                if reply.startswith(b"\r\nEND\r\n", end):
-                    return reply[start:end], reply[end + 7 :]
-        if reply.startswith((b"SERVER_ERROR", b"CLIENT_ERROR", b"ERROR")):
+        split = split_counter(reply)
+        if split is not None:
+            return split
+        if is_error_line(reply):
             line = reply.partition(b"\r\n")[0]
             driver = self._driver
-            self._raise_for(_reply_error(line, driver.error, driver.server_error), op, None, ())
+            self._raise_for(reply_error(line, driver.error, driver.server_error), op, None, ())
         raise self._desynced(op, reply)
 
     def _lines(self, op: str, reply: bytes, count: int) -> list[bytes]:
         """The ``count`` reply lines of ``reply``, or an error if there are not exactly as
         many (raised inside ``_exchange``: the connection may hold more of the reply)."""
-        lines = reply.split(b"\r\n")
-        if len(lines) != count + 1 or lines[-1]:
+        lines = reply_lines(reply, count)
+        if lines is None:
             raise self._desynced(op, reply)
-        del lines[-1]
         return lines
 
     def _check_lines(
@@ -877,8 +658,8 @@ class MemcachedBackend(Backend):
         """Raise for an error line as pymemcache would, naming the item it answered."""
         driver = self._driver
         for line, (key, data) in zip(lines, items, strict=True):
-            if line.startswith((b"SERVER_ERROR", b"CLIENT_ERROR", b"ERROR")):
-                error = _reply_error(line, driver.error, driver.server_error)
+            if is_error_line(line):
+                error = reply_error(line, driver.error, driver.server_error)
                 self._raise_for(error, op, key, (key, data))
         return lines
 
@@ -985,16 +766,12 @@ class MemcachedBackend(Backend):
         is a :class:`~cachespec.backends.CacheError`. The key and token are checked first,
         since this line is built by hand: no space or control byte can reach the server.
         """
-        if not (SERVER_KEY_RE.fullmatch(name) and _CAS_TOKEN_RE.fullmatch(token)):
+        command = md_line(name, token)
+        if command is None:
             raise CacheError(f"{self._label}: refusing to send md for {name!r} C{token!r}")
-        command = b"md " + name.encode("ascii") + b" C" + token
         reply = self._call("compare_and_delete", self._client.raw_command, command, b"\r\n")
-        if reply == b"HD":
-            return True
-        if reply == b"NF":
-            return False
-        if reply == b"EX":
-            return None
+        if reply in MD_OUTCOMES:
+            return MD_OUTCOMES[reply]
         raise CacheError(
             f"{self._label}: compare_and_delete: unexpected reply {reply[:40]!r} to 'md'"
         )
@@ -1141,18 +918,16 @@ class MemcachedBackend(Backend):
         """
         stats = self._call("stats", self._client.stats)
         if require_meta:
-            version = stats.get(b"version", b"")
-            text = version.decode("ascii", "replace") if isinstance(version, bytes) else "?"
-            version_tuple = tuple(int(part) for part in re.findall(r"\d+", text)[:3])
-            if version_tuple < (1, 6, 10):
+            text, version = server_version(stats)
+            if version < MIN_VERSION:
                 raise ConfigurationError(
                     f"{self._label}: memcached {text} is too old; this adapter needs 1.6.10 "
                     "or later (the meta no-op 'mn', and 'md' answering HD)"
                 )
-        try:
-            return int(stats[b"time"])
-        except (KeyError, TypeError, ValueError):
-            raise CacheError(f"{self._label}: 'stats' did not report the server time") from None
+        server_time = stats_time(stats)
+        if server_time is None:
+            raise CacheError(f"{self._label}: 'stats' did not report the server time")
+        return server_time
 
     # ------------------------------------------------------------------------------ errors
     def _call(self, op: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -1171,52 +946,15 @@ class MemcachedBackend(Backend):
     def _raise_for(
         self, exc: Exception, op: str, key: str | None, args: tuple[Any, ...]
     ) -> NoReturn:
-        driver = self._driver
-        if isinstance(exc, (OSError, driver.closed)):
-            raise BackendUnavailable(
-                f"{self._label}: {op} failed, no answer from the server "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
-        if isinstance(exc, driver.server_error) and b"too large" in _message(exc):
-            size = _value_size(args)
-            lost = (
-                "memcached deletes the key's old entry when it refuses a 'set', so the old "
-                "entry may be gone"
-                if op.startswith("set")
-                else "nothing was written"
-            )
-            error = ValueTooLarge(key if key is not None else "?", size, self._max_value_size)
-            error.args = (
-                f"{self._label}: the server refused the value for key {key!r} ({size} bytes) "
-                f"as over its item size limit, below the declared max_value_size "
-                f"{self._max_value_size} (was it restarted with a smaller -I?); {lost}",
-            )
-            raise error from exc
-        if isinstance(exc, driver.server_error) and b"out of memory" in _message(exc):
-            keys = () if key is None else (key,)
-            raise BackendFull(
-                f"{self._label}: {op}: the server refused to store {key!r} for want of memory "
-                f"({_message(exc).decode('ascii', 'replace')}); memcached deletes the key's old "
-                "entry when it refuses a 'set'",
-                keys,
-            ) from exc
-        if isinstance(exc, (driver.error, ValueError)):
-            raise CacheError(f"{self._label}: {op} failed: {type(exc).__name__}: {exc}") from exc
-        raise exc
-
-
-def _message(exc: Exception) -> bytes:
-    first = exc.args[0] if exc.args else b""
-    return first if isinstance(first, bytes) else str(first).encode("utf-8", "replace")
-
-
-def _value_size(args: tuple[Any, ...]) -> int:
-    """The size of the value a refused store carried (the largest one, for ``set_many``)."""
-    if len(args) >= 2 and isinstance(args[1], bytes):
-        return len(args[1])
-    if args and isinstance(args[0], dict):
-        return max((len(value) for value in args[0].values()), default=0)
-    return 0
+        raise_for(
+            exc,
+            driver=self._driver,
+            label=self._label,
+            op=op,
+            key=key,
+            args=args,
+            max_value_size=self._max_value_size,
+        )
 
 
 def _check_seconds(name: str, value: object, *, allow_zero: bool) -> None:
