@@ -15,9 +15,9 @@ from .backend import (
     TTL_RESOLUTION,
     MemcachedBackend,
     key_body,
-    memcached_from_url,
     relative_exptime,
 )
+from .urls import memcached_from_url
 
 __all__ = [
     "CAS_ATTEMPTS",
