@@ -1,131 +1,45 @@
-"""The memcached backend: ``memcached://host[:port]`` over pymemcache, every call answered.
+"""The memcached namespaces: :class:`MemcachedBackend`, cleared by a generation counter
+kept in the server, and :class:`MemcachedBackendWithoutClear`, which has no ``clear``.
 
-memcached is a shared server with a text protocol, a 250-byte key limit, a coarse clock, an
-item size limit and no way to list keys. This adapter maps the contract onto it as follows;
-each point is a decision, explained where it is implemented.
-
-Replies (:mod:`.client`, :mod:`.replies`)
-    Every command waits for the server's answer: with ``noreply`` pymemcache reports success
-    for a set the server refused (docs/facts.md).
-
-Keys (:mod:`.keys`, :meth:`MemcachedBackend.server_key`)
-    ``<namespace>:<generation>:<body>`` (``<namespace>:-:<body>`` without ``clear``), the
-    body being the key itself or ``#`` plus its SHA-256: never truncated, never shared by
-    two keys.
-
-TTLs (:mod:`.expiry`)
-    An exptime at least ``ttl + 2.1`` s away on memcached's drifting whole-second clock, so
-    that no entry dies before its TTL; past the 30-day relative limit, an absolute time
-    computed from the *server's* clock.
-
-Values (:data:`ITEM_OVERHEAD_MARGIN`)
-    ``max_value_size`` defaults to the server's item size limit (``stats settings``) minus a
-    margin that covers memcached's per-item overhead for our longest key: a larger value is
-    refused before anything is sent, so memcached never gets to delete the old entry as it
-    does on an oversize ``set``.
-
-clear (:meth:`MemcachedBackend.clear`)
-    A namespace *generation* counter kept in memcached; every data key embeds it and ``clear``
-    increments it. Old entries become unreachable and age out; nothing else is touched. Every
-    call must see the counter, which costs a read a second key. ``clear=none`` (URL) or
-    ``clearable=False`` gives a namespace without ``clear`` (declared: ``Guarantees(clear=
-    False)``, and ``clear`` raises :class:`~cachespec.backends.Unsupported`), whose keys are
-    ``<namespace>:-:<body>`` and whose calls touch only their own keys.
-
-compare_and_set, compare_and_delete (:meth:`MemcachedBackend.compare_and_set`)
-    ``gets`` (the value and its CAS token), compare in Python, then ``cas`` (text protocol) or
-    the meta delete ``md <key> C<token>``: the server acts only if the item's token is still
-    the one read, so nothing lands between the comparison and the write. A stale token means
-    some write landed in between; since memcached gives every write a new token, even one of
-    the same bytes, the adapter reads again and retries while the value still matches.
-
-Threads
-    A pool of connections (:class:`.client.PipelinedClient`): one per concurrent caller.
-
-pymemcache is imported when the first backend is built, never at import time, so the package
-works without the ``memcached`` extra.
+``MemcachedBackend(..., clearable=False)`` (URL option ``clear=none``) builds the second: it
+overrides the methods whose generation it does without, so neither kind tests a flag on its
+hot path. What both do alike is in :mod:`.base`; the protocol behind ``clear`` is described
+in :mod:`.generations`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import re
-import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, NoReturn, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
-from cachespec.spec import (
-    MEMCACHED_EVICTION,
-    NO_VALUE,
-    Guarantees,
-    NoEviction,
-    NoValue,
-)
+from cachespec.spec import MEMCACHED_EVICTION, NO_VALUE, Guarantees, NoEviction, NoValue
 
-from ..contract import (
-    Backend,
-    BackendFull,
-    BackendUnavailable,
-    CacheError,
-    Clock,
-    ConfigurationError,
-    Unsupported,
-    check_items,
-    check_key,
-    check_keys,
-    check_value,
+from ..contract import BackendFull, CacheError, Clock, ConfigurationError, Unsupported, check_key
+from .base import MemcachedBase
+from .driver import load_driver
+from .expiry import TTL_RESOLUTION, longest_ttl
+from .generations import (
+    UNREAD,
+    Generation,
+    counter_key,
+    parse_generation,
+    random_start,
+    without_clear,
 )
-from .driver import Client, load_driver
-from .errors import raise_for
-from .expiry import (
-    RELATIVE_EXPTIME_LIMIT,
-    TICK_SLACK,
-    TTL_RESOLUTION,
-    absolute_exptime,
-    check_ttl,
-    longest_ttl,
-    relative_exptime,
-)
-from .keys import (
-    DIGEST_MARKER,
-    GENERATION_DIGITS,
-    MAX_KEY_BYTES,
-    NAMESPACE_PATTERN,
-    key_body,
-    plain_key_budget,
-    server_key,
-)
-from .replies import (
-    MD_OUTCOMES,
-    MIN_VERSION,
-    is_error_line,
-    md_line,
-    reply_error,
-    reply_lines,
-    server_version,
-    split_counter,
-    stats_time,
-)
+from .keys import GENERATION_DIGITS, NAMESPACE_PATTERN, key_body, plain_key_budget, server_key
 
 __all__ = [
-    "CAS_ATTEMPTS",
     "DEFAULT_NAMESPACE",
     "DEFAULT_NAMESPACE_REFRESH",
     "DEFAULT_PORT",
     "DEFAULT_TIMEOUT",
-    "DIGEST_MARKER",
     "ITEM_OVERHEAD_MARGIN",
-    "MAX_KEY_BYTES",
-    "NAMESPACE_PATTERN",
-    "RELATIVE_EXPTIME_LIMIT",
-    "TICK_SLACK",
-    "TTL_RESOLUTION",
     "MemcachedBackend",
-    "key_body",
-    "relative_exptime",
+    "MemcachedBackendWithoutClear",
 ]
 
 DEFAULT_PORT = 11211
@@ -133,21 +47,8 @@ _MAX_PORT = 65535  # TCP ports are 16 bits
 DEFAULT_NAMESPACE = "cachespec"
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_NAMESPACE_REFRESH = 0.0
-"""Exact by default: see :class:`MemcachedBackend`, "clear and other clients", for why."""
+"""Exact by default: see :mod:`.generations`, "clear and other clients", for why."""
 
-_GENERATION_RE = re.compile(rb"[0-9]{1,20}")
-
-_T = TypeVar("_T")
-
-CAS_ATTEMPTS = 16
-"""How many ``gets`` + ``cas`` (or ``md``) rounds a compare-and-X makes before giving up.
-
-A round fails only when another write landed on the key between its ``gets`` and its ``cas``
-*and* the key still holds the expected bytes (a rewrite of the same value): otherwise the
-answer is ``False`` at once. Sixteen such writes in a row is not contention a cache sees; the
-call then raises :class:`~cachespec.backends.CacheError` rather than answer wrongly."""
-
-# ---------------------------------------------------------------------------------- values
 ITEM_OVERHEAD_MARGIN = 512
 """Bytes kept free below the server's ``item_size_max`` for everything that is not the value.
 
@@ -163,26 +64,8 @@ leaves about 200 bytes for a build with a larger header. The limit at ``-I 1m``:
 _DEFAULT_ITEM_SIZE_MAX = 1024 * 1024  # assumed when the server does not report its settings
 
 
-class _Generation(NamedTuple):
-    """The namespace generation as this client last saw it."""
-
-    raw: bytes  # the counter's value exactly as memcached returned it
-    prefix: str  # "<namespace>:<digits>:", the start of every data key
-    checked_at: float  # a monotonic time at which the server held this value
-
-
-class _Closed:
-    """Stands in for the client after :meth:`MemcachedBackend.close`: every call fails."""
-
-    def __init__(self, label: str) -> None:
-        self._label = label
-
-    def __getattr__(self, name: str) -> NoReturn:
-        raise BackendUnavailable(f"{self._label}: this backend was closed")
-
-
-class MemcachedBackend(Backend):
-    """A memcached server as a cachespec backend (the decisions are in the module docstring).
+class MemcachedBackend(MemcachedBase):
+    """A memcached server as a cachespec backend (the decisions are in the package docstring).
 
     Construction talks to the server (``stats settings``, ``stats``, the generation counter)
     and raises :class:`BackendUnavailable` if it does not answer within ``timeout``.
@@ -209,6 +92,7 @@ class MemcachedBackend(Backend):
         ``get``, a write goes alone, ``clear`` raises :class:`~cachespec.backends.Unsupported`
         and the guarantees say ``clear=False``. For an application that never clears, this
         is the raw client's cost. ``namespace_refresh`` has no use then and is refused.
+        The backend is then a :class:`MemcachedBackendWithoutClear`.
     monotonic
         The clock for ``namespace_refresh`` (tests inject one). It is not a TTL clock: TTLs run
         on the server's clock, which nothing in this process can move.
@@ -220,48 +104,9 @@ class MemcachedBackend(Backend):
         cannot create it again answers with misses, which is what that read would find.
 
     clear and other clients
-        memcached can neither list keys nor delete by prefix, so ``clear`` increments a
-        generation counter kept in memcached (``incr``). Every data key embeds the
-        generation, so the old entries become unreachable: they are never returned again and
-        stay in memory until they expire or are evicted. ``flush_all`` is never used: it
-        would empty every other tenant of the server too.
-
-        The counter is created with ``add`` from a random 63-bit value. If it is ever evicted
-        or flushed, the next generation is a fresh random number, which does not meet an old
-        one (chance per re-creation: clears so far / 2**63); the namespace then looks empty,
-        as if every entry had been evicted.
-
-        *Reads are exact.* ``get`` and ``get_many`` fetch the counter in the same round trip
-        as the data (first: memcached answers a multi-key ``get`` in order) and fetch again
-        under the server's generation if it is not the cached one. A read that starts after
-        any client's ``clear`` returned sees none of the entries written before it. Cost: one
-        round trip; two right after a clear made by another client, which is unavoidable
-        since the data keys depend on the generation.
-
-        *Writes* (``set``, ``set_many``, ``add``, ``delete``, ``delete_many``, and the
-        compare-and-X operations) need the generation before they are sent. With
-        ``namespace_refresh=0`` the plain writes send a ``get`` of the counter ahead of
-        themselves in the same round trip, under the generation this client last saw, and
-        are sent again under the server's if the counter had moved (see ``_write``): exact,
-        one round trip per write (two right after another client's clear). The
-        compare-and-X operations read the counter first (two round trips, three for one that
-        matches). With ``namespace_refresh=r > 0`` a write uses the cached generation when
-        the server confirmed it (to a read, a write's check, or this client's own ``clear``)
-        less than ``r`` seconds ago, without the counter, but for up to ``r`` seconds after a
-        ``clear`` by *another* client, this client's writes may go to the old generation.
-        Such a ``set`` returns normally and is never visible (a lost write); such a
-        ``delete`` misses an entry written after the clear (a lost invalidation: that entry
-        lives on until its TTL); such an ``add`` answers for the old generation (it may
-        refuse an absent key, or succeed alongside another client's ``add``), and so does a
-        compare-and-X (it may act on an entry the clear made unreachable). This client's own
-        ``clear`` is seen by its next call, always.
-
-        The default is ``0`` because the weakened form breaks promises this project checks
-        (explicit invalidation bounds staleness at 0; ``add`` is atomic) in a way the declared
-        :class:`~cachespec.spec.Guarantees` cannot express. Since plain writes carry the
-        counter read in their own round trip, ``namespace_refresh > 0`` saves only the
-        compare-and-X operations' extra round trip and a few bytes: it is kept for callers
-        that set it, and rarely worth its lost writes.
+        ``clear`` increments a generation counter that every data key embeds; reads are
+        exact, and so are writes with ``namespace_refresh=0``. How, what it costs, and what
+        ``namespace_refresh > 0`` gives up: :mod:`cachespec.backends.memcached.generations`.
 
     Declared guarantees
         ``ttl_resolution`` :data:`TTL_RESOLUTION`. ``max_value_size`` as above. ``max_ttl``:
@@ -291,22 +136,19 @@ class MemcachedBackend(Backend):
         that fails may have applied some of its items: memcached has no multi-key atomicity.
     """
 
-    __slots__ = (
-        "_clearable",
-        "_client",
-        "_counter_key",
-        "_counter_wire",
-        "_driver",
-        "_generation",
-        "_label",
-        "_lock",
-        "_max_value_size",
-        "_monotonic",
-        "_namespace",
-        "_plain_budget",
-        "_refresh",
-        "guarantees",
-    )
+    __slots__ = ()
+
+    _clearable: ClassVar[bool] = True  # the kind of namespace: with clear, or without
+    # The longest generation in a data key: the counter's digits, or the fixed "-".
+    _generation_width: ClassVar[int] = GENERATION_DIGITS
+
+    def __new__(cls, *args: Any, clearable: bool = True, **kwargs: Any) -> MemcachedBackend:
+        """``MemcachedBackend(..., clearable=False)`` is a :class:`MemcachedBackendWithoutClear`
+        (the arguments are :meth:`__init__`'s)."""
+        kind = (
+            MemcachedBackendWithoutClear if cls is MemcachedBackend and clearable is False else cls
+        )
+        return super().__new__(kind)
 
     def __init__(
         self,
@@ -332,6 +174,12 @@ class MemcachedBackend(Backend):
         for flag, given in (("server_evicts", server_evicts), ("clearable", clearable)):
             if not isinstance(given, bool):
                 raise ConfigurationError(f"{flag} must be a bool, got {given!r}")
+        if clearable is not self._clearable:  # only a subclass built directly gets here
+            raise ConfigurationError(
+                f"{type(self).__name__} is a namespace "
+                f"{'with' if self._clearable else 'without'} clear, not clearable={clearable}: "
+                f"build it as MemcachedBackend(..., clearable={clearable})"
+            )
         if not isinstance(namespace, str) or not NAMESPACE_PATTERN.fullmatch(namespace):
             raise ConfigurationError(
                 f"namespace must match {NAMESPACE_PATTERN.pattern} (no ':'), got {namespace!r}"
@@ -354,18 +202,17 @@ class MemcachedBackend(Backend):
         self._label = label or f"memcached://{_host_for_url(host)}:{port}"
         self._driver = load_driver()
         self._namespace = namespace
-        self._counter_key = f"{namespace}:generation"
+        self._counter_key = counter_key(namespace)
         self._counter_wire = self._counter_key.encode("ascii")
         # Data keys are "<namespace>:<up to 20 digits>:<body>" (or "<namespace>:-:<body>"):
         # at most 250 bytes in all.
-        self._clearable = clearable
-        self._plain_budget = plain_key_budget(namespace, GENERATION_DIGITS if clearable else 1)
+        self._plain_budget = plain_key_budget(namespace, self._generation_width)
         self._refresh = float(namespace_refresh)
         self._monotonic = monotonic
         self._max_value_size = 0  # set below, once the server has told its item size limit
         self._lock = threading.Lock()
-        self._generation = _Generation(b"", "", -math.inf)  # replaced below, before any use
-        self._client: Client = self._driver.pooled_client(
+        self._generation = UNREAD  # replaced below, before any use
+        self._client = self._driver.pooled_client(
             (host, port),
             connect_timeout=timeout,
             timeout=timeout,
@@ -377,10 +224,7 @@ class MemcachedBackend(Backend):
             settings = self._call("stats settings", self._client.stats, "settings")
             item_size_max = int(settings.get(b"item_size_max", _DEFAULT_ITEM_SIZE_MAX))
             server_time = self._server_time(require_meta=True)
-            if clearable:
-                self._load_generation()
-            else:  # one fixed "generation", never read from the server nor refreshed
-                self._generation = _Generation(b"-", f"{namespace}:-:", math.inf)
+            self._start_generation()
             safe_limit = item_size_max - ITEM_OVERHEAD_MARGIN
             if max_value_size is None:
                 max_value_size = safe_limit
@@ -404,34 +248,15 @@ class MemcachedBackend(Backend):
             clear=clearable,
         )
 
-    # -------------------------------------------------------------------------------- keys
-    @property
-    def namespace(self) -> str:
-        return self._namespace
-
-    @property
-    def plain_key_budget(self) -> int:
-        """The longest key (in characters) stored as itself rather than as a digest."""
-        return self._plain_budget
-
-    def server_key(self, key: str) -> str:
-        """The memcached key ``key`` is stored under, in the generation this client last saw."""
-        return self._generation.prefix + key_body(check_key(key), self._plain_budget)
+    def _start_generation(self) -> None:
+        """Read the counter (creating it if missing) before the first call: the constructor
+        reports a server that cannot."""
+        self._load_generation()
 
     # ------------------------------------------------------------------------------- reads
     def get(self, key: str) -> bytes | NoValue:
-        if self._clearable:
-            check_key(key)
-            return self._read([key]).get(key, NO_VALUE)
-        name = server_key(self._generation.prefix, key_body(check_key(key), self._plain_budget))
-        found: dict[bytes, bytes] = self._call("get", self._client.fetch, [name])
-        return found.get(name, NO_VALUE)
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
-        wanted = check_keys(keys)
-        if not wanted:
-            return {}
-        return self._read(wanted)
+        check_key(key)
+        return self._read([key]).get(key, NO_VALUE)
 
     def _read(self, keys: list[str]) -> dict[str, bytes]:
         """Fetch ``keys`` and the generation counter in one ``get``, the counter first.
@@ -445,9 +270,6 @@ class MemcachedBackend(Backend):
         generation = self._generation
         budget = self._plain_budget
         names = {server_key(generation.prefix, key_body(key, budget)): key for key in keys}
-        if not self._clearable:  # no counter to fetch
-            found = self._call("get", self._client.fetch, list(names))
-            return {names[name]: value for name, value in found.items()}
         counter = self._counter_wire
         sent_at = self._monotonic()
         found = self._call("get", self._client.fetch, [counter, *names])
@@ -474,102 +296,11 @@ class MemcachedBackend(Backend):
         return {names[name]: value for name, value in found.items()}
 
     # ------------------------------------------------------------------------------ writes
-    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        data = check_value(check_key(key), value, self._max_value_size)
-        seconds = self._check_ttl(ttl)
-        if self._clearable:
-            (reply,) = self._store("set", b"set", [(key, data)], seconds)
-        else:
-            reply = self._store_one("set", b"set", key, data, seconds)
-        if reply != b"STORED":
-            raise CacheError(f"{self._label}: the server did not store key {key!r} ({reply!r})")
-
-    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        """One ``set`` per item, pipelined in one round trip; raises if any item failed.
-
-        A key the server answered ``NOT_STORED`` for is a
-        :class:`~cachespec.backends.CacheError` naming it. memcached applies the items one
-        by one: after an error some of them may be stored.
-        """
-        checked = check_items(items, self._max_value_size)
-        seconds = self._check_ttl(ttl)
-        if not checked:
-            return
-        replies = self._store("set_many", b"set", checked, seconds)
-        refused = sorted(
-            key for (key, _), reply in zip(checked, replies, strict=True) if reply != b"STORED"
-        )
-        if refused:
-            raise CacheError(f"{self._label}: the server did not store keys {refused!r}")
-
-    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
-        """memcached ``add``: atomic in the server; ``False``, and no change, if present.
-
-        memcached does move the existing item up its LRU on a failed ``add``; that matters
-        only to eviction, which this backend does not declare.
-        """
-        data = check_value(check_key(key), value, self._max_value_size)
-        seconds = self._check_ttl(ttl)
-        if self._clearable:
-            (reply,) = self._store("add", b"add", [(key, data)], seconds)
-        else:
-            reply = self._store_one("add", b"add", key, data, seconds)
-        if reply in (b"STORED", b"NOT_STORED"):
-            return reply == b"STORED"
-        raise CacheError(f"{self._label}: add({key!r}): unexpected reply {reply[:40]!r}")
-
-    def delete(self, key: str) -> None:
-        self.delete_many([check_key(key)])
-
-    def delete_many(self, keys: Iterable[str]) -> None:
-        doomed = check_keys(keys)
-        if not doomed:
-            return
-        budget = self._plain_budget
-        bodies = list(dict.fromkeys(key_body(key, budget) for key in doomed))
-
-        def commands(prefix: str) -> bytes:
-            return b"".join(b"delete " + server_key(prefix, body) + b"\r\n" for body in bodies)
-
-        replies = self._write("delete", commands, [(None, b"")] * len(bodies))
-        odd = [reply for reply in replies if reply not in (b"DELETED", b"NOT_FOUND")]
-        if odd:
-            raise CacheError(f"{self._label}: delete: unexpected reply {odd[0][:40]!r}")
-
-    # ------------------------------------------------------------------- pipelined writes
-    def _store(
-        self, op: str, verb: bytes, items: Sequence[tuple[str, bytes]], seconds: float | None
-    ) -> list[bytes]:
-        """``verb`` (``set`` or ``add``) each item, in one round trip; the reply lines."""
-        budget = self._plain_budget
-        bodies = [key_body(key, budget) for key, _ in items]
-
-        def commands(prefix: str) -> bytes:
-            # The exptime is worked out for each send: an absolute one (a TTL over 30 days)
-            # must not go stale over the round trip a resend follows.
-            expire = self._exptime(seconds)
-            return b"".join(
-                b"%s %s 0 %d %d\r\n%s\r\n"
-                % (verb, server_key(prefix, body), expire, len(data), data)
-                for body, (_, data) in zip(bodies, items, strict=True)
-            )
-
-        return self._write(op, commands, items)
-
-    def _store_one(
+    def _store_single(
         self, op: str, verb: bytes, key: str, data: bytes, seconds: float | None
     ) -> bytes:
-        """``verb`` one item without a generation (``clearable=False``): one command, one
-        reply line, nothing else on the wire; the hot path of a namespace without clear."""
-        name = server_key(self._generation.prefix, key_body(key, self._plain_budget))
-        wire = b"%s %s 0 %d %d\r\n%s\r\n" % (verb, name, self._exptime(seconds), len(data), data)
-        try:
-            line: bytes = self._client.one_line(wire)
-        except CacheError:
-            raise
-        except Exception as exc:  # as _call, but naming the user's key and value size
-            self._raise_for(exc, op, key, (key, data))
-        return line
+        (reply,) = self._store(op, verb, [(key, data)], seconds)
+        return reply
 
     def _write(
         self,
@@ -594,9 +325,7 @@ class MemcachedBackend(Backend):
         """
         count = len(items)
         generation = self._generation
-        if not self._clearable or (
-            self._refresh and self._monotonic() - generation.checked_at < self._refresh
-        ):
+        if self._refresh and self._monotonic() - generation.checked_at < self._refresh:
             return self._send(op, commands(generation.prefix), items)
         sent_at = self._monotonic()
         wire = b"get " + self._counter_wire + b"\r\n" + commands(generation.prefix)
@@ -617,183 +346,13 @@ class MemcachedBackend(Backend):
             self._confirm(generation, sent_at)
         return self._check_lines(op, lines, items)
 
-    def _send(
-        self, op: str, commands: bytes, items: Sequence[tuple[str | None, bytes]]
-    ) -> list[bytes]:
-        count = len(items)
-        lines = self._exchange(op, commands, lambda reply: self._lines(op, reply, count))
-        return self._check_lines(op, lines, items)
-
-    def _exchange(self, op: str, wire: bytes, parse: Callable[[bytes], _T]) -> _T:
-        """``wire`` and ``mn`` on one pooled connection, ``parse`` of the reply up to the
-        ``MN`` that ends it (see :class:`.client.PipelinedClient`). ``parse`` runs before the
-        connection goes back to the pool, so a reply it finds out of shape drops it."""
-        result: _T = self._call(op, self._client.pipeline, wire, parse)
-        return result
-
-    def _split_counter(self, op: str, reply: bytes) -> tuple[bytes | None, bytes]:
-        """Split the counter's ``get`` reply (``END``, or ``VALUE`` + data + ``END``) off."""
-        split = split_counter(reply)
-        if split is not None:
-            return split
-        if is_error_line(reply):
-            line = reply.partition(b"\r\n")[0]
-            driver = self._driver
-            self._raise_for(reply_error(line, driver.error, driver.server_error), op, None, ())
-        raise self._desynced(op, reply)
-
-    def _lines(self, op: str, reply: bytes, count: int) -> list[bytes]:
-        """The ``count`` reply lines of ``reply``, or an error if there are not exactly as
-        many (raised inside ``_exchange``: the connection may hold more of the reply)."""
-        lines = reply_lines(reply, count)
-        if lines is None:
-            raise self._desynced(op, reply)
-        return lines
-
-    def _check_lines(
-        self, op: str, lines: list[bytes], items: Sequence[tuple[str | None, bytes]]
-    ) -> list[bytes]:
-        """Raise for an error line as pymemcache would, naming the item it answered."""
-        driver = self._driver
-        for line, (key, data) in zip(lines, items, strict=True):
-            if is_error_line(line):
-                error = reply_error(line, driver.error, driver.server_error)
-                self._raise_for(error, op, key, (key, data))
-        return lines
-
-    def _desynced(self, op: str, reply: bytes) -> CacheError:
-        return CacheError(
-            f"{self._label}: {op}: unexpected reply {reply[:60]!r}; "
-            "was the namespace counter written by something else?"
-        )
-
-    # ----------------------------------------------------------------------- atomic operations
-    def compare_and_set(
-        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
-    ) -> bool:
-        """``gets`` the entry; if it holds ``expected``, ``cas`` ``value`` with its token.
-
-        Exchanges (``<name>`` is the memcached key ``set`` would use)::
-
-            gets <name>                          -> END (missing or expired: False)
-                                                 -> VALUE <name> <flags> <n> <token> / data / END
-            cas <name> 0 <exptime> <n> <token>   -> STORED (True)
-                                                 -> NOT_FOUND (gone since the gets: False)
-                                                 -> EXISTS (token stale: read again)
-
-        The server stores only if the item's token is still the one read, so no write lands
-        between the comparison and the replacement. A stale token means a write landed in
-        between. If the entry no longer holds ``expected`` the answer is ``False``, taken at
-        the moment the other write made it so; if it does (the same bytes rewritten, which
-        gets a new token too) ``False`` would be wrong, so the exchange is repeated, up to
-        :data:`CAS_ATTEMPTS` times, after which the call raises
-        :class:`~cachespec.backends.CacheError`.
-
-        Value and TTL replace the old ones exactly as :meth:`set` does: the same size check,
-        ``max_ttl`` check and exptime (computed just before each ``cas``, so that an absolute
-        exptime is as fresh as ``set``'s). ``expected`` is type-checked only: a value over
-        ``max_value_size`` is never stored here, so it simply does not match. Arguments are
-        checked before anything is sent. The ``gets`` moves a hit up memcached's LRU, which
-        matters only to eviction, which this backend does not declare.
-        """
-        data = check_value(check_key(key), value, self._max_value_size)
-        expected = check_value(key, expected)
-        seconds = self._check_ttl(ttl)
-        name = self._write_prefix() + key_body(key, self._plain_budget)
-        for _ in range(CAS_ATTEMPTS):
-            token = self._token_if_holds("compare_and_set", name, expected)
-            if token is None:
-                return False
-            expire = self._exptime(seconds)
-            stored = self._call(
-                "compare_and_set",
-                self._client.cas,
-                name,
-                data,
-                token,
-                expire,
-                noreply=False,
-                key=key,
-            )
-            if stored is not False:  # True: STORED; None: NOT_FOUND, it went since the gets
-                return stored is True
-        raise self._contended("compare_and_set", key)
-
-    def compare_and_delete(self, key: str, expected: bytes) -> bool:
-        """``gets`` the entry; if it holds ``expected``, delete it with the meta command
-        ``md <name> C<token>`` (memcached >= 1.6), which deletes only if the token matches.
-
-        Exchanges (verified on memcached 1.6.18)::
-
-            gets <name>           -> END (missing or expired: False) | VALUE ... <token> ...
-            md <name> C<token>    -> HD (deleted: True)
-                                  -> NF (gone since the gets: False)
-                                  -> EX (token stale: read again, as compare_and_set does)
-
-        The text protocol's ``delete`` takes no token, and a ``cas`` to a tombstone value would
-        leave an entry that ``add`` sees. pymemcache 4.0 has no meta commands, so the line is
-        sent with its ``raw_command`` (see :meth:`_delete_if_token`).
-        """
-        expected = check_value(check_key(key), expected)
-        name = self._write_prefix() + key_body(key, self._plain_budget)
-        for _ in range(CAS_ATTEMPTS):
-            token = self._token_if_holds("compare_and_delete", name, expected)
-            if token is None:
-                return False
-            deleted = self._delete_if_token(name, token)
-            if deleted is not None:
-                return deleted
-        raise self._contended("compare_and_delete", key)
-
-    def _token_if_holds(self, op: str, name: str, expected: bytes) -> bytes | None:
-        """The CAS token of ``name``'s item if it holds exactly ``expected``, else None."""
-        reply: tuple[bytes | None, bytes | None] = self._call(op, self._client.gets, name)
-        found, token = reply  # (None, None) for a miss; b"" is a value
-        if token is None or found != expected:
-            return None
-        return token
-
-    def _delete_if_token(self, name: str, token: bytes) -> bool | None:
-        """Send ``md <name> C<token>``; True: deleted, False: not found, None: token stale.
-
-        One line out, one line back, on a pooled connection through pymemcache's public
-        ``raw_command`` (never ``q``: the reply is always read). pymemcache raises on
-        ``ERROR`` (a server without meta commands), ``CLIENT_ERROR`` and ``SERVER_ERROR`` and
-        on a timeout, and drops that connection; :meth:`_call` maps those as for every call.
-        An ``md`` reply is a single line, so any other line leaves the connection in step; it
-        is a :class:`~cachespec.backends.CacheError`. The key and token are checked first,
-        since this line is built by hand: no space or control byte can reach the server.
-        """
-        command = md_line(name, token)
-        if command is None:
-            raise CacheError(f"{self._label}: refusing to send md for {name!r} C{token!r}")
-        reply = self._call("compare_and_delete", self._client.raw_command, command, b"\r\n")
-        if reply in MD_OUTCOMES:
-            return MD_OUTCOMES[reply]
-        raise CacheError(
-            f"{self._label}: compare_and_delete: unexpected reply {reply[:40]!r} to 'md'"
-        )
-
-    def _contended(self, op: str, key: str) -> CacheError:
-        return CacheError(
-            f"{self._label}: {op}({key!r}) gave up after {CAS_ATTEMPTS} attempts: each time, "
-            "another write replaced the entry with the expected bytes between the read and "
-            "the conditional write"
-        )
-
+    # -------------------------------------------------------------------------- generation
     def clear(self) -> None:
-        """Start a new generation of this namespace with ``incr`` (see the class docstring).
+        """Start a new generation of this namespace with ``incr`` (see :mod:`.generations`).
 
         Writes only the counter key: no other key, in this namespace or any other, is written
-        or deleted. A missing counter is created from a new random value instead. Without a
-        generation (``clearable=False``) it raises :class:`~cachespec.backends.Unsupported`
-        and sends nothing.
+        or deleted. A missing counter is created from a new random value instead.
         """
-        if not self._clearable:
-            raise Unsupported(
-                f"{self._label}: namespace {self._namespace!r} was opened without clear "
-                "(clear=none); its guarantees declare clear=False"
-            )
         value = self._call("clear", self._client.incr, self._counter_key, 1, noreply=False)
         if value is None:  # no counter (evicted or flushed): a fresh random generation
             try:
@@ -814,31 +373,20 @@ class MemcachedBackend(Backend):
         self.clear()
         self._call("discard", self._client.delete, self._counter_key, noreply=False)
 
-    def close(self) -> None:
-        """Close every pooled connection; later calls raise :class:`BackendUnavailable`."""
-        client = self._client
-        if isinstance(client, _Closed):
-            return
-        self._client = _Closed(self._label)
-        client.close()
-
-    # -------------------------------------------------------------------------- generation
     def _write_prefix(self) -> str:
         generation = self._generation
-        if not self._clearable:
-            return generation.prefix
         if self._refresh == 0 or self._monotonic() - generation.checked_at >= self._refresh:
             generation = self._load_generation()
         return generation.prefix
 
-    def _load_generation(self) -> _Generation:
+    def _load_generation(self) -> Generation:
         """Read the counter (one round trip), creating it if it is missing."""
         sent_at = self._monotonic()
         wire = self._counter_wire
         value = self._call("get", self._client.fetch, [wire]).get(wire)
         return self._adopt(value, sent_at)
 
-    def _adopt(self, value: bytes | None, confirmed_at: float) -> _Generation:
+    def _adopt(self, value: bytes | None, confirmed_at: float) -> Generation:
         """Make the server's counter value this client's generation (create a missing one).
 
         ``confirmed_at`` is a monotonic time at which the server held ``value``, or an earlier
@@ -849,21 +397,18 @@ class MemcachedBackend(Backend):
         """
         if value is None:
             value, confirmed_at = self._create_counter()
-        digits = value.rstrip(b" ")  # incr pads with spaces when the number gets shorter
-        if not _GENERATION_RE.fullmatch(digits):
+        generation = parse_generation(value, self._namespace, confirmed_at)
+        if generation is None:
             raise CacheError(
                 f"{self._label}: the namespace counter {self._counter_key!r} holds "
                 f"{value[:40]!r}, not a number: something else wrote to this namespace"
             )
-        generation = _Generation(
-            value, f"{self._namespace}:{digits.decode('ascii')}:", confirmed_at
-        )
         with self._lock:
             if confirmed_at >= self._generation.checked_at:
                 self._generation = generation
         return generation
 
-    def _confirm(self, generation: _Generation, confirmed_at: float) -> None:
+    def _confirm(self, generation: Generation, confirmed_at: float) -> None:
         """Record that the server still held ``generation`` at ``confirmed_at``."""
         with self._lock:
             current = self._generation
@@ -878,7 +423,7 @@ class MemcachedBackend(Backend):
         """
         counter = self._counter_key
         for _ in range(3):
-            start = str(secrets.randbits(63)).encode("ascii")
+            start = random_start()
             if self._call("counter", self._client.add, counter, start, 0, noreply=False):
                 return start, self._monotonic()
             sent_at = self._monotonic()  # another client created it since we looked
@@ -888,70 +433,72 @@ class MemcachedBackend(Backend):
                 return value, sent_at
         raise CacheError(f"{self._label}: the namespace counter {counter!r} keeps vanishing")
 
-    # -------------------------------------------------------------------------------- TTLs
-    def _check_ttl(self, ttl: object) -> float | None:
-        return check_ttl(ttl, self.guarantees.max_ttl)
 
-    def _exptime(self, seconds: float | None) -> int:
-        """The exptime to send: 0 (no expiry), relative seconds, or an absolute Unix time."""
-        if seconds is None:
-            return 0
-        relative = relative_exptime(seconds)
-        if relative <= RELATIVE_EXPTIME_LIMIT:
-            return relative
-        # Over 30 days: an absolute time on the server's clock, never this machine's, so that
-        # clock skew (or the harness's fake server clock) cannot shorten the TTL. The time
-        # spent since the stats request was sent is real time, whatever clock tests inject.
-        asked = time.monotonic()
-        server_time = self._server_time()
-        waited = time.monotonic() - asked
-        return absolute_exptime(server_time, seconds, waited)
+class MemcachedBackendWithoutClear(MemcachedBackend):
+    """A memcached namespace without ``clear``, built by ``MemcachedBackend(...,
+    clearable=False)`` or ``clear=none`` in a URL (see ``clearable`` there).
 
-    def _server_time(self, *, require_meta: bool = False) -> int:
-        """The server's clock (``STAT time``, Unix seconds): one round trip.
+    No counter: data keys are ``<namespace>:-:<body>``, a ``get`` is a one-key ``get``, a
+    write goes alone, ``clear`` raises :class:`~cachespec.backends.Unsupported` and the
+    guarantees say ``clear=False``. Every call touches only its own keys: for an application
+    that never clears, the raw client's cost.
+    """
 
-        ``require_meta`` (at construction) also refuses a server older than 1.6.10: writes
-        end with the meta no-op ``mn``, and ``compare_and_delete`` needs the meta delete
-        ``md`` as it answers from 1.6.10 on (``HD``; ``OK`` before).
-        """
-        stats = self._call("stats", self._client.stats)
-        if require_meta:
-            text, version = server_version(stats)
-            if version < MIN_VERSION:
-                raise ConfigurationError(
-                    f"{self._label}: memcached {text} is too old; this adapter needs 1.6.10 "
-                    "or later (the meta no-op 'mn', and 'md' answering HD)"
-                )
-        server_time = stats_time(stats)
-        if server_time is None:
-            raise CacheError(f"{self._label}: 'stats' did not report the server time")
-        return server_time
+    __slots__ = ()
 
-    # ------------------------------------------------------------------------------ errors
-    def _call(self, op: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run one client call; turn driver and socket errors into cachespec errors.
+    _clearable: ClassVar[bool] = False
+    _generation_width: ClassVar[int] = 1
 
-        ``key=`` is not passed on: it names the user's key in a ``ValueTooLarge``.
-        """
-        key: str | None = kwargs.pop("key", None)
+    def _start_generation(self) -> None:
+        """One fixed "generation", never read from the server nor refreshed."""
+        self._generation = without_clear(self._namespace)
+
+    def get(self, key: str) -> bytes | NoValue:
+        name = server_key(self._generation.prefix, key_body(check_key(key), self._plain_budget))
+        found: dict[bytes, bytes] = self._call("get", self._client.fetch, [name])
+        return found.get(name, NO_VALUE)
+
+    def _read(self, keys: list[str]) -> dict[str, bytes]:
+        """Fetch ``keys`` in one ``get``: there is no counter to fetch with them."""
+        budget = self._plain_budget
+        prefix = self._generation.prefix
+        names = {server_key(prefix, key_body(key, budget)): key for key in keys}
+        found = self._call("get", self._client.fetch, list(names))
+        return {names[name]: value for name, value in found.items()}
+
+    def _store_single(
+        self, op: str, verb: bytes, key: str, data: bytes, seconds: float | None
+    ) -> bytes:
+        """``verb`` one item: one command, one reply line, nothing else on the wire; the hot
+        path of a namespace without clear."""
+        name = server_key(self._generation.prefix, key_body(key, self._plain_budget))
+        wire = b"%s %s 0 %d %d\r\n%s\r\n" % (verb, name, self._exptime(seconds), len(data), data)
         try:
-            return method(*args, **kwargs)
+            line: bytes = self._client.one_line(wire)
         except CacheError:
             raise
-        except Exception as exc:
-            self._raise_for(exc, op, key, args)
+        except Exception as exc:  # as _call, but naming the user's key and value size
+            self._raise_for(exc, op, key, (key, data))
+        return line
 
-    def _raise_for(
-        self, exc: Exception, op: str, key: str | None, args: tuple[Any, ...]
-    ) -> NoReturn:
-        raise_for(
-            exc,
-            driver=self._driver,
-            label=self._label,
-            op=op,
-            key=key,
-            args=args,
-            max_value_size=self._max_value_size,
+    def _write(
+        self,
+        op: str,
+        commands: Callable[[str], bytes],
+        items: Sequence[tuple[str | None, bytes]],
+    ) -> list[bytes]:
+        """Send ``commands`` under the fixed prefix, with nothing ahead of them."""
+        return self._send(op, commands(self._generation.prefix), items)
+
+    def _write_prefix(self) -> str:
+        return self._generation.prefix
+
+    def clear(self) -> None:
+        """Raise :class:`~cachespec.backends.Unsupported` and send nothing: there is no
+        generation to move on (the guarantees declare ``clear=False``)."""
+        raise Unsupported(
+            f"{self._label}: namespace {self._namespace!r} was opened without clear "
+            "(clear=none); its guarantees declare clear=False"
         )
 
 
