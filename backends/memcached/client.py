@@ -1,21 +1,17 @@
-"""The connection pool the backend talks through: pymemcache's ``PooledClient`` with two more
-calls, ``fetch`` and ``pipeline`` (and ``one_line``).
+"""The connection pool the backend talks through: pymemcache's ``PooledClient`` (one
+connection per concurrent caller) with three more calls, ``fetch``, ``one_line`` and
+``pipeline``.
 
 This module imports pymemcache, so nothing imports it until the first backend is built
 (:func:`.driver.load_driver`): the package works without the ``memcached`` extra.
 
-Replies
-    Every command waits for the server's answer (``default_noreply=False`` on the client and
-    ``noreply=False`` on each call). With ``noreply`` pymemcache reports success for a set the
-    server refused, and an oversize value vanishes silently (docs/facts.md).
-
-Threads
-    A pool of connections: one per concurrent caller.
-
 pymemcache has no call for a pipeline of different commands, its ``raw_command`` keeps only
 the last piece of a reply that arrives in several, and its ``get_many`` checks and encodes keys
 the adapter has already checked, then reads the reply a line at a time. The calls added here
-borrow a connection from the pool and read the reply themselves, with the readers below.
+borrow a connection from the pool and read the reply themselves, with the readers below, which
+unit tests drive with canned sockets. The client is built with ``default_noreply=False``:
+every command waits for the server's answer (docs/facts.md: with ``noreply`` pymemcache
+reports success for a set the server refused).
 """
 
 from __future__ import annotations
