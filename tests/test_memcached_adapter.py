@@ -55,6 +55,7 @@ from cachespec.backends.memcached import (
     RELATIVE_EXPTIME_LIMIT,
     TTL_RESOLUTION,
     MemcachedBackend,
+    MemcachedBackendWithoutClear,
     key_body,
     memcached_from_url,
     relative_exptime,
@@ -1493,6 +1494,19 @@ def test_without_clear_every_call_touches_only_its_own_keys(
         cache.clear()
     assert cache.get("kept") == b"1"  # the refused clear removed nothing
     assert raw.get(f"{namespace}:generation") is None  # no counter was ever created
+
+
+def test_without_clear_is_a_subclass_that_clearable_false_builds(
+    make: Factory, server: Server
+) -> None:
+    assert type(make()) is MemcachedBackend
+    for plain in (make("clear=none"), make(clearable=False)):
+        assert type(plain) is MemcachedBackendWithoutClear
+        assert isinstance(plain, MemcachedBackend)
+        assert plain.guarantees.clear is False
+    # Refused before anything is sent: the class and the option must agree.
+    with pytest.raises(ConfigurationError, match=r"without clear, not clearable=True"):
+        MemcachedBackendWithoutClear("127.0.0.1", server.port)
 
 
 def test_without_clear_the_key_layout_never_meets_the_generations(

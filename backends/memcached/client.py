@@ -1,0 +1,167 @@
+"""The connection pool the backend talks through: pymemcache's ``PooledClient`` (one
+connection per concurrent caller) with three more calls, ``fetch``, ``one_line`` and
+``pipeline``.
+
+This module imports pymemcache, so nothing imports it until the first backend is built
+(:func:`.driver.load_driver`): the package works without the ``memcached`` extra.
+
+pymemcache has no call for a pipeline of different commands, its ``raw_command`` keeps only
+the last piece of a reply that arrives in several, and its ``get_many`` checks and encodes keys
+the adapter has already checked, then reads the reply a line at a time. The calls added here
+borrow a connection from the pool and read the reply themselves, with the readers below, which
+unit tests drive with canned sockets. The client is built with ``default_noreply=False``:
+every command waits for the server's answer (docs/facts.md: with ``noreply`` pymemcache
+reports success for a set the server refused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pymemcache.client.base import PooledClient  # type: ignore[import-untyped]
+from pymemcache.exceptions import (  # type: ignore[import-untyped]
+    MemcacheError,
+    MemcacheServerError,
+    MemcacheUnexpectedCloseError,
+)
+
+from .replies import is_error_line, reply_error
+
+__all__ = ["PipelinedClient", "read_get_reply", "read_line", "read_to_mn"]
+
+_RECV_BYTES = 65536  # one recv takes a whole reply to a pipelined write, usually
+
+_T = TypeVar("_T")
+
+
+def _more(reply: bytes | bytearray, sock: Any) -> bytearray:
+    """``reply`` with the next piece from ``sock`` appended (in place, once it is a
+    bytearray: a reply in many pieces costs linear time, not quadratic)."""
+    more = sock.recv(_RECV_BYTES)
+    if not more:
+        raise MemcacheUnexpectedCloseError()
+    grown = reply if isinstance(reply, bytearray) else bytearray(reply)
+    grown += more
+    return grown
+
+
+def read_get_reply(sock: Any, wanted: set[bytes]) -> dict[bytes, bytes]:
+    """Read the reply to ``get`` of the keys ``wanted`` from ``sock``: the hits.
+
+    VALUE blocks are read by the lengths they announce, since a value may hold any bytes
+    (``\\r\\nEND\\r\\n`` included). A reply out of shape, or for a key not asked for, is a
+    ``MemcacheError``; an error line raises what pymemcache raises for it; a connection that
+    closes mid-reply is ``MemcacheUnexpectedCloseError``.
+    """
+    reply: bytes | bytearray = sock.recv(_RECV_BYTES)
+    found: dict[bytes, bytes] = {}
+    at = 0
+    while True:
+        end = reply.find(b"\r\n", at)
+        while end < 0:
+            reply = _more(reply, sock)
+            end = reply.find(b"\r\n", at)
+        if end == at + 3 and reply.startswith(b"END", at):
+            if end + 2 != len(reply):
+                raise MemcacheError(b"more reply than the get asked for")
+            return found
+        header = bytes(reply[at:end]).split(b" ")
+        if header[0] != b"VALUE" or len(header) < 4 or not header[3].isdigit():
+            raise reply_error(bytes(reply[at:end]), MemcacheError, MemcacheServerError)
+        if header[1] not in wanted:
+            raise MemcacheError(b"a value for a key the get did not ask for")
+        start = end + 2
+        stop = start + int(header[3])
+        while len(reply) < stop + 2:
+            reply = _more(reply, sock)
+        if reply[stop : stop + 2] != b"\r\n":
+            raise MemcacheError(b"a value did not end where its length said")
+        found[header[1]] = bytes(reply[start:stop])
+        at = stop + 2
+
+
+def read_line(sock: Any) -> bytes:
+    """Read the one line that answers one command from ``sock``, without its ``\\r\\n``.
+
+    An error line raises here, inside the exchange, so that its connection is dropped as
+    pymemcache drops one after any error: after a CLIENT_ERROR memcached may still answer the
+    rest of what was sent. More than one line is a ``MemcacheError``.
+    """
+    reply: bytes | bytearray = sock.recv(_RECV_BYTES)
+    while not reply.endswith(b"\r\n"):
+        reply = _more(reply, sock)
+    if reply.find(b"\r\n") != len(reply) - 2:
+        raise MemcacheError(b"more than one reply line to one command")
+    line = bytes(reply[:-2])
+    if is_error_line(line):
+        raise reply_error(line, MemcacheError, MemcacheServerError)
+    return line
+
+
+def read_to_mn(sock: Any) -> bytes:
+    """Read from ``sock`` up to the ``MN`` that answers a meta no-op: the reply before it."""
+    reply: bytes | bytearray = sock.recv(_RECV_BYTES)
+    while not reply.endswith(b"MN\r\n"):
+        reply = _more(reply, sock)
+    return bytes(reply[:-4])
+
+
+class PipelinedClient(PooledClient):  # type: ignore[misc]
+    """pymemcache's ``PooledClient`` with ``fetch``, ``one_line`` and ``pipeline``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Connections idle between this class's exchanges. ``list.pop`` and ``append`` are
+        # atomic, so this needs no lock: about 0.1 us a call against 2 us for the pool's
+        # locked get and release (a tenth of the gap to the raw client). The connections
+        # come from the pool and stay on its books as in use, so the pool's ``close`` closes
+        # them; ``destroy`` takes a broken one off them.
+        self._idle: list[Any] = []
+
+    @property
+    def idle(self) -> tuple[Any, ...]:
+        """The connections idle between exchanges (tests look at them)."""
+        return tuple(self._idle)
+
+    def fetch(self, names: list[bytes]) -> dict[bytes, bytes]:
+        """``get`` of ``names`` (memcached keys, checked) in one command: the hits."""
+        wanted = set(names)
+        return self._exchange(
+            b"get " + b" ".join(names) + b"\r\n", lambda sock: read_get_reply(sock, wanted)
+        )
+
+    def one_line(self, wire: bytes) -> bytes:
+        """Send ``wire``, one command answered by one line; return that line."""
+        return self._exchange(wire, read_line)
+
+    def pipeline(self, wire: bytes, parse: Callable[[bytes], _T]) -> _T:
+        """Send ``wire`` and ``mn``; return ``parse`` of the reply up to its ``MN``."""
+        return self._exchange(wire + b"mn\r\n", lambda sock: parse(read_to_mn(sock)))
+
+    def _exchange(self, wire: bytes, read: Callable[[Any], _T]) -> _T:
+        """Send ``wire`` on a pooled connection and ``read`` the reply from its socket.
+
+        ``read`` (and whatever parsing it does) runs before the connection goes back to the
+        pool: if anything raises, even an interrupt, the connection is dropped, so no reply
+        is ever left half read for the next caller.
+        """
+        idle = self._idle
+        try:
+            client = idle.pop()
+        except IndexError:
+            client = self.client_pool.get()
+        try:
+            if client.sock is None:
+                client.version()  # connects: once per pooled connection
+            client.sock.sendall(wire)
+            result = read(client.sock)
+        except BaseException:
+            self.client_pool.destroy(client)
+            raise
+        idle.append(client)
+        return result
+
+    def close(self) -> None:
+        self._idle.clear()  # the pool's close closes them: they are on its books
+        super().close()
