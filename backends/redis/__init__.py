@@ -92,7 +92,7 @@ from cachespec.spec import (
     validate_ttl,
 )
 
-from .contract import (
+from ..contract import (
     Backend,
     BackendFull,
     BackendUnavailable,
@@ -104,7 +104,7 @@ from .contract import (
     check_keys,
     check_value,
 )
-from .urls import BackendURL
+from ..urls import BackendURL
 
 __all__ = [
     "DEFAULT_NAMESPACE",
