@@ -105,6 +105,7 @@ from ..contract import (
     check_value,
 )
 from ..urls import BackendURL
+from . import scripts
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -161,207 +162,6 @@ write may be refused. Redis refuses a write (``OOM command not allowed``) when i
 enough memory by evicting; it then keeps the key's old value, so the adapter deletes the keys
 the write touched before it raises :class:`~cachespec.backends.BackendFull` (see
 :meth:`RedisBackend._refused`): each holds the new value or nothing, never the old one."""
-
-# --------------------------------------------------------------------------- Lua scripts
-# A plain namespace runs two scripts, _COMPARE_SET_LUA and _COMPARE_DELETE_LUA: KEYS[1] is the
-# entry. They compare the value GET returns, which is nil (Lua false, equal to no string)
-# for a key that is missing or past its TTL: such a key never matches.
-#
-# A bounded namespace runs every operation as a script: _READ_LUA, _WRITE_LUA, _DELETE_LUA,
-# _CLEAR_LUA, _LRU_COMPARE_SET_LUA and _LRU_COMPARE_DELETE_LUA. Each of these takes the
-# namespace's bookkeeping keys first, in KEYS (so they are declared):
-#   KEYS[1] recency: sorted set, entry key -> use counter (higher = more recently used)
-#   KEYS[2] expiry index: sorted set, entry key -> server time in ms when its TTL runs out
-#   KEYS[3] use counter: a string INCR'd on every use (not wall time: two uses in one
-#           millisecond still have an order)
-# and the entries' own keys after them. Eviction and clear also touch keys they find in the
-# sorted sets, which they cannot declare in advance; every such key shares the namespace's
-# hash tag, so a Redis Cluster still finds them all in one slot.
-#
-# Expiry stays Redis's own: entries keep their native PX TTLs, and "expired" always means
-# "gone on the server" (EXISTS 0). The expiry index only finds the candidates quickly; its
-# scores come from TIME (microseconds) while Redis expires on a millisecond clock that a
-# script may see frozen at its start, so candidates are taken up to 2 ms past now, and each
-# is checked with EXISTS before anything is dropped.
-
-_READ_LUA: Final = """
--- get / get_many: ARGV unused. Returns one reply per entry: the value, or false (nil).
-local found = {}
-for i = 4, #KEYS do
-    local value = redis.call('GET', KEYS[i])
-    found[i - 3] = value
-    if value then
-        -- a hit is a use, in request order
-        redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), KEYS[i])
-    else
-        -- gone (expired on the server, or never written): it stops taking a place
-        redis.call('ZREM', KEYS[1], KEYS[i])
-        redis.call('ZREM', KEYS[2], KEYS[i])
-    end
-end
-return found
-"""
-
-_WRITE_LUA: Final = """
--- set / set_many / add. ARGV[1] capacity, ARGV[2] TTL in ms ('' for none), ARGV[3] '1' for
--- add, ARGV[i] (i >= 4) the value for KEYS[i]. Returns 1, or 0 for an add that found a live
--- entry (and then changed nothing, not even recency).
-local recency, expiries, counter = KEYS[1], KEYS[2], KEYS[3]
-local capacity = tonumber(ARGV[1])
-local ttl = ARGV[2]
-local now = nil
-
-local function clock()
-    -- server time in ms, read at most once per call
-    if now == nil then
-        local t = redis.call('TIME')
-        now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-    end
-    return now
-end
-
-local function forget(key)
-    redis.call('ZREM', recency, key)
-    redis.call('ZREM', expiries, key)
-end
-
-local function make_room()
-    -- First every expired entry: an expired entry never takes a place a live one needs.
-    local due = redis.call('ZRANGEBYSCORE', expiries, '-inf', string.format('(%.3f', clock() + 2))
-    for _, key in ipairs(due) do
-        if redis.call('EXISTS', key) == 0 then
-            forget(key)
-        end
-    end
-    -- Only then the least recently used live entries.
-    while redis.call('ZCARD', recency) >= capacity do
-        local victim = redis.call('ZRANGE', recency, 0, 0)[1]
-        redis.call('UNLINK', victim)
-        forget(victim)
-    end
-end
-
-if ARGV[3] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then
-    return 0
-end
-for i = 4, #KEYS do
-    local key = KEYS[i]
-    -- an entry already tracked keeps its place (even if it expired): no room needed
-    if not redis.call('ZSCORE', recency, key) and redis.call('ZCARD', recency) >= capacity then
-        make_room()
-    end
-    if ttl == '' then
-        redis.call('SET', key, ARGV[i])
-        redis.call('ZREM', expiries, key)
-    else
-        redis.call('SET', key, ARGV[i], 'PX', ttl)
-        redis.call('ZADD', expiries, string.format('%.3f', clock() + tonumber(ttl)), key)
-    end
-    redis.call('ZADD', recency, redis.call('INCR', counter), key)
-end
-return 1
-"""
-
-_DELETE_LUA: Final = """
--- delete / delete_many: KEYS[4..] the entries. Idempotent.
-for i = 4, #KEYS do
-    redis.call('UNLINK', KEYS[i])
-    redis.call('ZREM', KEYS[1], KEYS[i])
-    redis.call('ZREM', KEYS[2], KEYS[i])
-end
-return 1
-"""
-
-_LRU_COMPARE_SET_LUA: Final = """
--- compare_and_set: KEYS[4] the entry; ARGV[1] expected, ARGV[2] the new value, ARGV[3] TTL
--- in ms ('' for none). Returns 1 if it replaced the value, else 0.
-local recency, expiries, counter, key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local current = redis.call('GET', key)
-if not current then
-    -- gone on the server (expired, or never written), whatever the sorted sets say: it
-    -- never matches, and it stops taking a place (as in the read script)
-    redis.call('ZREM', recency, key)
-    redis.call('ZREM', expiries, key)
-    return 0
-end
-if current ~= ARGV[1] then
-    return 0  -- a comparison alone is not a use: recency unchanged
-end
--- A match is a live entry, which already has its place: replacing it never needs room.
--- Value and TTL are replaced as the write script replaces them.
-if ARGV[3] == '' then
-    redis.call('SET', key, ARGV[2])
-    redis.call('ZREM', expiries, key)
-else
-    redis.call('SET', key, ARGV[2], 'PX', ARGV[3])
-    local t = redis.call('TIME')
-    local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-    redis.call('ZADD', expiries, string.format('%.3f', now + tonumber(ARGV[3])), key)
-end
--- a successful replace is a write: the entry becomes the most recently used
-redis.call('ZADD', recency, redis.call('INCR', counter), key)
-return 1
-"""
-
-_LRU_COMPARE_DELETE_LUA: Final = """
--- compare_and_delete: KEYS[4] the entry; ARGV[1] expected. Returns 1 if it deleted the
--- entry, else 0.
-local key = KEYS[4]
-local current = redis.call('GET', key)
-if current == ARGV[1] then
-    redis.call('UNLINK', key)
-elseif current then
-    return 0  -- a live entry that does not match: untouched, recency unchanged
-end
--- deleted, or gone on the server already: either way it leaves the bookkeeping
-redis.call('ZREM', KEYS[1], key)
-redis.call('ZREM', KEYS[2], key)
-if current then
-    return 1
-end
-return 0
-"""
-
-_CLEAR_LUA: Final = """
--- clear: every tracked entry, then the bookkeeping itself, in batches of 1000.
-while true do
-    local batch = redis.call('ZRANGE', KEYS[1], 0, 999)
-    if #batch == 0 then
-        break
-    end
-    for _, key in ipairs(batch) do
-        redis.call('UNLINK', key)
-    end
-    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #batch - 1)
-end
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3])
-return 1
-"""
-
-
-_COMPARE_SET_LUA: Final = """
--- compare_and_set on a plain namespace: KEYS[1] the entry; ARGV[1] expected, ARGV[2] the
--- new value, ARGV[3] TTL in ms ('' for none). Returns 1 if it replaced the value, else 0.
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-    return 0
-end
-if ARGV[3] == '' then
-    redis.call('SET', KEYS[1], ARGV[2])  -- a plain SET drops the old TTL, as set does
-else
-    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
-return 1
-"""
-
-_COMPARE_DELETE_LUA: Final = """
--- compare_and_delete on a plain namespace: KEYS[1] the entry; ARGV[1] expected. Returns 1
--- if it deleted the entry, else 0.
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-    return 0
-end
-redis.call('UNLINK', KEYS[1])
-return 1
-"""
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -538,16 +338,16 @@ class RedisBackend(Backend):
             self._base + b"#uses",
         )
         # register_script only hashes the source; the scripts are loaded below.
-        self._read_script: Script = client.register_script(_READ_LUA)
-        self._write_script: Script = client.register_script(_WRITE_LUA)
-        self._delete_script: Script = client.register_script(_DELETE_LUA)
-        self._clear_script: Script = client.register_script(_CLEAR_LUA)
+        self._read_script: Script = client.register_script(scripts.READ)
+        self._write_script: Script = client.register_script(scripts.WRITE)
+        self._delete_script: Script = client.register_script(scripts.DELETE)
+        self._clear_script: Script = client.register_script(scripts.CLEAR)
         bounded = capacity is not None
         self._compare_set_script: Script = client.register_script(
-            _LRU_COMPARE_SET_LUA if bounded else _COMPARE_SET_LUA
+            scripts.LRU_COMPARE_SET if bounded else scripts.COMPARE_SET
         )
         self._compare_delete_script: Script = client.register_script(
-            _LRU_COMPARE_DELETE_LUA if bounded else _COMPARE_DELETE_LUA
+            scripts.LRU_COMPARE_DELETE if bounded else scripts.COMPARE_DELETE
         )
         # Loaded now so that the first call is one round trip (EVALSHA), and so that a server
         # without Lua fails here (bounded) or is known here (plain) rather than at first use.
