@@ -4,21 +4,8 @@ This module imports redis-py at the top: the registry imports it only when one o
 is opened, and ``cachespec.backends`` itself never does, so a bare install still works.
 fakeredis is imported only inside :func:`fakeredis_from_url` and :func:`fakeredis_client`.
 
-Layout on the server
---------------------
-Every key this adapter touches starts with the namespace's *base* ``{<namespace>}``, the
-namespace escaped so that ``\\`` and ``}`` inside it are backslash-escaped:
-
-* entries: ``{<namespace>}:<key>``, the key encoded as UTF-8 with ``surrogatepass`` (lone
-  surrogates are valid ``str`` keys, and the encoding stays injective);
-* a bounded namespace's bookkeeping: ``{<namespace>}#lru``, ``{<namespace>}#ttl``,
-  ``{<namespace>}#uses`` (no ``:`` after the ``}``, so no entry can ever be one of them).
-
-Reading the base from the left, the namespace ends at the first unescaped ``}``: no base is a
-prefix of another namespace's key, so namespace ``a`` with key ``b:c`` and namespace ``a:b``
-with key ``c`` never meet, and ``clear`` can match exactly one namespace with
-``SCAN MATCH {<namespace>}*`` (glob characters escaped). The braces are a Redis Cluster hash
-tag: a namespace lives in one slot, which the bounded namespace's scripts need.
+The keys a namespace uses on the server are in :mod:`.layout`; TTLs, and how late a server
+may serve an entry, in :mod:`.ttl`.
 
 Compare-and-set
 ---------------
@@ -28,21 +15,6 @@ Compare-and-set
 answers nil), so a missing or expired key never matches. A plain namespace needs Lua for
 these two operations only: on a server that runs no scripts it declares
 ``compare_and_set=False`` and its other operations work as before.
-
-Time and TTLs
--------------
-A TTL is sent as ``PX`` milliseconds rounded *up* (an entry never dies before its TTL), and
-expiry is the server's own: a real server uses its own clock, so the factory's ``clock``
-argument does not apply to it (the conformance harness moves a server's clock with
-libfaketime instead). fakeredis follows an injected clock; see :func:`fakeredis_client`.
-
-Redis compares expiry in whole milliseconds and still serves a key whose PTTL is 0: with a
-frozen clock, ``EX 10`` is present at +10 s exactly and gone at +10.001 s (docs/facts.md). Written
-at server time ``T`` (seconds) with TTL ``ttl``, the key gets ``when = floor(1000*T) + ms``
-with ``ms = ceil(1000*ttl)``, and is served while ``floor(1000*now) <= when``, that is while
-``now < (floor(1000*T) + ms + 1) / 1000``. So it is never served short (that bound is above
-``T + ms/1000 >= T + ttl``), and it outlives ``T + ttl`` by less than
-``(ms/1000 - ttl) + 0.001 < 0.001 + 0.001``: :data:`REDIS_TTL_RESOLUTION` is 2 ms.
 
 Eviction
 --------
@@ -89,7 +61,6 @@ from cachespec.spec import (
     Guarantees,
     NoEviction,
     NoValue,
-    validate_ttl,
 )
 
 from ..contract import (
@@ -106,6 +77,8 @@ from ..contract import (
 )
 from ..urls import BackendURL
 from . import scripts
+from .layout import bookkeeping_keys, encode, glob_escape, namespace_base
+from .ttl import FAKEREDIS_TTL_RESOLUTION, MAX_TTL, REDIS_TTL_RESOLUTION, px_ttl
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -124,37 +97,10 @@ DEFAULT_NAMESPACE: Final = "cachespec"
 DEFAULT_TIMEOUT: Final = 5.0
 """Seconds allowed to connect, and to wait for each reply."""
 
-REDIS_TTL_RESOLUTION: Final = 0.002
-"""How late a real Redis may still serve an entry (the module docstring has the arithmetic).
-
-Under 1 ms from rounding a TTL up to whole milliseconds, plus under 1 ms because Redis keeps
-time in whole milliseconds and serves a key until its PTTL is below 0.
-"""
-
-FAKEREDIS_TTL_RESOLUTION: Final = 0.001
-"""How late fakeredis may still serve an entry.
-
-fakeredis keeps expiry as float seconds (``expireat = now + ms / 1000.0``) and drops a key once
-``expireat < now``: it serves the key up to and including ``T + ms/1000``, which is later than
-``T + ttl`` by ``ms/1000 - ttl < 0.001`` (only the rounding up; no millisecond clock). For a
-TTL that is a whole number of milliseconds the two sums are the same float and the lateness
-is 0, served at the instant itself, which the model's window ``[expires, expires + 0.001)``
-allows.
-"""
-
-MAX_TTL: Final = 10**12
-"""The longest TTL accepted, in seconds (about 31,700 years).
-
-Redis refuses an expiry past 2**63 ms, and a bounded namespace keeps expiry times as doubles;
-a TTL this long is well inside both.
-"""
-
 # Errors meaning "the server cannot serve us": refused, unreachable, too slow, or it refuses
 # our credentials (AuthenticationError and BusyLoadingError are ConnectionError subclasses in
 # redis-py; NOPERM is a ResponseError subclass). Any other error reply is a CacheError.
 _UNAVAILABLE: Final = (RedisConnectionError, RedisTimeoutError, NoPermissionError)
-
-_GLOB_SPECIAL: Final = frozenset(b"*?[]\\")
 
 REDIS_SERVER_EVICTION: Final = dataclasses.replace(SERVER_EVICTION, refuses_when_full=True)
 """What a plain namespace with ``server_evicts`` declares: :data:`SERVER_EVICTION`, and a
@@ -162,46 +108,6 @@ write may be refused. Redis refuses a write (``OOM command not allowed``) when i
 enough memory by evicting; it then keeps the key's old value, so the adapter deletes the keys
 the write touched before it raises :class:`~cachespec.backends.BackendFull` (see
 :meth:`RedisBackend._refused`): each holds the new value or nothing, never the old one."""
-
-
-# ------------------------------------------------------------------------------ helpers
-def _encode(text: str) -> bytes:
-    # surrogatepass: a lone surrogate is a valid str key; UTF-8 with it stays injective.
-    return text.encode("utf-8", "surrogatepass")
-
-
-def _namespace_base(namespace: str) -> bytes:
-    """``{namespace}`` with ``\\`` and ``}`` escaped: ends at the first unescaped ``}``."""
-    escaped = namespace.replace("\\", "\\\\").replace("}", "\\}")
-    return b"{" + _encode(escaped) + b"}"
-
-
-def _glob_escape(raw: bytes) -> bytes:
-    """``raw`` as a literal in a Redis glob pattern (``SCAN MATCH``, ``KEYS``)."""
-    out = bytearray()
-    for byte in raw:
-        if byte in _GLOB_SPECIAL:
-            out.append(0x5C)  # backslash
-        out.append(byte)
-    return bytes(out)
-
-
-def _milliseconds(seconds: float) -> int:
-    """A TTL in whole milliseconds, rounded up: the entry never dies before ``seconds``."""
-    ms = math.ceil(seconds * 1000)
-    if ms / 1000 < seconds:  # seconds * 1000 was rounded down onto a whole number
-        ms += 1
-    return ms
-
-
-def _check_ttl(ttl: object) -> int | None:
-    """A TTL argument as ``PX`` milliseconds (``None``: no expiry), or ValueError/TypeError."""
-    seconds = validate_ttl(ttl)
-    if seconds is None:
-        return None
-    if seconds > MAX_TTL:
-        raise ValueError(f"ttl {ttl!r} s is over this backend's limit of {MAX_TTL} s")
-    return _milliseconds(seconds)
 
 
 # ------------------------------------------------------------------------------ backend
@@ -330,13 +236,9 @@ class RedisBackend(Backend):
         self._namespace = namespace
         self._capacity = capacity
         self._max_value_size = max_value_size
-        self._base = _namespace_base(namespace)
+        self._base = namespace_base(namespace)
         self._prefix = self._base + b":"
-        self._meta: tuple[bytes, bytes, bytes] = (
-            self._base + b"#lru",
-            self._base + b"#ttl",
-            self._base + b"#uses",
-        )
+        self._meta: tuple[bytes, bytes, bytes] = bookkeeping_keys(self._base)
         # register_script only hashes the source; the scripts are loaded below.
         self._read_script: Script = client.register_script(scripts.READ)
         self._write_script: Script = client.register_script(scripts.WRITE)
@@ -459,7 +361,7 @@ class RedisBackend(Backend):
 
     # ---------------------------------------------------------------------------- reads
     def get(self, key: str) -> bytes | NoValue:
-        name = self._prefix + _encode(check_key(key))
+        name = self._prefix + encode(check_key(key))
         try:
             if self._capacity is None:
                 value = self._execute("GET", name)
@@ -476,7 +378,7 @@ class RedisBackend(Backend):
         if not wanted:
             return {}
         prefix = self._prefix
-        names = [prefix + _encode(key) for key in wanted]
+        names = [prefix + encode(key) for key in wanted]
         try:
             if self._capacity is None:
                 values = self._execute("MGET", *names)  # one command, one round trip
@@ -495,8 +397,8 @@ class RedisBackend(Backend):
         self._offers_compare("compare_and_set")
         data = check_value(check_key(key), value, self._max_value_size)
         expected = check_value(key, expected)  # never stored: no size limit
-        ms = _check_ttl(ttl)
-        name = self._prefix + _encode(key)
+        ms = px_ttl(ttl)
+        name = self._prefix + encode(key)
         try:
             replaced = self._compare_set_script(
                 keys=[name] if self._capacity is None else [*self._meta, name],
@@ -511,7 +413,7 @@ class RedisBackend(Backend):
     def compare_and_delete(self, key: str, expected: bytes) -> bool:
         self._offers_compare("compare_and_delete")
         expected = check_value(check_key(key), expected)
-        name = self._prefix + _encode(key)
+        name = self._prefix + encode(key)
         try:
             deleted = self._compare_delete_script(
                 keys=[name] if self._capacity is None else [*self._meta, name],
@@ -533,8 +435,8 @@ class RedisBackend(Backend):
     # --------------------------------------------------------------------------- writes
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         data = check_value(check_key(key), value, self._max_value_size)
-        ms = _check_ttl(ttl)
-        name = self._prefix + _encode(key)
+        ms = px_ttl(ttl)
+        name = self._prefix + encode(key)
         try:
             if self._capacity is not None:
                 self._write(name, data, ms, add=False)
@@ -552,8 +454,8 @@ class RedisBackend(Backend):
 
     def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         data = check_value(check_key(key), value, self._max_value_size)
-        ms = _check_ttl(ttl)
-        name = self._prefix + _encode(key)
+        ms = px_ttl(ttl)
+        name = self._prefix + encode(key)
         try:
             if self._capacity is not None:
                 return self._write(name, data, ms, add=True)
@@ -573,11 +475,11 @@ class RedisBackend(Backend):
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         checked = check_items(items, self._max_value_size)
-        ms = _check_ttl(ttl)
+        ms = px_ttl(ttl)
         if not checked:
             return
         prefix = self._prefix
-        named = [(prefix + _encode(key), data) for key, data in checked]
+        named = [(prefix + encode(key), data) for key, data in checked]
         try:
             if self._capacity is not None:
                 self._write_script(
@@ -636,7 +538,7 @@ class RedisBackend(Backend):
         )
 
     def delete(self, key: str) -> None:
-        name = self._prefix + _encode(check_key(key))
+        name = self._prefix + encode(check_key(key))
         try:
             if self._capacity is None:
                 # UNLINK: deleting a missing key is not an error; a large value is freed in
@@ -654,7 +556,7 @@ class RedisBackend(Backend):
         if not doomed:
             return  # UNLINK with no key is a syntax error
         prefix = self._prefix
-        names = [prefix + _encode(key) for key in doomed]
+        names = [prefix + encode(key) for key in doomed]
         try:
             if self._capacity is None:
                 self._execute("UNLINK", *names)  # one command, one round trip
@@ -680,7 +582,7 @@ class RedisBackend(Backend):
             if self._capacity is not None:
                 self._clear_script(keys=list(self._meta))
                 return
-            pattern = _glob_escape(self._base) + b"*"
+            pattern = glob_escape(self._base) + b"*"
             cursor = 0
             while True:
                 cursor, names = self._client.scan(cursor, match=pattern, count=1000)
