@@ -3,11 +3,12 @@
 Eviction
 --------
 A namespace opened with a ``capacity`` is an exact LRU (:class:`~cachespec.spec.ExactLRU`)
-kept by Lua scripts on the server, whatever the server's own ``maxmemory-policy`` would pick:
-every operation is one script call that reads and updates the namespace's bookkeeping beside
-its entries (:mod:`.scripts` describes the keys, :mod:`.layout` their names). The server must
-not evict by memory, since it could evict that bookkeeping: ``server_evicts`` cannot be
-combined with a ``capacity``. A plain namespace's eviction is described in :mod:`.backend`.
+kept by Lua scripts on the server: every operation is one script call that reads and updates
+the namespace's bookkeeping beside its entries (:mod:`.scripts` describes the keys,
+:mod:`.layout` their names). It needs a server that does not evict its keys (no
+``maxmemory``, or ``maxmemory-policy noeviction``): such a server could evict the
+bookkeeping, so ``server_evicts`` cannot be combined with a ``capacity``. A plain
+namespace's eviction is described in :mod:`.backend`.
 """
 
 from __future__ import annotations
