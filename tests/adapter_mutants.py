@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 from cachespec.backends import Backend, open_backend
 from cachespec.backends.memcached import MemcachedBackend, relative_exptime
-from cachespec.backends.redis import RedisBackend
+from cachespec.backends.redis import BoundedRedisBackend, RedisBackend
 from cachespec.conformance.target import ServerTarget
 
 
@@ -71,7 +71,7 @@ return found
 
 def reads_without_recency(backend: Backend) -> None:
     """The bounded namespace's read script without its recency bump: hits are not uses."""
-    assert isinstance(backend, RedisBackend)
+    assert isinstance(backend, BoundedRedisBackend)
     backend._read_script = backend._client.register_script(_READ_WITHOUT_RECENCY)
 
 

@@ -48,13 +48,12 @@ from cachespec.backends.redis import (
     REDIS_SERVER_EVICTION,
     REDIS_TTL_RESOLUTION,
     RedisBackend,
-    _glob_escape,
-    _milliseconds,
-    _namespace_base,
     fakeredis_client,
     fakeredis_from_url,
     redis_from_url,
 )
+from cachespec.backends.redis.layout import glob_escape, namespace_base
+from cachespec.backends.redis.ttl import milliseconds
 from cachespec.conformance import servers
 from cachespec.conformance.clock import ManualClock
 from cachespec.spec import SERVER_EVICTION, ExactLRU, NoEviction
@@ -213,7 +212,7 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 def data_keys(backend: RedisBackend, raw_client: redis.Redis) -> set[bytes]:
     """The entries' Redis keys in ``backend``'s namespace, read around the adapter."""
     prefix = backend.key_prefix
-    return {name for name in raw_client.scan_iter(match=_glob_escape(prefix) + b"*")}
+    return {name for name in raw_client.scan_iter(match=glob_escape(prefix) + b"*")}
 
 
 # ------------------------------------------------------------------------ round trips
@@ -290,13 +289,13 @@ def test_any_str_key_round_trips_to_its_own_entry(kind: Kind) -> None:
 # ------------------------------------------------------------------------- namespaces
 def test_namespace_prefixes_cannot_be_confused() -> None:
     # "a" + "b:c" and "a:b" + "c" would both be "a:b:c" with a plain "ns:" prefix.
-    assert _namespace_base("a") + b":b:c" != _namespace_base("a:b") + b":c"
-    bases = [_namespace_base(ns) for ns in ("a", "a}", "a}b", "a\\", "a\\}", "{a", "a:b", "ab")]
+    assert namespace_base("a") + b":b:c" != namespace_base("a:b") + b":c"
+    bases = [namespace_base(ns) for ns in ("a", "a}", "a}b", "a\\", "a\\}", "{a", "a:b", "ab")]
     for base in bases:
         for other in bases:
             assert base == other or not (base + b":").startswith(other + b":")
-    assert _namespace_base("a}b") == b"{a\\}b}"
-    assert _glob_escape(b"{a*b?[c]\\}") == b"{a\\*b\\?\\[c\\]\\\\}"
+    assert namespace_base("a}b") == b"{a\\}b}"
+    assert glob_escape(b"{a*b?[c]\\}") == b"{a\\*b\\?\\[c\\]\\\\}"
 
 
 NAMESPACES = ["a", "a:b", "a*b", "a[b", "a?", "a\\b", "a}b", "ab", "{a}", "\u00e9"]
@@ -352,7 +351,7 @@ def test_clear_sweeps_many_pages(kind: Kind) -> None:
     ],
 )
 def test_ttls_round_up_to_whole_milliseconds(seconds: float, expected: int) -> None:
-    ms = _milliseconds(seconds)
+    ms = milliseconds(seconds)
     assert ms == expected
     assert ms / 1000 >= seconds  # never short, in the floats the model adds times in
     assert Fraction(ms, 1000) - Fraction(seconds) < Fraction(1, 1000)  # exactly: under 1 ms late
@@ -698,7 +697,7 @@ def test_lru_overwrite_delete_clear_and_batches(kind: Kind) -> None:
     backend.set("g", b"7")
     assert survivors(backend, "efg") == "fg"
     backend.clear()
-    assert kind.raw.keys(_glob_escape(b"{lru}") + b"*") == []  # entries and bookkeeping
+    assert kind.raw.keys(glob_escape(b"{lru}") + b"*") == []  # entries and bookkeeping
     backend.set_many({"x": b"1", "y": b"2"})
     assert survivors(backend, "xy") == "xy"
 
