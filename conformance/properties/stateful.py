@@ -175,9 +175,7 @@ def _ttl_expires(g: Guarantees) -> Focus:
     )
 
 
-@stateful(
-    "ttl.never", "an entry written with ttl=None never expires, even over a TTL", examples=30
-)
+@stateful("ttl.never", "an entry written with ttl=None never expires, even over a TTL", examples=30)
 def _ttl_never(g: Guarantees) -> Focus:
     # Entries without a TTL are the subject: one draw in three, not one in twelve (with
     # the whole pool, a run of 150 examples sometimes never outlived a day-long default).
