@@ -203,7 +203,7 @@ class ServerTarget(Target):
     def _started(self) -> ManagedServer:
         if self._server is None:
             kind = self.kind
-            reason = servers.harness_available(kind)  # type: ignore[arg-type]
+            reason = servers.harness_available(kind)
             fake_time = reason is None
             if not fake_time:
                 if os.environ.get(self.REQUIRE_ENV):
