@@ -36,6 +36,17 @@ def _stats_complete(reply: bytes) -> bool:
     return reply.endswith((b"END\r\n", b"ERROR\r\n"))
 
 
+def _options(memory_mb: int, item_size: str | None) -> list[str]:
+    """memcached's arguments for the harness options; ``ValueError`` unless ``memory_mb``
+    is a positive int."""
+    if isinstance(memory_mb, bool) or not isinstance(memory_mb, int) or memory_mb < 1:
+        raise ValueError(f"memory_mb must be a positive int, not {memory_mb!r}")
+    options = ["-m", str(memory_mb)]
+    if item_size is not None:
+        options += ["-I", item_size]
+    return options
+
+
 class MemcachedKind(ServerKind):
     """memcached: text protocol on TCP, ``flush_all`` to empty, ``STAT time`` in seconds."""
 
@@ -66,13 +77,10 @@ class MemcachedKind(ServerKind):
     def start(self, options: Mapping[str, str], *, fake_time: bool) -> ManagedServer:
         """``memory_mb`` (a whole number of MiB, default 64) and ``item_size`` (``-I``)."""
         try:
-            return start_memcached(
-                fake_time=fake_time,
-                memory_mb=int(options.get("memory_mb", "64")),
-                item_size=options.get("item_size"),
-            )
+            argv = _options(int(options.get("memory_mb", "64")), options.get("item_size"))
         except ValueError:
             raise ValueError("memory_mb must be a whole number") from None
+        return start(self, argv, fake_time=fake_time)
 
 
 #: The record: what the harness needs to know to run memcached.
@@ -106,10 +114,5 @@ def start_memcached(
     :class:`~cachespec.conformance.servers.faketime.FaketimeClock` that shows it whole
     seconds; without, it runs on real time and ``clock`` is None.
     """
-    if isinstance(memory_mb, bool) or not isinstance(memory_mb, int) or memory_mb < 1:
-        raise ValueError(f"memory_mb must be a positive int, not {memory_mb!r}")
-    options = ["-m", str(memory_mb)]
-    if item_size is not None:
-        options += ["-I", item_size]
-    options += list(extra_args)
+    options = [*_options(memory_mb, item_size), *extra_args]
     return start(MEMCACHED, options, fake_time=fake_time, ready_timeout=ready_timeout)

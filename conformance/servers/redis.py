@@ -132,6 +132,16 @@ def _reply_complete(reply: bytes) -> bool:
     return header is not None and len(reply) >= header.end() + int(header[1]) + 2
 
 
+def _options(maxmemory: str | None, maxmemory_policy: str | None) -> list[str]:
+    """redis-server's arguments for the harness options that are set."""
+    options: list[str] = []
+    if maxmemory is not None:
+        options += ["--maxmemory", maxmemory]
+    if maxmemory_policy is not None:
+        options += ["--maxmemory-policy", maxmemory_policy]
+    return options
+
+
 class RedisKind(ServerKind):
     """redis-server: RESP on TCP, ``FLUSHALL`` to empty, microsecond ``TIME``."""
 
@@ -177,11 +187,8 @@ class RedisKind(ServerKind):
 
     def start(self, options: Mapping[str, str], *, fake_time: bool) -> ManagedServer:
         """``maxmemory`` and ``maxmemory_policy``, passed to redis-server as given."""
-        return start_redis(
-            fake_time=fake_time,
-            maxmemory=options.get("maxmemory"),
-            maxmemory_policy=options.get("maxmemory_policy"),
-        )
+        argv = _options(options.get("maxmemory"), options.get("maxmemory_policy"))
+        return start(self, argv, fake_time=fake_time)
 
 
 #: The record: what the harness needs to know to run redis-server.
@@ -214,10 +221,5 @@ def start_redis(
     :class:`~cachespec.conformance.servers.faketime.FaketimeClock` starting at ``START_TIME``;
     without, it runs on real time and ``clock`` is None.
     """
-    options: list[str] = []
-    if maxmemory is not None:
-        options += ["--maxmemory", maxmemory]
-    if maxmemory_policy is not None:
-        options += ["--maxmemory-policy", maxmemory_policy]
-    options += list(extra_args)
+    options = [*_options(maxmemory, maxmemory_policy), *extra_args]
     return start(REDIS, options, fake_time=fake_time, ready_timeout=ready_timeout)
