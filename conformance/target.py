@@ -7,9 +7,11 @@
   the time in seconds; the harness moves it.
 * ``redis`` / ``memcached`` (a bare name, adapter options after ``?``): a throwaway server
   the harness starts on a free loopback port under libfaketime, so that the harness moves
-  the server's clock; each session starts from an empty server. Harness options:
-  ``maxmemory`` and ``maxmemory_policy`` (redis), ``memory_mb`` and ``item_size``
-  (memcached); every other option goes to the adapter (``redis?capacity=8``).
+  the server's clock; each session starts from an empty server. The name is any kind in
+  the servers' registry (:mod:`cachespec.conformance.servers.registry`). The options its
+  record lists as harness options configure the server (``maxmemory`` and
+  ``maxmemory_policy`` for redis, ``memory_mb`` and ``item_size`` for memcached); every
+  other option goes to the adapter (``redis?capacity=8``).
 
 Each example of each property gets a new session, so examples never see each other's data.
 """
@@ -36,7 +38,7 @@ from cachespec.spec import Guarantees
 
 from . import servers
 from .clock import HarnessClock, ManualClock
-from .servers import ManagedServer
+from .servers import ManagedServer, ServerKind
 from .tenant import Tenant
 
 BackendFactory = Callable[..., Backend]
@@ -173,11 +175,6 @@ class ServerTarget(Target):
     REQUIRE_ENV: ClassVar[str] = "CACHESPEC_REQUIRE_FAKETIME"
     relative_cost = 2.0  # a round trip per call, and an emptied server per example
 
-    HARNESS_OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
-        "redis": ("maxmemory", "maxmemory_policy"),
-        "memcached": ("memory_mb", "item_size"),
-    }
-
     def __init__(
         self,
         name: str,
@@ -186,15 +183,18 @@ class ServerTarget(Target):
         *,
         opener: Callable[[str, str], Backend] | None = None,
     ) -> None:
-        """``opener(url, namespace)`` builds the backend (default: :func:`open_backend`);
+        """``kind`` names a registered server kind (``ValueError`` if none is); its record
+        says which ``options`` configure the server, the rest go to the adapter.
+        ``opener(url, namespace)`` builds the backend (default: :func:`open_backend`);
         the project's tests pass deliberately broken adapters this way."""
         self.name = name
         self.kind = kind
+        self.server_kind: ServerKind = servers.server_kind(kind)
         # Another process opens the URL with open_backend: a custom opener (a broken
         # adapter under test) would not be what it runs, so such a target keeps to this one.
         self.shared_across_processes = opener is None
         self._opener = opener or (lambda url, namespace: open_backend(url, namespace=namespace))
-        harness_keys = self.HARNESS_OPTIONS[kind]
+        harness_keys = self.server_kind.harness_options
         self._harness = {k: v for k, v in options.items() if k in harness_keys}
         self._adapter = urlencode({k: v for k, v in options.items() if k not in harness_keys})
         self._server: ManagedServer | None = None
@@ -203,7 +203,7 @@ class ServerTarget(Target):
     def _started(self) -> ManagedServer:
         if self._server is None:
             kind = self.kind
-            reason = servers.harness_available(kind)  # type: ignore[arg-type]
+            reason = servers.harness_available(kind)
             fake_time = reason is None
             if not fake_time:
                 if os.environ.get(self.REQUIRE_ENV):
@@ -213,22 +213,10 @@ class ServerTarget(Target):
                     )
                 self.controls_time = False
                 self.clock_note = f"real time, the harness cannot control the clock: {reason}"
-            options = self._harness
             try:
-                if kind == "redis":
-                    self._server = servers.start_redis(
-                        fake_time=fake_time,
-                        maxmemory=options.get("maxmemory"),
-                        maxmemory_policy=options.get("maxmemory_policy"),
-                    )
-                else:
-                    self._server = servers.start_memcached(
-                        fake_time=fake_time,
-                        memory_mb=int(options.get("memory_mb", "64")),
-                        item_size=options.get("item_size"),
-                    )
-            except ValueError:
-                raise TargetError(f"{self.name}: memory_mb must be a whole number") from None
+                self._server = self.server_kind.start(self._harness, fake_time=fake_time)
+            except ValueError as exc:  # a harness option the kind cannot use
+                raise TargetError(f"{self.name}: {exc}") from None
             except servers.HarnessUnavailable as exc:
                 raise TargetError(f"{self.name}: {exc}") from None
         return self._server
@@ -317,10 +305,6 @@ class UserServerTarget(Target):
         super().close()
 
 
-# URL schemes that name a server someone else runs.
-USER_SERVER_SCHEMES = ("redis", "rediss", "unix", "memcached")
-
-
 def _url_factory(url: str) -> BackendFactory:
     def factory(clock: ManualClock, namespace: str = "main") -> Backend:
         return open_backend(url, clock=clock, namespace=namespace)
@@ -341,11 +325,12 @@ def load_object(module_name: str, attr: str, spec: str) -> object:
 
 
 def resolve_target(text: str | None) -> Target:
-    """``None``/``memory``/a URL/``redis``/``memcached``/``module:callable`` -> a Target."""
+    """``None``/``memory``/a URL/a server kind's name (``redis``, ``memcached``, any kind
+    registered)/``module:callable`` -> a Target."""
     if text is None or text in {"", "memory"}:
         text = "memory://"
     kind, _, query = text.partition("?")
-    if kind in ServerTarget.HARNESS_OPTIONS:
+    if servers.find_kind(kind) is not None:
         options = dict(parse_qsl(query, keep_blank_values=True))
         return ServerTarget(text, kind, options)
     if "://" in text:
@@ -366,13 +351,15 @@ def resolve_target(text: str | None) -> Target:
                 f"{redact(text)}: the server did not answer as a {scheme} server would "
                 f"({type(exc).__name__}: {str(exc)[:200]}); is the scheme or the port wrong?"
             ) from None
+        # A scheme of a registered server kind names a server someone else runs.
+        user_server = scheme in servers.user_server_schemes()
         try:
             clears = probe.guarantees.clear
-            if clears and scheme in USER_SERVER_SCHEMES:
+            if clears and user_server:
                 probe.discard()
         finally:
             probe.close()
-        if scheme in USER_SERVER_SCHEMES:
+        if user_server:
             if not clears:
                 # The suite removes its keys from a server it did not start with clear().
                 raise TargetError(

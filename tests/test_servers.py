@@ -24,15 +24,16 @@ import pymemcache  # type: ignore[import-untyped]
 import pytest
 import redis
 
-from cachespec.conformance import servers
 from cachespec.conformance.clock import HarnessClock, just_before
 from cachespec.conformance.servers import (
+    MEMCACHED,
     START_TIME,
     FaketimeClock,
     HarnessUnavailable,
     Kind,
     ManagedServer,
     harness_available,
+    managed,
     running_servers,
     start_memcached,
     start_redis,
@@ -322,15 +323,13 @@ def test_a_port_lost_to_a_race_is_retried(monkeypatch: pytest.MonkeyPatch) -> No
     require("memcached", fake_time=False)
     with start_memcached(fake_time=False) as squatter:
         offered = [squatter.port]
-        free_port = servers._free_port
-        monkeypatch.setattr(
-            servers, "_free_port", lambda: offered.pop() if offered else free_port()
-        )
+        free_port = managed.free_port
+        monkeypatch.setattr(managed, "free_port", lambda: offered.pop() if offered else free_port())
         with start_memcached(fake_time=False) as server:
             # The squatter answered on the first port, but with its own pid: not mistaken for ours.
             assert not offered
             assert server.port != squatter.port
-            assert servers._answering_pid("memcached", server.port) == server.pid
+            assert MEMCACHED.answering_pid(server.port) == server.pid
         assert_gone(server)
 
 
