@@ -1,7 +1,7 @@
 """The memcached adapter against a real, throwaway memcached: what the suite does not see.
 
 The session fixture starts ``memcached -l 127.0.0.1 -p PORT -U 0 -m 64`` on a free port and stops
-it at the end. It is deliberately small so that the harness in ``conformance/servers.py`` can
+it at the end. It is deliberately small so that the harness in ``conformance/servers/`` can
 replace it. A missing ``memcached`` binary fails these tests (CI has it), unless
 ``CACHESPEC_ALLOW_NO_SERVERS=1`` is set, in which case they skip with the reason.
 
@@ -1761,7 +1761,7 @@ def test_pymemcache_is_imported_only_when_a_backend_is_built() -> None:
 def test_on_a_fake_server_clock_no_entry_ends_early_or_late(ttl: float, offset: float) -> None:
     """Alive just before written_at + ttl, gone by written_at + ttl + TTL_RESOLUTION.
 
-    The server runs under the harness's fake clock (conformance/servers.py), whose date is
+    The server runs under the harness's fake clock (conformance/servers/), whose date is
     not this machine's: a 40-day TTL is right only if the absolute time comes from the server.
     """
     from cachespec.conformance import servers  # noqa: PLC0415 - the harness is optional here
