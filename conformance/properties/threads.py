@@ -143,9 +143,9 @@ def _threads(target: Target, g: Guarantees) -> Check:  # noqa: PLR0915 - one tri
     fresh keys past the capacity (evictions), deletes. Readers and writers in different
     threads are what exposes a reader that changes state a writer is walking."""
     hot = [f"t{i}" for i in range(16)]
-    # The count the writers cross, and the bound checked after each trial: only where the
-    # order is exact (an exact LRU's capacity), as this property has always checked; a bound
-    # of an approximate profile is lru.capacity's to check.
+    # The count the writers cross and the bound checked after each trial: an exact LRU's
+    # capacity only, as before profiles carried their behaviour (an approximate profile's
+    # count bound is lru.capacity's to check; this property is about races, not counts).
     room = g.eviction.live_count_bound() if g.eviction.exact_lru_order else None
     steps = 64
     writers = THREADS // 2
