@@ -35,14 +35,7 @@ from hypothesis.stateful import (
 )
 
 from cachespec.backends import Backend, BackendFull, Unsupported, ValueTooLarge
-from cachespec.spec import (
-    ApproximateLRU,
-    CacheModel,
-    ExactLRU,
-    Guarantees,
-    NoEviction,
-    Violation,
-)
+from cachespec.spec import CacheModel, Guarantees, Violation
 from cachespec.spec.model import show_value
 
 from .clock import HarnessClock, just_before
@@ -164,7 +157,7 @@ class CacheMachine(FocusedMachine):
             return "stored", call()
         except BackendFull as exc:
             profile = self.guarantees.eviction
-            if isinstance(profile, ApproximateLRU) and profile.refuses_when_full:
+            if profile.may_refuse_writes:
                 return "refused", None
             raise Violation(
                 describe(),
@@ -243,7 +236,7 @@ class CacheMachine(FocusedMachine):
         return (
             self.focus.avoid_windows
             and self.guarantees.ttl_resolution > 0
-            and isinstance(self.guarantees.eviction, ExactLRU)
+            and self.guarantees.eviction.exact_lru_order
         )
 
     def _out_of_windows(self, when: float) -> float:
@@ -283,18 +276,8 @@ class CacheMachine(FocusedMachine):
 
 
 # ---------------------------------------------------------------------------------- rules
-def _room(guarantees: Guarantees) -> int:
-    """How many entries the profile keeps before it may evict (0: it never evicts)."""
-    profile = guarantees.eviction
-    if isinstance(profile, ExactLRU):
-        return profile.capacity
-    if isinstance(profile, ApproximateLRU):
-        return profile.holds_at_least
-    return 0
-
-
 def _evicting(machine: CacheMachine) -> bool:
-    return not isinstance(machine.guarantees.eviction, NoEviction)
+    return machine.guarantees.eviction.evicts
 
 
 # How many entries one fill writes where the profile promises no count (a server that
@@ -416,7 +399,7 @@ def _rules(focus: Focus) -> dict[str, Any]:  # noqa: PLR0915 - one short functio
         """Write fresh keys until the cache is full (``extra`` places more or fewer)."""
 
         def step() -> None:
-            room = _room(self.guarantees)
+            room = self.guarantees.eviction.room()
             if room:
                 count = max(1, room - self.model.certainly_live_count(self._now()) + extra)
             else:

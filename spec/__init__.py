@@ -3,15 +3,17 @@
 Everything here is importable as ``cachespec.spec``.
 """
 
-from .guarantees import (
+from .eviction import (
     MEMCACHED_EVICTION,
+    REDIS_SERVER_EVICTION,
     SERVER_EVICTION,
     ApproximateLRU,
+    EvictionCheck,
     EvictionProfile,
     ExactLRU,
-    Guarantees,
     NoEviction,
 )
+from .guarantees import Guarantees
 from .miss import NO_VALUE, NoValue
 from .model import CacheModel, Violation
 from .ttl import validate_ttl
@@ -19,9 +21,11 @@ from .ttl import validate_ttl
 __all__ = [
     "MEMCACHED_EVICTION",
     "NO_VALUE",
+    "REDIS_SERVER_EVICTION",
     "SERVER_EVICTION",
     "ApproximateLRU",
     "CacheModel",
+    "EvictionCheck",
     "EvictionProfile",
     "ExactLRU",
     "Guarantees",

@@ -14,7 +14,7 @@ Semantics (``docs/design.md``, "Semantics to pin down"):
 * ``delete`` is idempotent; ``add`` writes only when no live entry exists and says whether
   it wrote; ``get_many`` returns a mapping of exactly the hits; ``clear`` empties the
   namespace.
-* Eviction follows the declared profile (:mod:`cachespec.spec.guarantees`). Where the model
+* Eviction follows the declared profile (:mod:`cachespec.spec.eviction`). Where the model
   cannot tell which of two states the backend is in (an exact-LRU eviction decided while an
   entry sits inside its expiry window), it weakens rather than guesses: the entries involved
   may then be missing, but a wrong value, a resurrection or an over-full cache is still a
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .guarantees import ApproximateLRU, ExactLRU, Guarantees
+from .guarantees import Guarantees
 from .miss import NO_VALUE
 
 Presence = Literal["live", "maybe", "gone"]
@@ -152,12 +152,7 @@ class CacheModel:
 
     def live_count_bound(self) -> int | None:
         """The most live entries the profile allows (``None``: no bound by count)."""
-        profile = self.guarantees.eviction
-        if isinstance(profile, ExactLRU):
-            return profile.capacity
-        if isinstance(profile, ApproximateLRU):
-            return profile.holds_at_most
-        return None
+        return self.guarantees.eviction.live_count_bound()
 
     def least_recent_live(self, now: float) -> str | None:
         """The least recently used entry that must still be there (exact LRU evicts it next)."""
@@ -380,7 +375,7 @@ class CacheModel:
 
     def _make_room(self, now: float, incoming: str) -> None:
         profile = self.guarantees.eviction
-        if not isinstance(profile, ExactLRU) or len(self._entries) < profile.capacity:
+        if not profile.evicts_to_insert(len(self._entries)):
             return
         if self._any_uncertain(now):
             # Whether the backend counts an entry inside its expiry window as expired decides
@@ -389,7 +384,7 @@ class CacheModel:
             for entry in self._entries.values():
                 entry.vanishable = True
             return
-        capacity = profile.capacity
+        capacity = profile.live_count_bound()
         self._remove(
             next(iter(self._entries)),
             lambda victim: (
@@ -404,12 +399,11 @@ class CacheModel:
         return any(self._presence(self._entries[k], now) == "maybe" for k in self._timed)
 
     def _settle(self) -> None:
-        """Mark what an approximate profile may evict after this operation."""
-        profile = self.guarantees.eviction
-        if not isinstance(profile, ApproximateLRU) or len(self._entries) <= profile.holds_at_least:
+        """Mark what the profile may have evicted, unseen, after this operation."""
+        unprotected = self.guarantees.eviction.may_have_evicted(len(self._entries))
+        if not unprotected:
             return
         self._weakened = True
-        unprotected = len(self._entries) - profile.protects_recent
         for index, entry in enumerate(self._entries.values()):
             if index >= unprotected:
                 break

@@ -22,7 +22,8 @@ A plain namespace declares that it never evicts (:class:`~cachespec.spec.NoEvict
 the server without ``maxmemory``, or with ``noeviction``. On a server that evicts by memory
 (``allkeys-lru`` and the other ``maxmemory-policy`` values), open it with
 ``server_evicts=True`` (URL option ``eviction=server``): it then declares
-:data:`REDIS_SERVER_EVICTION`, which says what such a server keeps: no particular
+:data:`~cachespec.spec.REDIS_SERVER_EVICTION` (defined in spec/eviction.py, beside the
+other server profiles), which says what such a server keeps: no particular
 entry, at no particular moment. Redis's ``allkeys-lru`` samples keys (docs/facts.md: 63-82% of
 its evictions match a true LRU's), its LRU clock ticks once a second, its eviction pool keeps
 candidates scored in earlier rounds, and an eviction that overruns its time budget goes on
@@ -33,7 +34,6 @@ Lua scripts on the server; see :mod:`.bounded`.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar, cast
 
@@ -45,7 +45,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cachespec.spec import (
     NO_VALUE,
-    SERVER_EVICTION,
+    REDIS_SERVER_EVICTION,
     EvictionProfile,
     Guarantees,
     NoEviction,
@@ -75,13 +75,6 @@ DEFAULT_NAMESPACE: Final = "cachespec"
 # our credentials (AuthenticationError and BusyLoadingError are ConnectionError subclasses in
 # redis-py; NOPERM is a ResponseError subclass). Any other error reply is a CacheError.
 UNAVAILABLE: Final = (RedisConnectionError, RedisTimeoutError, NoPermissionError)
-
-REDIS_SERVER_EVICTION: Final = dataclasses.replace(SERVER_EVICTION, refuses_when_full=True)
-"""What a plain namespace with ``server_evicts`` declares: :data:`SERVER_EVICTION`, and a
-write may be refused. Redis refuses a write (``OOM command not allowed``) when it cannot free
-enough memory by evicting; it then keeps the key's old value, so the adapter deletes the keys
-the write touched before it raises :class:`~cachespec.backends.BackendFull` (see
-:meth:`RedisBackend._refused`): each holds the new value or nothing, never the old one."""
 
 _Kind = TypeVar("_Kind", bound="RedisBackend")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cachespec.backends import Backend
-from cachespec.spec import ApproximateLRU, ExactLRU, Guarantees
+from cachespec.spec import Guarantees
 
 from ..checks import Check
 from ..pools import (
@@ -47,32 +47,22 @@ def always(_: Guarantees) -> str | None:
     return None
 
 
+# The eviction predicates ask the profile (cachespec.spec.eviction.EvictionProfile.skip_reason):
+# a new profile decides them in its own class (docs/design.md, "Eviction profiles").
 def exact_lru(g: Guarantees) -> str | None:
-    if isinstance(g.eviction, ExactLRU):
-        return None
-    return f"the backend declares {g.eviction.describe()}, not exact LRU"
+    return g.eviction.skip_reason("exact_lru")
 
 
 def approximate_lru(g: Guarantees) -> str | None:
-    if isinstance(g.eviction, ApproximateLRU):
-        return None
-    if isinstance(g.eviction, ExactLRU):
-        return "the backend declares exact LRU, which lru.evicts_lru checks more strictly"
-    return f"the backend declares {g.eviction.describe()}"
+    return g.eviction.skip_reason("approximate_lru")
 
 
 def bounded(g: Guarantees) -> str | None:
-    if isinstance(g.eviction, ExactLRU):
-        return None
-    if isinstance(g.eviction, ApproximateLRU) and g.eviction.holds_at_most is not None:
-        return None
-    return f"the backend declares no bound on its number of entries ({g.eviction.describe()})"
+    return g.eviction.skip_reason("bounded")
 
 
 def evicting(g: Guarantees) -> str | None:
-    if isinstance(g.eviction, (ExactLRU, ApproximateLRU)):
-        return None
-    return f"the backend declares {g.eviction.describe()}"
+    return g.eviction.skip_reason("evicting")
 
 
 def size_limited(g: Guarantees) -> str | None:

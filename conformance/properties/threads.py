@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cachespec.backends import NO_VALUE, Backend
-from cachespec.spec import ExactLRU, Guarantees
+from cachespec.spec import Guarantees
 
 from ..checks import Check, CheckFailed, ThreadCheck
 from ..target import Target
@@ -143,7 +143,10 @@ def _threads(target: Target, g: Guarantees) -> Check:  # noqa: PLR0915 - one tri
     fresh keys past the capacity (evictions), deletes. Readers and writers in different
     threads are what exposes a reader that changes state a writer is walking."""
     hot = [f"t{i}" for i in range(16)]
-    room = g.eviction.capacity if isinstance(g.eviction, ExactLRU) else None
+    # The count the writers cross and the bound checked after each trial: an exact LRU's
+    # capacity only, as before profiles carried their behaviour (an approximate profile's
+    # count bound is lru.capacity's to check; this property is about races, not counts).
+    room = g.eviction.live_count_bound() if g.eviction.exact_lru_order else None
     steps = 64
     writers = THREADS // 2
     # Fresh keys three times the capacity per trial, so writers cross it together and keep
