@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 # The seedable form of run_state_machine_as_test (Hypothesis split it out for HypoFuzz).
 from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test
 
+from .cores import every_core
+
 
 class CheckFailed(AssertionError):
     """A non-Hypothesis check (real threads) found a violation; the message is the story."""
@@ -60,7 +62,8 @@ class ThreadCheck:
     body: Callable[[int], None]
 
     def run(self, settings: Settings, seed_value: int, examples: int) -> None:
-        with fast_thread_switching():
+        # Every core: on the one a worker keeps to, threads never race (cores.py).
+        with fast_thread_switching(), every_core():
             for trial in range(examples):
                 self.body(trial)
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 
+from .cores import keep_to_one_core
 from .properties import BY_ID, Property
 from .runner import (
     SIZES,
@@ -90,28 +91,12 @@ def _die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _keep_to_one_core(index: int) -> None:
-    """Keep worker ``index`` on one CPU, the ``index``-th it may use (round robin).
-
-    A property with concurrent callers hands control from thread to thread at every
-    scheduled call, and only one of them runs at a time. Between two cores a hand-off
-    waits for the other core to wake: 59 us a round trip on the idle 2-core machine,
-    against 14 us on one core, and staleness.cache_aside took 10.2 s instead of 6.7 s
-    (docs/cost.md, "The scheduler"). The servers a worker starts inherit the core, so that
-    each request and its reply also stay on it. Linux only; elsewhere nothing changes."""
-    if not hasattr(os, "sched_setaffinity"):
-        return
-    allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) > 1:
-        os.sched_setaffinity(0, {allowed[index % len(allowed)]})
-
-
 def _work(job: Job, tasks: Any, results: Any, index: int) -> None:
     """A worker's life: resolve the target, run properties until told to stop, clean up."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _unwind)
     _die_with_parent()
-    _keep_to_one_core(index)
+    keep_to_one_core(index)
     if job.hypothesis_home is not None:
         set_hypothesis_home_dir(job.hypothesis_home)
     target = None
