@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,61 +23,13 @@ from .base import (
 THREADS = 8
 
 
-_yield: Callable[[], None] = getattr(os, "sched_yield", lambda: time.sleep(0))
-
-
-class RaceGate:
-    """A barrier that lets its threads go at the same moment.
-
-    ``threading.Barrier`` wakes its waiters one at a time through the OS, and the first one
-    awake has finished its call before the next is running: the calls meant to race take
-    turns instead. So once the barrier opens, each thread here spins until every one of
-    them is awake. Spinning threads stay runnable and ask for the GIL, which
-    :func:`~cachespec.conformance.checks.fast_thread_switching` hands over every
-    microsecond, so the calls that follow interleave. The spin lasts only as long as the
-    wake-ups; the wait before it sleeps. ``action`` runs in the last thread to arrive,
-    before any is released (docs/cost.md, "Real threads").
-    """
-
-    def __init__(self, parties: int, action: Callable[[], None] | None = None) -> None:
-        self._parties = parties
-        self._rest = threading.Barrier(parties, action=action)
-        self._lock = threading.Lock()
-        self._awake = 0  # guarded by _lock
-        # Written under _lock; read by spinning threads without it (an int: no torn read).
-        self._round = 0
-
-    def wait(self, timeout: float) -> None:
-        try:
-            self._rest.wait(timeout)
-        except threading.BrokenBarrierError as exc:
-            raise CheckFailed(
-                f"the threads did not all reach the next round within {timeout} s, or the "
-                "check between rounds failed"
-            ) from exc
-        with self._lock:
-            this_round = self._round
-            self._awake += 1
-            if self._awake == self._parties:
-                self._awake = 0
-                self._round += 1
-                return
-        deadline = time.monotonic() + timeout
-        while self._round == this_round:
-            # Yield the core: a worker process keeps to one (docs/cost.md, "Several
-            # processes"), and a thread spinning there would starve the ones it waits for.
-            _yield()
-            if time.monotonic() > deadline:
-                raise CheckFailed(f"a thread did not wake within {timeout} s")
-
-
 def _race_on(backend: Backend, work: Callable[[Backend, int], object]) -> list[Any]:
     """Run ``work(backend, i)`` on THREADS threads released at once; return the results."""
-    start = RaceGate(THREADS)
+    start = threading.Barrier(THREADS)
     results: list[Any] = [None] * THREADS
 
     def run(i: int) -> None:
-        start.wait(timeout=60)
+        start.wait()
         try:
             results[i] = work(backend, i)
         except BaseException as exc:
@@ -138,7 +88,7 @@ def _exactly_one_wins(
                     )
             reset(backend)
 
-        barrier = RaceGate(THREADS, action=settle)
+        barrier = threading.Barrier(THREADS, action=settle)
 
         def work(backend: Backend, i: int) -> object:
             for r in range(rounds):
@@ -274,10 +224,11 @@ def _threads(target: Target, g: Guarantees) -> Check:  # noqa: PLR0915 - one tri
     return ThreadCheck(trial)
 
 
-# A race between real threads shows only when a thread switch lands inside the backend's
-# check-then-act; RaceGate releases each round's calls together so that it does. Budgets:
-# three times the most trials a mutant needed at 40 runs on a loaded machine (load average
-# 15; idle, one or two): docs/cost.md, "Real threads".
+# A race between real threads shows by luck: a thread switch must land inside the
+# backend's check-then-act. On a loaded machine (CI runs its envs side by side on two
+# cores) the threads waiting for the GIL get less CPU to ask for a switch, and a trial
+# catches a non-atomic add about once in 25 (an idle machine: within 9 trials at 16
+# seeds). These budgets are set for the loaded machine: docs/cost.md, "Real threads".
 PROPERTIES.extend(
     [
         Property(
@@ -285,7 +236,7 @@ PROPERTIES.extend(
             "of concurrent adds on one absent key, exactly one wins and its value stays",
             thread_safe,
             _add_atomic,
-            examples=60,
+            examples=100,
             cost=0.015,
         ),
         Property(
@@ -293,7 +244,7 @@ PROPERTIES.extend(
             "of concurrent compare_and_sets from one value, exactly one wins and its value stays",
             lambda g: thread_safe(g) or atomic_ops(g),
             _compare_and_set_atomic,
-            examples=60,
+            examples=100,
             cost=0.015,
         ),
         Property(
@@ -302,7 +253,7 @@ PROPERTIES.extend(
             "capacity holds",
             thread_safe,
             _threads,
-            examples=50,  # a trial keeps 8 threads busy until the writers are done
+            examples=100,  # a trial keeps 8 threads busy until the writers are done
             cost=0.125,
         ),
     ]
