@@ -34,7 +34,8 @@ Lua scripts on the server; see :mod:`.bounded`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, TypeVar, cast
 
 import redis
@@ -307,6 +308,17 @@ class RedisBackend(Backend):
         """The bytes every entry's Redis key starts with (``{namespace}:``)."""
         return self._prefix
 
+    @contextlib.contextmanager
+    def _server_errors(self) -> Iterator[None]:
+        """Run the block's Redis calls with their errors typed as the contract's: no
+        connection is :class:`BackendUnavailable`, an error reply a :class:`CacheError`."""
+        try:
+            yield
+        except UNAVAILABLE as exc:
+            raise self._unavailable(exc) from exc
+        except ResponseError as exc:
+            raise self._refused_command(exc) from exc
+
     def _unavailable(self, exc: Exception) -> BackendUnavailable:
         return BackendUnavailable(f"{self._name}: Redis unavailable: {exc}")
 
@@ -325,27 +337,19 @@ class RedisBackend(Backend):
         expected = check_value(key, expected)  # never stored: no size limit
         ms = px_ttl(ttl)
         name = self._prefix + encode(key)
-        try:
+        with self._server_errors():
             replaced = self._compare_set_script(
                 keys=self._compare_keys(name),
                 args=[expected, data, "" if ms is None else ms],
             )
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
         return bool(replaced)
 
     def compare_and_delete(self, key: str, expected: bytes) -> bool:
         self._offers_compare("compare_and_delete")
         expected = check_value(check_key(key), expected)
         name = self._prefix + encode(key)
-        try:
+        with self._server_errors():
             deleted = self._compare_delete_script(keys=self._compare_keys(name), args=[expected])
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
         return bool(deleted)
 
     def _offers_compare(self, operation: str) -> None:
@@ -363,12 +367,8 @@ class RedisBackend(Backend):
     # ---------------------------------------------------------------------------- reads
     def get(self, key: str) -> bytes | NoValue:
         name = self._prefix + encode(check_key(key))
-        try:
+        with self._server_errors():
             value = self._execute("GET", name)
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
         return NO_VALUE if value is None else value
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
@@ -377,12 +377,8 @@ class RedisBackend(Backend):
             return {}
         prefix = self._prefix
         names = [prefix + encode(key) for key in wanted]
-        try:
+        with self._server_errors():
             values = self._execute("MGET", *names)  # one command, one round trip
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
         return {key: value for key, value in zip(wanted, values, strict=True) if value is not None}
 
     # --------------------------------------------------------------------------- writes
@@ -479,14 +475,10 @@ class RedisBackend(Backend):
 
     def delete(self, key: str) -> None:
         name = self._prefix + encode(check_key(key))
-        try:
+        with self._server_errors():
             # UNLINK: deleting a missing key is not an error; a large value is freed in
             # the background instead of blocking the server.
             self._execute("UNLINK", name)
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
 
     def delete_many(self, keys: Iterable[str]) -> None:
         doomed = check_keys(keys)
@@ -494,12 +486,8 @@ class RedisBackend(Backend):
             return  # UNLINK with no key is a syntax error
         prefix = self._prefix
         names = [prefix + encode(key) for key in doomed]
-        try:
+        with self._server_errors():
             self._execute("UNLINK", *names)  # one command, one round trip
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
 
     def clear(self) -> None:
         """Remove every key of this namespace, and nothing else.
@@ -510,7 +498,7 @@ class RedisBackend(Backend):
         bookkeeping (same base), so it leaves either kind consistent.
         """
         pattern = glob_escape(self._base) + b"*"
-        try:
+        with self._server_errors():
             cursor = 0
             while True:
                 cursor, names = self._client.scan(cursor, match=pattern, count=1000)
@@ -518,7 +506,3 @@ class RedisBackend(Backend):
                     self._execute("UNLINK", *names)
                 if cursor == 0:
                     break
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc

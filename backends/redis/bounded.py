@@ -114,12 +114,8 @@ class BoundedRedisBackend(RedisBackend):
     # ---------------------------------------------------------------------------- reads
     def get(self, key: str) -> bytes | NoValue:
         name = self._prefix + encode(check_key(key))
-        try:
+        with self._server_errors():
             value = self._read_script(keys=[*self._meta, name])[0]
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
         return NO_VALUE if value is None else value
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
@@ -128,12 +124,8 @@ class BoundedRedisBackend(RedisBackend):
             return {}
         prefix = self._prefix
         names = [prefix + encode(key) for key in wanted]
-        try:
+        with self._server_errors():
             values = self._read_script(keys=[*self._meta, *names])
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
         return {key: value for key, value in zip(wanted, values, strict=True) if value is not None}
 
     # --------------------------------------------------------------------------- writes
@@ -196,12 +188,8 @@ class BoundedRedisBackend(RedisBackend):
 
     def delete(self, key: str) -> None:
         name = self._prefix + encode(check_key(key))
-        try:
+        with self._server_errors():
             self._delete_script(keys=[*self._meta, name])
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
 
     def delete_many(self, keys: Iterable[str]) -> None:
         doomed = check_keys(keys)
@@ -209,12 +197,8 @@ class BoundedRedisBackend(RedisBackend):
             return
         prefix = self._prefix
         names = [prefix + encode(key) for key in doomed]
-        try:
+        with self._server_errors():
             self._delete_script(keys=[*self._meta, *names])
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
 
     def clear(self) -> None:
         """Remove every key of this namespace, and nothing else.
@@ -222,9 +206,5 @@ class BoundedRedisBackend(RedisBackend):
         The entries it tracks and its bookkeeping go in one script: atomic, and O(capacity)
         rather than O(database).
         """
-        try:
+        with self._server_errors():
             self._clear_script(keys=list(self._meta))
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
