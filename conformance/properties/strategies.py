@@ -10,7 +10,8 @@ from hypothesis.stateful import RuleBasedStateMachine
 from cachespec.spec import Guarantees
 
 from ..checks import Check, MachineCheck, ThreadCheck
-from ..staleness import Plan, Strategies, build_staleness_machine, check_forged_payload
+from ..forged import check_forged_payload
+from ..staleness import Plan, Strategies, build_staleness_machine
 from ..target import Target
 from .base import (
     PROPERTIES,
