@@ -114,7 +114,7 @@ class BoundedRedisBackend(RedisBackend):
     # ---------------------------------------------------------------------------- reads
     def get(self, key: str) -> bytes | NoValue:
         name = self._prefix + encode(check_key(key))
-        with self._server_errors():
+        with self._server_errors:
             value = self._read_script(keys=[*self._meta, name])[0]
         return NO_VALUE if value is None else value
 
@@ -124,7 +124,7 @@ class BoundedRedisBackend(RedisBackend):
             return {}
         prefix = self._prefix
         names = [prefix + encode(key) for key in wanted]
-        with self._server_errors():
+        with self._server_errors:
             values = self._read_script(keys=[*self._meta, *names])
         return {key: value for key, value in zip(wanted, values, strict=True) if value is not None}
 
@@ -188,7 +188,7 @@ class BoundedRedisBackend(RedisBackend):
 
     def delete(self, key: str) -> None:
         name = self._prefix + encode(check_key(key))
-        with self._server_errors():
+        with self._server_errors:
             self._delete_script(keys=[*self._meta, name])
 
     def delete_many(self, keys: Iterable[str]) -> None:
@@ -197,7 +197,7 @@ class BoundedRedisBackend(RedisBackend):
             return
         prefix = self._prefix
         names = [prefix + encode(key) for key in doomed]
-        with self._server_errors():
+        with self._server_errors:
             self._delete_script(keys=[*self._meta, *names])
 
     def clear(self) -> None:
@@ -206,5 +206,5 @@ class BoundedRedisBackend(RedisBackend):
         The entries it tracks and its bookkeeping go in one script: atomic, and O(capacity)
         rather than O(database).
         """
-        with self._server_errors():
+        with self._server_errors:
             self._clear_script(keys=list(self._meta))
