@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
-from cachespec.conformance.swarm import FocusedMachine
+from cachespec.conformance.swarm import FocusedMachine, SwarmHookMissing, run_every_rule
 
 STEPS = 40
 EXAMPLES = 60
@@ -64,3 +65,13 @@ def test_hypothesis_alone_switches_rules_off() -> None:
     # The control: without the hook, swarm testing leaves one rule out of some examples.
     # (Measured: 48 of 62 examples at this derandomized seed.)
     assert _one_sided(_rules_run(RuleBasedStateMachine)) >= EXAMPLES // 4
+
+
+def test_a_hypothesis_without_the_hook_is_refused_rather_than_run() -> None:
+    # Budgets assume every rule runs; a release that moved the attribute must not run them
+    # with swarm testing silently back on.
+    class NoFlags:
+        _rules_strategy = object()
+
+    with pytest.raises(SwarmHookMissing, match="enabled_rules_strategy"):
+        run_every_rule(NoFlags())  # type: ignore[arg-type]
