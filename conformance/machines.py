@@ -20,6 +20,7 @@ A failing run prints as a program::
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -61,11 +62,40 @@ WriteOutcome = Literal["stored", "too large", "refused"]
 Value = bytes | Blob
 
 
+class Rule(enum.Enum):
+    """The rules a :class:`Focus` can enable, each the machine method of the same name.
+
+    A focus names its rules by member, not by string, so that a misspelt rule fails the type
+    check and the import rather than the first run that builds its machine. The methods
+    themselves are built per focus (they close over its pools: :func:`_rules`), so there is
+    no module-level function to point at; the member is the stable handle."""
+
+    SET = "set"
+    GET = "get"
+    ADD = "add"
+    DELETE = "delete"
+    GET_MANY = "get_many"
+    SET_MANY = "set_many"
+    DELETE_MANY = "delete_many"
+    COMPARE_AND_SET = "compare_and_set"
+    COMPARE_AND_DELETE = "compare_and_delete"
+    CLEAR = "clear"
+    ADVANCE = "advance"
+    ADVANCE_TO_EXPIRY = "advance_to_expiry"
+    FILL = "fill"
+    GET_OLDEST = "get_oldest"
+    SURVIVORS = "check_survivors"
+
+
+# The rules that move the clock: a focus with one of them needs a clock the harness owns.
+CLOCK_RULES = frozenset({Rule.ADVANCE, Rule.ADVANCE_TO_EXPIRY})
+
+
 @dataclass(frozen=True)
 class Focus:
     """Which rules a property's machine runs, and what it draws."""
 
-    rules: tuple[str, ...]
+    rules: tuple[Rule, ...]
     keys: tuple[str, ...] = PLAIN_KEYS
     values: st.SearchStrategy[Value] = PLAIN_VALUES
     ttls: tuple[float | None, ...] = (None,)
@@ -87,7 +117,7 @@ class Focus:
     def needs_clock(self) -> bool:
         """Whether the machine moves the clock, or writes TTLs short enough to run out on
         their own: either needs a clock the harness controls."""
-        moves = {"advance", "advance_to_expiry"} & set(self.rules)
+        moves = CLOCK_RULES & set(self.rules)
         short = any(t is not None and t < REAL_TIME_SAFE_TTL for t in self.ttls)
         return bool(moves) or short
 
@@ -435,26 +465,23 @@ def _rules(focus: Focus) -> dict[str, Any]:  # noqa: PLR0915 - one short functio
     def check_survivors(self: CacheMachine) -> None:
         self._run(self.survivors)
 
-    available = {
-        "set": set,
-        "get": get,
-        "add": add,
-        "delete": delete,
-        "get_many": get_many,
-        "set_many": set_many,
-        "delete_many": delete_many,
-        "compare_and_set": compare_and_set,
-        "compare_and_delete": compare_and_delete,
-        "clear": clear,
-        "advance": advance,
-        "advance_to_expiry": advance_to_expiry,
-        "fill": fill,
-        "get_oldest": get_oldest,
-        "survivors": check_survivors,
+    available: dict[Rule, Any] = {
+        Rule.SET: set,
+        Rule.GET: get,
+        Rule.ADD: add,
+        Rule.DELETE: delete,
+        Rule.GET_MANY: get_many,
+        Rule.SET_MANY: set_many,
+        Rule.DELETE_MANY: delete_many,
+        Rule.COMPARE_AND_SET: compare_and_set,
+        Rule.COMPARE_AND_DELETE: compare_and_delete,
+        Rule.CLEAR: clear,
+        Rule.ADVANCE: advance,
+        Rule.ADVANCE_TO_EXPIRY: advance_to_expiry,
+        Rule.FILL: fill,
+        Rule.GET_OLDEST: get_oldest,
+        Rule.SURVIVORS: check_survivors,
     }
-    unknown = [name for name in focus.rules if name not in available]
-    if unknown:
-        raise ValueError(f"unknown rules in focus: {unknown}")
 
     @initialize(target=KEYS, group=st.sampled_from(focus.key_groups or ((),)))
     def new_key_group(self: CacheMachine, group: tuple[str, ...]) -> MultipleResults[str]:
@@ -463,8 +490,8 @@ def _rules(focus: Focus) -> dict[str, Any]:  # noqa: PLR0915 - one short functio
     chosen: dict[str, Any] = {"new_key": new_key}
     if focus.key_groups:
         chosen["new_key_group"] = new_key_group
-    for name in focus.rules:
-        chosen[available[name].__name__] = available[name]
+    for member in focus.rules:
+        chosen[member.value] = available[member]
     return chosen
 
 

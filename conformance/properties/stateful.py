@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from cachespec.spec import ExactLRU, Guarantees
 
 from ..checks import Check, MachineCheck
-from ..machines import Focus, build_machine, build_namespace_machine
+from ..machines import Focus, Rule, build_machine, build_namespace_machine
 from ..pools import (
     AT,
     BEFORE,
@@ -89,14 +89,14 @@ def stateful(
 
 @stateful("ops.get_set", "get returns the value last set; a key never set is a miss", examples=30)
 def _get_set(g: Guarantees) -> Focus:
-    return Focus(rules=("set", "get"))
+    return Focus(rules=(Rule.SET, Rule.GET))
 
 
 @stateful(
     "ops.delete", "delete removes the entry, touches no other key, and is idempotent", examples=30
 )
 def _delete(g: Guarantees) -> Focus:
-    return Focus(rules=("set", "get", "delete"))
+    return Focus(rules=(Rule.SET, Rule.GET, Rule.DELETE))
 
 
 @stateful(
@@ -106,7 +106,7 @@ def _delete(g: Guarantees) -> Focus:
 )
 def _add(g: Guarantees) -> Focus:
     return Focus(
-        rules=("add", "set", "get", "delete", "advance_to_expiry"),
+        rules=(Rule.ADD, Rule.SET, Rule.GET, Rule.DELETE, Rule.ADVANCE_TO_EXPIRY),
         ttls=_ttls(g, none=True),
     )
 
@@ -119,7 +119,13 @@ def _add(g: Guarantees) -> Focus:
 )
 def _compare_and_set(g: Guarantees) -> Focus:
     return Focus(
-        rules=("set", "get", "compare_and_set", "compare_and_delete", "advance_to_expiry"),
+        rules=(
+            Rule.SET,
+            Rule.GET,
+            Rule.COMPARE_AND_SET,
+            Rule.COMPARE_AND_DELETE,
+            Rule.ADVANCE_TO_EXPIRY,
+        ),
         keys=FEW_KEYS,
         values=st.sampled_from([b"red", b"green", b""]),
         ttls=_ttls(g, none=True),
@@ -128,17 +134,17 @@ def _compare_and_set(g: Guarantees) -> Focus:
 
 @stateful("ops.get_many", "get_many returns exactly the hits, each with its value", examples=40)
 def _get_many(g: Guarantees) -> Focus:
-    return Focus(rules=("set", "delete", "get_many"))
+    return Focus(rules=(Rule.SET, Rule.DELETE, Rule.GET_MANY))
 
 
 @stateful("ops.set_many", "set_many stores every item as set would", examples=40)
 def _set_many(g: Guarantees) -> Focus:
-    return Focus(rules=("set_many", "get", "get_many"))
+    return Focus(rules=(Rule.SET_MANY, Rule.GET, Rule.GET_MANY))
 
 
 @stateful("ops.delete_many", "delete_many removes exactly the keys given", examples=60)
 def _delete_many(g: Guarantees) -> Focus:
-    return Focus(rules=("set", "set_many", "delete_many", "get"))
+    return Focus(rules=(Rule.SET, Rule.SET_MANY, Rule.DELETE_MANY, Rule.GET))
 
 
 @stateful(
@@ -148,7 +154,7 @@ def _delete_many(g: Guarantees) -> Focus:
     examples=40,
 )
 def _clear(g: Guarantees) -> Focus:
-    return Focus(rules=("set", "clear", "get", "get_many"), ttls=_ttls(g, none=True))
+    return Focus(rules=(Rule.SET, Rule.CLEAR, Rule.GET, Rule.GET_MANY), ttls=_ttls(g, none=True))
 
 
 @stateful(
@@ -156,7 +162,7 @@ def _clear(g: Guarantees) -> Focus:
 )
 def _ttl_lives(g: Guarantees) -> Focus:
     return Focus(
-        rules=("set", "add", "set_many", "get", "get_many", "advance_to_expiry"),
+        rules=(Rule.SET, Rule.ADD, Rule.SET_MANY, Rule.GET, Rule.GET_MANY, Rule.ADVANCE_TO_EXPIRY),
         ttls=_ttls(g),
         offsets=(BEFORE,),
     )
@@ -169,7 +175,14 @@ def _ttl_lives(g: Guarantees) -> Focus:
 )
 def _ttl_expires(g: Guarantees) -> Focus:
     return Focus(
-        rules=("set", "set_many", "get", "get_many", "advance", "advance_to_expiry"),
+        rules=(
+            Rule.SET,
+            Rule.SET_MANY,
+            Rule.GET,
+            Rule.GET_MANY,
+            Rule.ADVANCE,
+            Rule.ADVANCE_TO_EXPIRY,
+        ),
         ttls=_ttls(g),
         offsets=(AT, PAST),
     )
@@ -181,7 +194,7 @@ def _ttl_never(g: Guarantees) -> Focus:
     # the whole pool, a run of 150 examples sometimes never outlived a day-long default).
     # The TTLs beside it are there to be overwritten by ttl=None, short and long.
     return Focus(
-        rules=("set", "get", "advance"),
+        rules=(Rule.SET, Rule.GET, Rule.ADVANCE),
         keys=FEW_KEYS,
         ttls=ttls((1, 86_400), g.max_ttl, none=True),
         steps=BIG_STEPS,
@@ -193,7 +206,7 @@ def _ttl_never(g: Guarantees) -> Focus:
 )
 def _ttl_overwrite(g: Guarantees) -> Focus:
     return Focus(
-        rules=("set", "set_many", "get", "advance_to_expiry"),
+        rules=(Rule.SET, Rule.SET_MANY, Rule.GET, Rule.ADVANCE_TO_EXPIRY),
         keys=FEW_KEYS,
         ttls=_ttls(g, none=True),
     )
@@ -207,7 +220,7 @@ def _ttl_overwrite(g: Guarantees) -> Focus:
 )
 def _ttl_long(g: Guarantees) -> Focus:
     return Focus(
-        rules=("set", "get", "advance", "advance_to_expiry"),
+        rules=(Rule.SET, Rule.GET, Rule.ADVANCE, Rule.ADVANCE_TO_EXPIRY),
         ttls=ttls(LONG_TTLS, g.max_ttl, none=False),
         steps=BIG_STEPS,
     )
@@ -219,13 +232,13 @@ def _ttl_long(g: Guarantees) -> Focus:
     examples=70,
 )
 def _any_unicode(g: Guarantees) -> Focus:
-    return Focus(rules=("set", "get", "delete", "get_many"), keys=HARD_KEYS)
+    return Focus(rules=(Rule.SET, Rule.GET, Rule.DELETE, Rule.GET_MANY), keys=HARD_KEYS)
 
 
 @stateful("keys.distinct", "two different keys never share an entry", examples=90)
 def _distinct(g: Guarantees) -> Focus:
     return Focus(
-        rules=("set", "get", "get_many", "delete"),
+        rules=(Rule.SET, Rule.GET, Rule.GET_MANY, Rule.DELETE),
         keys=DISTINCT_KEYS,
         key_groups=DISTINCT_KEY_GROUPS,
     )
@@ -233,12 +246,14 @@ def _distinct(g: Guarantees) -> Focus:
 
 @stateful("values.roundtrip", "every bytes value reads back exactly as written", examples=40)
 def _roundtrip(g: Guarantees) -> Focus:
-    return Focus(rules=("set", "get", "get_many"), values=roundtrip_values(g.max_value_size))
+    return Focus(
+        rules=(Rule.SET, Rule.GET, Rule.GET_MANY), values=roundtrip_values(g.max_value_size)
+    )
 
 
 @stateful("values.falsy", "an empty or falsy-looking value is a hit, never a miss", examples=50)
 def _falsy(g: Guarantees) -> Focus:
-    return Focus(rules=("set", "add", "get", "get_many"), values=FALSY_VALUES)
+    return Focus(rules=(Rule.SET, Rule.ADD, Rule.GET, Rule.GET_MANY), values=FALSY_VALUES)
 
 
 @stateful(
@@ -251,7 +266,7 @@ def _falsy(g: Guarantees) -> Focus:
 def _size_limit(g: Guarantees) -> Focus:
     assert g.max_value_size is not None
     return Focus(
-        rules=("set", "add", "set_many", "get"),
+        rules=(Rule.SET, Rule.ADD, Rule.SET_MANY, Rule.GET),
         keys=FEW_KEYS,
         values=size_limit_values(g.max_value_size),
     )
@@ -261,7 +276,7 @@ def _size_limit(g: Guarantees) -> Focus:
     "lru.capacity", "the cache never holds more live entries than it declares", bounded, examples=30
 )
 def _capacity(g: Guarantees) -> Focus:
-    return Focus(rules=("set", "add", "get", "fill", "survivors"), keys=LRU_KEYS)
+    return Focus(rules=(Rule.SET, Rule.ADD, Rule.GET, Rule.FILL, Rule.SURVIVORS), keys=LRU_KEYS)
 
 
 @stateful(
@@ -271,7 +286,7 @@ def _capacity(g: Guarantees) -> Focus:
     examples=30,
 )
 def _evicts_lru(g: Guarantees) -> Focus:
-    return Focus(rules=("set", "fill"), keys=LRU_KEYS, survivors_at_teardown=True)
+    return Focus(rules=(Rule.SET, Rule.FILL), keys=LRU_KEYS, survivors_at_teardown=True)
 
 
 @stateful(
@@ -279,7 +294,7 @@ def _evicts_lru(g: Guarantees) -> Focus:
 )
 def _hit_refreshes(g: Guarantees) -> Focus:
     return Focus(
-        rules=("set", "get", "get_many", "fill", "get_oldest"),
+        rules=(Rule.SET, Rule.GET, Rule.GET_MANY, Rule.FILL, Rule.GET_OLDEST),
         keys=LRU_KEYS,
         survivors_at_teardown=True,
     )
@@ -293,7 +308,7 @@ def _hit_refreshes(g: Guarantees) -> Focus:
 )
 def _expired_first(g: Guarantees) -> Focus:
     return Focus(
-        rules=("set", "fill", "advance", "advance_to_expiry"),
+        rules=(Rule.SET, Rule.FILL, Rule.ADVANCE, Rule.ADVANCE_TO_EXPIRY),
         keys=LRU_KEYS,
         ttls=_ttls(g, none=True),
         steps=SMALL_STEPS,
@@ -315,7 +330,7 @@ def _recent_survive(g: Guarantees) -> Focus:
     # (the harness's maxmemory of a few MiB) into evicting; an in-process backend counts
     # entries, not bytes, and does not mind.
     return Focus(
-        rules=("set", "get", "get_many", "fill", "survivors"),
+        rules=(Rule.SET, Rule.GET, Rule.GET_MANY, Rule.FILL, Rule.SURVIVORS),
         keys=LRU_KEYS,
         fill_bytes=64 * 1024,
     )
@@ -330,17 +345,17 @@ def _recent_survive(g: Guarantees) -> Focus:
 def _mixed(g: Guarantees) -> Focus:
     return Focus(
         rules=(
-            "set",
-            "get",
-            "add",
-            "delete",
-            "get_many",
-            "set_many",
-            "delete_many",
-            "clear",
-            "advance",
-            "advance_to_expiry",
-            *(("fill",) if evicting(g) is None else ()),
+            Rule.SET,
+            Rule.GET,
+            Rule.ADD,
+            Rule.DELETE,
+            Rule.GET_MANY,
+            Rule.SET_MANY,
+            Rule.DELETE_MANY,
+            Rule.CLEAR,
+            Rule.ADVANCE,
+            Rule.ADVANCE_TO_EXPIRY,
+            *((Rule.FILL,) if evicting(g) is None else ()),
         ),
         keys=PLAIN_KEYS + HARD_KEYS[:6],
         values=st.one_of(FALSY_VALUES, roundtrip_values(g.max_value_size)),
