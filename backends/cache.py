@@ -8,47 +8,51 @@ atomic ``compare_and_set`` on that very lease: an invalidation (a ``delete``) in
 removes the lease, so the late fill finds nothing to replace and is dropped. The caller still
 gets the value it computed; the cache just keeps out of it.
 
-Entries are framed with one tag byte, so no user value can ever look like a lease:
-
-* ``v`` + payload: a value;
-* ``V`` + 8-byte version + payload: a value written through from a versioned source
-  (:mod:`cachespec.backends.strategies`);
-* ``L`` + 16-byte token: a fill lease;
-* ``x`` + expiry + compute time + payload: a guarded fill, which early refresh reads;
-* ``r`` + 16-byte token + an ``x`` entry: that fill while one caller refreshes it. Other
-  callers, in any process, read the old value from it and leave the refresh to that caller
-  (stale-while-revalidate); the refresh lands by compare-and-set on these exact bytes.
-
-A payload that does not decode is counted, dropped from the backend, and read as a miss: it
-never reaches the caller as an exception.
+Entries are framed with one tag byte, so no user value can ever look like a lease
+(:mod:`cachespec.backends.entries`, the one place that frames and parses them). A payload
+that does not decode is counted, dropped from the backend, and read as a miss: it never
+reaches the caller as an exception. Every backend call ``get_or_compute`` makes goes through
+:class:`~cachespec.backends.tolerant.TolerantBackend`, so a cache that fails costs a compute,
+never the call.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import os
 import random as _random
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from cachespec.spec import NO_VALUE, NoValue, validate_ttl
 
 from .contract import Backend, CacheError, Clock, ConfigurationError, as_batch, check_key
+from .entries import (
+    Corrupt,
+    Lease,
+    Plain,
+    Refreshable,
+    Refreshing,
+    Versioned,
+    claim,
+    common_payload,
+    entry_version,
+    frame_refreshable,
+    frame_value,
+    frame_versioned,
+    is_lease,
+    new_lease,
+    parse,
+    refresh_meta,
+)
 from .serializers import DecodeError, JSONSerializer, Serializer
 from .singleflight import Group, Wait, event_wait
+from .tolerant import ErrorLog, TolerantBackend
 
 V = TypeVar("V")
-
-VALUE, VERSIONED, LEASE, REFRESHABLE, REFRESHING = b"v", b"V", b"L", b"x", b"r"
-_TOKEN_BYTES = 16
-_VERSION_BYTES = 8
-_REFRESH = struct.Struct(">dd")  # the entry's expiry on the cache's clock, the compute time
-_REFRESHABLE_HEADER = 1 + _REFRESH.size
 
 
 class _Default:
@@ -85,46 +89,9 @@ class CacheStats:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def frame_value(payload: bytes) -> bytes:
-    return VALUE + payload
-
-
-def frame_versioned(version: int, payload: bytes) -> bytes:
-    return VERSIONED + version.to_bytes(_VERSION_BYTES, "big") + payload
-
-
-def frame_refreshable(expiry: float, delta: float, payload: bytes) -> bytes:
-    """A fill that remembers when it expires and how long it took to compute (XFetch)."""
-    return REFRESHABLE + _REFRESH.pack(expiry, delta) + payload
-
-
-def refresh_meta(raw: bytes) -> tuple[float, float] | None:
-    """``(expiry, delta)`` of a refreshable entry, else None."""
-    if raw[:1] == REFRESHABLE and len(raw) > _REFRESH.size:
-        expiry, delta = _REFRESH.unpack_from(raw, 1)
-        return float(expiry), float(delta)
-    return None
-
-
 def _unit_interval() -> float:
     """A draw in (0, 1], as XFetch's logarithm needs (never 0)."""
     return 1.0 - _random.random()
-
-
-def entry_version(raw: bytes) -> int | None:
-    """The source version of a write-through entry (None for any other entry)."""
-    if raw[:1] == VERSIONED and len(raw) > _VERSION_BYTES:
-        return int.from_bytes(raw[1 : 1 + _VERSION_BYTES], "big")
-    return None
-
-
-def is_lease(raw: bytes) -> bool:
-    return raw[:1] == LEASE
-
-
-def new_lease() -> bytes:
-    """A lease no other caller holds: ``L`` and a random token."""
-    return LEASE + os.urandom(_TOKEN_BYTES)
 
 
 def _positive_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
@@ -234,8 +201,11 @@ class Cache:
                 max_age=self.lease_ttl,
                 clock=clock,
             )
-        self.stats = CacheStats()
+        self.stats = CacheStats()  # guarded by _stats_lock
         self._stats_lock = threading.Lock()
+        self._error_log = ErrorLog(type(backend).__name__, clock)  # guarded by _stats_lock
+        # The only route from get_or_compute to the backend (backends/tolerant.py).
+        self._tolerant = TolerantBackend(backend, self._report)
 
     # ------------------------------------------------------------------------------ reads
     def get(self, key: str) -> object:
@@ -273,45 +243,41 @@ class Cache:
         seconds = self._ttl(ttl)
         if key.__class__ is not str:
             check_key(key)  # raises TypeError
-        try:
-            raw = self.backend.get(key)
-        except CacheError:
-            self._count("errors")
+        raw = self._tolerant.get(key)
+        if raw is None:  # the cache failed: the source answers
             return self._compute(compute)[0]
-        if (
-            not self.early_refresh
-            and self.refresh_before is None
-            and raw is not NO_VALUE
-            and raw[:1] == REFRESHABLE
-            and len(raw) >= _REFRESHABLE_HEADER
-        ):
-            # The hot path: a plain fill, and no early refresh to consider (the general
+        if raw is not NO_VALUE and not self.early_refresh and self.refresh_before is None:
+            # The hot path: a fill or a plain value, and no early refresh to consider (the general
             # path below reaches the same answer, with more checks on the way).
             # A payload that does not decode, or decodes to NO_VALUE (pickle can store it),
             # goes the general way: counted, dropped, a miss.
-            try:
-                found = self.serializer.loads(raw[_REFRESHABLE_HEADER:])
-            except DecodeError:
-                found = NO_VALUE
-            if found is not NO_VALUE:
-                with self._stats_lock:
-                    self.stats.hits += 1
-                return found  # type: ignore[return-value]
+            payload = common_payload(raw)
+            if payload is not None:
+                try:
+                    found = self.serializer.loads(payload)
+                except DecodeError:
+                    found = NO_VALUE
+                if found is not NO_VALUE:
+                    with self._stats_lock:
+                        self.stats.hits += 1
+                    # The serializer gives back what was stored: V, which mypy cannot know
+                    # (cast() would cost a call on the hot path).
+                    return found  # type: ignore[return-value]
         found = self._decode(key, raw)
         fill: Callable[[], V]
-        if found is NO_VALUE:
+        if found is NO_VALUE or raw is NO_VALUE:
             self._count("misses")
             fill = functools.partial(self._fill, key, compute, seconds)
-        elif self._refresh_now(raw):  # type: ignore[arg-type]
+        elif self._refresh_now(raw):
             if self._flights is not None and self._flights.running(key):
                 self._count("stale_served")  # another caller refreshes it: serve this one
-                return found  # type: ignore[return-value]
+                return cast(V, found)
             self._count("early_refreshes")
-            fill = functools.partial(self._refresh, key, raw, compute, seconds)  # type: ignore[arg-type]
+            fill = functools.partial(self._refresh, key, raw, compute, seconds)
         else:
             # A claimed entry is being refreshed by another caller: its old value is served.
-            self._count("stale_served" if raw[:1] == REFRESHING else "hits")  # type: ignore[index]
-            return found  # type: ignore[return-value]
+            self._count("stale_served" if isinstance(parse(raw), Refreshing) else "hits")
+            return cast(V, found)
         if self._flights is None:
             return fill()
         led: list[bool] = []
@@ -334,10 +300,11 @@ class Cache:
 
     def _fill(self, key: str, compute: Callable[[], V], seconds: float | None) -> V:
         """Compute under this key's lease, and fill only if the lease is still ours."""
+        backend = self._tolerant
         if not self.guarded:
             value, _ = self._compute(compute)
-            self.backend.set(key, frame_value(self.serializer.dumps(value)), seconds)
-            self._count("fills")
+            if backend.set(key, frame_value(self.serializer.dumps(value)), seconds):
+                self._count("fills")
             return value
         lease = new_lease()
         waited = False
@@ -345,18 +312,17 @@ class Cache:
         deadline = 0.0
         delay = self.lease_poll
         while True:
-            try:
-                if self.backend.add(key, lease, self.lease_ttl):
-                    break
-                raw = self.backend.get(key)
-            except CacheError:
-                self._count("errors")
+            added = backend.add(key, lease, self.lease_ttl)
+            if added:
+                break
+            raw = None if added is None else backend.get(key)
+            if raw is None:  # the cache failed: the source answers, and nothing is filled
                 return self._compute(compute)[0]
             found = self._decode(key, raw)
             if found is not NO_VALUE:
                 if waited:
                     self._count("shared")
-                return found  # type: ignore[return-value]
+                return cast(V, found)
             # Another caller holds the lease. Wait for its value: a holder that dies leaves a
             # lease that expires on the backend, and then our add takes over. Each new holder
             # gets its own lease time; past it (a backend that did not expire the lease), we
@@ -376,10 +342,9 @@ class Cache:
         except BaseException:
             self._release_lease(key, lease)
             raise
-        if self._quietly(lambda: self.backend.compare_and_set(key, lease, data, seconds)):
-            self._count("fills")
-        else:
-            self._count("fills_dropped")
+        self._count(
+            "fills" if backend.compare_and_set(key, lease, data, seconds) else "fills_dropped"
+        )
         return value
 
     def _refresh(self, key: str, old: bytes, compute: Callable[[], V], seconds: float | None) -> V:
@@ -391,31 +356,30 @@ class Cache:
         the claimed copy only if it is still exactly that (compare-and-set), so an
         invalidation that came meanwhile is never overwritten; if the refresher dies, the
         claimed copy simply expires when the old entry would have."""
+        backend = self._tolerant
         meta = refresh_meta(old)
         assert meta is not None  # _refresh_now said so
         left = meta[0] - self._clock()
-        claimed = REFRESHING + os.urandom(_TOKEN_BYTES) + old
+        claimed = claim(old)
         keep = None if math.isinf(meta[0]) else max(left, 0.001)
-        if not self._quietly(lambda: self.backend.compare_and_set(key, old, claimed, keep)):
+        if not backend.compare_and_set(key, old, claimed, keep):
             self._count("stale_served")  # another caller claimed it first (or it changed)
-            return self._decode(key, old)  # type: ignore[return-value]
+            return cast(V, self._decode(key, old))
         try:
             value, duration = self._compute(compute)
             data = frame_refreshable(self._expiry(seconds), duration, self.serializer.dumps(value))
         except BaseException:
             # Back to the plain old entry, so that the next caller may try again.
-            self._quietly(lambda: self.backend.compare_and_set(key, claimed, old, keep))
+            backend.compare_and_set(key, claimed, old, keep)
             raise
-        if self._quietly(lambda: self.backend.compare_and_set(key, claimed, data, seconds)):
-            self._count("fills")
-        else:
-            self._count("fills_dropped")
+        landed = backend.compare_and_set(key, claimed, data, seconds)
+        self._count("fills" if landed else "fills_dropped")
         return value
 
     def _release_lease(self, key: str, lease: bytes) -> None:
         """Give up our lease after a failed compute: only if it is still ours (a lease that
         expired may have been taken over; deleting the key would release the new owner's)."""
-        self._quietly(lambda: self.backend.compare_and_delete(key, lease))
+        self._tolerant.compare_and_delete(key, lease)
 
     def _expiry(self, seconds: float | None) -> float:
         return math.inf if seconds is None else self._clock() + seconds
@@ -435,13 +399,13 @@ class Cache:
             return True
         return self.early_refresh and now - delta * self.beta * math.log(self._random()) >= expiry
 
-    def _quietly(self, call: Callable[[], bool]) -> bool:
-        """A best-effort cache call: a CacheError is counted and reads as False."""
-        try:
-            return call()
-        except CacheError:
-            self._count("errors")
-            return False
+    def _report(self, operation: str, exc: CacheError) -> None:
+        """A backend call of the read-through path failed: count it, and log it (rarely)."""
+        with self._stats_lock:
+            self.stats.errors += 1
+            unlogged = self._error_log.due()
+        if unlogged is not None:
+            self._error_log.write(operation, exc, unlogged)
 
     # ----------------------------------------------------------------------------- writes
     def set(self, key: str, value: object, ttl: float | _Default | None = DEFAULT_TTL) -> None:
@@ -492,30 +456,49 @@ class Cache:
 
     def _decode(self, key: str, raw: bytes | NoValue) -> object:
         """The value in ``raw``, or NO_VALUE for a miss, a lease or an undecodable entry."""
-        if raw is NO_VALUE or is_lease(raw):
+        if raw is NO_VALUE:
             return NO_VALUE
-        tag = raw[:1]
+        payload = common_payload(raw)  # the usual shape, read without building an entry
+        if payload is None:
+            match parse(raw):
+                case Lease():
+                    return NO_VALUE
+                case Plain(payload) | Versioned(_, payload) | Refreshable(_, _, payload):
+                    pass
+                case Refreshing(fill):
+                    payload = fill.payload
+                case Corrupt():
+                    return self._drop(key, raw)
         try:
-            if tag == VALUE:
-                return self.serializer.loads(raw[1:])
-            if tag == VERSIONED and len(raw) > _VERSION_BYTES:
-                return self.serializer.loads(raw[1 + _VERSION_BYTES :])
-            if tag == REFRESHABLE and len(raw) >= _REFRESHABLE_HEADER:
-                return self.serializer.loads(raw[_REFRESHABLE_HEADER:])
-            if tag == REFRESHING and raw[1 + _TOKEN_BYTES : 2 + _TOKEN_BYTES] == REFRESHABLE:
-                inner = raw[1 + _TOKEN_BYTES :]
-                if len(inner) > _REFRESH.size:
-                    return self.serializer.loads(inner[1 + _REFRESH.size :])
-            raise DecodeError(f"unknown entry tag {tag!r}")
+            return self.serializer.loads(payload)
         except DecodeError:
-            self._count("decode_failures")
-            # Drop it only if it is still the same bytes: a fresh fill must not be lost.
-            # Best effort: a cache that fails here must not fail the read (get_or_compute
-            # promises that a failing cache never fails the call).
-            if self.backend.guarantees.compare_and_set:
-                self._quietly(lambda: self.backend.compare_and_delete(key, raw))
-            return NO_VALUE
+            return self._drop(key, raw)
+
+    def _drop(self, key: str, raw: bytes) -> NoValue:
+        """An entry that does not decode: counted, and removed if it is still the same bytes
+        (a fresh fill must not be lost). Best effort: a cache that fails here must not fail
+        the read."""
+        self._count("decode_failures")
+        if self.backend.guarantees.compare_and_set:
+            self._tolerant.compare_and_delete(key, raw)
+        return NO_VALUE
 
     def _count(self, name: str) -> None:
         with self._stats_lock:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+
+# The entry helpers are re-exported for code layered on the cache (strategies, the suite's
+# mutants), which framed entries through this module before entries.py held them.
+__all__ = [
+    "DEFAULT_TTL",
+    "Cache",
+    "CacheStats",
+    "entry_version",
+    "frame_refreshable",
+    "frame_value",
+    "frame_versioned",
+    "is_lease",
+    "new_lease",
+    "refresh_meta",
+]
