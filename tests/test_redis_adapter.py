@@ -590,9 +590,11 @@ def test_a_write_refused_for_want_of_memory_is_backend_full_and_leaves_no_old_va
             cache.add("free", b"v")
         assert caught.value.keys == ("free",)
         # A bounded namespace's scripts are refused whole, reads included (a hit is a
-        # write there): redis-py's error, unchanged, and nothing deleted behind the LRU.
-        with pytest.raises(redis.exceptions.OutOfMemoryError):
+        # write there): an error reply, typed as a CacheError, and nothing deleted behind the
+        # LRU, so not BackendFull (which promises the old values are gone).
+        with pytest.raises(CacheError, match="maxmemory") as refused:
             bounded.set("k", b"new")
+        assert not isinstance(refused.value, BackendFull)
         admin.config_set("maxmemory", "0")
         assert bounded.get("k") == b"old"
         assert cache.get("free") is NO_VALUE

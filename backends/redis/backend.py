@@ -401,40 +401,38 @@ class RedisBackend(Backend):
         return {key: value for key, value in zip(wanted, values, strict=True) if value is not None}
 
     # --------------------------------------------------------------------------- writes
-    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+    def _prepared(
+        self, key: str, value: bytes, ttl: float | None
+    ) -> tuple[bytes, int | None, bytes]:
+        """A single write's checked value, its TTL in ms and its key on the server."""
         data = check_value(check_key(key), value, self._max_value_size)
-        ms = px_ttl(ttl)
-        name = self._prefix + encode(key)
-        try:
-            if ms is None:
-                # A plain SET drops any TTL the key had (docs/facts.md), as set(ttl=None) must.
-                self._execute("SET", name, data)
-            else:
-                self._execute("SET", name, data, "PX", ms)
-        except OutOfMemoryError as exc:
-            raise self._refused("set", [key], [name], exc) from exc
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
+        return data, px_ttl(ttl), self._prefix + encode(key)
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        data, ms, name = self._prepared(key, value, ttl)
+        with self._server_errors:
+            try:
+                if ms is None:
+                    # A plain SET drops any TTL the key had (docs/facts.md), as set(ttl=None)
+                    # must.
+                    self._execute("SET", name, data)
+                else:
+                    self._execute("SET", name, data, "PX", ms)
+            except OutOfMemoryError as exc:
+                raise self._refused("set", [key], [name], exc) from exc
 
     def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
-        data = check_value(check_key(key), value, self._max_value_size)
-        ms = px_ttl(ttl)
-        name = self._prefix + encode(key)
-        try:
-            # SET NX is atomic on the server: of concurrent adds exactly one gets OK; the
-            # others get nil and change nothing. An expired key counts as absent.
-            if ms is None:
-                stored = self._execute("SET", name, data, "NX")
-            else:
-                stored = self._execute("SET", name, data, "NX", "PX", ms)
-        except OutOfMemoryError as exc:
-            raise self._refused("add", [key], [], exc) from exc  # SET NX changed nothing
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
+        data, ms, name = self._prepared(key, value, ttl)
+        with self._server_errors:
+            try:
+                # SET NX is atomic on the server: of concurrent adds exactly one gets OK; the
+                # others get nil and change nothing. An expired key counts as absent.
+                if ms is None:
+                    stored = self._execute("SET", name, data, "NX")
+                else:
+                    stored = self._execute("SET", name, data, "NX", "PX", ms)
+            except OutOfMemoryError as exc:
+                raise self._refused("add", [key], [], exc) from exc  # SET NX changed nothing
         return bool(stored)
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
@@ -444,30 +442,27 @@ class RedisBackend(Backend):
             return
         prefix = self._prefix
         named = [(prefix + encode(key), data) for key, data in checked]
-        try:
-            if ms is None:
-                # MSET: one command, atomic, and like SET it drops old TTLs.
-                self._execute(
-                    "MSET",
-                    *[part for pair in named for part in pair],
-                )
-            else:
-                # MSET takes no TTL: one SET PX per key, sent in one round trip. MULTI/EXEC
-                # rather than a bare pipeline: the batch is applied whole, never interleaved
-                # with other clients' commands, and a connection lost before EXEC applies
-                # none of it. It costs two more (tiny) commands in the same round trip.
-                pipe = self._client.pipeline(transaction=True)
-                queue: Callable[..., Any] = pipe.execute_command  # unannotated in redis-py
-                for name, data in named:
-                    queue("SET", name, data, "PX", ms)
-                pipe.execute()
-        except OutOfMemoryError as exc:  # MSET, or a SET that aborted the whole MULTI
-            names = [name for name, _ in named]
-            raise self._refused("set_many", [key for key, _ in checked], names, exc) from exc
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
+        with self._server_errors:
+            try:
+                if ms is None:
+                    # MSET: one command, atomic, and like SET it drops old TTLs.
+                    self._execute(
+                        "MSET",
+                        *[part for pair in named for part in pair],
+                    )
+                else:
+                    # MSET takes no TTL: one SET PX per key, sent in one round trip. MULTI/EXEC
+                    # rather than a bare pipeline: the batch is applied whole, never interleaved
+                    # with other clients' commands, and a connection lost before EXEC applies
+                    # none of it. It costs two more (tiny) commands in the same round trip.
+                    pipe = self._client.pipeline(transaction=True)
+                    queue: Callable[..., Any] = pipe.execute_command  # unannotated in redis-py
+                    for name, data in named:
+                        queue("SET", name, data, "PX", ms)
+                    pipe.execute()
+            except OutOfMemoryError as exc:  # MSET, or a SET that aborted the whole MULTI
+                names = [name for name, _ in named]
+                raise self._refused("set_many", [key for key, _ in checked], names, exc) from exc
 
     def _refused(
         self, op: str, keys: list[str], names: list[bytes], exc: OutOfMemoryError

@@ -17,11 +17,11 @@ from collections.abc import Iterable, Mapping
 
 import redis
 from redis.commands.core import Script
-from redis.exceptions import OutOfMemoryError, ResponseError
+from redis.exceptions import ResponseError
 
 from cachespec.spec import NO_VALUE, EvictionProfile, ExactLRU, NoValue
 
-from ..contract import ConfigurationError, check_items, check_key, check_keys, check_value
+from ..contract import ConfigurationError, check_items, check_key, check_keys
 from . import scripts
 from .backend import UNAVAILABLE, RedisBackend
 from .layout import bookkeeping_keys, encode
@@ -129,35 +129,19 @@ class BoundedRedisBackend(RedisBackend):
         return {key: value for key, value in zip(wanted, values, strict=True) if value is not None}
 
     # --------------------------------------------------------------------------- writes
-    # A write the server refuses for want of memory (OutOfMemoryError) is raised unchanged,
-    # ahead of the ResponseError clause that would type it as a CacheError: this namespace
-    # runs its writes in scripts, on a server that must not evict, and it makes no promise
-    # (BackendFull, the old values deleted) for one that does.
+    # A write the server refuses for want of memory is a plain CacheError here (an error
+    # reply, like any other), not BackendFull: this namespace runs its writes in scripts, on
+    # a server that must not evict, and Redis refuses such a script whole, keeping the old
+    # values, which BackendFull promises are gone.
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        data = check_value(check_key(key), value, self._max_value_size)
-        ms = px_ttl(ttl)
-        name = self._prefix + encode(key)
-        try:
+        data, ms, name = self._prepared(key, value, ttl)
+        with self._server_errors:
             self._write(name, data, ms, add=False)
-        except OutOfMemoryError:
-            raise
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
 
     def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
-        data = check_value(check_key(key), value, self._max_value_size)
-        ms = px_ttl(ttl)
-        name = self._prefix + encode(key)
-        try:
+        data, ms, name = self._prepared(key, value, ttl)
+        with self._server_errors:
             return self._write(name, data, ms, add=True)
-        except OutOfMemoryError:
-            raise
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         checked = check_items(items, self._max_value_size)
@@ -165,18 +149,12 @@ class BoundedRedisBackend(RedisBackend):
         if not checked:
             return
         prefix = self._prefix
-        try:
+        with self._server_errors:
             self._write_script(
                 keys=[*self._meta, *(prefix + encode(key) for key, _ in checked)],
                 args=[self._capacity, "" if ms is None else ms, "0"]
                 + [data for _, data in checked],
             )
-        except OutOfMemoryError:
-            raise
-        except UNAVAILABLE as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:
-            raise self._refused_command(exc) from exc
 
     def _write(self, name: bytes, data: bytes, ms: int | None, *, add: bool) -> bool:
         """One write (set or add) through the write script."""
