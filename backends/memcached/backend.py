@@ -472,14 +472,16 @@ class MemcachedBackendWithoutClear(MemcachedBackend):
         """``verb`` one item: one command, one reply line, nothing else on the wire; the hot
         path of a namespace without clear."""
         name = server_key(self._generation.prefix, key_body(key, self._plain_budget))
-        wire = b"%s %s 0 %d %d\r\n%s\r\n" % (verb, name, self._exptime(seconds), len(data), data)
-        try:
-            line: bytes = self._client.one_line(wire)
-        except CacheError:
-            raise
-        except Exception as exc:  # as _call, but naming the user's key and value size
-            self._raise_for(exc, op, key, (key, data))
-        return line
+
+        def send() -> bytes:
+            expire = self._exptime(seconds)  # for each send, as in _store
+            line: bytes = self._client.one_line(
+                b"%s %s 0 %d %d\r\n%s\r\n" % (verb, name, expire, len(data), data)
+            )
+            return line
+
+        # As _call, but naming the user's key and value size.
+        return self._attempt(op, send, op in self._resent, key, (key, data))
 
     def _write(
         self,

@@ -21,7 +21,7 @@ import abc
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from cachespec.spec import NoValue
 
@@ -52,6 +52,7 @@ from .replies import (
     split_counter,
     stats_time,
 )
+from .resend import RESENT, closed_by_server
 
 __all__ = ["CAS_ATTEMPTS", "MemcachedBase"]
 
@@ -113,6 +114,9 @@ class MemcachedBase(Backend):
     _namespace: str
     _plain_budget: int
     _refresh: float
+    # The calls sent again once when the server closed their connection (.resend); a
+    # class attribute so that a test's mutant can change it.
+    _resent: ClassVar[frozenset[str]] = RESENT
 
     # -------------------------------------------------------------------------------- keys
     @property
@@ -363,7 +367,11 @@ class MemcachedBase(Backend):
 
     def _token_if_holds(self, op: str, name: str, expected: bytes) -> bytes | None:
         """The CAS token of ``name``'s item if it holds exactly ``expected``, else None."""
-        reply: tuple[bytes | None, bytes | None] = self._call(op, self._client.gets, name)
+        # A read: sent again if the server closed its connection (.resend), unlike the cas
+        # or md that follows it.
+        reply: tuple[bytes | None, bytes | None] = self._call(
+            op, self._client.gets, name, resend="gets" in self._resent
+        )
         found, token = reply  # (None, None) for a miss; b"" is a value
         if token is None or found != expected:
             return None
@@ -453,14 +461,44 @@ class MemcachedBase(Backend):
         """Run one client call; turn driver and socket errors into cachespec errors.
 
         ``key=`` is not passed on: it names the user's key in a ``ValueTooLarge``.
+        ``resend=`` (default: ``op`` is in ``_resent``, :data:`.resend.RESENT`) says whether
+        the call is safe to send again once, on a new connection, if the server closed the
+        one it met.
         """
         key: str | None = kwargs.pop("key", None)
+        resend: bool = kwargs.pop("resend", op in self._resent)
+        return self._attempt(op, lambda: method(*args, **kwargs), resend, key, args)
+
+    def _attempt(
+        self,
+        op: str,
+        send: Callable[[], _T],
+        resend: bool,
+        key: str | None,
+        args: tuple[Any, ...],
+    ) -> _T:
+        """``send()``, and if ``resend`` and the server closed the connection it met,
+        ``send()`` once more on a new connection after dropping the idle ones (:mod:`.resend`,
+        docs/design.md "Outages"). Errors become cachespec's; ``args`` go to the message."""
         try:
-            return method(*args, **kwargs)
+            return send()
         except CacheError:
             raise
         except Exception as exc:
-            self._raise_for(exc, op, key, args)
+            if not closed_by_server(exc, self._driver.closed):
+                self._raise_for(exc, op, key, args)
+            # The server that closed this connection closed every idle one too (a restart):
+            # no later call should meet them, whether or not this one is sent again.
+            self._client.drop_idle()
+            if not resend:
+                self._raise_for(exc, op, key, args)
+        with self._client.fresh():
+            try:
+                return send()
+            except CacheError:
+                raise
+            except Exception as exc:  # never a third time
+                self._raise_for(exc, op, key, args)
 
     def _raise_for(
         self, exc: Exception, op: str, key: str | None, args: tuple[Any, ...]

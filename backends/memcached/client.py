@@ -16,7 +16,9 @@ reports success for a set the server refused).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from pymemcache.client.base import PooledClient  # type: ignore[import-untyped]
@@ -25,6 +27,7 @@ from pymemcache.exceptions import (  # type: ignore[import-untyped]
     MemcacheServerError,
     MemcacheUnexpectedCloseError,
 )
+from pymemcache.pool import ObjectPool  # type: ignore[import-untyped]
 
 from .replies import is_error_line, reply_error
 
@@ -107,11 +110,45 @@ def read_to_mn(sock: Any) -> bytes:
     return bytes(reply[:-4])
 
 
+class _Fresh(threading.local):
+    """Whether the calls of this thread must go on new connections (see ``fresh``)."""
+
+    wanted = False
+
+
+class _Pool(ObjectPool):  # type: ignore[misc]
+    """pymemcache's pool, whose ``get`` hands a thread inside ``fresh`` a connection it
+    closed first: pymemcache's client opens a new one on its next command."""
+
+    def __init__(self, fresh: _Fresh, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fresh = fresh
+
+    def get(self) -> Any:
+        client = super().get()
+        if self._fresh.wanted:
+            client.close()
+        return client
+
+
 class PipelinedClient(PooledClient):  # type: ignore[misc]
-    """pymemcache's ``PooledClient`` with ``fetch``, ``one_line`` and ``pipeline``."""
+    """pymemcache's ``PooledClient`` with ``fetch``, ``one_line`` and ``pipeline``, and
+    ``drop_idle`` and ``fresh`` for a server that closed its connections
+    (:mod:`.resend`)."""
+
+    client_pool: _Pool
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._fresh = _Fresh()
+        built = self.client_pool  # the same pool, with a get that honours fresh()
+        self.client_pool = _Pool(
+            self._fresh,
+            self._create_client,
+            after_remove=lambda client: client.close(),
+            max_size=built.max_size,
+            idle_timeout=built.idle_timeout,
+        )
         # Connections idle between this class's exchanges. ``list.pop`` and ``append`` are
         # atomic, so this needs no lock: about 0.1 us a call against 2 us for the pool's
         # locked get and release (a tenth of the gap to the raw client). The connections
@@ -148,6 +185,8 @@ class PipelinedClient(PooledClient):  # type: ignore[misc]
         """
         idle = self._idle
         try:
+            if self._fresh.wanted:
+                raise IndexError  # an idle connection is not a new one
             client = idle.pop()
         except IndexError:
             client = self.client_pool.get()
@@ -161,6 +200,28 @@ class PipelinedClient(PooledClient):  # type: ignore[misc]
             raise
         idle.append(client)
         return result
+
+    def drop_idle(self) -> None:
+        """Close every idle connection, this class's and the pool's: called when the server
+        closed one of them, which it does to all of them when it restarts."""
+        idle, pool = self._idle, self.client_pool
+        while idle:
+            try:
+                client = idle.pop()
+            except IndexError:  # another thread took the last one
+                break
+            pool.destroy(client)
+        for _ in range(len(pool.free)):
+            pool.destroy(pool.get())  # a new, unconnected one if another thread was first
+
+    @contextlib.contextmanager
+    def fresh(self) -> Iterator[None]:
+        """Within the block, every call of this thread goes on a new connection."""
+        self._fresh.wanted = True
+        try:
+            yield
+        finally:
+            self._fresh.wanted = False
 
     def close(self) -> None:
         self._idle.clear()  # the pool's close closes them: they are on its books
