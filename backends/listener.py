@@ -137,6 +137,7 @@ class RedisInvalidationListener:
         self._subscribed = False
         self._pending: dict[object, tuple[int, float]] = {}  # key or _GAP: (attempts, due)
         self._pubsub: Any = None
+        self._attempts = 0  # connection attempts since the last confirmed subscription
         try:
             self._pubsub = self._subscribe()
             if not self._await_confirmation(subscribe_timeout):
@@ -170,35 +171,35 @@ class RedisInvalidationListener:
 
     # ------------------------------------------------------------------------ the thread
     def _run(self) -> None:
-        attempt = 0  # connection attempts since the last loss
         while not self._stop.is_set():
             try:
-                attempt = self._step(attempt)
-            except Exception as exc:  # a bug or a broken injected sleep: go on, reconnected
+                self._step()
+            except Exception as exc:  # a bug, or a broken injected sleep: go on, reconnected
                 self._lost(exc)
 
-    def _step(self, attempt: int) -> int:
-        """One turn of the thread: reconnect if needed, retry what is due, read a message;
-        the number of connection attempts since the last loss."""
+    def _step(self) -> None:
+        """One turn of the thread: retry what is due, reconnect if needed, read a message."""
+        self._retry_due()  # also while disconnected: the cache may well be reachable
         if self._pubsub is None:
+            # The delays grow until a subscription is confirmed (_dispatch resets them): a
+            # server that accepts connections and drops them at once is not hammered.
             delays = self._reconnect_delays
-            self._sleep(delays[min(attempt, len(delays) - 1)])
+            self._sleep(delays[min(self._attempts, len(delays) - 1)])
+            self._attempts += 1
             if self._stop.is_set():
-                return attempt
+                return
             try:
                 self._pubsub = self._subscribe()
             except Exception as exc:  # the server is still away: wait the next delay
                 self._note_error(exc)
-                return attempt + 1
-        self._retry_due()
+                return
         try:
             message = self._pubsub.get_message(timeout=POLL)
         except Exception as exc:  # the connection is lost (redis-py's own retries ran out)
             self._lost(exc)
-            return 0
+            return
         if message is not None:
             self._dispatch(message)
-        return 0
 
     def _subscribe(self) -> Any:
         """A new pub/sub connection subscribed to the channel (confirmed later)."""
@@ -230,6 +231,7 @@ class RedisInvalidationListener:
         elif kind == "subscribe":
             # A confirmation after the first is a new subscription after a lost connection
             # (ours, or redis-py's own retry): the gap in which events were lost closes here.
+            self._attempts = 0
             with self._lock:
                 self._subscribed = True
                 self._counts["reconnects"] += 1

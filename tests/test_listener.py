@@ -286,6 +286,32 @@ def test_after_a_server_restart_it_subscribes_again_with_bounded_backoff(
     assert rig.health().disconnects == 1
 
 
+def test_while_the_server_refuses_the_waits_grow_to_the_last_delay_and_stay_there(
+    rigs: Callable[..., Rig], raw: redis.Redis
+) -> None:
+    delays: list[float] = []
+    rig: Rig | None = None
+    nowhere = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+    schedule = listener_module.DEFAULT_RECONNECT_DELAYS
+    tries = len(schedule) + 3
+
+    def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        if len(delays) == tries and rig is not None:
+            rig.listener._client = rig.client  # the server is back
+
+    rig = rigs(sleep=sleep)
+    rig.listener._client = nowhere  # every new connection is refused
+    kill_pubsub_connections(raw)
+    until(lambda: rig.health().reconnects == 1, "subscribed once the server was back")
+    assert delays == [*schedule, schedule[-1], schedule[-1], schedule[-1]]
+    assert "ConnectionError" in (rig.health().last_error or "")
+    kill_pubsub_connections(raw)  # a confirmed subscription starts the delays afresh
+    until(lambda: rig.health().reconnects == 2, "subscribed again")
+    assert delays[tries:] == [schedule[0]]
+    nowhere.close()
+
+
 def test_without_on_gap_a_gap_is_counted_and_the_safety_ttl_bounds_it(
     rigs: Callable[..., Rig], raw: redis.Redis
 ) -> None:
