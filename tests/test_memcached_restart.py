@@ -227,6 +227,25 @@ def test_a_safe_call_is_sent_again_once_and_never_twice(
     assert spy.calls[name] == 2
 
 
+def test_inside_fresh_every_call_opens_a_new_connection(build: Build) -> None:
+    """What "sent again on a new connection" rests on: inside ``fresh()`` neither an idle
+    connection nor a pooled one is reused, and outside it they are."""
+    backend = build()
+    client: Any = backend._client
+
+    def opened() -> int:
+        return int(client.stats()[b"total_connections"])
+
+    backend.get("k")  # an idle connection for fetch, and a pooled one for stats
+    before = opened()
+    backend.get("k")
+    assert opened() == before
+    with client.fresh():
+        backend.get("k")  # fetch
+        client.stats()  # a pymemcache call, through the pool
+    assert opened() == before + 2
+
+
 def test_a_timeout_is_not_sent_again(build: Build) -> None:
     """A timeout is a server that may be alive and slow: a second wait would double the
     configured timeout (docs/design.md, "Outages")."""
@@ -271,10 +290,10 @@ class ResendsForever(MemcachedBackend):
 
     __slots__ = ()
 
-    def _attempt(self, op: str, send: Callable[[], Any], resend: bool, *rest: Any) -> Any:
+    def _again(self, exc: Exception, op: str, send: Callable[[], Any], **rest: Any) -> Any:
         while True:
             with contextlib.suppress(BackendUnavailable):
-                return super()._attempt(op, send, resend, *rest)
+                return super()._again(exc, op, send, **rest)
 
 
 def test_the_checks_reject_their_mutants(build: Build, server: ManagedServer) -> None:

@@ -480,8 +480,13 @@ class MemcachedBackendWithoutClear(MemcachedBackend):
             )
             return line
 
-        # As _call, but naming the user's key and value size.
-        return self._attempt(op, send, op in self._resent, key, (key, data))
+        try:
+            return send()
+        except CacheError:
+            raise
+        except Exception as exc:  # as _call, but naming the user's key and value size
+            resend = op in self._resent
+            return self._again(exc, op, send, resend=resend, key=key, args=(key, data))
 
     def _write(
         self,

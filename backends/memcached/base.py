@@ -18,6 +18,7 @@ compare_and_set, compare_and_delete
 from __future__ import annotations
 
 import abc
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -463,42 +464,49 @@ class MemcachedBase(Backend):
         ``key=`` is not passed on: it names the user's key in a ``ValueTooLarge``.
         ``resend=`` (default: ``op`` is in ``_resent``, :data:`.resend.RESENT`) says whether
         the call is safe to send again once, on a new connection, if the server closed the
-        one it met.
+        one it met (:meth:`_again`).
         """
         key: str | None = kwargs.pop("key", None)
-        resend: bool = kwargs.pop("resend", op in self._resent)
-        return self._attempt(op, lambda: method(*args, **kwargs), resend, key, args)
+        resend: bool | None = kwargs.pop("resend", None)
+        try:
+            return method(*args, **kwargs)
+        except CacheError:
+            raise
+        except Exception as exc:
+            if resend is None:
+                resend = op in self._resent
+            # A partial, not a closure: a closure's cells would cost every call ~150 ns.
+            send = functools.partial(method, *args, **kwargs)
+            return self._again(exc, op, send, resend=resend, key=key, args=args)
 
-    def _attempt(
+    def _again(
         self,
+        exc: Exception,
         op: str,
         send: Callable[[], _T],
+        *,
         resend: bool,
         key: str | None,
         args: tuple[Any, ...],
     ) -> _T:
-        """``send()``, and if ``resend`` and the server closed the connection it met,
-        ``send()`` once more on a new connection after dropping the idle ones (:mod:`.resend`,
-        docs/design.md "Outages"). Errors become cachespec's; ``args`` go to the message."""
-        try:
-            return send()
-        except CacheError:
-            raise
-        except Exception as exc:
-            if not closed_by_server(exc, self._driver.closed):
-                self._raise_for(exc, op, key, args)
-            # The server that closed this connection closed every idle one too (a restart):
-            # no later call should meet them, whether or not this one is sent again.
-            self._client.drop_idle()
-            if not resend:
-                self._raise_for(exc, op, key, args)
+        """After ``send()`` raised ``exc``: if the server closed the connection, drop the
+        idle ones and, if ``resend``, ``send()`` once more on a new connection; otherwise
+        raise the cachespec error for ``exc`` (:mod:`.resend`, docs/design.md "Outages").
+        Kept off the path of a call that succeeds, which pays nothing for it."""
+        if not closed_by_server(exc, self._driver.closed):
+            self._raise_for(exc, op, key, args)
+        # The server that closed this connection closed every idle one too (a restart): no
+        # later call should meet them, whether or not this one is sent again.
+        self._client.drop_idle()
+        if not resend:
+            self._raise_for(exc, op, key, args)
         with self._client.fresh():
             try:
                 return send()
             except CacheError:
                 raise
-            except Exception as exc:  # never a third time
-                self._raise_for(exc, op, key, args)
+            except Exception as again:  # never a third time
+                self._raise_for(again, op, key, args)
 
     def _raise_for(
         self, exc: Exception, op: str, key: str | None, args: tuple[Any, ...]
