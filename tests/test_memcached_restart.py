@@ -70,6 +70,28 @@ def open_connections(backend: MemcachedBackend, count: int = CONNECTIONS) -> Non
     assert len(client.idle) >= 1
 
 
+@pytest.mark.parametrize("kill", [False, True], ids=["stop", "kill"])
+def test_a_restart_keeps_the_port_and_the_clock_and_not_the_data(kill: bool) -> None:
+    """``ManagedServer.restart``: a new process on the same port, shown the harness's time,
+    without what the old one held."""
+    with start_memcached() as server:
+        backend = MemcachedBackend("127.0.0.1", server.port, namespace="restart")
+        try:
+            assert server.clock is not None
+            server.clock.advance(100)
+            backend.set("k", b"v")
+            old_pid, port = server.pid, server.port
+            server.restart(kill=kill)
+            assert (server.pid != old_pid, server.port, server.is_running()) == (True, port, True)
+            assert server.server_kind.read_clock(server.port) == int(server.clock.now())
+            assert backend.get("k") is NO_VALUE
+            server.clock.advance(1)  # the barrier follows the new process
+            assert server.server_kind.read_clock(server.port) == int(server.clock.now())
+        finally:
+            backend.close()
+    assert not server.is_running()
+
+
 SAFE_CALLS: dict[str, Callable[[MemcachedBackend, int], object]] = {
     "get": lambda b, i: b.get(f"k{i}"),
     "get_many": lambda b, i: b.get_many([f"k{i}", "warm"]),
