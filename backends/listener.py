@@ -167,6 +167,8 @@ class RedisInvalidationListener:
         self._stop.set()
         self._thread.join(timeout=5)
         self._close_pubsub()
+        with self._lock:
+            self._subscribed = False
         self._report()
 
     # ------------------------------------------------------------------------ the thread
@@ -226,8 +228,12 @@ class RedisInvalidationListener:
         kind = message.get("type")
         if kind == "message":
             data = message["data"]
-            key = data.decode("utf-8", "surrogatepass") if isinstance(data, bytes) else str(data)
-            self._attempt(key, 0)
+            try:
+                key = data.decode("utf-8", "surrogatepass") if isinstance(data, bytes) else data
+            except UnicodeDecodeError as exc:  # no key of ours: count it, and read on
+                self._failed(data, len(self._retry_delays), exc)
+                return
+            self._attempt(str(key), 0)
         elif kind == "subscribe":
             # A confirmation after the first is a new subscription after a lost connection
             # (ours, or redis-py's own retry): the gap in which events were lost closes here.

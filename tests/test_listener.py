@@ -127,7 +127,7 @@ class Rig:
     def health(self) -> ListenerHealth:
         return self.listener.health()
 
-    def publish(self, raw: redis.Redis, key: str) -> None:
+    def publish(self, raw: redis.Redis, key: str | bytes) -> None:
         assert raw.publish(CHANNEL, key) == 1  # the listener is subscribed
 
     def close(self) -> None:
@@ -163,6 +163,25 @@ def test_an_event_invalidates_its_key(rigs: Callable[..., Rig], raw: redis.Redis
         0,
         0,
     )
+
+
+def test_a_message_that_is_no_key_is_counted_as_failed_and_reading_goes_on(
+    rigs: Callable[..., Rig], raw: redis.Redis
+) -> None:
+    rig = rigs()
+    rig.publish(raw, b"\xff\xfe")  # not UTF-8: no key of ours
+    until(lambda: rig.health().failed == 1, "the message was counted")
+    rig.cache.set("k", "v")
+    rig.publish(raw, "k")
+    until(lambda: rig.health().handled == 1, "the next event")
+    health = rig.health()
+    assert (health.alive, health.disconnects, health.reconnects, health.retried) == (
+        True,
+        0,
+        0,
+        0,
+    )
+    assert (health.last_error or "").startswith("UnicodeDecodeError")
 
 
 def check_survives_cache_errors(rigs: Callable[..., Rig], raw: redis.Redis) -> None:
@@ -352,7 +371,7 @@ def test_a_failing_on_gap_is_retried_like_a_key(rigs: Callable[..., Rig], raw: r
 def test_stop_ends_the_thread_and_health_says_so(rigs: Callable[..., Rig]) -> None:
     rig = rigs()
     rig.listener.stop()
-    assert rig.health().alive is False
+    assert (rig.health().alive, rig.health().subscribed) == (False, False)
     assert rig.reports[-1].alive is False
 
 
