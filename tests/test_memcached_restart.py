@@ -15,6 +15,7 @@ sends ``add`` again, and one that sends again without end.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.memcached
 
 CONNECTIONS = 8  # pooled connections open when the server restarts
 CALLS = 30  # as in issue #13
+PATIENCE = 30.0  # seconds of real time a bounded wait allows (a loaded CI machine)
 
 
 @pytest.fixture
@@ -130,6 +132,34 @@ def test_after_an_idle_restart_no_safe_call_fails(
     backend.set("after", b"restart")  # and the calls reached the new server
     assert backend.get("after") == b"restart"
     assert backend.get("warm") is NO_VALUE  # the restart lost what the old one held
+
+
+def test_after_an_idle_restart_threads_racing_safe_calls_see_no_failure(
+    build: Build, server: ManagedServer
+) -> None:
+    """Threads that each pop an old connection before another dropped them: each one's
+    call is sent again once, and goes through."""
+    backend = build()
+    open_connections(backend)
+    server.restart()
+    start = threading.Barrier(4)
+    failed: list[str] = []
+
+    def calls(n: int) -> None:
+        start.wait(timeout=PATIENCE)
+        for i in range(CALLS):
+            try:
+                list(SAFE_CALLS.values())[i % len(SAFE_CALLS)](backend, n * CALLS + i)
+            except CacheError as error:
+                failed.append(f"{type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=calls, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=PATIENCE)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failed == []
 
 
 @pytest.mark.parametrize("clear", ["generation", "none"])
