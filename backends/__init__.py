@@ -25,7 +25,7 @@ from .contract import (
 from .memory import MemoryBackend
 from .registry import ENTRY_POINT_GROUP, open_backend, register_scheme, schemes
 from .serializers import DecodeError, JSONSerializer, Serializer, SignedPickleSerializer
-from .strategies import EventInvalidator, RedisInvalidationListener, WriteThrough
+from .strategies import EventInvalidator, ListenerHealth, RedisInvalidationListener, WriteThrough
 from .urls import BackendURL, redact
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "DecodeError",
     "EventInvalidator",
     "JSONSerializer",
+    "ListenerHealth",
     "MemoryBackend",
     "NoValue",
     "RedisInvalidationListener",

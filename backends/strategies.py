@@ -14,12 +14,13 @@ backend contract (through :class:`~cachespec.backends.cache.Cache`).
   concurrent writers from overwriting a newer value with an older one.
 * Event invalidation: :class:`EventInvalidator` deletes the keys named by change events;
   it insists on a safety-net TTL, because a lost event would otherwise be stale forever.
+  :class:`~.listener.RedisInvalidationListener` (in :mod:`.listener`, re-exported here)
+  feeds it from Redis pub/sub, through cache errors and lost connections.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
@@ -36,6 +37,7 @@ from .cache import (
     new_lease,
 )
 from .contract import ConfigurationError
+from .listener import ListenerHealth, RedisInvalidationListener
 
 V = TypeVar("V")
 
@@ -194,39 +196,10 @@ class EventInvalidator:
             self.handle(event)
 
 
-class RedisInvalidationListener:
-    """A thread that handles Redis pub/sub messages on ``channel`` as change events.
-
-    Each message's data is one key (UTF-8). ``stop()`` ends the thread. Pub/sub delivers at
-    most once: a message published while the listener is disconnected is lost, which is why
-    the invalidator insists on a safety-net TTL.
-    """
-
-    def __init__(self, client: Any, channel: str, invalidator: EventInvalidator) -> None:
-        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(channel)
-        self._invalidator = invalidator
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"invalidate {channel}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            message = self._pubsub.get_message(timeout=0.1)
-            if message is not None and message.get("type") == "message":
-                data = message["data"]
-                key = data.decode("utf-8", "surrogatepass") if isinstance(data, bytes) else data
-                self._invalidator.handle(key)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._pubsub.close()
-
-
 __all__ = [
     "DEFAULT_TTL",
     "EventInvalidator",
+    "ListenerHealth",
     "RedisInvalidationListener",
     "WriteThrough",
     "is_lease",

@@ -1239,20 +1239,24 @@ def test_a_get_reply_is_read_by_its_lengths_whatever_pieces_it_comes_in(make: Fa
         ((b"CLIENT_ERROR bad command line format\r\n",), CacheError, "bad command line"),
         ((b"VALUE <k> 0 1\r\nabc\r\nEND\r\n",), CacheError, "did not end where its length"),
         ((b"END\r\nEND\r\n",), CacheError, "more reply than the get asked for"),
-        ((b"VALUE <k> 0 3\r\nab",), BackendUnavailable, "no answer from the server"),
+        ((b"VALUE <k> 0 3\r\nab",), None, "closed mid-reply: a get is sent again"),
         ((b"VALUE other 0 1\r\nv\r\nEND\r\n",), CacheError, "a key the get did not ask for"),
     ],
 )
 def test_a_get_reply_out_of_shape_is_an_error_and_drops_its_connection(
-    make: Factory, pieces: tuple[bytes, ...], error: type[Exception], why: str
+    make: Factory, pieces: tuple[bytes, ...], error: type[Exception] | None, why: str
 ) -> None:
     cache = make()
     cache.set("k", b"v")
     name = cache.server_key("k").encode()
-    canned(cache, *(piece.replace(b"<k>", name) for piece in pieces))
-    with pytest.raises(error, match=why):
-        cache.get("k")
-    assert cache._client.idle == ()  # type: ignore[attr-defined]
+    sock = canned(cache, *(piece.replace(b"<k>", name) for piece in pieces))
+    if error is None:  # on a new connection (backends/memcached/resend.py)
+        assert cache.get("k") == b"v", why
+        assert [c for c in cache._client.idle if c.sock is sock] == []  # type: ignore[attr-defined]
+    else:
+        with pytest.raises(error, match=why):
+            cache.get("k")
+        assert cache._client.idle == ()  # type: ignore[attr-defined]
     assert cache.get("k") == b"v"  # on a fresh connection
 
 
@@ -1557,21 +1561,26 @@ def test_without_clear_a_refused_write_is_an_error_and_a_refused_add_is_false(
     ("pieces", "error", "why"),
     [
         ((b"STORED\r\nSTORED\r\n",), CacheError, "more than one reply line"),
-        ((b"STOR",), BackendUnavailable, "no answer from the server"),
+        ((b"STOR",), None, "closed mid-reply: a set is sent again"),
         ((b"CLIENT_ERROR bad data chunk\r\n",), CacheError, "bad data chunk"),
     ],
 )
 def test_without_clear_a_write_reply_out_of_shape_drops_its_connection(
-    make: Factory, pieces: tuple[bytes, ...], error: type[Exception], why: str
+    make: Factory, pieces: tuple[bytes, ...], error: type[Exception] | None, why: str
 ) -> None:
     cache = make("clear=none")
     cache.get("warm")  # one idle connection
     canned(cache, b"STO", b"RED\r\n")
     cache.set("k", b"v")  # a reply line in pieces is read to its end
-    canned(cache, *pieces)
-    with pytest.raises(error, match=why):
+    sock = canned(cache, *pieces)
+    if error is None:  # on a new connection (backends/memcached/resend.py)
         cache.set("k", b"w")
-    assert cache._client.idle == ()  # type: ignore[attr-defined]
+        assert cache.get("k") == b"w", why
+        assert [c for c in cache._client.idle if c.sock is sock] == []  # type: ignore[attr-defined]
+    else:
+        with pytest.raises(error, match=why):
+            cache.set("k", b"w")
+        assert cache._client.idle == ()  # type: ignore[attr-defined]
     cache.set("k", b"x")  # on a fresh connection
     assert cache.get("k") == b"x"
 

@@ -472,14 +472,21 @@ class MemcachedBackendWithoutClear(MemcachedBackend):
         """``verb`` one item: one command, one reply line, nothing else on the wire; the hot
         path of a namespace without clear."""
         name = server_key(self._generation.prefix, key_body(key, self._plain_budget))
-        wire = b"%s %s 0 %d %d\r\n%s\r\n" % (verb, name, self._exptime(seconds), len(data), data)
+
+        def send() -> bytes:
+            expire = self._exptime(seconds)  # for each send, as in _store
+            line: bytes = self._client.one_line(
+                b"%s %s 0 %d %d\r\n%s\r\n" % (verb, name, expire, len(data), data)
+            )
+            return line
+
         try:
-            line: bytes = self._client.one_line(wire)
+            return send()
         except CacheError:
             raise
         except Exception as exc:  # as _call, but naming the user's key and value size
-            self._raise_for(exc, op, key, (key, data))
-        return line
+            resend = op in self._resent
+            return self._again(exc, op, send, resend=resend, key=key, args=(key, data))
 
     def _write(
         self,

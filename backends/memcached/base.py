@@ -18,10 +18,11 @@ compare_and_set, compare_and_delete
 from __future__ import annotations
 
 import abc
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from cachespec.spec import NoValue
 
@@ -52,6 +53,7 @@ from .replies import (
     split_counter,
     stats_time,
 )
+from .resend import RESENT, closed_by_server
 
 __all__ = ["CAS_ATTEMPTS", "MemcachedBase"]
 
@@ -113,6 +115,9 @@ class MemcachedBase(Backend):
     _namespace: str
     _plain_budget: int
     _refresh: float
+    # The calls sent again once when the server closed their connection (.resend); a
+    # class attribute so that a test's mutant can change it.
+    _resent: ClassVar[frozenset[str]] = RESENT
 
     # -------------------------------------------------------------------------------- keys
     @property
@@ -363,7 +368,11 @@ class MemcachedBase(Backend):
 
     def _token_if_holds(self, op: str, name: str, expected: bytes) -> bytes | None:
         """The CAS token of ``name``'s item if it holds exactly ``expected``, else None."""
-        reply: tuple[bytes | None, bytes | None] = self._call(op, self._client.gets, name)
+        # A read: sent again if the server closed its connection (.resend), unlike the cas
+        # or md that follows it.
+        reply: tuple[bytes | None, bytes | None] = self._call(
+            op, self._client.gets, name, resend="gets" in self._resent
+        )
         found, token = reply  # (None, None) for a miss; b"" is a value
         if token is None or found != expected:
             return None
@@ -453,14 +462,51 @@ class MemcachedBase(Backend):
         """Run one client call; turn driver and socket errors into cachespec errors.
 
         ``key=`` is not passed on: it names the user's key in a ``ValueTooLarge``.
+        ``resend=`` (default: ``op`` is in ``_resent``, :data:`.resend.RESENT`) says whether
+        the call is safe to send again once, on a new connection, if the server closed the
+        one it met (:meth:`_again`).
         """
         key: str | None = kwargs.pop("key", None)
+        resend: bool | None = kwargs.pop("resend", None)
         try:
             return method(*args, **kwargs)
         except CacheError:
             raise
         except Exception as exc:
+            if resend is None:
+                resend = op in self._resent
+            # A partial, not a closure: a closure's cells would cost every call ~150 ns.
+            send = functools.partial(method, *args, **kwargs)
+            return self._again(exc, op, send, resend=resend, key=key, args=args)
+
+    def _again(
+        self,
+        exc: Exception,
+        op: str,
+        send: Callable[[], _T],
+        *,
+        resend: bool,
+        key: str | None,
+        args: tuple[Any, ...],
+    ) -> _T:
+        """After ``send()`` raised ``exc``: if the server closed the connection, drop the
+        idle ones and, if ``resend``, ``send()`` once more on a new connection; otherwise
+        raise the cachespec error for ``exc`` (:mod:`.resend`, docs/design.md "Outages").
+        Kept off the path of a call that succeeds, which pays nothing for it."""
+        if not closed_by_server(exc, self._driver.closed):
             self._raise_for(exc, op, key, args)
+        # The server that closed this connection closed every idle one too (a restart): no
+        # later call should meet them, whether or not this one is sent again.
+        self._client.drop_idle()
+        if not resend:
+            self._raise_for(exc, op, key, args)
+        with self._client.fresh():
+            try:
+                return send()
+            except CacheError:
+                raise
+            except Exception as again:  # never a third time
+                self._raise_for(again, op, key, args)
 
     def _raise_for(
         self, exc: Exception, op: str, key: str | None, args: tuple[Any, ...]

@@ -7,6 +7,7 @@ package is imported, so ``cachespec.backends`` works without the ``memcached`` e
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from ..contract import ConfigurationError
@@ -53,6 +54,10 @@ class Client(Protocol):
     def one_line(self, wire: bytes) -> bytes: ...
 
     def stats(self, *args: str) -> dict[bytes, Any]: ...
+
+    def drop_idle(self) -> None: ...
+
+    def fresh(self) -> AbstractContextManager[None]: ...
 
     def close(self) -> None: ...
 

@@ -11,7 +11,8 @@ Its modules, by concern:
 
 * :mod:`.base`: the error, the loopback host, one raw request/reply exchange.
 * :mod:`.faketime`: libfaketime and :class:`FaketimeClock` (the clock protocol, the barrier).
-* :mod:`.managed`: processes: start, readiness, flush, stop, the reaper, the live registry.
+* :mod:`.managed`: processes: start, readiness, flush, restart, stop, the reaper, the live
+  registry.
 * :mod:`.kind`: :class:`ServerKind`, the record of everything that differs between kinds.
 * :mod:`.redis`, :mod:`.memcached`: one record each, and ``start_redis``/``start_memcached``.
 * :mod:`.registry`: the kinds by name; a new kind is added there (docs/design.md,

@@ -106,8 +106,12 @@ class ManagedServer:
         log_path: Path,
         clock: FaketimeClock | None,
         reaper: Reaper | None = None,
+        argv: Sequence[str] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.server_kind = server_kind
+        self._argv = list(argv)  # what restart() runs again
+        self._env = env
         self.kind: str = server_kind.name
         self._reaper = reaper  # stops the server if this process dies first (_REAPER)
         self.host = HOST
@@ -156,6 +160,46 @@ class ManagedServer:
                     self._reaper.dismiss()
                 with _LIVE_LOCK:
                     _LIVE.discard(self)
+
+    def restart(self, *, kill: bool = False) -> None:
+        """Stop the server and start it again: same port, folder, clock and command line,
+        none of its data (no kind here persists any). What an operator's restart does to
+        the clients: each connection they hold is closed by the server, and new ones
+        reach the new process (docs/design.md, "Outages").
+
+        ``kill``: SIGKILL instead of the orderly stop. Returns once the new process answers;
+        :class:`HarnessUnavailable` if it does not (the port was taken meanwhile).
+        """
+        with self._stop_lock:
+            if self._stopped:
+                raise RuntimeError(f"{self!r} was stopped: it cannot be restarted")
+            if kill:
+                self.process.kill()
+                self.process.wait()
+            else:
+                self._terminate()
+            if self._reaper is not None:
+                self._reaper.dismiss()
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(
+                    self._argv,
+                    env=self._env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    cwd=self.temp_dir,
+                    start_new_session=True,  # as in _spawn
+                )
+            self._reaper = Reaper(self.process.pid, self.temp_dir)
+            self._faketime_names_removed = self.clock is None
+            if not self._wait_ready(READY_TIMEOUT):
+                raise HarnessUnavailable(
+                    f"{self.kind} did not come back on port {self.port}; "
+                    f"log: {_log_tail(self.log_path)}"
+                )
+            self._forget_faketime_objects()
+            if self.clock is not None:
+                self._sync_clock(self.clock.server_microseconds())
 
     def _terminate(self) -> None:
         """SIGTERM, wait (waking a server of a ``wake_to_stop`` kind), then SIGKILL: never
@@ -354,10 +398,11 @@ def _spawn(
         clock = FaketimeClock(temp_dir / "faketime", step_us=step_us) if fake_time else None
         port = free_port()
         argv = [*kind.argv(kind.binary_path(), port, temp_dir, log_path), *options]
+        env = _server_env(kind, clock, preload)
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 argv,
-                env=_server_env(kind, clock, preload),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -375,6 +420,8 @@ def _spawn(
             log_path=log_path,
             clock=clock,
             reaper=reaper,
+            argv=argv,
+            env=env,
         )
     except BaseException:
         if process is not None:
