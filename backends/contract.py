@@ -130,6 +130,20 @@ def check_items(items: Mapping[str, bytes], limit: int | None = None) -> list[tu
 check_ttl = validate_ttl
 
 
+def check_limit(option: str, value: object, *, minimum: int, owner: str = "") -> int | None:
+    """An adapter's count option (``max_value_size``, ``capacity``): None, or an int of at
+    least ``minimum`` (a bool is not a count); else a ConfigurationError naming ``option``
+    (after ``owner``, the backend's redacted name, where it has one)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        prefix = f"{owner}: " if owner else ""
+        raise ConfigurationError(
+            f"{prefix}{option} must be an int >= {minimum} or None, got {value!r}"
+        )
+    return value
+
+
 class Backend(abc.ABC):
     """A cache backend: ``bytes`` values under ``str`` keys, with optional TTLs.
 

@@ -35,6 +35,7 @@ from .contract import (
     check_items,
     check_key,
     check_keys,
+    check_limit,
     check_value,
 )
 from .urls import BackendURL
@@ -74,12 +75,7 @@ class MemoryBackend(Backend):
         max_value_size: int | None = None,
     ) -> None:
         eviction = NoEviction() if capacity is None else ExactLRU(capacity)
-        if max_value_size is not None and (
-            isinstance(max_value_size, bool)
-            or not isinstance(max_value_size, int)
-            or max_value_size < 0
-        ):
-            raise ConfigurationError(f"max_value_size must be an int >= 0, got {max_value_size!r}")
+        check_limit("max_value_size", max_value_size, minimum=0)
         if not callable(clock):
             raise ConfigurationError(f"clock must be a callable returning seconds, got {clock!r}")
         self.guarantees = Guarantees(

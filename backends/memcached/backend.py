@@ -18,7 +18,15 @@ from typing import Any, ClassVar
 
 from cachespec.spec import MEMCACHED_EVICTION, NO_VALUE, Guarantees, NoEviction, NoValue
 
-from ..contract import BackendFull, CacheError, Clock, ConfigurationError, Unsupported, check_key
+from ..contract import (
+    BackendFull,
+    CacheError,
+    Clock,
+    ConfigurationError,
+    Unsupported,
+    check_key,
+    check_limit,
+)
 from .base import MemcachedBase
 from .driver import load_driver
 from .expiry import TTL_RESOLUTION, longest_ttl
@@ -191,12 +199,7 @@ class MemcachedBackend(MemcachedBase):
                 "namespace_refresh applies to the clear generation; a namespace without clear "
                 "(clear=none) has no generation to refresh"
             )
-        if max_value_size is not None and (
-            isinstance(max_value_size, bool)
-            or not isinstance(max_value_size, int)
-            or max_value_size < 0
-        ):
-            raise ConfigurationError(f"max_value_size must be an int >= 0, got {max_value_size!r}")
+        check_limit("max_value_size", max_value_size, minimum=0)
         if not callable(monotonic):
             raise ConfigurationError(f"monotonic must be a callable, got {monotonic!r}")
         self._label = label or f"memcached://{_host_for_url(host)}:{port}"

@@ -61,6 +61,7 @@ from ..contract import (
     check_items,
     check_key,
     check_keys,
+    check_limit,
     check_value,
 )
 from . import scripts
@@ -208,20 +209,8 @@ class RedisBackend(Backend):
                 f"{self._name}: namespace must be a non-empty str, got {namespace!r} "
                 "(the namespace is what keeps clear() off other tenants' keys)"
             )
-        if capacity is not None and (
-            isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1
-        ):
-            raise ConfigurationError(
-                f"{self._name}: capacity must be an int >= 1 or None, got {capacity!r}"
-            )
-        if max_value_size is not None and (
-            isinstance(max_value_size, bool)
-            or not isinstance(max_value_size, int)
-            or max_value_size < 0
-        ):
-            raise ConfigurationError(
-                f"{self._name}: max_value_size must be an int >= 0 or None, got {max_value_size!r}"
-            )
+        check_limit("capacity", capacity, minimum=1, owner=self._name)
+        check_limit("max_value_size", max_value_size, minimum=0, owner=self._name)
         if not isinstance(server_evicts, bool):
             raise ConfigurationError(
                 f"{self._name}: server_evicts must be a bool, got {server_evicts!r}"
