@@ -19,7 +19,7 @@ import redis
 from redis.commands.core import Script
 from redis.exceptions import ResponseError
 
-from cachespec.spec import NO_VALUE, EvictionProfile, ExactLRU, NoValue
+from cachespec.spec import EvictionProfile, ExactLRU
 
 from ..contract import ConfigurationError, check_items, check_key, check_keys
 from . import scripts
@@ -112,21 +112,13 @@ class BoundedRedisBackend(RedisBackend):
         )
 
     # ---------------------------------------------------------------------------- reads
-    def get(self, key: str) -> bytes | NoValue:
-        name = self._prefix + encode(check_key(key))
-        with self._server_errors:
-            value = self._read_script(keys=[*self._meta, name])[0]
-        return NO_VALUE if value is None else value
+    def _read_one(self, name: bytes) -> bytes | None:
+        value: bytes | None = self._read_script(keys=[*self._meta, name])[0]
+        return value
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
-        wanted = check_keys(keys)
-        if not wanted:
-            return {}
-        prefix = self._prefix
-        names = [prefix + encode(key) for key in wanted]
-        with self._server_errors:
-            values = self._read_script(keys=[*self._meta, *names])
-        return {key: value for key, value in zip(wanted, values, strict=True) if value is not None}
+    def _read_many(self, names: list[bytes]) -> list[bytes | None]:
+        values: list[bytes | None] = self._read_script(keys=[*self._meta, *names])
+        return values
 
     # --------------------------------------------------------------------------- writes
     # A write the server refuses for want of memory is a plain CacheError here (an error
