@@ -325,11 +325,20 @@ class Cache:
                 return cast(V, found)
             # Another caller holds the lease. Wait for its value: a holder that dies leaves a
             # lease that expires on the backend, and then our add takes over. Each new holder
-            # gets its own lease time; past it (a backend that did not expire the lease), we
-            # compute without filling rather than wait forever.
+            # gets its own lease time.
             if raw is not NO_VALUE and raw != holder:
                 holder, deadline = raw, self._clock() + self.lease_ttl
-            if not self.wait_for_lease or (raw is not NO_VALUE and self._clock() >= deadline):
+            if not self.wait_for_lease:
+                return self._compute(compute)[0]
+            if raw is not NO_VALUE and self._clock() >= deadline:
+                # The lease outlived its time: written without a TTL (forged, or by a backend
+                # that dropped it) or never expired. Treated as expired: we take it over, on
+                # its exact bytes, so that the key is filled again rather than every caller
+                # waiting out the lease time forever (docs/design.md, "Single-flight"). If
+                # that fails, the source answers and nothing is filled.
+                if backend.compare_and_set(key, raw, lease, self.lease_ttl):
+                    waited = True
+                    break
                 return self._compute(compute)[0]
             waited = True
             self._sleep(delay)

@@ -134,3 +134,18 @@ def test_nothing_is_logged_while_the_cache_works(caplog: pytest.LogCaptureFixtur
         for _ in range(3):
             assert cache.get_or_compute("k", lambda: SOURCE) == SOURCE
     assert caplog.records == []
+
+
+def test_a_lease_without_a_ttl_is_taken_over_once_and_the_key_filled_again() -> None:
+    """A forged lease (or one whose TTL a backend dropped) never expires on the backend: the
+    first caller waits out the lease time, takes it over and fills; the next one hits."""
+    clock = ManualClock()
+    backend = MemoryBackend(clock=clock)
+    backend.set("k", new_lease())  # no TTL
+    cache = Cache(backend, clock=clock, lease_ttl=5.0, sleep=clock.advance)
+    assert cache.get_or_compute("k", lambda: SOURCE) == SOURCE
+    assert (cache.stats.fills, cache.stats.lease_takeovers) == (1, 1)
+    waited = clock()
+    assert cache.get_or_compute("k", lambda: "again") == SOURCE  # a hit: no wait, no compute
+    assert clock() == waited
+    assert cache.stats.computes == 1
