@@ -22,6 +22,7 @@ from .contract import (
     check_ttl,
     check_value,
 )
+from .decorator import CachedFunction, cached
 from .memory import MemoryBackend
 from .registry import ENTRY_POINT_GROUP, open_backend, register_scheme, schemes
 from .serializers import DecodeError, JSONSerializer, Serializer, SignedPickleSerializer
@@ -39,6 +40,7 @@ __all__ = [
     "Cache",
     "CacheError",
     "CacheStats",
+    "CachedFunction",
     "Clock",
     "ConfigurationError",
     "DecodeError",
@@ -53,6 +55,7 @@ __all__ = [
     "Unsupported",
     "ValueTooLarge",
     "WriteThrough",
+    "cached",
     "check_items",
     "check_key",
     "check_keys",

@@ -21,6 +21,7 @@ from cachespec.backends import (
     Unsupported,
     ValueTooLarge,
     WriteThrough,
+    cached,
     open_backend,
 )
 from cachespec.spec import (
@@ -56,5 +57,6 @@ __all__ = [
     "Unsupported",
     "ValueTooLarge",
     "WriteThrough",
+    "cached",
     "open_backend",
 ]

@@ -1,0 +1,204 @@
+"""``@cached``: a function's results kept in a :class:`~cachespec.backends.cache.Cache`.
+
+    cache = Cache(open_backend("redis://localhost/0"), default_ttl=300)
+
+    @cached(cache, ttl=60)
+    def price_of(sku: str, currency: str = "EUR") -> float: ...
+
+    price_of("A1")                 # computed once, then read from the cache
+    price_of.invalidate("A1")      # the next call computes again
+
+Every call goes through :meth:`Cache.get_or_compute`, so a decorated function gets its
+single-flight, its guarded fill, its early refresh and its tolerance of a failing cache.
+
+The key is the function's module and qualified name, then its arguments as the function
+binds them (docs/design.md, "@cached"): ``price_of("A1")``, ``price_of(sku="A1")`` and
+``price_of("A1", "EUR")`` are one key. Arguments must have a stable text form (None, bool,
+int, float, str, bytes, an Enum member, or a tuple or frozenset of those); anything else
+needs ``key=``, because a default ``repr`` that names a memory address would give a key no
+other process, and no later call, ever computes. Numbers equal in Python (``1``, ``1.0``,
+``True``) are one key, as in :func:`functools.lru_cache`; ``typed=True`` tells them apart.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from cachespec.spec import validate_ttl
+
+from .cache import DEFAULT_TTL, Cache, _Default
+from .contract import ConfigurationError
+
+R = TypeVar("R")
+KeyFunction = Callable[..., str]
+
+_SELF_NAMES = ("self", "cls")
+
+
+def _canonical(value: object, typed: bool, where: str) -> str:
+    """``value``'s text in a key: one text for values that are one key, and a TypeError for a
+    value with no stable text."""
+    if value is None or isinstance(value, str | bytes):
+        text = repr(value)
+    elif isinstance(value, enum.Enum):  # before int: an IntEnum member is an int too
+        text = f"{type(value).__qualname__}.{value.name}"
+    elif isinstance(value, bool | int | float):
+        if not typed and isinstance(value, float) and value.is_integer():
+            value = int(value)  # 1.0 == 1: one key, as lru_cache makes it
+        elif not typed and isinstance(value, bool):
+            value = int(value)  # True == 1
+        elif isinstance(value, float) and math.isnan(value):
+            # NaN != NaN: no call's NaN is another's, so no key may be shared.
+            raise TypeError(f"{where} is NaN, which equals nothing: no key can stand for it")
+        text = repr(value)
+    elif isinstance(value, tuple):
+        text = "(" + ",".join(_canonical(item, typed, where) for item in value) + ")"
+    elif isinstance(value, frozenset):
+        text = "{" + ",".join(sorted(_canonical(item, typed, where) for item in value)) + "}"
+    else:
+        raise TypeError(
+            f"{where} is a {type(value).__name__}, which has no stable text for a cache key; "
+            "pass key=... to @cached to say how such calls are keyed"
+        )
+    return f"{type(value).__name__}:{text}" if typed else text
+
+
+class CachedFunction(Generic[R]):
+    """A function whose calls are cached: call it as the function, and ``invalidate`` it
+    with the same arguments. On a class, it binds like a method."""
+
+    def __init__(
+        self,
+        function: Callable[..., R],
+        cache: Cache,
+        *,
+        ttl: float | _Default | None,
+        key: KeyFunction | None,
+        typed: bool,
+        namespace: str | None,
+        instance: object = None,
+    ) -> None:
+        self.__wrapped__ = function
+        functools.update_wrapper(self, function)
+        self.cache = cache
+        self._ttl = ttl
+        self._key = key
+        self._typed = typed
+        self._prefix = namespace or f"{function.__module__}:{function.__qualname__}"
+        self._signature = inspect.signature(function)
+        names = list(self._signature.parameters)
+        # A method's self (or cls) is not part of its key: every instance shares the result,
+        # as dogpile's cache_on_arguments does. A key function can put it back.
+        self._skips_self = bool(names) and names[0] in _SELF_NAMES
+        self._instance = instance
+
+    def __get__(self, instance: object, owner: type | None = None) -> CachedFunction[R]:
+        if instance is None:
+            return self
+        return CachedFunction(
+            self.__wrapped__,
+            self.cache,
+            ttl=self._ttl,
+            key=self._key,
+            typed=self._typed,
+            namespace=self._prefix,
+            instance=instance,
+        )
+
+    def _arguments(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        return args if self._instance is None else (self._instance, *args)
+
+    def key_for(self, *args: Any, **kwargs: Any) -> str:
+        """The cache key of the call ``self(*args, **kwargs)``."""
+        args = self._arguments(args)
+        if self._key is not None:
+            text = self._key(*args, **kwargs)
+            if not isinstance(text, str):
+                raise TypeError(
+                    f"the key function of {self.__wrapped__.__qualname__}() returned a "
+                    f"{type(text).__name__}, not a str"
+                )
+            return f"{self._prefix}:{text}"
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.__wrapped__.__qualname__}(): {exc}") from None
+        bound.apply_defaults()
+        parts = []
+        for index, (name, value) in enumerate(bound.arguments.items()):
+            if index == 0 and self._skips_self:
+                continue
+            kind = self._signature.parameters[name].kind
+            where = f"argument {name!r} of {self.__wrapped__.__qualname__}()"
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                parts.append("*" + _canonical(tuple(value), self._typed, where))
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                items = sorted(value.items())
+                parts.extend(f"{k}={_canonical(v, self._typed, where)}" for k, v in items)
+            else:
+                parts.append(f"{name}={_canonical(value, self._typed, where)}")
+        return f"{self._prefix}({', '.join(parts)})"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> R:
+        key = self.key_for(*args, **kwargs)
+        full = self._arguments(args)
+        return self.cache.get_or_compute(
+            key, lambda: self.__wrapped__(*full, **kwargs), ttl=self._ttl
+        )
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> None:
+        """Forget the result of the call with these arguments (the next one computes)."""
+        self.cache.invalidate(self.key_for(*args, **kwargs))
+
+
+def cached(
+    cache: Cache,
+    *,
+    ttl: float | _Default | None = DEFAULT_TTL,
+    key: KeyFunction | None = None,
+    typed: bool = False,
+    namespace: str | None = None,
+) -> Callable[[Callable[..., R]], CachedFunction[R]]:
+    """Cache a function's results in ``cache`` (see the module docstring).
+
+    ``ttl``: this function's entries' TTL (the cache's ``default_ttl`` by default). ``key``:
+    a function of the call's arguments (``self`` included, for a method) that returns the
+    key's text, in place of the arguments' own. ``typed``: ``1`` and ``1.0`` are two keys.
+    ``namespace``: the key's prefix in place of the module and qualified name (for a
+    function that moves between modules and must keep its entries).
+    """
+    if not isinstance(cache, Cache):
+        raise ConfigurationError(
+            f"@cached takes the Cache to keep results in, as @cached(cache), got {cache!r}"
+        )
+    if ttl is not DEFAULT_TTL:
+        validate_ttl(ttl)  # TypeError or ValueError now, not at the first call
+    if key is not None and not callable(key):
+        raise ConfigurationError(f"key must be a function of the call's arguments, got {key!r}")
+    if namespace is not None and (not isinstance(namespace, str) or not namespace):
+        raise ConfigurationError(f"namespace must be a non-empty str, got {namespace!r}")
+
+    def decorate(function: Callable[..., R]) -> CachedFunction[R]:
+        if not callable(function):
+            raise TypeError(f"@cached decorates a function, got {function!r}")
+        if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
+            raise TypeError(
+                f"@cached cannot cache {function.__qualname__}: it is async, and the cache "
+                "would keep the coroutine, not its result"
+            )
+        if inspect.isgeneratorfunction(function):
+            raise TypeError(
+                f"@cached cannot cache {function.__qualname__}: it is a generator, and a "
+                "generator can be read once"
+            )
+        return CachedFunction(function, cache, ttl=ttl, key=key, typed=typed, namespace=namespace)
+
+    return decorate
+
+
+__all__ = ["CachedFunction", "cached"]
