@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from typing import Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast
 
 from cachespec.spec import NO_VALUE, NoValue, validate_ttl
 
@@ -53,6 +53,16 @@ from .singleflight import Group, Wait, event_wait
 from .tolerant import ErrorLog, TolerantBackend
 
 V = TypeVar("V")
+if TYPE_CHECKING:
+    # The type of what a cache holds, Any unless a user says (``Cache[Price](backend)``), so
+    # an unannotated Cache asks nothing of a `mypy --strict` user. TypeVar defaults (PEP 696)
+    # are typing_extensions' before Python 3.13; the type checker reads them from typeshed,
+    # so the library needs no runtime dependency for them.
+    from typing_extensions import TypeVar as _TypeVarWithDefault
+
+    T = _TypeVarWithDefault("T", default=Any)
+else:
+    T = TypeVar("T")
 
 
 class _Default:
@@ -108,7 +118,7 @@ def _positive_seconds(name: str, value: object, *, allow_zero: bool = False) -> 
     return float(value)
 
 
-class Cache:
+class Cache(Generic[T]):
     """Serialized values over a backend, with guarded cache-aside fills.
 
     ``default_ttl`` applies where a call passes no TTL (``None``: no expiry). ``lease_ttl``
@@ -208,20 +218,20 @@ class Cache:
         self._tolerant = TolerantBackend(backend, self._report)
 
     # ------------------------------------------------------------------------------ reads
-    def get(self, key: str) -> object:
+    def get(self, key: str) -> T | NoValue:
         """The cached value, or :data:`NO_VALUE` (a lease or an undecodable entry is a miss)."""
         found = self._read(key)
         self._count("hits" if found is not NO_VALUE else "misses")
-        return found
+        return cast("T | NoValue", found)  # what was stored: T, by the user's word
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, object]:
-        found: dict[str, object] = {}
+    def get_many(self, keys: Iterable[str]) -> dict[str, T]:
+        found: dict[str, T] = {}
         # A lone str is one key, not a batch of its characters; the backend checks each key.
         wanted = as_batch(keys)
         for key, raw in self.backend.get_many(wanted).items():
             value = self._decode(key, raw)
             if value is not NO_VALUE:
-                found[key] = value
+                found[key] = cast(T, value)
         with self._stats_lock:
             self.stats.hits += len(found)
             self.stats.misses += len(set(wanted)) - len(found)
@@ -417,7 +427,7 @@ class Cache:
             self._error_log.write(operation, exc, unlogged)
 
     # ----------------------------------------------------------------------------- writes
-    def set(self, key: str, value: object, ttl: float | _Default | None = DEFAULT_TTL) -> None:
+    def set(self, key: str, value: T, ttl: float | _Default | None = DEFAULT_TTL) -> None:
         """Store ``value`` unconditionally (it is serialized first: nothing is written if
         that fails)."""
         data = frame_value(self.serializer.dumps(value))

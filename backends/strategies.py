@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from cachespec.spec import NO_VALUE, validate_ttl
 
@@ -52,7 +52,7 @@ def naive_cache_aside(cache: Cache, key: str, compute: Callable[[], V], ttl: flo
     """
     found = cache.get(key)
     if found is not NO_VALUE:
-        return found  # type: ignore[return-value]
+        return cast(V, found)
     value = compute()
     cache.backend.set(key, frame_value(cache.serializer.dumps(value)), ttl)
     return value
