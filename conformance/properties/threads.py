@@ -23,8 +23,20 @@ from .base import (
 THREADS = 8
 
 
-def _race_on(backend: Backend, work: Callable[[Backend, int], object]) -> list[Any]:
-    """Run ``work(backend, i)`` on THREADS threads released at once; return the results."""
+def _race_on(
+    backend: Backend,
+    work: Callable[[Backend, int], object],
+    stopping: threading.Event,
+    on_stop: Callable[[], None] = lambda: None,
+) -> list[Any]:
+    """Run ``work(backend, i)`` on THREADS threads released at once; return the results.
+
+    ``work`` returns early once ``stopping`` is set. If this thread is interrupted while
+    the others run (a second Ctrl-C: the first only asks the run to stop), it sets it,
+    calls ``on_stop`` (to break barriers the threads may wait at) and waits for them to end
+    before it lets the interruption go: the caller's cleanup then discards the session with
+    no write still to come (docs/design.md, "A user's server keeps only its own data").
+    """
     start = threading.Barrier(THREADS)
     results: list[Any] = [None] * THREADS
 
@@ -35,13 +47,24 @@ def _race_on(backend: Backend, work: Callable[[Backend, int], object]) -> list[A
         except BaseException as exc:
             results[i] = exc
 
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(THREADS)]
+    threads = [
+        threading.Thread(target=run, args=(i,), name=f"cachespec-race-{i}", daemon=True)
+        for i in range(THREADS)
+    ]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(timeout=60)
-        if t.is_alive():
-            raise CheckFailed("a thread was still running after 60 s: the backend hangs")
+    try:
+        for t in threads:
+            t.join(timeout=60)
+    except BaseException:
+        stopping.set()
+        start.abort()
+        on_stop()
+        for t in threads:
+            t.join(timeout=60)  # each is at most one backend call (and its timeout) away
+        raise
+    if any(t.is_alive() for t in threads):
+        raise CheckFailed("a thread was still running after 60 s: the backend hangs")
     for result in results:
         if isinstance(result, BaseException):
             raise CheckFailed(f"a thread raised {type(result).__name__}: {result}") from result
@@ -89,16 +112,19 @@ def _exactly_one_wins(
             reset(backend)
 
         barrier = threading.Barrier(THREADS, action=settle)
+        stopping = threading.Event()
 
         def work(backend: Backend, i: int) -> object:
             for r in range(rounds):
+                if stopping.is_set():
+                    break
                 results[r][i] = attempt(backend, f"thread-{i}/{r}".encode())
                 barrier.wait(timeout=30)
             return None
 
         reset(backend)
         try:
-            _race_on(backend, work)
+            _race_on(backend, work, stopping, on_stop=barrier.abort)
         finally:
             session.close()
         if problems:
@@ -156,12 +182,14 @@ def _threads(target: Target, g: Guarantees) -> Check:  # noqa: PLR0915 - one tri
     def fill_key(i: int, step: int, j: int) -> str:
         return f"fill-{i}-{step}-{j}"
 
+    stopping = threading.Event()  # set by _race_on when the run is interrupted
+
     def read(backend: Backend, i: int, writing: threading.Event) -> list[tuple[str, object]]:
         # Readers keep reading until the last writer is done (bounded all the same), so
         # that every write, and whatever bookkeeping it walks, meets a reader.
         seen: list[tuple[str, object]] = []
         for step in range(steps * 1000):
-            if not writing.is_set():
+            if not writing.is_set() or stopping.is_set():
                 break
             key = hot[(i + step) % len(hot)]
             seen.append((key, backend.get(key)))
@@ -170,6 +198,8 @@ def _threads(target: Target, g: Guarantees) -> Check:  # noqa: PLR0915 - one tri
 
     def write(backend: Backend, i: int) -> list[tuple[str, object]]:
         for step in range(steps):
+            if stopping.is_set():
+                break
             key = hot[(i + step) % len(hot)]
             value = f"{key}/{i}/{step}".encode()
             if step % 2 == 0:
@@ -184,6 +214,7 @@ def _threads(target: Target, g: Guarantees) -> Check:  # noqa: PLR0915 - one tri
         return []
 
     def trial(n: int) -> None:
+        stopping.clear()
         session, backend = fresh_backend(target)
         try:
             backend.set_many({key: f"{key}/start".encode() for key in hot})
@@ -203,7 +234,7 @@ def _threads(target: Target, g: Guarantees) -> Check:  # noqa: PLR0915 - one tri
                         if not left[0]:
                             writing.clear()
 
-            results = _race_on(backend, churn)
+            results = _race_on(backend, churn, stopping)
             _check_reads(n, results)
             if room is not None:
                 written = [
