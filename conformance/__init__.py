@@ -10,6 +10,7 @@ or, in pytest, with :func:`conformance_tests` (see :mod:`cachespec.conformance.k
 """
 
 from .clock import HarnessClock, ManualClock
+from .clockpatch import follow_clock
 from .kit import conformance_tests
 from .properties import PROPERTIES, Property
 from .runner import SIZES, Budget, Report, Result, run_suite
@@ -28,6 +29,7 @@ __all__ = [
     "Target",
     "TargetError",
     "conformance_tests",
+    "follow_clock",
     "resolve_target",
     "run_suite",
 ]
