@@ -94,6 +94,7 @@ class CacheStats:
     lease_takeovers: int = 0  # a caller waited for another's lease, then computed itself
     early_refreshes: int = 0  # hits recomputed early (XFetch or soft TTL)
     stale_served: int = 0  # hits due for refresh served as they were: another caller refreshed
+    fills_failed: int = 0  # computed values the serializer refused: returned, not cached
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -313,7 +314,8 @@ class Cache(Generic[T]):
         backend = self._tolerant
         if not self.guarded:
             value, _ = self._compute(compute)
-            if backend.set(key, frame_value(self.serializer.dumps(value)), seconds):
+            payload = self._encode(value)
+            if payload is not None and backend.set(key, frame_value(payload), seconds):
                 self._count("fills")
             return value
         lease = new_lease()
@@ -356,14 +358,16 @@ class Cache(Generic[T]):
         if waited:
             self._count("lease_takeovers")
         try:
-            value, duration = self._compute(compute)
-            data = frame_refreshable(self._expiry(seconds), duration, self.serializer.dumps(value))
+            value, data = self._computed_entry(compute, seconds)
         except BaseException:
             self._release_lease(key, lease)
             raise
-        self._count(
-            "fills" if backend.compare_and_set(key, lease, data, seconds) else "fills_dropped"
-        )
+        if data is None:  # not storable: the next miss computes again
+            self._release_lease(key, lease)
+        elif backend.compare_and_set(key, lease, data, seconds):
+            self._count("fills")
+        else:
+            self._count("fills_dropped")
         return value
 
     def _refresh(self, key: str, old: bytes, compute: Callable[[], V], seconds: float | None) -> V:
@@ -385,15 +389,42 @@ class Cache(Generic[T]):
             self._count("stale_served")  # another caller claimed it first (or it changed)
             return cast(V, self._decode(key, old))
         try:
-            value, duration = self._compute(compute)
-            data = frame_refreshable(self._expiry(seconds), duration, self.serializer.dumps(value))
+            value, data = self._computed_entry(compute, seconds)
         except BaseException:
             # Back to the plain old entry, so that the next caller may try again.
             backend.compare_and_set(key, claimed, old, keep)
             raise
-        landed = backend.compare_and_set(key, claimed, data, seconds)
-        self._count("fills" if landed else "fills_dropped")
+        if data is None:
+            backend.compare_and_set(key, claimed, old, keep)  # as if it had failed
+        elif backend.compare_and_set(key, claimed, data, seconds):
+            self._count("fills")
+        else:
+            self._count("fills_dropped")
         return value
+
+    def _computed_entry(
+        self, compute: Callable[[], V], seconds: float | None
+    ) -> tuple[V, bytes | None]:
+        """``compute``'s value, and the fill entry that stores it (None: it cannot be stored)."""
+        value, duration = self._compute(compute)
+        payload = self._encode(value)
+        if payload is None:
+            return value, None
+        return value, frame_refreshable(self._expiry(seconds), duration, payload)
+
+    def _encode(self, value: object) -> bytes | None:
+        """``value``'s payload, or None if the serializer refuses it: a computed value that
+        cannot be stored still goes back to its caller, with the failed fill counted and
+        logged (a refusal is a TypeError or ValueError, as json's are)."""
+        try:
+            return self.serializer.dumps(value)
+        except (TypeError, ValueError) as exc:
+            with self._stats_lock:
+                self.stats.fills_failed += 1
+                unlogged = self._error_log.due()
+            if unlogged is not None:
+                self._error_log.write("storing a computed value", exc, unlogged, "not cached")
+            return None
 
     def _release_lease(self, key: str, lease: bytes) -> None:
         """Give up our lease after a failed compute: only if it is still ours (a lease that

@@ -97,13 +97,20 @@ class ErrorLog:
         self._next = now + self._quiet_period
         return unlogged
 
-    def write(self, operation: str, exc: CacheError, unlogged: int) -> None:
+    def write(
+        self,
+        operation: str,
+        exc: Exception,
+        unlogged: int,
+        consequence: str = "falling through to the source",
+    ) -> None:
         """The line :meth:`due` asked for (outside the lock: a handler may be slow)."""
         more = f" ({unlogged} more since the last report)" if unlogged else ""
         log.warning(
-            "%s: %s failed, falling through to the source: %s: %s%s",
+            "%s: %s failed, %s: %s: %s%s",
             self._name,
             operation,
+            consequence,
             type(exc).__name__,
             exc,
             more,

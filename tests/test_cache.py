@@ -143,10 +143,14 @@ def test_a_failed_compute_releases_the_lease(cache: Cache) -> None:
     assert cache.get("k") == "fresh"
 
 
-def test_a_value_that_cannot_be_serialized_releases_the_lease(cache: Cache) -> None:
-    with pytest.raises(TypeError):
-        cache.get_or_compute("k", lambda: {1, 2})
+def test_a_value_that_cannot_be_serialized_is_returned_and_releases_the_lease(
+    cache: Cache,
+) -> None:
+    assert cache.get_or_compute("k", lambda: {1, 2}) == {1, 2}  # the compute is not lost
+    assert cache.stats.fills_failed == 1
     assert cache.backend.get("k") is NO_VALUE
+    with pytest.raises(TypeError):
+        cache.set("k", {1, 2})  # asked directly, the cache says it cannot
 
 
 def test_a_caller_meeting_a_live_lease_waits_then_takes_over(clock: ManualClock) -> None:

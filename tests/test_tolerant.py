@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from cachespec.backends import BackendUnavailable, MemoryBackend
+from cachespec.backends import NO_VALUE, BackendUnavailable, MemoryBackend
 from cachespec.backends.cache import Cache, frame_refreshable, new_lease
+from cachespec.backends.entries import Refreshable, parse
 from cachespec.backends.serializers import JSONSerializer
 from cachespec.conformance import ManualClock
 
@@ -149,3 +150,27 @@ def test_a_lease_without_a_ttl_is_taken_over_once_and_the_key_filled_again() -> 
     assert cache.get_or_compute("k", lambda: "again") == SOURCE  # a hit: no wait, no compute
     assert clock() == waited
     assert cache.stats.computes == 1
+
+
+@pytest.mark.parametrize("configuration", ["guarded", "unguarded", "soft ttl"])
+def test_a_computed_value_that_cannot_be_stored_is_returned_and_counted(
+    configuration: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock()
+    cache = Cache(MemoryBackend(clock=clock), clock=clock, **CONFIGURATIONS[configuration])
+    if configuration == "soft ttl":  # a live fill due for refresh: the refresh is refused
+        cache.get_or_compute("k", lambda: CACHED, ttl=60)
+        clock.advance(30)
+    unstorable = object()
+    with caplog.at_level(logging.WARNING, logger="cachespec.backends.tolerant"):
+        assert cache.get_or_compute("k", lambda: unstorable, ttl=60) is unstorable
+    assert cache.stats.fills_failed == 1
+    assert "not cached" in caplog.records[0].getMessage()
+    # Nothing of the attempt is left: no lease holds the key, no claim hides the old value.
+    raw = cache.backend.get("k")
+    if configuration == "soft ttl":
+        assert isinstance(raw, bytes)
+        assert isinstance(parse(raw), Refreshable)  # the old fill, unclaimed
+        assert cache.get("k") == CACHED
+    else:
+        assert raw is NO_VALUE
