@@ -14,7 +14,10 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Protocol
 
+from cachespec.spec import Guarantees
+
 from .contract import Backend, Clock, ConfigurationError
+from .lazy import LazyBackend
 from .urls import BackendURL
 
 ENTRY_POINT_GROUP = "cachespec.backends"
@@ -75,23 +78,70 @@ def factory_for(scheme: str) -> BackendFactory:
     return _load(path)
 
 
-def open_backend(url: str, *, clock: Clock | None = None, namespace: str | None = None) -> Backend:
-    """Build the backend ``url`` names. ``clock`` applies to in-process backends."""
+# What a lazily opened backend of these schemes declares until its server is reached: every
+# Redis and memcached server runs the adapters' compare-and-set, which guarded fills need.
+_LAZY_DECLARED: dict[str, Guarantees] = dict.fromkeys(
+    ("redis", "rediss", "unix", "memcached"), Guarantees(compare_and_set=True)
+)
+
+
+def open_backend(
+    url: str,
+    *,
+    clock: Clock | None = None,
+    namespace: str | None = None,
+    lazy: bool = False,
+    retry_after: float = 5.0,
+) -> Backend:
+    """Build the backend ``url`` names. ``clock`` applies to in-process backends.
+
+    ``lazy=True``: a server that cannot be reached now does not fail the call; the backend
+    (a :class:`~cachespec.backends.lazy.LazyBackend`) opens at a later call, trying at most
+    once every ``retry_after`` seconds, and raises ``BackendUnavailable`` until then, which
+    ``Cache.get_or_compute`` answers from the source. The URL, its scheme and its driver
+    are still checked now.
+    """
     parsed = BackendURL(url)
+    if not lazy:
+        return _open(parsed, clock, namespace)
+    _factory(parsed)  # an unknown scheme or a missing driver is the caller's mistake: now
+    backend = LazyBackend(
+        lambda: _open(parsed, clock, namespace),
+        name=parsed.safe,
+        declared=_LAZY_DECLARED.get(parsed.scheme.lower(), Guarantees()),
+        retry_after=retry_after,
+    )
+    backend.try_open()
+    return backend
+
+
+def _factory(parsed: BackendURL) -> BackendFactory:
     try:
-        factory = factory_for(parsed.scheme)
+        return factory_for(parsed.scheme)
+    except ConfigurationError as exc:
+        raise parsed.error(str(exc)) from None
+    except ModuleNotFoundError as exc:
+        raise _missing_driver(parsed, exc) from None
+
+
+def _open(parsed: BackendURL, clock: Clock | None, namespace: str | None) -> Backend:
+    factory = _factory(parsed)
+    try:
         return factory(parsed, clock=clock, namespace=namespace)
     except ConfigurationError as exc:
         if exc.args and str(exc.args[0]).startswith(parsed.safe):
             raise
         raise parsed.error(str(exc)) from None
-    except ModuleNotFoundError as exc:
-        # A driver that is not installed: a usage error naming what to install, not a
-        # traceback (the drivers are extras: a bare install has none of them).
-        missing = (exc.name or "?").partition(".")[0]
-        extra = _EXTRAS.get(missing)
-        fix = f"pip install 'cachespec[{extra}]'" if extra else f"install {missing!r}"
-        raise parsed.error(
-            f"{parsed.scheme}:// needs the Python package {missing!r}, which is not "
-            f"installed: {fix}"
-        ) from None
+    except ModuleNotFoundError as exc:  # a factory that imports its driver when called
+        raise _missing_driver(parsed, exc) from None
+
+
+def _missing_driver(parsed: BackendURL, exc: ModuleNotFoundError) -> ConfigurationError:
+    """A driver that is not installed: a usage error naming what to install, not a
+    traceback (the drivers are extras: a bare install has none of them)."""
+    missing = (exc.name or "?").partition(".")[0]
+    extra = _EXTRAS.get(missing)
+    fix = f"pip install 'cachespec[{extra}]'" if extra else f"install {missing!r}"
+    return parsed.error(
+        f"{parsed.scheme}:// needs the Python package {missing!r}, which is not installed: {fix}"
+    )
