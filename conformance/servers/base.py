@@ -8,6 +8,7 @@ one request/reply exchange on a raw socket: the harness must not need the ``redi
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Final
 
@@ -26,13 +27,21 @@ class HarnessUnavailable(Exception):
     """
 
 
-def exchange(port: int, request: bytes, complete: Callable[[bytes], bool]) -> bytes:
+def exchange(
+    port: int,
+    request: bytes,
+    complete: Callable[[bytes], bool],
+    *,
+    tls: ssl.SSLContext | None = None,
+) -> bytes:
     """Send ``request`` on a new connection to ``HOST:port`` and read until ``complete(reply)``.
 
-    Raises ``ConnectionError`` if the server closes the connection first, and ``OSError``
-    (a timeout included) if it cannot be reached.
+    With ``tls``, the connection is TLS under that context, verifying the server as
+    ``HOST``. Raises ``ConnectionError`` if the server closes the connection first, and
+    ``OSError`` (a timeout and ``ssl.SSLError`` included) if it cannot be reached.
     """
-    with socket.create_connection((HOST, port), timeout=IO_TIMEOUT) as sock:
+    with socket.create_connection((HOST, port), timeout=IO_TIMEOUT) as raw:
+        sock = raw if tls is None else tls.wrap_socket(raw, server_hostname=HOST)
         sock.sendall(request)
         reply = b""
         while not complete(reply):
