@@ -77,6 +77,21 @@ def test_mutual_tls_works_end_to_end(tls_server: servers.ManagedServer, pki: PKI
     finally:
         backend.close()
     tls_server.flush()  # the harness's own probe speaks TLS too
+    # TLS only: no plaintext port besides (redis-server would open 6379 without --port 0).
+    tls = pki.server
+    direct = redis.Redis(
+        host="127.0.0.1",
+        port=tls_server.port,
+        ssl=True,
+        ssl_ca_certs=str(tls.ca_file),
+        ssl_certfile=str(tls.client_cert_file),
+        ssl_keyfile=str(tls.client_key_file),
+    )
+    try:
+        assert direct.config_get("port") == {"port": "0"}
+        assert direct.config_get("tls-auth-clients") == {"tls-auth-clients": "yes"}
+    finally:
+        direct.close()
     for path in (pki.server.client_key_file, pki.server.key_file):
         assert not any(line in shown for line in key_material(path))
 
