@@ -314,8 +314,11 @@ def test_a_forged_tagged_fill_is_a_counted_miss() -> None:
 # The cache's side: a value it cannot store still reaches its caller
 
 
-def test_a_computed_value_that_cannot_be_stored_is_still_returned_and_counted() -> None:
-    cache = Cache(MemoryBackend(clock=ManualClock()), default_ttl=60)
+@pytest.mark.parametrize("guarded", [True, False])
+def test_a_computed_value_that_cannot_be_stored_is_still_returned_and_counted(
+    guarded: bool,
+) -> None:
+    cache = Cache(MemoryBackend(clock=ManualClock()), default_ttl=60, guarded=guarded)
     unstorable = {"at": time(12, 0)}
     assert cache.get_or_compute("k", lambda: unstorable) is unstorable
     assert cache.stats.fills_failed == 1
