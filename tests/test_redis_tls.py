@@ -27,6 +27,7 @@ from certificates import PKI, make_pki
 
 from cachespec.backends import BackendUnavailable, ConfigurationError, open_backend
 from cachespec.backends.cache import Cache
+from cachespec.backends.redis import tls
 from cachespec.conformance import servers
 
 pytestmark = pytest.mark.redis
@@ -243,3 +244,14 @@ def test_efficacy_a_factory_that_skipped_verification_would_connect(
     finally:
         backend.clear()
         backend.close()
+
+
+def test_efficacy_without_the_early_load_a_bad_file_would_fail_as_a_connection_error(
+    pki: PKI, bad_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The twin of the bad-file tests: they tell a check before connecting from a failure
+    while connecting. Without the early load, the same URL fails as BackendUnavailable."""
+    monkeypatch.setattr(tls, "_check_files", lambda *args: None)
+    url = rediss(1, ssl_certfile=pki.server.client_cert_file, ssl_keyfile=bad_files["garbage"])
+    with pytest.raises(BackendUnavailable):
+        open_backend(url)
