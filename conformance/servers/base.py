@@ -7,6 +7,7 @@ one request/reply exchange on a raw socket: the harness must not need the ``redi
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 from collections.abc import Callable
@@ -40,8 +41,10 @@ def exchange(
     ``HOST``. Raises ``ConnectionError`` if the server closes the connection first, and
     ``OSError`` (a timeout and ``ssl.SSLError`` included) if it cannot be reached.
     """
-    with socket.create_connection((HOST, port), timeout=IO_TIMEOUT) as raw:
-        sock = raw if tls is None else tls.wrap_socket(raw, server_hostname=HOST)
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(socket.create_connection((HOST, port), timeout=IO_TIMEOUT))
+        if tls is not None:  # wrap_socket detaches the plain socket: this one is closed
+            sock = stack.enter_context(tls.wrap_socket(sock, server_hostname=HOST))
         sock.sendall(request)
         reply = b""
         while not complete(reply):
