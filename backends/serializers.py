@@ -85,7 +85,10 @@ class JSONSerializer:
                 tag, tree = _TAGGED, tagged.encode(value)
             text = _encode_json(tree)
         except TypeError:
-            where = tagged.locate(value)
+            try:
+                where = tagged.locate(value)
+            except RecursionError:  # its own walk is a little deeper than encode's
+                where = None
             reason = f"at {where[0]}, {where[1]}" if where else "no exact encoding"
             raise _refusal(value, reason) from None
         except ValueError as exc:  # an int longer than sys.get_int_max_str_digits() digits
