@@ -22,8 +22,10 @@ tag    Python value                                 rest of the array
 ``N``  ``decimal.Decimal``                          ``str(d)`` (exact: digits,
                                                     exponent, sign, NaN)
 ``A``  ``datetime.date``                            ISO 8601 text
-``W``  ``datetime.datetime``                        ISO 8601 text, then 1 if
-                                                    ``fold`` is 1
+``W``  ``datetime.datetime``                        its wall time as ISO 8601
+                                                    text (no offset), the UTC
+                                                    offset in microseconds (null
+                                                    if naive), ``fold``
 =====  ==========================================  =========================
 
 Only exact types are stored: a subclass (``IntEnum``, ``OrderedDict``, a named tuple)
@@ -37,11 +39,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Final
 
 __all__ = ["STORABLE", "decode", "encode", "is_plain", "locate"]
+
+_MICROSECOND: Final = timedelta(microseconds=1)
 
 #: JSON's own scalars: JSON round-trips these exactly (float specials and -0.0 included).
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
@@ -130,7 +134,11 @@ def encode(value: Any) -> object:
     if kind is date:
         return ["A", value.isoformat()]
     if kind is datetime and _exact_tz(value):
-        return ["W", value.isoformat(), 1] if value.fold else ["W", value.isoformat()]
+        # The offset apart, in whole microseconds: fromisoformat (3.11) read "+00:00:00.000001"
+        # back as UTC (docs/facts.md), and a plain int needs no parsing at all.
+        offset = value.utcoffset()
+        micros = None if offset is None else offset // _MICROSECOND
+        return ["W", value.replace(tzinfo=None, fold=0).isoformat(), micros, value.fold]
     raise TypeError(f"type {kind.__qualname__}: {_why_not(value)}")
 
 
@@ -188,10 +196,20 @@ def _mapping(tree: list[object]) -> dict[object, object]:
 
 
 def _datetime(tree: list[object]) -> datetime:
-    if len(tree) not in (2, 3) or type(tree[1]) is not str or tree[2:] not in ([], [1]):
-        raise ValueError("tag 'W' takes ISO text and an optional fold of 1")
+    if (
+        len(tree) != 4
+        or type(tree[1]) is not str
+        or (tree[2] is not None and type(tree[2]) is not int)
+        or tree[3] not in (0, 1)
+        or type(tree[3]) is not int
+    ):
+        raise ValueError("tag 'W' takes ISO text, an offset in microseconds or null, a fold")
     moment = datetime.fromisoformat(tree[1])
-    return moment.replace(fold=1) if len(tree) == 3 else moment
+    if moment.tzinfo is not None:
+        raise ValueError("tag 'W' takes the wall time without an offset")
+    micros = tree[2]
+    zone = None if micros is None else timezone(micros * _MICROSECOND)
+    return moment.replace(tzinfo=zone, fold=tree[3])
 
 
 _DECODERS: Final[dict[object, Callable[[list[object]], object]]] = {
