@@ -25,7 +25,13 @@ from .contract import (
 from .decorator import CachedFunction, cached
 from .memory import MemoryBackend
 from .registry import ENTRY_POINT_GROUP, open_backend, register_scheme, schemes
-from .serializers import DecodeError, JSONSerializer, Serializer, SignedPickleSerializer
+from .serializers import (
+    DecodeError,
+    EncodeError,
+    JSONSerializer,
+    Serializer,
+    SignedPickleSerializer,
+)
 from .strategies import EventInvalidator, ListenerHealth, RedisInvalidationListener, WriteThrough
 from .urls import BackendURL, redact
 
@@ -44,6 +50,7 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "DecodeError",
+    "EncodeError",
     "EventInvalidator",
     "JSONSerializer",
     "ListenerHealth",

@@ -17,6 +17,7 @@ from redis.retry import Retry
 from ..contract import Clock
 from ..urls import BackendURL
 from .backend import DEFAULT_NAMESPACE, RedisBackend
+from .tls import TLSFiles, pop_tls
 from .ttl import REDIS_TTL_RESOLUTION
 
 __all__ = ["DEFAULT_TIMEOUT", "redis_from_url"]
@@ -110,6 +111,8 @@ def redis_from_url(
     max_value_size = url.pop_int("max_value_size", default=None, allow_none=True, minimum=0)
     server_evicts = url.pop_choice("eviction", ("none", "server"), "none") == "server"
     password = url.pop_password()
+    tls = pop_tls(url)  # every file loaded now: a bad one is a ConfigurationError, unsent
+    files = tls or TLSFiles()
     url.expect_no_options()
     username = unquote(url.username) if url.username else None
     no_retries = Retry(NoBackoff(), 0)
@@ -130,10 +133,16 @@ def redis_from_url(
             db=db,
             username=username,
             password=password,
-            ssl=url.scheme == "rediss",
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=no_retries,
+            ssl=tls is not None,
+            # Verification is on by default in redis-py; said here so it stays on (.tls).
+            ssl_cert_reqs="required",
+            ssl_check_hostname=True,
+            ssl_ca_certs=files.ca_certs,
+            ssl_certfile=files.certfile,
+            ssl_keyfile=files.keyfile,
         )
     return owning(
         client,

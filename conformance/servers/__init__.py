@@ -14,6 +14,7 @@ Its modules, by concern:
 * :mod:`.managed`: processes: start, readiness, flush, restart, stop, the reaper, the live
   registry.
 * :mod:`.kind`: :class:`ServerKind`, the record of everything that differs between kinds.
+* :mod:`.tls`: :class:`ServerTLS`, the files of a server that speaks only TLS.
 * :mod:`.redis`, :mod:`.memcached`: one record each, and ``start_redis``/``start_memcached``.
 * :mod:`.registry`: the kinds by name; a new kind is added there (docs/design.md,
   "Server kinds").
@@ -38,6 +39,7 @@ from .registry import (
     unregister,
     user_server_schemes,
 )
+from .tls import ServerTLS
 
 __all__ = [
     "MEMCACHED",
@@ -49,6 +51,7 @@ __all__ = [
     "ManagedServer",
     "Reaper",
     "ServerKind",
+    "ServerTLS",
     "find_kind",
     "harness_available",
     "kind_names",

@@ -7,7 +7,9 @@ one request/reply exchange on a raw socket: the harness must not need the ``redi
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Final
 
@@ -26,13 +28,23 @@ class HarnessUnavailable(Exception):
     """
 
 
-def exchange(port: int, request: bytes, complete: Callable[[bytes], bool]) -> bytes:
+def exchange(
+    port: int,
+    request: bytes,
+    complete: Callable[[bytes], bool],
+    *,
+    tls: ssl.SSLContext | None = None,
+) -> bytes:
     """Send ``request`` on a new connection to ``HOST:port`` and read until ``complete(reply)``.
 
-    Raises ``ConnectionError`` if the server closes the connection first, and ``OSError``
-    (a timeout included) if it cannot be reached.
+    With ``tls``, the connection is TLS under that context, verifying the server as
+    ``HOST``. Raises ``ConnectionError`` if the server closes the connection first, and
+    ``OSError`` (a timeout and ``ssl.SSLError`` included) if it cannot be reached.
     """
-    with socket.create_connection((HOST, port), timeout=IO_TIMEOUT) as sock:
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(socket.create_connection((HOST, port), timeout=IO_TIMEOUT))
+        if tls is not None:  # wrap_socket detaches the plain socket: this one is closed
+            sock = stack.enter_context(tls.wrap_socket(sock, server_hostname=HOST))
         sock.sendall(request)
         reply = b""
         while not complete(reply):

@@ -16,12 +16,12 @@ from __future__ import annotations
 import abc
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base import HarnessUnavailable
+from .base import HarnessUnavailable, exchange
 
 if TYPE_CHECKING:
     from .managed import ManagedServer
@@ -108,6 +108,11 @@ class ServerKind(abc.ABC):
 
     # -----------------------------------------------------------------------------------------
     # Running and talking to a server of this kind
+
+    def exchange(self, port: int, request: bytes, complete: Callable[[bytes], bool]) -> bytes:
+        """One request and its reply with the server on ``port`` (:func:`.base.exchange`);
+        a kind whose servers speak TLS overrides it to connect as the harness's client."""
+        return exchange(port, request, complete)
 
     @abc.abstractmethod
     def argv(self, binary: str, port: int, temp_dir: Path, log_path: Path) -> list[str]:

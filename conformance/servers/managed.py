@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
 
-from .base import HOST, HarnessUnavailable, exchange, line_reply
+from .base import HOST, HarnessUnavailable, line_reply
 from .faketime import FaketimeClock, faketime_env, libfaketime
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ class ManagedServer:
         if self._stopped or not self.is_running():
             raise RuntimeError(f"{self!r} is not running")
         kind = self.server_kind
-        reply = exchange(self.port, kind.flush_request, line_reply)
+        reply = kind.exchange(self.port, kind.flush_request, line_reply)
         if reply != kind.flush_reply:
             raise RuntimeError(f"{self.kind} refused the flush: {reply!r}")
 

@@ -20,14 +20,17 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
+from urllib.parse import quote
 
 from .base import HOST, HarnessUnavailable, exchange
 from .faketime import US
 from .kind import ServerKind
 from .managed import READY_TIMEOUT, ManagedServer, start
+from .tls import ServerTLS
 
 __all__ = ["NO_COMPILER", "REDIS", "SHIM_SOURCE", "RedisKind", "start_redis"]
 
@@ -142,8 +145,16 @@ def _options(maxmemory: str | None, maxmemory_policy: str | None) -> list[str]:
     return options
 
 
+@dataclass(frozen=True)
 class RedisKind(ServerKind):
-    """redis-server: RESP on TCP, ``FLUSHALL`` to empty, microsecond ``TIME``."""
+    """redis-server: RESP on TCP, ``FLUSHALL`` to empty, microsecond ``TIME``.
+
+    ``tls``: run the server on a TLS port only (``--port 0 --tls-port``), requiring client
+    certificates signed by its CA; the harness's probes and the kind's URL then use the
+    client certificate (:mod:`.tls`). None, the default, is plaintext.
+    """
+
+    tls: ServerTLS | None = None
 
     def check_fake_time(self) -> None:
         """The shim is built, or can be: a C compiler is on ``PATH``."""
@@ -158,7 +169,7 @@ class RedisKind(ServerKind):
         """No config file: loopback only, no RDB or AOF, files only in ``temp_dir``."""
         return [
             binary,
-            "--port", str(port),
+            *self._listen(port),
             "--bind", HOST,
             "--save", "",
             "--appendonly", "no",
@@ -168,13 +179,40 @@ class RedisKind(ServerKind):
             "--daemonize", "no",
         ]  # fmt: skip
 
+    def _listen(self, port: int) -> list[str]:
+        """Plaintext on ``port``, or TLS only there, every client showing a certificate."""
+        if self.tls is None:
+            return ["--port", str(port)]
+        return [
+            "--port", "0",
+            "--tls-port", str(port),
+            "--tls-cert-file", str(self.tls.cert_file),
+            "--tls-key-file", str(self.tls.key_file),
+            "--tls-ca-cert-file", str(self.tls.ca_file),
+            "--tls-auth-clients", "yes",
+        ]  # fmt: skip
+
     def url(self, host: str, port: int) -> str:
-        """Database 0 of the server."""
-        return f"redis://{host}:{port}/0"
+        """Database 0 of the server (over TLS with the client certificate, for a TLS kind)."""
+        if self.tls is None:
+            return f"redis://{host}:{port}/0"
+        tls = self.tls
+        files = {
+            "ssl_ca_certs": tls.ca_file,
+            "ssl_certfile": tls.client_cert_file,
+            "ssl_keyfile": tls.client_key_file,
+        }
+        query = "&".join(f"{name}={quote(str(path), safe='/')}" for name, path in files.items())
+        return f"rediss://{host}:{port}/0?{query}"
+
+    def exchange(self, port: int, request: bytes, complete: Callable[[bytes], bool]) -> bytes:
+        """Over TLS as the harness's client, for a TLS kind; else plaintext."""
+        context = None if self.tls is None else self.tls.client_context()
+        return exchange(port, request, complete, tls=context)
 
     def read_clock(self, port: int) -> int:
         """Redis's ``TIME`` in microseconds."""
-        reply = exchange(port, b"TIME\r\n", _reply_complete)
+        reply = self.exchange(port, b"TIME\r\n", _reply_complete)
         match = _TIME.fullmatch(reply)
         if match is None:
             raise ConnectionError(f"unexpected reply to TIME: {reply[:200]!r}")
@@ -182,7 +220,7 @@ class RedisKind(ServerKind):
 
     def answering_pid(self, port: int) -> int | None:
         """``process_id`` from ``INFO server``."""
-        match = _PID.search(exchange(port, b"INFO server\r\n", _reply_complete))
+        match = _PID.search(self.exchange(port, b"INFO server\r\n", _reply_complete))
         return int(match[1]) if match else None
 
     def start(self, options: Mapping[str, str], *, fake_time: bool) -> ManagedServer:
@@ -214,12 +252,17 @@ def start_redis(
     maxmemory_policy: str | None = None,
     extra_args: Sequence[str] = (),
     ready_timeout: float = READY_TIMEOUT,
+    tls: ServerTLS | None = None,
 ) -> ManagedServer:
     """A throwaway redis-server on a free loopback port: no config file, no persistence.
 
     With ``fake_time`` (the default) its clock is a
     :class:`~cachespec.conformance.servers.faketime.FaketimeClock` starting at ``START_TIME``;
-    without, it runs on real time and ``clock`` is None.
+    without, it runs on real time and ``clock`` is None. With ``tls`` it speaks only TLS and
+    requires a client certificate (:class:`RedisKind`); its ``url`` carries the client's
+    files. A TLS server needs real time when its certificates were issued after
+    ``START_TIME``: it checks the client's certificate's dates on its own clock.
     """
     options = [*_options(maxmemory, maxmemory_policy), *extra_args]
-    return start(REDIS, options, fake_time=fake_time, ready_timeout=ready_timeout)
+    kind = REDIS if tls is None else replace(REDIS, tls=tls)
+    return start(kind, options, fake_time=fake_time, ready_timeout=ready_timeout)
