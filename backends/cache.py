@@ -255,8 +255,10 @@ class Cache(Generic[T]):
         if key.__class__ is not str:
             check_key(key)  # raises TypeError
         raw = self._tolerant.get(key)
-        if raw is None:  # the cache failed: the source answers
-            return self._compute(compute)[0]
+        if raw is None:
+            # The cache failed: the source answers, once for the callers that come together
+            # (a cache that is down must not turn a herd loose on the source).
+            return self._in_flight(key, functools.partial(self._compute_value, compute))
         if raw is not NO_VALUE and not self.early_refresh and self.refresh_before is None:
             # The hot path: a fill or a plain value, and no early refresh to consider (the general
             # path below reaches the same answer, with more checks on the way).
@@ -289,6 +291,11 @@ class Cache(Generic[T]):
             # A claimed entry is being refreshed by another caller: its old value is served.
             self._count("stale_served" if isinstance(parse(raw), Refreshing) else "hits")
             return cast(V, found)
+        return self._in_flight(key, fill)
+
+    def _in_flight(self, key: str, fill: Callable[[], V]) -> V:
+        """``fill()``, shared with this process's concurrent callers of ``key``
+        (single-flight), when the cache has it on."""
         if self._flights is None:
             return fill()
         led: list[bool] = []
@@ -301,6 +308,9 @@ class Cache(Generic[T]):
         if not led:
             self._count("shared")  # another caller's computation answered this one
         return value
+
+    def _compute_value(self, compute: Callable[[], V]) -> V:
+        return self._compute(compute)[0]
 
     def _compute(self, compute: Callable[[], V]) -> tuple[V, float]:
         """Run ``compute``, counted and timed on the cache's clock."""
@@ -362,12 +372,15 @@ class Cache(Generic[T]):
         except BaseException:
             self._release_lease(key, lease)
             raise
-        if data is None:  # not storable: the next miss computes again
-            self._release_lease(key, lease)
-        elif backend.compare_and_set(key, lease, data, seconds):
+        landed = None if data is None else backend.compare_and_set(key, lease, data, seconds)
+        if landed:
             self._count("fills")
+        elif landed is None:
+            # Not storable, or the cache refused the fill (too large, full, gone): the lease
+            # must not keep every other caller waiting out its time for a value never coming.
+            self._release_lease(key, lease)
         else:
-            self._count("fills_dropped")
+            self._count("fills_dropped")  # an invalidation removed the lease meanwhile
         return value
 
     def _refresh(self, key: str, old: bytes, compute: Callable[[], V], seconds: float | None) -> V:
@@ -394,10 +407,11 @@ class Cache(Generic[T]):
             # Back to the plain old entry, so that the next caller may try again.
             backend.compare_and_set(key, claimed, old, keep)
             raise
-        if data is None:
-            backend.compare_and_set(key, claimed, old, keep)  # as if it had failed
-        elif backend.compare_and_set(key, claimed, data, seconds):
+        landed = None if data is None else backend.compare_and_set(key, claimed, data, seconds)
+        if landed:
             self._count("fills")
+        elif landed is None:
+            backend.compare_and_set(key, claimed, old, keep)  # as if the refresh had failed
         else:
             self._count("fills_dropped")
         return value
@@ -413,12 +427,13 @@ class Cache(Generic[T]):
         return value, frame_refreshable(self._expiry(seconds), duration, payload)
 
     def _encode(self, value: object) -> bytes | None:
-        """``value``'s payload, or None if the serializer refuses it: a computed value that
+        """``value``'s payload, or None if the serializer fails on it: a computed value that
         cannot be stored still goes back to its caller, with the failed fill counted and
-        logged (a refusal is a TypeError or ValueError, as json's are)."""
+        logged (a refusal is an EncodeError, but a RecursionError or a custom
+        ``__reduce__``'s exception must not lose the value either)."""
         try:
             return self.serializer.dumps(value)
-        except (TypeError, ValueError) as exc:
+        except Exception as exc:
             with self._stats_lock:
                 self.stats.fills_failed += 1
                 unlogged = self._error_log.due()
@@ -519,6 +534,8 @@ class Cache(Generic[T]):
                     payload = fill.payload
                 case Corrupt():
                     return self._drop(key, raw)
+                case unknown:  # a kind added to entries.py and not handled here
+                    raise AssertionError(f"Cache._decode does not handle {unknown!r}")
         try:
             return self.serializer.loads(payload)
         except DecodeError:

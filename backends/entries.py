@@ -86,9 +86,12 @@ def parse(raw: bytes) -> Entry:
             int.from_bytes(raw[1 : 1 + _VERSION_BYTES], "big"), raw[1 + _VERSION_BYTES :]
         )
     if tag == REFRESHING:
-        inner = parse(raw[1 + TOKEN_BYTES :])
-        if isinstance(inner, Refreshable):
-            return Refreshing(inner, raw[1 + TOKEN_BYTES :])
+        # Only a refreshable entry can be claimed: read it as one, not by parsing again (a
+        # forged ``r`` inside ``r`` inside ... would recurse as deep as its bytes go).
+        old = raw[1 + TOKEN_BYTES :]
+        if old[:1] == REFRESHABLE and len(old) >= REFRESHABLE_HEADER:
+            expiry, delta = _REFRESH.unpack_from(old, 1)
+            return Refreshing(Refreshable(expiry, delta, old[REFRESHABLE_HEADER:]), old)
     return Corrupt(f"no entry of this shape: tag {tag!r}, {len(raw)} bytes")
 
 

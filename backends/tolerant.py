@@ -57,12 +57,16 @@ class TolerantBackend:
             return False
         return True
 
-    def compare_and_set(self, key: str, expected: bytes, value: bytes, ttl: float | None) -> bool:
+    def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl: float | None
+    ) -> bool | None:
+        """Whether ``value`` replaced ``expected``, or None if the cache could not say (the
+        caller still holds whatever it held: a lease to release, say)."""
         try:
             return self.backend.compare_and_set(key, expected, value, ttl)
         except CacheError as exc:
             self._report("compare_and_set", exc)
-            return False
+            return None
 
     def compare_and_delete(self, key: str, expected: bytes) -> bool:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -174,3 +175,63 @@ def test_a_computed_value_that_cannot_be_stored_is_returned_and_counted(
         assert cache.get("k") == CACHED
     else:
         assert raw is NO_VALUE
+
+
+def test_a_fill_the_cache_refuses_releases_its_lease() -> None:
+    """compare_and_set failed (a value too large, a full or lost cache): the lease goes, so
+    the next caller computes at once instead of waiting out the lease time."""
+    clock = ManualClock()
+    backend = Failing(("compare_and_set",), clock=clock)
+    cache = Cache(backend, clock=clock, sleep=clock.advance)
+    assert cache.get_or_compute("k", lambda: SOURCE) == SOURCE
+    assert MemoryBackend.get(backend, "k") is NO_VALUE
+    waited = clock()
+    assert cache.get_or_compute("k", lambda: SOURCE) == SOURCE
+    assert clock() == waited  # nobody slept on a lease
+    assert (cache.stats.errors, cache.stats.fills_dropped) == (2, 0)
+
+
+def test_a_forged_claim_nested_deep_is_a_corrupt_entry_not_a_recursion() -> None:
+    clock = ManualClock()
+    backend = MemoryBackend(clock=clock)
+    backend.set("k", (b"r" + b"\x00" * 16) * 5000 + b"v1")
+    cache = Cache(backend, clock=clock)
+    assert cache.get_or_compute("k", lambda: SOURCE) == SOURCE
+    assert cache.stats.decode_failures == 1
+
+
+def test_callers_that_meet_a_failed_cache_together_compute_once() -> None:
+    """The cache is down: concurrent callers of one key still share one compute."""
+    started, release = threading.Event(), threading.Event()
+    computes = []
+
+    def slow() -> str:
+        computes.append(1)
+        started.set()
+        release.wait(30)
+        return SOURCE
+
+    waiting = threading.Semaphore(0)
+
+    def counted_wait(done: threading.Event, timeout: float | None) -> bool:
+        waiting.release()  # a caller joined the flight and waits for its value
+        return done.wait(timeout)
+
+    cache = Cache(Failing(CALLS), flight_wait=counted_wait)
+    results: list[str] = []
+    first = threading.Thread(target=lambda: results.append(cache.get_or_compute("k", slow)))
+    first.start()
+    assert started.wait(30)
+    others = [
+        threading.Thread(target=lambda: results.append(cache.get_or_compute("k", slow)))
+        for _ in range(3)
+    ]
+    for thread in others:
+        thread.start()
+    for _ in others:
+        assert waiting.acquire(timeout=30)  # every other caller waits in the flight
+    release.set()
+    for thread in [first, *others]:
+        thread.join(30)
+    assert results == [SOURCE] * 4
+    assert len(computes) == 1
