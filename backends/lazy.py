@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from cachespec.spec import Guarantees, NoValue
 
-from .contract import Backend, BackendUnavailable, CacheError, Clock, ConfigurationError
+from .contract import Backend, BackendUnavailable, Clock, ConfigurationError
 
 
 class LazyBackend(Backend):
@@ -49,9 +49,10 @@ class LazyBackend(Backend):
         self._lock = threading.Lock()  # one caller opens; the others wait for it
         self._backend: Backend | None = None  # guarded by _lock (read without: set once)
         self._next_try = float("-inf")  # guarded by _lock
-        self._last_error: CacheError | None = None  # guarded by _lock
+        self._last_error = ""  # guarded by _lock: text, so no traceback is kept alive
+        self._opening = False  # guarded by _lock: one caller connects at a time
         self._closed = False  # guarded by _lock
-        self._refused: ConfigurationError | None = None  # guarded by _lock
+        self._refused: str | None = None  # guarded by _lock
 
     @property
     def guarantees(self) -> Guarantees:  # type: ignore[override]
@@ -67,31 +68,52 @@ class LazyBackend(Backend):
         backend = self._backend
         if backend is not None:
             return backend
-        with self._lock:
+        with self._lock:  # decide who tries; nobody holds it while connecting
             if self._backend is not None:
                 return self._backend
             if self._closed:
                 raise BackendUnavailable(f"{self._name}: closed")
-            now = self._clock()
-            if now < self._next_try:
-                raise BackendUnavailable(
-                    f"{self._name}: not open yet (the last attempt failed: {self._last_error}); "
-                    f"next attempt in {self._next_try - now:.1f} s"
-                )
             if self._refused is not None:
-                raise self._refused
-            try:
-                self._backend = self._open()
-            except ConfigurationError as exc:
-                # The server was reached and the URL does not fit it (a database out of
-                # range, say): no retry mends that. Every call says so from now on.
-                self._refused = exc
-                raise
-            except CacheError as exc:  # unreachable: try again after the period
-                self._last_error = exc
-                self._next_try = now + self._retry_after
-                raise BackendUnavailable(f"{self._name}: could not open: {exc}") from exc
-            return self._backend
+                raise ConfigurationError(self._refused)  # a fresh one: no growing traceback
+            now = self._clock()
+            if self._opening or now < self._next_try:
+                # Another caller is trying, or the last try failed within the period: the
+                # others do not queue behind a connection attempt.
+                raise BackendUnavailable(
+                    f"{self._name}: not open yet ({self._last_error or 'opening'})"
+                )
+            self._opening = True
+            self._next_try = now + self._retry_after
+        try:
+            opened = self._open()
+            self._check(opened)
+        except ConfigurationError as exc:
+            # The server was reached and the URL does not fit it (a database out of range),
+            # or it lacks what was declared: no retry mends that, and every call says so.
+            with self._lock:
+                self._refused, self._opening = str(exc), False
+            raise ConfigurationError(str(exc)) from None
+        except Exception as exc:  # unreachable, whatever the driver raises: try later
+            error = f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                self._last_error, self._opening = error, False
+            raise BackendUnavailable(f"{self._name}: could not open: {error}") from None
+        with self._lock:
+            self._opening = False
+            if self._closed:  # closed while it opened
+                opened.close()
+                raise BackendUnavailable(f"{self._name}: closed")
+            self._backend = opened
+        return opened
+
+    def _check(self, opened: Backend) -> None:
+        """Refuse a backend that lacks what this one declared (a Cache was built on it)."""
+        if self._declared.compare_and_set and not opened.guarantees.compare_and_set:
+            opened.close()
+            raise ConfigurationError(
+                f"{self._name}: the server does not run compare_and_set, which this lazily "
+                "opened backend declared (and a guarded Cache needs)"
+            )
 
     def try_open(self) -> bool:
         """Open now if it can (a ConfigurationError still raises); whether it is open."""

@@ -105,10 +105,18 @@ def open_backend(
     if not lazy:
         return _open(parsed, clock, namespace)
     _factory(parsed)  # an unknown scheme or a missing driver is the caller's mistake: now
+    declared = _LAZY_DECLARED.get(parsed.scheme.lower())
+    if declared is None:
+        # What a guarded Cache built on it may rely on must be known before the server is
+        # reached, and it is known only for these schemes.
+        raise parsed.error(
+            f"lazy=True opens {', '.join(f'{s}://' for s in _LAZY_DECLARED)} URLs only; "
+            f"{parsed.scheme}:// is opened now, or not at all"
+        )
     backend = LazyBackend(
         lambda: _open(parsed, clock, namespace),
         name=parsed.safe,
-        declared=_LAZY_DECLARED.get(parsed.scheme.lower(), Guarantees()),
+        declared=declared,
         retry_after=retry_after,
     )
     backend.try_open()

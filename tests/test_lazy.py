@@ -3,6 +3,7 @@ the source meanwhile, and uses the cache once it can be reached."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 
 import pytest
@@ -48,7 +49,7 @@ def test_while_down_reads_come_from_the_source_and_opening_is_retried_once_a_per
         assert cache.get_or_compute("k", lambda: "source") == "source"
     assert opener.attempts == 1  # one attempt in the period, not one per read
     assert not lazy.opened
-    with pytest.raises(BackendUnavailable, match="next attempt in"):
+    with pytest.raises(BackendUnavailable, match=r"not open yet.*connection refused"):
         lazy.get("k")
     clock.advance(5.0)
     opener.down = False
@@ -128,3 +129,36 @@ def test_a_bad_url_or_an_unknown_scheme_fails_at_once_even_when_lazy() -> None:
         open_backend("nosuch://host", lazy=True)
     with pytest.raises(ConfigurationError):
         open_backend("redis://host:0", lazy=True)
+    with pytest.raises(ConfigurationError, match="lazy=True opens"):
+        open_backend("memory://", lazy=True)  # what it promises is known only once open
+
+
+def test_while_one_caller_opens_the_others_do_not_wait_for_it() -> None:
+    clock = ManualClock()
+    seen: list[str] = []
+
+    def opening() -> Backend:
+        with pytest.raises(BackendUnavailable, match="opening") as other:
+            lazy.get("k")  # another caller, while this one connects: answered at once
+        seen.append(str(other.value))
+        raise OSError("a driver's own error")
+
+    lazy = LazyBackend(opening, name="test://", declared=Guarantees(), clock=clock)
+    with pytest.raises(BackendUnavailable, match="OSError"):
+        lazy.get("k")  # any exception of an open is an unreachable cache, tried later
+    assert len(seen) == 1
+    with pytest.raises(BackendUnavailable, match="not open yet"):
+        lazy.get("k")  # within the period: no second attempt
+    assert len(seen) == 1
+
+
+def test_a_backend_without_what_was_declared_is_refused_when_it_opens() -> None:
+    class WithoutCompare(MemoryBackend):
+        def __init__(self) -> None:
+            super().__init__()
+            self.guarantees = dataclasses.replace(self.guarantees, compare_and_set=False)
+
+    lazy = LazyBackend(WithoutCompare, name="test://", declared=Guarantees(compare_and_set=True))
+    for _ in range(2):
+        with pytest.raises(ConfigurationError, match="does not run compare_and_set"):
+            lazy.get("k")
