@@ -22,6 +22,7 @@ other process, and no later call, ever computes. Numbers equal in Python (``1``,
 
 from __future__ import annotations
 
+import copy
 import enum
 import functools
 import inspect
@@ -42,30 +43,63 @@ _SELF_NAMES = ("self", "cls")
 
 def _canonical(value: object, typed: bool, where: str) -> str:
     """``value``'s text in a key: one text for values that are one key, and a TypeError for a
-    value with no stable text."""
-    if value is None or isinstance(value, str | bytes):
-        text = repr(value)
+    value with no stable text. A subclass is written as its base (its own ``__repr__`` could
+    say anything), and an Enum member with its class's module, so that two enums of one name
+    never share a key."""
+    kind = type(value)
+    if value is None:
+        text = "None"
     elif isinstance(value, enum.Enum):  # before int: an IntEnum member is an int too
-        text = f"{type(value).__qualname__}.{value.name}"
-    elif isinstance(value, bool | int | float):
-        if not typed and isinstance(value, float) and value.is_integer():
-            value = int(value)  # 1.0 == 1: one key, as lru_cache makes it
-        elif not typed and isinstance(value, bool):
-            value = int(value)  # True == 1
-        elif isinstance(value, float) and math.isnan(value):
+        text = f"{kind.__module__}.{kind.__qualname__}.{value.name}"
+    elif isinstance(value, str):
+        text = str.__repr__(value)
+    elif isinstance(value, bytes):
+        text = bytes.__repr__(value)
+    elif isinstance(value, bool):  # True == 1, and one key unless typed
+        text = repr(bool(value)) if typed else str(int(value))
+    elif isinstance(value, int):
+        try:
+            text = int.__repr__(value)
+        except ValueError as exc:  # past the interpreter's digit limit
+            raise TypeError(f"{where} has too many digits for a key: {exc}") from None
+    elif isinstance(value, float):
+        if math.isnan(value):
             # NaN != NaN: no call's NaN is another's, so no key may be shared.
             raise TypeError(f"{where} is NaN, which equals nothing: no key can stand for it")
-        text = repr(value)
+        integral = not typed and value.is_integer()  # 1.0 == 1: one key, as lru_cache makes
+        text = int.__repr__(int(value)) if integral else float.__repr__(value)
     elif isinstance(value, tuple):
         text = "(" + ",".join(_canonical(item, typed, where) for item in value) + ")"
     elif isinstance(value, frozenset):
         text = "{" + ",".join(sorted(_canonical(item, typed, where) for item in value)) + "}"
     else:
         raise TypeError(
-            f"{where} is a {type(value).__name__}, which has no stable text for a cache key; "
+            f"{where} is a {kind.__name__}, which has no stable text for a cache key; "
             "pass key=... to @cached to say how such calls are keyed"
         )
-    return f"{type(value).__name__}:{text}" if typed else text
+    return f"{kind.__name__}:{text}" if typed else text
+
+
+def _prefix(function: Callable[..., Any], namespace: str | None) -> str:
+    """The key prefix of ``function``: its module and qualified name, unless those do not
+    name it alone (a lambda, a function made inside another: every closure a factory makes
+    has one qualified name), which then need a ``namespace`` of their own."""
+    if namespace is not None:
+        return namespace
+    qualname = getattr(function, "__qualname__", None)
+    module = getattr(function, "__module__", None)
+    if not isinstance(qualname, str) or "<lambda>" in qualname or "<locals>" in qualname:
+        raise TypeError(
+            f"@cached cannot key {function!r} by its name: "
+            + (
+                "it has none"
+                if not isinstance(qualname, str)
+                else f"{qualname!r} may name other functions too (a lambda, or a function "
+                "defined inside another)"
+            )
+            + "; pass namespace='...' to name its keys"
+        )
+    return f"{module}:{qualname}"
 
 
 class CachedFunction(Generic[R]):
@@ -89,7 +123,8 @@ class CachedFunction(Generic[R]):
         self._ttl = ttl
         self._key = key
         self._typed = typed
-        self._prefix = namespace or f"{function.__module__}:{function.__qualname__}"
+        self._prefix = _prefix(function, namespace)
+        self._name = getattr(function, "__qualname__", repr(function))  # for messages
         self._signature = inspect.signature(function)
         names = list(self._signature.parameters)
         # A method's self (or cls) is not part of its key: every instance shares the result,
@@ -100,15 +135,9 @@ class CachedFunction(Generic[R]):
     def __get__(self, instance: object, owner: type | None = None) -> CachedFunction[R]:
         if instance is None:
             return self
-        return CachedFunction(
-            self.__wrapped__,
-            self.cache,
-            ttl=self._ttl,
-            key=self._key,
-            typed=self._typed,
-            namespace=self._prefix,
-            instance=instance,
-        )
+        bound = copy.copy(self)  # the signature and prefix as they are: binding is cheap
+        bound._instance = instance
+        return bound
 
     def _arguments(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         return args if self._instance is None else (self._instance, *args)
@@ -120,26 +149,28 @@ class CachedFunction(Generic[R]):
             text = self._key(*args, **kwargs)
             if not isinstance(text, str):
                 raise TypeError(
-                    f"the key function of {self.__wrapped__.__qualname__}() returned a "
+                    f"the key function of {self._name}() returned a "
                     f"{type(text).__name__}, not a str"
                 )
             return f"{self._prefix}:{text}"
         try:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise TypeError(f"{self.__wrapped__.__qualname__}(): {exc}") from None
+            raise TypeError(f"{self._name}(): {exc}") from None
         bound.apply_defaults()
         parts = []
         for index, (name, value) in enumerate(bound.arguments.items()):
             if index == 0 and self._skips_self:
                 continue
             kind = self._signature.parameters[name].kind
-            where = f"argument {name!r} of {self.__wrapped__.__qualname__}()"
+            where = f"argument {name!r} of {self._name}()"
             if kind is inspect.Parameter.VAR_POSITIONAL:
                 parts.append("*" + _canonical(tuple(value), self._typed, where))
             elif kind is inspect.Parameter.VAR_KEYWORD:
+                # Any str can name a keyword here: quoted, so no name can pass for a part
+                # of the key ("a=1, b").
                 items = sorted(value.items())
-                parts.extend(f"{k}={_canonical(v, self._typed, where)}" for k, v in items)
+                parts.extend(f"**{k!r}={_canonical(v, self._typed, where)}" for k, v in items)
             else:
                 parts.append(f"{name}={_canonical(value, self._typed, where)}")
         return f"{self._prefix}({', '.join(parts)})"
@@ -186,15 +217,15 @@ def cached(
     def decorate(function: Callable[..., R]) -> CachedFunction[R]:
         if not callable(function):
             raise TypeError(f"@cached decorates a function, got {function!r}")
+        name = getattr(function, "__qualname__", repr(function))
         if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
             raise TypeError(
-                f"@cached cannot cache {function.__qualname__}: it is async, and the cache "
+                f"@cached cannot cache {name}: it is async, and the cache "
                 "would keep the coroutine, not its result"
             )
         if inspect.isgeneratorfunction(function):
             raise TypeError(
-                f"@cached cannot cache {function.__qualname__}: it is a generator, and a "
-                "generator can be read once"
+                f"@cached cannot cache {name}: it is a generator, and a generator can be read once"
             )
         return CachedFunction(function, cache, ttl=ttl, key=key, typed=typed, namespace=namespace)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import threading
 from typing import Any
 
@@ -27,10 +28,19 @@ class Colour(enum.Enum):
     RED = 1
 
 
+class OtherColour(enum.Enum):
+    RED = 1
+
+
+@cached(Cache(MemoryBackend()))
+def module_level(x: int) -> int:
+    return 2 * x
+
+
 def test_every_spelling_of_a_call_is_one_key_and_computes_once(cache: Cache) -> None:
     calls: list[tuple[str, str]] = []
 
-    @cached(cache)
+    @cached(cache, namespace="t1")
     def price_of(sku: str, currency: str = "EUR") -> float:
         calls.append((sku, currency))
         return 9.5
@@ -46,11 +56,11 @@ def test_every_spelling_of_a_call_is_one_key_and_computes_once(cache: Cache) -> 
 
 
 def test_numbers_equal_in_python_share_a_key_unless_typed(cache: Cache) -> None:
-    @cached(cache)
+    @cached(cache, namespace="t2")
     def loose(x: object) -> str:
         return type(x).__name__
 
-    @cached(cache, typed=True)
+    @cached(cache, typed=True, namespace="t3")
     def strict(x: object) -> str:
         return type(x).__name__
 
@@ -60,26 +70,35 @@ def test_numbers_equal_in_python_share_a_key_unless_typed(cache: Cache) -> None:
     assert strict(1.0) == "float"
 
 
-def test_keys_name_the_module_and_qualified_name(cache: Cache) -> None:
-    def make() -> CachedFunction[int]:
-        @cached(cache)
-        def same_name(x: int) -> int:
-            return x
+def test_keys_name_the_module_and_qualified_name() -> None:
+    assert module_level.key_for(1) == f"{__name__}:module_level(x=1)"
+    assert module_level(2) == 4
 
-        return same_name
 
-    @cached(cache)
-    def same_name(x: int) -> int:
-        return -x
+def test_functions_a_name_does_not_tell_apart_need_a_namespace(cache: Cache) -> None:
+    """Every closure a factory makes, and every lambda, has one qualified name: keyed by it,
+    two of them would answer each other's calls."""
 
-    assert same_name.key_for(1).startswith(f"{__name__}:")
-    assert make().key_for(1) != same_name.key_for(1)  # another qualified name
-    assert same_name(1) == -1
-    assert make()(1) == 1
+    def make(rate: float, namespace: str | None = None) -> CachedFunction[float]:
+        def price(sku: str) -> float:
+            return 100 * rate
+
+        if namespace is None:
+            return cached(cache)(price)
+        return cached(cache, namespace=namespace)(price)
+
+    with pytest.raises(TypeError, match="namespace="):
+        make(1.0)
+    with pytest.raises(TypeError, match="namespace="):
+        cached(cache)(lambda x: x)
+    with pytest.raises(TypeError, match="namespace="):
+        cached(cache)(functools.partial(module_level.__wrapped__, 1))
+    assert make(1.0, "rate-1")("A") == 100.0
+    assert make(1.5, "rate-1.5")("A") == 150.0
 
 
 def test_structured_arguments_and_var_arguments_are_keyed(cache: Cache) -> None:
-    @cached(cache)
+    @cached(cache, namespace="t4")
     def f(*parts: object, **options: object) -> int:
         return len(parts) + len(options)
 
@@ -91,10 +110,24 @@ def test_structured_arguments_and_var_arguments_are_keyed(cache: Cache) -> None:
     assert f(1, 2, a=3) == 3
 
 
+def test_lookalike_arguments_get_keys_of_their_own(cache: Cache) -> None:
+    @cached(cache, namespace="lookalikes")
+    def f(*args: object, **kwargs: object) -> int:
+        return 0
+
+    class Shouting(str):
+        def __repr__(self) -> str:
+            return "'B'"
+
+    assert f.key_for(Colour.RED) != f.key_for(OtherColour.RED)  # same names, two enums
+    assert f.key_for(**{"a=1, b": 2}) != f.key_for(a=1, b=2)  # a keyword that looks like two
+    assert f.key_for(Shouting("a")) == f.key_for("a") != f.key_for("B")  # not its own repr
+
+
 def test_an_argument_without_a_stable_text_needs_a_key_function(cache: Cache) -> None:
     calls = []
 
-    @cached(cache)
+    @cached(cache, namespace="t5")
     def f(x: object) -> int:
         calls.append(x)
         return 1
@@ -105,7 +138,7 @@ def test_an_argument_without_a_stable_text_needs_a_key_function(cache: Cache) ->
         f(float("nan"))
     assert calls == []  # refused before the function ran
 
-    @cached(cache, key=lambda x: ",".join(sorted(x)))
+    @cached(cache, key=lambda x: ",".join(sorted(x)), namespace="t6")
     def g(x: dict[str, int]) -> int:
         return len(x)
 
@@ -120,12 +153,12 @@ def test_methods_leave_self_out_unless_the_key_function_uses_it(cache: Cache) ->
         def __init__(self, name: str) -> None:
             self.name = name
 
-        @cached(cache)
+        @cached(cache, namespace="t7")
         def price(self, sku: str) -> float:
             Shop.computed += 1
             return 1.0
 
-        @cached(cache, key=lambda self, sku: f"{self.name}/{sku}")
+        @cached(cache, key=lambda self, sku: f"{self.name}/{sku}", namespace="t8")
         def local_price(self, sku: str) -> str:
             return self.name
 
@@ -142,7 +175,7 @@ def test_methods_leave_self_out_unless_the_key_function_uses_it(cache: Cache) ->
 def test_invalidate_forgets_exactly_that_call(cache: Cache) -> None:
     results = iter(range(100))
 
-    @cached(cache)
+    @cached(cache, namespace="t9")
     def f(x: int) -> int:
         return next(results)
 
@@ -154,7 +187,7 @@ def test_invalidate_forgets_exactly_that_call(cache: Cache) -> None:
 def test_the_ttl_is_the_functions_own(cache: Cache, clock: ManualClock) -> None:
     results = iter(range(100))
 
-    @cached(cache, ttl=10)
+    @cached(cache, ttl=10, namespace="t10")
     def f() -> int:
         return next(results)
 
@@ -165,11 +198,18 @@ def test_the_ttl_is_the_functions_own(cache: Cache, clock: ManualClock) -> None:
     assert f() == 1
 
 
-def test_concurrent_misses_run_the_function_once(cache: Cache) -> None:
+def test_concurrent_misses_run_the_function_once() -> None:
     started, release = threading.Event(), threading.Event()
     calls = []
+    waiting = threading.Semaphore(0)
 
-    @cached(cache)
+    def counted_wait(done: threading.Event, timeout: float | None) -> bool:
+        waiting.release()  # a caller joined the flight and waits for its value
+        return done.wait(timeout)
+
+    cache = Cache(MemoryBackend(), flight_wait=counted_wait)
+
+    @cached(cache, namespace="t11")
     def slow() -> str:
         calls.append(1)
         started.set()
@@ -183,6 +223,8 @@ def test_concurrent_misses_run_the_function_once(cache: Cache) -> None:
     others = [threading.Thread(target=lambda: results.append(slow())) for _ in range(4)]
     for thread in others:
         thread.start()
+    for _ in others:
+        assert waiting.acquire(timeout=30)  # every other caller waits in the flight
     release.set()
     for thread in [first, *others]:
         thread.join(30)

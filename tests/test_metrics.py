@@ -53,7 +53,7 @@ def test_a_cached_function_is_timed_through_its_cache() -> None:
     seen: list[float] = []
     time_calls(cache, seen.append)
 
-    @cached(cache)
+    @cached(cache, namespace="timed")
     def f(x: int) -> int:
         return x
 
@@ -89,3 +89,22 @@ def test_opentelemetry_reads_the_counters_and_the_latency_a_meter_collects() -> 
     assert value("invalidations") == 1
     (latency,) = collected["cachespec.prices.latency"].data_points
     assert latency.count == 2
+
+
+def test_a_collector_that_fails_never_fails_the_read_it_timed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cache = _cache()
+
+    def broken(seconds: float) -> None:
+        raise ConnectionError("the exporter is down")
+
+    stop = time_calls(cache, broken)
+    assert cache.get_or_compute("k", lambda: 1) == 1
+    assert "record failed" in caplog.text
+    stop()
+    later = time_calls(cache, lambda seconds: None)
+    stop()  # the first timing's stop: it must not remove the second
+    assert "get_or_compute" in vars(cache)
+    later()
+    assert "get_or_compute" not in vars(cache)

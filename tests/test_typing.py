@@ -32,7 +32,7 @@ def test_get_or_compute_returns_what_compute_returns() -> None:
 def test_a_cached_function_keeps_its_return_type() -> None:
     cache = Cache(MemoryBackend())
 
-    @cached(cache)
+    @cached(cache, namespace="typed")
     def double(x: int) -> int:
         return 2 * x
 
