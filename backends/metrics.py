@@ -17,12 +17,15 @@ With OpenTelemetry (``pip install 'cachespec[otel]'``)::
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import fields
 from typing import Any
 
 from .cache import DEFAULT_TTL, Cache, CacheStats
+
+log = logging.getLogger(__name__)
 
 #: What each counter means, for a collector's descriptions.
 DESCRIPTIONS: dict[str, str] = {
@@ -62,7 +65,10 @@ def time_calls(
         try:
             return timed(key, compute, ttl)
         finally:
-            record(clock() - started)
+            try:
+                record(clock() - started)
+            except Exception:  # a collector that fails must not fail the read it timed
+                log.warning("time_calls: record failed", exc_info=True)
 
     calls = [0]  # a sample counter: a lost update under threads only shifts the sample
 
@@ -74,10 +80,12 @@ def time_calls(
 
     # An attribute of the instance shadows the method: an untimed cache runs the method
     # itself, with no check on its path.
-    cache.get_or_compute = every_call if every == 1 else sampled  # type: ignore[method-assign]
+    wrapper = every_call if every == 1 else sampled
+    cache.get_or_compute = wrapper  # type: ignore[method-assign]
 
     def stop() -> None:
-        vars(cache).pop("get_or_compute", None)
+        if vars(cache).get("get_or_compute") is wrapper:  # not a later timing's
+            del vars(cache)["get_or_compute"]
 
     return stop
 

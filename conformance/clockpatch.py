@@ -71,39 +71,50 @@ def _original(value: object) -> object:
 
 
 def follow_clock(clock: Clock, *modules: ModuleType) -> Callable[[], None]:
-    """Make ``modules`` read ``clock`` wherever they read the time; return the undo."""
+    """Make ``modules`` read ``clock`` wherever they read the time; return the undo.
+
+    Every module is checked before any is changed, so a refusal leaves all as they were.
+    The undo puts back only the names still bound to this call's stand-ins: a later call's
+    binding (the next session's clock) stays."""
     if not callable(clock):
         raise TypeError(f"follow_clock needs the harness's clock (a callable), got {clock!r}")
     stand_in = HarnessTime(clock)
-    undo: list[tuple[ModuleType, str, object]] = []
+    plan: list[tuple[ModuleType, str, object, object]] = []  # module, name, real, stand-in
     for module in modules:
         if not isinstance(module, ModuleType):
             raise TypeError(f"follow_clock rebinds names in modules, got {module!r}")
-        bound = 0
-        for name, value in list(vars(module).items()):
+        found = 0
+        for name, value in vars(module).items():
             real = _original(value)
-            replacement: object
-            if real is time:
-                replacement = stand_in
-            elif id(real) in _TIME_FUNCTIONS and real is getattr(time, _TIME_FUNCTIONS[id(real)]):
-                replacement = _reading(getattr(stand_in, _TIME_FUNCTIONS[id(real)]))
-            else:
-                continue
-            setattr(replacement, "_cachespec_original", real)  # noqa: B010 - not a name
-            undo.append((module, name, real))
-            setattr(module, name, replacement)
-            bound += 1
-        if not bound:
+            replacement = _stand_in_for(real, stand_in)
+            if replacement is not None:
+                plan.append((module, name, real, replacement))
+                found += 1
+        if not found:
             raise ValueError(
                 f"{module.__name__} has no name bound to the time module or its clocks: "
                 "nothing to point at the harness's clock (pass the clock to it instead)"
             )
+    for module, name, real, replacement in plan:
+        setattr(replacement, "_cachespec_original", real)  # noqa: B010 - not a name
+        setattr(module, name, replacement)
 
     def restore() -> None:
-        for module, name, real in undo:
-            setattr(module, name, real)
+        for module, name, real, replacement in plan:
+            if vars(module).get(name) is replacement:
+                setattr(module, name, real)
 
     return restore
+
+
+def _stand_in_for(real: object, stand_in: HarnessTime) -> object | None:
+    """What replaces ``real`` (the time module, or one of its clocks), else None."""
+    if real is time:
+        return stand_in
+    name = _TIME_FUNCTIONS.get(id(real))
+    if name is not None and real is getattr(time, name):
+        return _reading(getattr(stand_in, name))
+    return None
 
 
 def _reading(source: Callable[[], Any]) -> Callable[[], Any]:

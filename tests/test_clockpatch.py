@@ -41,9 +41,11 @@ def test_every_way_a_module_reads_the_time_follows_the_clock_until_undone() -> N
     clock.advance(2.5)
     assert (lib.now(), lib.now_imported()) == (7.5, 7.5)
     assert lib.time.sleep is time.sleep  # everything else is the real module's
-    follow_clock(ManualClock(start=100.0), lib)  # a new session's clock replaces the old
+    undo_next = follow_clock(ManualClock(start=100.0), lib)  # the next session's clock
     assert lib.now() == 100.0
-    undo()
+    undo()  # the first's undo leaves the next session's binding
+    assert lib.now() == 100.0
+    undo_next()
     assert lib.time is time
     assert lib.monotonic is time.monotonic
 
@@ -76,3 +78,14 @@ def test_the_ttl_properties_pass_once_the_library_follows_the_clock() -> None:
     assert _ttl_results(patch=True) == {"ttl.expires": "pass", "ttl.lives": "pass"}
     # The control: on its own clock the library never sees the harness move time.
     assert _ttl_results(patch=False)["ttl.expires"] == "fail"
+
+
+def test_a_refusal_changes_nothing_and_an_old_undo_keeps_a_newer_binding() -> None:
+    lib = _library()
+    with pytest.raises(ValueError, match="nothing to point"):
+        follow_clock(ManualClock(), lib, types.ModuleType("no_time_here"))
+    assert lib.time is time  # checked before anything was changed
+    first = follow_clock(ManualClock(start=1.0), lib)
+    follow_clock(ManualClock(start=2.0), lib)  # the next session's clock
+    first()
+    assert lib.now() == 2.0

@@ -41,19 +41,19 @@ def _race_on(
     results: list[Any] = [None] * THREADS
 
     def run(i: int) -> None:
-        start.wait()
         try:
+            start.wait()
             results[i] = work(backend, i)
-        except BaseException as exc:
+        except BaseException as exc:  # a broken start barrier too: stopped before it began
             results[i] = exc
 
     threads = [
         threading.Thread(target=run, args=(i,), name=f"cachespec-race-{i}", daemon=True)
         for i in range(THREADS)
     ]
-    for t in threads:
-        t.start()
     try:
+        for t in threads:
+            t.start()
         for t in threads:
             t.join(timeout=60)
     except BaseException:
@@ -61,7 +61,8 @@ def _race_on(
         start.abort()
         on_stop()
         for t in threads:
-            t.join(timeout=60)  # each is at most one backend call (and its timeout) away
+            if t.ident is not None:  # started: at most one backend call (and its timeout) away
+                t.join(timeout=60)
         raise
     if any(t.is_alive() for t in threads):
         raise CheckFailed("a thread was still running after 60 s: the backend hangs")
