@@ -70,6 +70,16 @@ def table(report: Report) -> str:
         summary += f", {counts['interrupted']} interrupted"
     lines.append(summary)
     lines.append(checked_line(report))
+    if report.causes and len(report.causes) < len(report.failed()):
+        lines.append("")
+        lines.append(
+            f"{len(report.failed())} failures, {len(report.causes)} "
+            f"counterexample{'s' if len(report.causes) > 1 else ''} between them "
+            "(each replayed as every failing property's machine):"
+        )
+        for cause in report.causes:
+            lines.append(f"  breaks {', '.join(cause.breaks)}:")
+            lines.extend("    " + line for line in cause.program.splitlines())
     for r in report.results:
         if r.status != "fail":
             continue

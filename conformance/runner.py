@@ -24,6 +24,7 @@ from hypothesis.reporting import with_reporter
 
 from cachespec.spec import Guarantees, Violation
 
+from .causes import Cause, find_causes
 from .checks import CheckFailed
 from .interleave import CannotInterleave
 from .properties import BY_ID, PROPERTIES, Property
@@ -109,6 +110,9 @@ class Report:
     # Set when the run was stopped before it ended: "SIGINT" or "SIGTERM".
     interrupted: str | None = None
     require_all: bool = False  # a property this target cannot check fails the run
+    # The fewest counterexamples that account for every failure (causes.py); empty when
+    # fewer than two failures have one.
+    causes: list[Cause] = field(default_factory=list)
 
     @property
     def checked(self) -> int:
@@ -155,6 +159,7 @@ class Report:
             "checked": self.checked,
             "require_all": self.require_all,
             "properties": [r.to_json() for r in self.results],
+            "causes": [cause.as_dict() for cause in self.causes],
         }
 
 
@@ -421,6 +426,9 @@ def run_suite(
             results = run_in_workers(
                 spec, chosen, size=size, seed=seed, jobs=jobs, listener=listener
             )
+        if results.interrupted is None:
+            # Replayed here, on this target (a server it closed for the workers starts again).
+            report.causes = find_causes(_in_order(chosen, results), target, guarantees)
     finally:
         target.close()
     report.results = _in_order(chosen, results)
