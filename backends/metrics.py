@@ -24,6 +24,7 @@ from dataclasses import fields
 from typing import Any
 
 from .cache import DEFAULT_TTL, Cache, CacheStats
+from .contract import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,9 @@ def time_calls(
     the function that stops it. ``every`` > 1 samples, for a hot path that cannot pay two
     clock reads a call."""
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"every must be an int >= 1, got {every!r}")
+        raise ConfigurationError(f"every must be an int >= 1, got {every!r}")
     if "get_or_compute" in vars(cache):
-        raise ValueError("this cache's get_or_compute is timed already; stop that first")
+        raise ConfigurationError("this cache's get_or_compute is timed already; stop that first")
     timed = cache.get_or_compute  # the bound method: the wrapper calls it, nothing else
     clock = time.perf_counter
 
