@@ -39,14 +39,18 @@ R = TypeVar("R")
 KeyFunction = Callable[..., str]
 
 _SELF_NAMES = ("self", "cls")
+_UNSET: Any = object()  # an argument the call did not pass (its default applies)
 
 
-def _canonical(value: object, typed: bool, where: str) -> str:
+def _canonical(value: object, typed: bool, argument: str, function: str) -> str:
     """``value``'s text in a key: one text for values that are one key, and a TypeError for a
     value with no stable text. A subclass is written as its base (its own ``__repr__`` could
     say anything), and an Enum member with its class's module, so that two enums of one name
     never share a key."""
     kind = type(value)
+    if kind is str and not typed:  # the usual argument, at the cost of one check
+        return str.__repr__(value)
+    where = f"argument {argument!r} of {function}()"
     if value is None:
         text = "None"
     elif isinstance(value, enum.Enum):  # before int: an IntEnum member is an int too
@@ -69,9 +73,10 @@ def _canonical(value: object, typed: bool, where: str) -> str:
         integral = not typed and value.is_integer()  # 1.0 == 1: one key, as lru_cache makes
         text = int.__repr__(int(value)) if integral else float.__repr__(value)
     elif isinstance(value, tuple):
-        text = "(" + ",".join(_canonical(item, typed, where) for item in value) + ")"
+        text = "(" + ",".join(_canonical(item, typed, argument, function) for item in value) + ")"
     elif isinstance(value, frozenset):
-        text = "{" + ",".join(sorted(_canonical(item, typed, where) for item in value)) + "}"
+        items = (_canonical(item, typed, argument, function) for item in value)
+        text = "{" + ",".join(sorted(items)) + "}"
     else:
         raise TypeError(
             f"{where} is a {kind.__name__}, which has no stable text for a cache key; "
@@ -127,6 +132,12 @@ class CachedFunction(Generic[R]):
         self._name = getattr(function, "__qualname__", repr(function))  # for messages
         self._signature = inspect.signature(function)
         names = list(self._signature.parameters)
+        parameters = list(self._signature.parameters.values())
+        plain = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        self._simple = all(parameter.kind is plain for parameter in parameters)
+        self._names = tuple(names)
+        self._index = {name: index for index, name in enumerate(names)}
+        self._defaults = tuple(parameter.default for parameter in parameters)
         # A method's self (or cls) is not part of its key: every instance shares the result,
         # as dogpile's cache_on_arguments does. A key function can put it back.
         self._skips_self = bool(names) and names[0] in _SELF_NAMES
@@ -153,6 +164,38 @@ class CachedFunction(Generic[R]):
                     f"{type(text).__name__}, not a str"
                 )
             return f"{self._prefix}:{text}"
+        parts = self._parts(args, kwargs) if self._simple else self._bound_parts(args, kwargs)
+        return f"{self._prefix}({', '.join(parts)})"
+
+    def _parts(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+        """The key's parts for a signature of plain parameters (no ``*``, ``**`` or
+        keyword-only ones): what :meth:`_bound_parts` gives, without ``Signature.bind``,
+        which costs several times the rest of a hit."""
+        names, count = self._names, len(self._names)
+        if len(args) > count:
+            raise TypeError(f"{self._name}() takes {count} arguments, got {len(args)}")
+        values = [*args, *([_UNSET] * (count - len(args)))]
+        for name, value in kwargs.items():
+            index = self._index.get(name)
+            if index is None:
+                raise TypeError(f"{self._name}() got an unexpected keyword argument {name!r}")
+            if values[index] is not _UNSET:
+                raise TypeError(f"{self._name}() got multiple values for argument {name!r}")
+            values[index] = value
+        parts = []
+        for index in range(1 if self._skips_self else 0, count):
+            value = values[index]
+            if value is _UNSET:
+                value = self._defaults[index]
+                if value is inspect.Parameter.empty:
+                    raise TypeError(f"{self._name}() missing argument {names[index]!r}")
+            parts.append(
+                f"{names[index]}={_canonical(value, self._typed, names[index], self._name)}"
+            )
+        return parts
+
+    def _bound_parts(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+        """The key's parts for any signature, through ``Signature.bind``."""
         try:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -163,17 +206,16 @@ class CachedFunction(Generic[R]):
             if index == 0 and self._skips_self:
                 continue
             kind = self._signature.parameters[name].kind
-            where = f"argument {name!r} of {self._name}()"
             if kind is inspect.Parameter.VAR_POSITIONAL:
-                parts.append("*" + _canonical(tuple(value), self._typed, where))
+                parts.append("*" + _canonical(tuple(value), self._typed, name, self._name))
             elif kind is inspect.Parameter.VAR_KEYWORD:
                 # Any str can name a keyword here: quoted, so no name can pass for a part
                 # of the key ("a=1, b").
-                items = sorted(value.items())
-                parts.extend(f"**{k!r}={_canonical(v, self._typed, where)}" for k, v in items)
+                for k, v in sorted(value.items()):
+                    parts.append(f"**{k!r}={_canonical(v, self._typed, name, self._name)}")
             else:
-                parts.append(f"{name}={_canonical(value, self._typed, where)}")
-        return f"{self._prefix}({', '.join(parts)})"
+                parts.append(f"{name}={_canonical(value, self._typed, name, self._name)}")
+        return parts
 
     def __call__(self, *args: Any, **kwargs: Any) -> R:
         key = self.key_for(*args, **kwargs)

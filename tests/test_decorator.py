@@ -37,6 +37,11 @@ def module_level(x: int) -> int:
     return 2 * x
 
 
+@cached(Cache(MemoryBackend()))
+def module_level_pair(sku: object, currency: object = "EUR") -> float:
+    return 1.0
+
+
 def test_every_spelling_of_a_call_is_one_key_and_computes_once(cache: Cache) -> None:
     calls: list[tuple[str, str]] = []
 
@@ -262,3 +267,39 @@ def test_what_cannot_be_cached_is_refused_at_decoration(cache: Cache) -> None:
         cached(cache)(coroutine)
     with pytest.raises(TypeError, match="generator"):
         cached(cache)(generator)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (("A1",), {}),
+        ((), {"sku": "A1"}),
+        (("A1", "USD"), {}),
+        (("A1",), {"currency": "USD"}),
+        ((), {"currency": "USD", "sku": "A1"}),
+        ((Colour.RED, (1, 2.0)), {}),
+    ],
+)
+def test_the_fast_key_is_the_bound_key(args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+    """Plain signatures skip Signature.bind: the key must be the one bind gives."""
+    assert module_level_pair._simple
+    fast = module_level_pair._parts(args, kwargs)
+    assert fast == module_level_pair._bound_parts(args, kwargs)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        (("A", "B", "C"), {}, "takes 2 arguments"),
+        ((), {}, "missing argument 'sku'"),
+        (("A",), {"sku": "B"}, "multiple values for argument 'sku'"),
+        (("A",), {"colour": "B"}, "unexpected keyword argument 'colour'"),
+    ],
+)
+def test_a_call_that_does_not_fit_the_signature_is_a_type_error(
+    args: tuple[object, ...], kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        module_level_pair.key_for(*args, **kwargs)
+    with pytest.raises(TypeError):
+        module_level_pair._bound_parts(args, kwargs)  # bind refuses it too
