@@ -209,6 +209,11 @@ def why_skipped(prop: Property, target: Target, guarantees: Guarantees) -> tuple
             f"runs real processes, which need a backend they can all reach: {target.name} "
             "lives in this process (check a server: `cachespec check redis`, `memcached`)"
         )
+    if reason is None and prop.needs_server and not target.owns_server:
+        reason = (
+            f"kills, stops and restarts the server, which only a server the harness started "
+            f"may be: {target.name} is not one (check `cachespec check redis`, `memcached`)"
+        )
     if reason is None and prop.id in guarantees.opt_out:
         reason, kind = f"opted out: {guarantees.opt_out[prop.id]}", OPTED_OUT
     return None if reason is None else (kind, reason)

@@ -104,6 +104,9 @@ class Target:
     #: Whether another process can open this backend (a server): properties that run real
     #: processes are skipped, with the reason, where it cannot.
     shared_across_processes = False
+    #: Whether the harness started the server and may kill, stop and restart it: the
+    #: ``faults.server_*`` properties are "cannot check here" where it did not.
+    owns_server = False
     #: The strategy implementations the staleness properties run (None: ours). Set by
     #: ``run_suite(strategy=...)`` / ``cachespec check --strategy``.
     strategies: Any = None
@@ -174,6 +177,7 @@ class ServerTarget(Target):
 
     REQUIRE_ENV: ClassVar[str] = "CACHESPEC_REQUIRE_FAKETIME"
     relative_cost = 2.0  # a round trip per call, and an emptied server per example
+    owns_server = True
 
     def __init__(
         self,
@@ -233,6 +237,17 @@ class ServerTarget(Target):
     def url(self) -> str:
         server = self._started()
         return server.url + (f"?{self._adapter}" if self._adapter else "")
+
+    def server(self) -> ManagedServer:
+        """The server this target started (starting it if need be), which the fault
+        properties kill, stop and restart (:mod:`cachespec.conformance.faults`)."""
+        return self._started()
+
+    def open_with(self, namespace: str, **options: str) -> Backend:
+        """A backend on this target's server, as a session opens one, with adapter
+        ``options`` over the target's own (the fault properties set a short ``timeout``)."""
+        merged = {**dict(parse_qsl(self._adapter)), **options}
+        return self._opener(f"{self._started().url}?{urlencode(merged)}", namespace)
 
     # A server is replaced once its clock is this far past its start: sessions only move
     # forwards, and memcached's absolute expiry times are 32-bit (they end in 2038).

@@ -36,6 +36,8 @@ class Property:
     cost: float = 0.026
     # Runs real processes on the backend: skipped where no other process can reach it.
     needs_processes: bool = False
+    # Kills, stops and restarts the server: only where the harness started it (faults.py).
+    needs_server: bool = False
 
     @property
     def area(self) -> str:
