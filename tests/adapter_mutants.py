@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
-from cachespec.backends import Backend, open_backend
+from pymemcache.exceptions import MemcacheUnexpectedCloseError  # type: ignore[import-untyped]
+
+from cachespec.backends import Backend, BackendUnavailable, open_backend
 from cachespec.backends.memcached import MemcachedBackend, relative_exptime
 from cachespec.backends.redis import BoundedRedisBackend, RedisBackend
 from cachespec.conformance.target import ServerTarget
@@ -82,6 +85,102 @@ def as_class(cls: type[Backend]) -> Callable[[Backend], None]:
     return rebrand
 
 
+# ------------------------------------------------------------ under server faults (faults.py)
+class UntypedErrorsMemcached(MemcachedBackend):
+    """Lets pymemcache's and the socket's errors through: a server that stops answering
+    raises ``TimeoutError`` and one that died ``ConnectionRefusedError``, not a CacheError."""
+
+    __slots__ = ()
+
+    def _call(self, op: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        kwargs.pop("key", None)
+        kwargs.pop("resend", None)
+        return method(*args, **kwargs)
+
+
+class NeverRecoversMemcached(MemcachedBackend):
+    """A circuit breaker that never closes: after the first call the server failed, every
+    call raises BackendUnavailable without trying, whether the server came back or not."""
+
+    __slots__ = ()
+    _tripped: ClassVar[set[int]] = set()  # by id(): the adapter's slots leave no room
+
+    def _call(self, op: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if id(self) in self._tripped:
+            raise BackendUnavailable(f"{op}: the circuit is open")
+        try:
+            return super()._call(op, method, *args, **kwargs)
+        except BackendUnavailable:
+            self._tripped.add(id(self))
+            raise
+
+
+def without_timeout(backend: Backend) -> None:
+    """Connections with no socket timeout: a call to a stopped server waits for ever."""
+    client: Any = backend._client  # type: ignore[attr-defined]
+    client.timeout = client.connect_timeout = None
+    client._idle.clear()
+    client.client_pool.clear()  # the open ones had the timeout: new ones will not
+
+
+def keeps_timed_out_connections(backend: Backend) -> None:
+    """The hand-rolled client of many a project: a connection whose call timed out goes back
+    to the pool ("the server was slow, the connection is fine"), and a one-key ``get`` takes
+    the first value in the reply as the key's. The reply that arrives late, once the server
+    answers again, then answers the next ``get`` on that connection, whatever its key."""
+    client: Any = backend._client  # type: ignore[attr-defined]
+    plain_fetch = client.fetch
+
+    def exchange(wire: bytes, read: Callable[[Any], Any]) -> Any:
+        try:
+            connection = client._idle.pop()
+        except IndexError:
+            connection = client.client_pool.get()
+        try:
+            if connection.sock is None:
+                connection.version()
+            connection.sock.sendall(wire)
+            result = read(connection.sock)
+        except TimeoutError:
+            client._idle.append(connection)
+            raise
+        except BaseException:
+            client.client_pool.destroy(connection)
+            raise
+        client._idle.append(connection)
+        return result
+
+    def first_value(sock: Any) -> bytes | None:
+        reply = b""
+        while not reply.endswith(b"END\r\n"):
+            more = sock.recv(65536)
+            if not more:
+                raise MemcacheUnexpectedCloseError()
+            reply += more
+        if not reply.startswith(b"VALUE "):
+            return None
+        header, _, rest = reply.partition(b"\r\n")
+        return rest[: int(header.split()[3])]
+
+    def fetch(names: list[bytes]) -> dict[bytes, bytes]:
+        if len(names) != 1:
+            return plain_fetch(names)  # type: ignore[no-any-return]
+        value = exchange(b"get " + names[0] + b"\r\n", first_value)
+        return {} if value is None else {names[0]: value}
+
+    client._exchange = exchange
+    client.fetch = fetch
+
+
+def leaks_dropped_connections(backend: Backend) -> None:
+    """A pool that keeps the connections it drops (a list, for the stats) and never closes
+    them: every call that fails leaves a connection open on the server, and so does close."""
+    client: Any = backend._client  # type: ignore[attr-defined]
+    dropped: list[Any] = []
+    client.client_pool._after_remove = dropped.append
+    client.dropped = dropped
+
+
 # name -> (server, adapter options, break the built backend, property, reason pattern)
 ADAPTER_MUTANTS: dict[str, tuple[str, dict[str, str], Callable[[Backend], None], str, str]] = {
     "memcached_raw_long_ttl": (
@@ -126,6 +225,41 @@ ADAPTER_MUTANTS: dict[str, tuple[str, dict[str, str], Callable[[Backend], None],
         reads_without_recency,
         "lru.hit_refreshes",
         r"evicted at|allowed only b",
+    ),
+    "memcached_untyped_errors": (
+        "memcached",
+        {},
+        as_class(UntypedErrorsMemcached),
+        "faults.server_calls",
+        r"raised (TimeoutError|ConnectionRefusedError|\w+Error).*must raise a CacheError",
+    ),
+    "memcached_never_recovers": (
+        "memcached",
+        {},
+        as_class(NeverRecoversMemcached),
+        "faults.server_recovers",
+        r"raised 3 times after the server was back",
+    ),
+    "memcached_without_timeout": (
+        "memcached",
+        {},
+        without_timeout,
+        "faults.server_calls",
+        r"did not return within .* it hangs",
+    ),
+    "memcached_keeps_timed_out_connections": (
+        "memcached",
+        {"clear": "none"},
+        keeps_timed_out_connections,
+        "faults.server_keys",
+        r"never written under",
+    ),
+    "memcached_leaks_dropped_connections": (
+        "memcached",
+        {},
+        leaks_dropped_connections,
+        "faults.server_connections",
+        r"the server counts \d+ connections",
     ),
 }
 

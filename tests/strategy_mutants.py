@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from cachespec.backends import NO_VALUE, Backend
+from cachespec.backends import NO_VALUE, Backend, CacheError
 from cachespec.backends.cache import Cache, is_lease, refresh_meta
 from cachespec.backends.serializers import DecodeError, Serializer
 from cachespec.backends.strategies import WriteThrough
@@ -310,6 +310,44 @@ class ProcessLocalFlights(Strategies):
         return super().make_cache(backend, **options, wait_for_lease=False)
 
 
+class StaleIfError(Strategies):
+    """Serves the value it last read when the cache fails ("stale-if-error"), instead of
+    falling through to the source: through an outage, a key written and invalidated before
+    it reads as its old value, however long ago that was superseded."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, Any] = {}
+
+    def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
+        try:
+            cache.get(key)  # raises when the cache is down
+        except CacheError:
+            if key in self._last:
+                return self._last[key]
+            return compute()
+        self._last[key] = value = cache.get_or_compute(key, compute, ttl)
+        return value
+
+
+class ReplaysFailedWrites(Strategies):
+    """A write-through that queues the cache update it could not make and returns, then
+    replays the queue, as plain sets, after the next write that reaches the cache: the
+    replayed old value lands over the newer one that write installed."""
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[str, Any]] = []
+
+    def write_through(self, cache: Cache, source: Source, key: str, value: Any) -> None:
+        try:
+            super().write_through(cache, source, key, value)
+        except CacheError:
+            self._queue.append((key, value))  # "retried once the cache is back"
+            return
+        while self._queue:
+            old_key, old_value = self._queue.pop(0)
+            cache.set(old_key, old_value)
+
+
 # name -> (strategies, the property that must fail, a pattern its reason must match)
 STALE_PAST_TTL = r"bounds how long a superseded value may be served"
 
@@ -378,5 +416,17 @@ SERVER_STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str, str]] = {
         "memcached",
         "single_flight.processes",
         r"the compute ran [2-9]\d* times",
+    ),
+    "stale_if_error_redis": (
+        StaleIfError,
+        "redis",
+        "faults.server_cache_aside",
+        r"returned version 0 .* allowed only version 1",
+    ),
+    "replays_failed_writes_memcached": (
+        ReplaysFailedWrites,
+        "memcached",
+        "faults.server_bounds",
+        r"returned version 1 .* allowed only version 2",
     ),
 }

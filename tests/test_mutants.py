@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from adapter_mutants import ADAPTER_MUTANTS
 from mutants import MUTANTS, WithoutClear
 from strategy_mutants import SERVER_STRATEGY_MUTANTS, STRATEGY_MUTANTS
 
@@ -24,6 +25,7 @@ def test_every_property_has_a_mutant() -> None:
     caught = {prop for _, prop, _ in MUTANTS.values()}
     caught |= {prop for _, prop, _ in STRATEGY_MUTANTS.values()}
     caught |= {prop for _, _, prop, _ in SERVER_STRATEGY_MUTANTS.values()}
+    caught |= {prop for _, _, _, prop, _ in ADAPTER_MUTANTS.values()}
     assert {p.id for p in PROPERTIES} - caught == set()
 
 
