@@ -136,3 +136,24 @@ def test_a_server_you_run_is_not_faulted() -> None:
             assert skipped[0] == CANNOT_CHECK_HERE, prop.id
         target.close()
         assert running.is_running()
+
+
+def test_a_stopped_server_accepts_buffers_and_answers_once_continued(
+    server: servers.ManagedServer,
+) -> None:
+    """The fact the stop rests on (docs/facts.md): connections complete from the kernel's
+    backlog, requests wait unanswered (a client times out, it is not refused), and the
+    server executes them once continued, answering on the same connection."""
+    request = b"PING\r\n" if server.kind == "redis" else b"version\r\n"
+    with outage(server, Fault.STOP):
+        client = socket.create_connection((server.host, server.port), timeout=1)
+        client.sendall(request)
+        client.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            client.recv(100)
+    client.settimeout(5)
+    try:
+        reply = client.recv(100)
+    finally:
+        client.close()
+    assert reply.startswith((b"+PONG", b"VERSION "))
