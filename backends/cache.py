@@ -100,6 +100,17 @@ class CacheStats:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+class _Held:
+    """The answer of Cache._take_lease when the caller now holds the lease."""
+
+
+_HELD: Final = _Held()
+
+# How many times in a row a fill tries again when add finds the key taken and get finds it
+# gone (see Cache._fill).
+_VANISHED_ROUNDS = 3
+
+
 def _unit_interval() -> float:
     """A draw in (0, 1], as XFetch's logarithm needs (never 0)."""
     return 1.0 - _random.random()
@@ -329,44 +340,9 @@ class Cache(Generic[T]):
                 self._count("fills")
             return value
         lease = new_lease()
-        waited = False
-        holder: bytes | NoValue = NO_VALUE  # the other caller's lease we are waiting out
-        deadline = 0.0
-        delay = self.lease_poll
-        while True:
-            added = backend.add(key, lease, self.lease_ttl)
-            if added:
-                break
-            raw = None if added is None else backend.get(key)
-            if raw is None:  # the cache failed: the source answers, and nothing is filled
-                return self._compute(compute)[0]
-            found = self._decode(key, raw)
-            if found is not NO_VALUE:
-                if waited:
-                    self._count("shared")
-                return cast(V, found)
-            # Another caller holds the lease. Wait for its value: a holder that dies leaves a
-            # lease that expires on the backend, and then our add takes over. Each new holder
-            # gets its own lease time.
-            if raw is not NO_VALUE and raw != holder:
-                holder, deadline = raw, self._clock() + self.lease_ttl
-            if not self.wait_for_lease:
-                return self._compute(compute)[0]
-            if raw is not NO_VALUE and self._clock() >= deadline:
-                # The lease outlived its time: written without a TTL (forged, or by a backend
-                # that dropped it) or never expired. Treated as expired: we take it over, on
-                # its exact bytes, so that the key is filled again rather than every caller
-                # waiting out the lease time forever (docs/design.md, "Single-flight"). If
-                # that fails, the source answers and nothing is filled.
-                if backend.compare_and_set(key, raw, lease, self.lease_ttl):
-                    waited = True
-                    break
-                return self._compute(compute)[0]
-            waited = True
-            self._sleep(delay)
-            delay = min(delay * 2, self.lease_poll * 32)
-        if waited:
-            self._count("lease_takeovers")
+        answer = self._take_lease(key, lease, compute)
+        if answer is not _HELD:
+            return cast(V, answer)  # another caller's value, or the source's: no fill
         try:
             value, data = self._computed_entry(compute, seconds)
         except BaseException:
@@ -382,6 +358,59 @@ class Cache(Generic[T]):
         else:
             self._count("fills_dropped")  # an invalidation removed the lease meanwhile
         return value
+
+    def _take_lease(self, key: str, lease: bytes, compute: Callable[[], V]) -> V | _Held:
+        """Hold ``key``'s lease (:data:`_HELD`), or answer without it: another caller's
+        value once it lands, or the source's when the cache fails or waiting is off."""
+        backend = self._tolerant
+        waited = False
+        holder: bytes | NoValue = NO_VALUE  # the other caller's lease we are waiting out
+        deadline = 0.0
+        delay = self.lease_poll
+        vanished = 0  # rounds in which add found the key taken and get found it absent
+        while True:
+            added = backend.add(key, lease, self.lease_ttl)
+            if added:
+                break
+            raw = None if added is None else backend.get(key)
+            if raw is None:  # the cache failed: the source answers, and nothing is filled
+                return self._compute(compute)[0]
+            if raw is NO_VALUE:
+                # The key went between the add and the get (it expired, or was invalidated):
+                # add again. A backend whose add keeps refusing a key its get calls absent is
+                # at odds with itself; after a few rounds the source answers, unfilled.
+                vanished += 1
+                if vanished > _VANISHED_ROUNDS:
+                    return self._compute(compute)[0]
+                continue
+            found = self._decode(key, raw)
+            if found is not NO_VALUE:
+                if waited:
+                    self._count("shared")
+                return cast(V, found)
+            # Another caller holds the lease. Wait for its value: a holder that dies leaves a
+            # lease that expires on the backend, and then our add takes over. Each new holder
+            # gets its own lease time.
+            if raw != holder:
+                holder, deadline = raw, self._clock() + self.lease_ttl
+            if not self.wait_for_lease:
+                return self._compute(compute)[0]
+            if self._clock() >= deadline:
+                # The lease outlived its time: written without a TTL (forged, or by a backend
+                # that dropped it) or never expired. Treated as expired: we take it over, on
+                # its exact bytes, so that the key is filled again rather than every caller
+                # waiting out the lease time forever (docs/design.md, "Single-flight"). If
+                # that fails, the source answers and nothing is filled.
+                if backend.compare_and_set(key, raw, lease, self.lease_ttl):
+                    waited = True
+                    break
+                return self._compute(compute)[0]
+            waited = True
+            self._sleep(delay)
+            delay = min(delay * 2, self.lease_poll * 32)
+        if waited:
+            self._count("lease_takeovers")
+        return _HELD
 
     def _refresh(self, key: str, old: bytes, compute: Callable[[], V], seconds: float | None) -> V:
         """Recompute a live entry early, once across processes.

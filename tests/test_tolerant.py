@@ -235,3 +235,16 @@ def test_callers_that_meet_a_failed_cache_together_compute_once() -> None:
         thread.join(30)
     assert results == [SOURCE] * 4
     assert len(computes) == 1
+
+
+def test_a_backend_whose_add_and_get_disagree_cannot_hang_a_read() -> None:
+    """add says the key is taken, get says it is absent, every time: after a few rounds
+    the source answers (it used to loop for ever)."""
+
+    class AtOdds(MemoryBackend):
+        def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+            return False
+
+    clock = ManualClock()
+    cache = Cache(AtOdds(clock=clock), clock=clock, sleep=clock.advance)
+    assert cache.get_or_compute("k", lambda: SOURCE) == SOURCE
