@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -248,3 +250,22 @@ def test_a_backend_whose_add_and_get_disagree_cannot_hang_a_read() -> None:
     clock = ManualClock()
     cache = Cache(AtOdds(clock=clock), clock=clock, sleep=clock.advance)
     assert cache.get_or_compute("k", lambda: SOURCE) == SOURCE
+
+
+def test_nothing_reaches_stderr_until_the_application_configures_logging() -> None:
+    """The library's advice: only a NullHandler, so Python's last-resort handler does not
+    print a cache's warnings (the suite's deliberately failing caches among them)."""
+    program = (
+        "from cachespec.backends import BackendUnavailable, Cache, MemoryBackend\n"
+        "class Down(MemoryBackend):\n"
+        "    def get(self, key):\n"
+        "        raise BackendUnavailable('down')\n"
+        "print(Cache(Down()).get_or_compute('k', lambda: 'v'))\n"
+        "import logging; logging.basicConfig()\n"
+        "Cache(Down()).get_or_compute('k', lambda: 'v')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout == "v\n"
+    assert done.stderr.count("falling through to the source") == 1  # the configured one

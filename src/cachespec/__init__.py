@@ -5,6 +5,8 @@
 * :mod:`cachespec.conformance` - the suite that checks a backend against the model.
 """
 
+import logging
+
 from cachespec.backends import (
     NO_VALUE,
     Backend,
@@ -34,6 +36,11 @@ from cachespec.spec import (
 )
 
 __version__ = "0.1.0"
+
+# A library's loggers write nowhere until the application configures logging (the standard
+# library's advice): without this, Python's last-resort handler would print every WARNING
+# to stderr, the suite's own deliberately failing caches included.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "MEMCACHED_EVICTION",
