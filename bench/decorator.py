@@ -12,17 +12,14 @@ against ``cachetools.cached``. Measured, never asserted.
 
 from __future__ import annotations
 
-import argparse
 import functools
-import platform
-import shlex
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from importlib.metadata import version
 
 import cachetools
+from runinfo import print_header, quick_option
 
 from cachespec import Cache, MemoryBackend, cached, open_backend
 from cachespec.conformance import servers
@@ -70,15 +67,8 @@ def measure(calls: dict[str, Call], loops: dict[str, int], repeats: int) -> dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer calls and repeats")
-    args = parser.parse_args()
-    loops, repeats = (2_000, 5) if args.quick else (20_000, 9)
-    print(f"command: {shlex.join(['python', *sys.argv])}")
-    print(f"python: {platform.python_implementation()} {platform.python_version()}")
-    print(f"machine: {platform.platform()}, {platform.machine()}")
-    print(f"cachetools {version('cachetools')}; {repeats} repeats, median us per hit")
-    print()
+    loops, repeats = (2_000, 5) if quick_option(__doc__.splitlines()[0]) else (20_000, 9)
+    print_header(f"cachetools {version('cachetools')}; {repeats} repeats, median us per hit")
     print("| decorator | us per hit | / cachetools.cached |")
     print("|---|---:|---:|")
     with servers.start_redis(fake_time=False) as server:

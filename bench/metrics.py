@@ -13,17 +13,14 @@ microseconds per call; the ratio is against the untimed cache in the same run. T
 
 from __future__ import annotations
 
-import argparse
-import platform
-import shlex
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from runinfo import print_header, quick_option
 
 from cachespec.backends import Backend, Cache, MemoryBackend, open_backend
 from cachespec.backends.metrics import opentelemetry, time_calls
@@ -78,15 +75,8 @@ def rows(label: str, open_: Callable[[], Backend], calls: int, repeats: int) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer calls and repeats")
-    args = parser.parse_args()
-    calls, repeats = (2_000, 5) if args.quick else (20_000, 9)
-    print(f"command: {shlex.join(['python', *sys.argv])}")
-    print(f"python: {platform.python_implementation()} {platform.python_version()}")
-    print(f"machine: {platform.platform()}, {platform.machine()}")
-    print(f"{repeats} repeats x {calls} hits, median us/call")
-    print()
+    calls, repeats = (2_000, 5) if quick_option(__doc__.splitlines()[0]) else (20_000, 9)
+    print_header(f"{repeats} repeats x {calls} hits, median us/call")
     print("| backend | metrics | us per hit | / untimed |")
     print("|---|---|---:|---:|")
     for row in rows("memory://", MemoryBackend, calls, repeats):

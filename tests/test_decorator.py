@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import enum
 import functools
-import threading
 from typing import Any
 
 import pytest
+from herds import Herd
 
 from cachespec import Cache, ConfigurationError, MemoryBackend, cached
 from cachespec.backends import CachedFunction
@@ -204,37 +204,15 @@ def test_the_ttl_is_the_functions_own(cache: Cache, clock: ManualClock) -> None:
 
 
 def test_concurrent_misses_run_the_function_once() -> None:
-    started, release = threading.Event(), threading.Event()
-    calls = []
-    waiting = threading.Semaphore(0)
-
-    def counted_wait(done: threading.Event, timeout: float | None) -> bool:
-        waiting.release()  # a caller joined the flight and waits for its value
-        return done.wait(timeout)
-
-    cache = Cache(MemoryBackend(), flight_wait=counted_wait)
+    herd = Herd("v")
+    cache = Cache(MemoryBackend(), flight_wait=herd.wait)
 
     @cached(cache, namespace="t11")
-    def slow() -> str:
-        calls.append(1)
-        started.set()
-        release.wait(30)
-        return "v"
+    def slow() -> object:
+        return herd.compute()
 
-    results: list[str] = []
-    first = threading.Thread(target=lambda: results.append(slow()))
-    first.start()
-    assert started.wait(30)
-    others = [threading.Thread(target=lambda: results.append(slow())) for _ in range(4)]
-    for thread in others:
-        thread.start()
-    for _ in others:
-        assert waiting.acquire(timeout=30)  # every other caller waits in the flight
-    release.set()
-    for thread in [first, *others]:
-        thread.join(30)
-    assert results == ["v"] * 5
-    assert calls == [1]
+    assert herd.run(slow, others=4) == ["v"] * 5
+    assert herd.computes == 1
 
 
 @pytest.mark.parametrize(

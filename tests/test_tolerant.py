@@ -7,10 +7,10 @@ import itertools
 import logging
 import subprocess
 import sys
-import threading
 from typing import Any
 
 import pytest
+from herds import Herd
 
 from cachespec.backends import NO_VALUE, BackendUnavailable, MemoryBackend
 from cachespec.backends.cache import Cache, frame_refreshable, new_lease
@@ -204,39 +204,10 @@ def test_a_forged_claim_nested_deep_is_a_corrupt_entry_not_a_recursion() -> None
 
 def test_callers_that_meet_a_failed_cache_together_compute_once() -> None:
     """The cache is down: concurrent callers of one key still share one compute."""
-    started, release = threading.Event(), threading.Event()
-    computes = []
-
-    def slow() -> str:
-        computes.append(1)
-        started.set()
-        release.wait(30)
-        return SOURCE
-
-    waiting = threading.Semaphore(0)
-
-    def counted_wait(done: threading.Event, timeout: float | None) -> bool:
-        waiting.release()  # a caller joined the flight and waits for its value
-        return done.wait(timeout)
-
-    cache = Cache(Failing(CALLS), flight_wait=counted_wait)
-    results: list[str] = []
-    first = threading.Thread(target=lambda: results.append(cache.get_or_compute("k", slow)))
-    first.start()
-    assert started.wait(30)
-    others = [
-        threading.Thread(target=lambda: results.append(cache.get_or_compute("k", slow)))
-        for _ in range(3)
-    ]
-    for thread in others:
-        thread.start()
-    for _ in others:
-        assert waiting.acquire(timeout=30)  # every other caller waits in the flight
-    release.set()
-    for thread in [first, *others]:
-        thread.join(30)
-    assert results == [SOURCE] * 4
-    assert len(computes) == 1
+    herd = Herd(SOURCE)
+    cache = Cache(Failing(CALLS), flight_wait=herd.wait)
+    assert herd.run(lambda: cache.get_or_compute("k", herd.compute), others=3) == [SOURCE] * 4
+    assert herd.computes == 1
 
 
 def test_a_backend_whose_add_and_get_disagree_cannot_hang_a_read() -> None:
