@@ -181,21 +181,35 @@ class Backend(abc.ABC):
     def delete(self, key: str) -> None:
         """Remove ``key``'s entry. Idempotent: deleting a missing key is not an error."""
 
-    @abc.abstractmethod
+    # The batch operations have defaults, one call per key, so that a wrapper around a
+    # library without them implements five methods, not eight; a backend that can do a
+    # batch in one round trip overrides them.
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         """A mapping of the requested keys that hit, and only those.
 
         One round trip where the backend allows. Each hit is a use, in request order: a key
         asked for twice is used twice and ends where its last occurrence puts it.
         """
+        found: dict[str, bytes] = {}
+        for key in check_keys(keys):
+            value = self.get(key)
+            if value is not NO_VALUE:
+                found[key] = value
+            else:
+                found.pop(key, None)  # asked again after it went: the last answer stands
+        return found
 
-    @abc.abstractmethod
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         """``set`` for each item, in order, with one TTL. All arguments are checked first."""
+        validate_ttl(ttl)
+        # Every value against the declared limit before the first set: nothing half-written.
+        for key, value in check_items(items, self.guarantees.max_value_size):
+            self.set(key, value, ttl)
 
-    @abc.abstractmethod
     def delete_many(self, keys: Iterable[str]) -> None:
         """``delete`` for each key."""
+        for key in check_keys(keys):
+            self.delete(key)
 
     @abc.abstractmethod
     def clear(self) -> None:
