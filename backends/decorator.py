@@ -224,6 +224,20 @@ class CachedFunction(Generic[R]):
             key, lambda: self.__wrapped__(*full, **kwargs), ttl=self._ttl
         )
 
+    def with_ttl(self, ttl: float | None) -> Callable[..., R]:
+        """The function with this one call's TTL in place of the decorator's:
+        ``price_of.with_ttl(5)("A1")`` (the same key as ``price_of("A1")``)."""
+        seconds = validate_ttl(ttl)  # TypeError or ValueError now, before anything runs
+
+        def call(*args: Any, **kwargs: Any) -> R:
+            key = self.key_for(*args, **kwargs)
+            full = self._arguments(args)
+            return self.cache.get_or_compute(
+                key, lambda: self.__wrapped__(*full, **kwargs), ttl=seconds
+            )
+
+        return call
+
     def invalidate(self, *args: Any, **kwargs: Any) -> None:
         """Forget the result of the call with these arguments (the next one computes)."""
         self.cache.invalidate(self.key_for(*args, **kwargs))

@@ -281,3 +281,20 @@ def test_a_call_that_does_not_fit_the_signature_is_a_type_error(
         module_level_pair.key_for(*args, **kwargs)
     with pytest.raises(TypeError):
         module_level_pair._bound_parts(args, kwargs)  # bind refuses it too
+
+
+def test_one_call_may_carry_its_own_ttl(cache: Cache, clock: ManualClock) -> None:
+    results = iter(range(100))
+
+    @cached(cache, ttl=600, namespace="per-call")
+    def f(x: int) -> int:
+        return next(results)
+
+    assert f.with_ttl(5)(1) == 0  # filled for 5 s, under f(1)'s key
+    assert f(1) == 0
+    clock.advance(5)
+    assert f(1) == 1  # the 5 s fill expired; this one lives the decorator's 600 s
+    clock.advance(60)
+    assert f(1) == 1
+    with pytest.raises(ValueError):
+        f.with_ttl(0)
