@@ -296,5 +296,5 @@ def test_one_call_may_carry_its_own_ttl(cache: Cache, clock: ManualClock) -> Non
     assert f(1) == 1  # the 5 s fill expired; this one lives the decorator's 600 s
     clock.advance(60)
     assert f(1) == 1
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="greater than 0"):
         f.with_ttl(0)
