@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from hypothesis import strategies as st
-from hypothesis.stateful import precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
 from cachespec.backends import Backend, BackendUnavailable
 from cachespec.backends.cache import Cache
@@ -34,6 +34,7 @@ from cachespec.spec import Violation
 from cachespec.spec.staleness import SourceOfTruth
 
 from .doubles import CacheWrites, FaultyBackend, Source
+from .drawn import STALENESS, field, time_steps
 from .interleave import SETTLE_STEPS, Scheduled, Scheduler, Task
 from .swarm import FocusedMachine
 from .target import Session, Target, TargetError, load_object
@@ -57,6 +58,8 @@ __all__ = [
 # MAX_TASKS callers at once: enough for any two-party race, few enough to find it quickly.
 KEYS = ("price",)
 MAX_TASKS = 3
+# The configuration a machine runs until its ``configure`` step draws one (conformance/
+# drawn.py); a program written by hand that skips that step runs these.
 TTL = 60.0  # the fill TTL, and the safety net of event invalidation
 LEASE_TTL = 30.0
 PAST_THE_EDGE = 0.25  # how far past a TTL bound past_the_bound lands (any amount catches)
@@ -88,9 +91,11 @@ class Strategies:
         """The subscriber's reaction to a change event naming ``key``."""
         EventInvalidator(cache).handle(key)
 
-    def event_safety_ttl(self) -> float | None:
-        """The TTL fills get under event invalidation: the bound when an event is lost."""
-        return TTL
+    def event_safety_ttl(self, ttl: float) -> float | None:
+        """The TTL fills get under event invalidation, when the configured fill TTL is
+        ``ttl``: the bound when an event is lost (``ttl`` itself, the Cache's default_ttl,
+        which EventInvalidator insists on)."""
+        return ttl
 
     def serializer(self) -> Serializer:
         return SignedPickleSerializer(b"conformance-suite-signing-key")
@@ -245,30 +250,42 @@ class StalenessMachine(CallersMachine):
             self.truth, self.clock, lambda: len(self.scheduler.log), self.scheduler.current
         )
         recorded = CacheWrites(self.faulty, self.source_impl.cached)
-        backend = Scheduled(recorded, self.scheduler, "cache")
         self.source: Source = Scheduled(self.source_impl, self.scheduler, "source")  # type: ignore[assignment]
-        fill_ttl = self.strategies.event_safety_ttl() if self.plan.writer == "event" else TTL
-        self.fill_ttl = fill_ttl
-        self.cache = self.strategies.make_cache(
-            backend,  # type: ignore[arg-type]
-            default_ttl=fill_ttl,
-            lease_ttl=LEASE_TTL,
-            clock=self.clock.now,
-            sleep=self.scheduler.sleeper(),
-            flight_wait=self.scheduler.waiter(self.clock.now),
-        )
+        self.backend = Scheduled(recorded, self.scheduler, "cache")
+        self.ttl, self.lease_ttl = TTL, LEASE_TTL
+        self._build_cache()
         self.events: list[tuple[str, object]] = []  # published, not yet delivered
         self.pending: dict[int, _Pending] = {}
         # Under an efficacy plan: why the next read of a key must hit, and until when (the
         # TTL of what was cached; a backend may keep it longer, never shorter).
         self.expect_hit: dict[str, tuple[str, float]] = {}
 
+    def _build_cache(self) -> None:
+        """The cache the callers share, on the configured fill TTL and lease time."""
+        event = self.plan.writer == "event"
+        self.fill_ttl = self.strategies.event_safety_ttl(self.ttl) if event else self.ttl
+        self.cache = self.strategies.make_cache(
+            self.backend,  # type: ignore[arg-type]
+            default_ttl=self.fill_ttl,
+            lease_ttl=self.lease_ttl,
+            clock=self.clock.now,
+            sleep=self.scheduler.sleeper(),
+            flight_wait=self.scheduler.waiter(self.clock.now),
+        )
+
+    @initialize(fill_ttl=field(STALENESS, "fill_ttl"), lease_ttl=field(STALENESS, "lease_ttl"))
+    def configure(self, fill_ttl: float, lease_ttl: float) -> None:
+        """This example's configuration: the TTL fills are written with (the bound under
+        TTL only and for a lost event), and the fill lease's time."""
+        self.ttl, self.lease_ttl = fill_ttl, lease_ttl
+        self._build_cache()
+
     # --------------------------------------------------------------------- bookkeeping
     def _now(self) -> float:
         return self.clock.now()
 
     def _let_time_pass(self) -> None:
-        self.clock.advance_to(self._now() + LEASE_TTL / 4)
+        self.clock.advance_to(self._now() + self.lease_ttl / 4)
 
     def _spawn(
         self, name: str, work: Callable[[], object], kind: str, key: str, value: object = None
@@ -303,7 +320,7 @@ class StalenessMachine(CallersMachine):
             self._judge_efficacy(task, pending)
         if pending.kind == "read":
             # The promised bound, whatever TTL the strategy under test chose to fill with.
-            bound = TTL + self.resolution if self.plan.ttl_bound else None
+            bound = self.ttl + self.resolution if self.plan.ttl_bound else None
             # A read may take effect at any instant between its start and its end; judging it
             # at its start is the most lenient reading, so a slow caller holding a value it
             # read in time is never blamed on the cache.
@@ -447,7 +464,7 @@ class StalenessMachine(CallersMachine):
         self.truth.made_fresh(key, version, step, f"the delivery of the event for {value!r}")
 
     @precondition(lambda self: self.plan.moves_time)
-    @rule(seconds=st.sampled_from([1.0, LEASE_TTL, TTL, TTL + 1.0]))
+    @rule(seconds=time_steps(STALENESS, lambda c: [1.0, c.lease_ttl, c.fill_ttl, c.fill_ttl + 1]))
     def advance(self, seconds: float) -> None:
         self.clock.advance_to(self._now() + seconds)
 
@@ -463,7 +480,7 @@ class StalenessMachine(CallersMachine):
     def _next_edge(self) -> float | None:
         """The earliest future instant just past a superseded, cached version's bound (the
         rule :meth:`SourceOfTruth.check_read` applies), or past the latest fill's."""
-        now, bound = self._now(), TTL + self.resolution + PAST_THE_EDGE
+        now, bound = self._now(), self.ttl + self.resolution + PAST_THE_EDGE
         edges: list[float] = []
         latest = float("-inf")
         for key in KEYS:

@@ -52,7 +52,7 @@ class NoSafetyNet(Strategies):
     """An event subscriber with no safety-net TTL: a lost event is stale forever. (Ours
     refuses to run without one; this one deletes keys without asking.)"""
 
-    def event_safety_ttl(self) -> float | None:
+    def event_safety_ttl(self, ttl: float) -> float | None:
         return None
 
     def handle_event(self, cache: Cache, key: str) -> None:
