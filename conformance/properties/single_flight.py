@@ -96,7 +96,7 @@ PROPERTIES.extend(
             "single_flight.one_owner",
             "a fill lease has one owner at a time on the harness's clock; only it releases it",
             FlightPlan("one_owner", processes=2, moves_time=True, outlives_leases=True),
-            50,
+            40,
         ),
         _flights(
             "single_flight.takeover",
