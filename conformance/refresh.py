@@ -8,7 +8,7 @@ RefreshBound`, printed as the first step of a replay program: ``state.configure(
   the key is never found expired at a read, and two computes of it never start closer
   than the bound's ``min_spacing`` (no refresh storm): at most ``max_computes_per_ttl``
   per TTL, across every caller.
-* :class:`RevalidateMachine` (``efficacy.stale_while_revalidate``): a caller is held
+* :class:`RevalidateMachine` (``efficacy.revalidate``): a caller is held
   inside its refresh compute; every other caller, in its process or another, returns the
   old value at once: it makes no source call and never waits for another caller.
 

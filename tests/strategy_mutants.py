@@ -468,12 +468,12 @@ STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
     "refreshes_every_hit": (RefreshesEveryHit, "efficacy.early_refresh", r"refresh storm"),
     "waits_for_refresher": (
         WaitsForRefresher,
-        "efficacy.stale_while_revalidate",
+        "efficacy.revalidate",
         r"waited for another caller",
     ),
     "each_refreshes": (
         EachRefreshes,
-        "efficacy.stale_while_revalidate",
+        "efficacy.revalidate",
         r"computed too",
     ),
 }

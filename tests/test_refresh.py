@@ -98,6 +98,6 @@ def test_the_correct_cache_passes_both_on_several_seeds() -> None:
         report = run_suite(
             "memory://",
             seed=seed,
-            only=["efficacy.early_refresh", "efficacy.stale_while_revalidate"],
+            only=["efficacy.early_refresh", "efficacy.revalidate"],
         )
         assert [r.status for r in report.results] == ["pass", "pass"], report.results

@@ -131,7 +131,7 @@ PROPERTIES.extend(
             0.05,  # measured on memory://, 2026-12-05: 1.6 s for 30 examples
         ),
         _refresh(
-            "efficacy.stale_while_revalidate",
+            "efficacy.revalidate",
             "while one caller refreshes a key, every other caller gets the old value at once: "
             "no wait, no second compute",
             RevalidateMachine,
