@@ -21,7 +21,6 @@ strategy machines, and nothing sleeps: a compute takes its time on the harness's
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from hypothesis import strategies as st
@@ -201,6 +200,12 @@ class RefreshMachine(FocusedMachine):
                 "refresh storm",
             )
 
+    def _require_configuration(self) -> None:
+        if self.bound is None:
+            raise ConfigurationError(
+                "no configuration: a program of this property starts with state.configure(...)"
+            )
+
     def _spawn_reader(self, index: int) -> Task:
         cache = self.caches[index % len(self.caches)]
         ttl = self.bound.ttl if self.bound is not None else None
@@ -209,7 +214,7 @@ class RefreshMachine(FocusedMachine):
         self.scheduler.note(f"{name} reads")
         return self.scheduler.spawn(name, lambda: strategies.read(cache, KEY, compute, ttl))
 
-    def _settle(self, task: Task) -> None:
+    def _raise_if_failed(self, task: Task) -> None:
         if task.error is not None:
             raise task.error
 
@@ -253,7 +258,7 @@ class SteadyReadsMachine(RefreshMachine):
         tasks = [self._spawn_reader(index) for index in range(self.callers)]
         self.scheduler.finish()
         for task in tasks:
-            self._settle(task)
+            self._raise_if_failed(task)
         if self.first_fill is None and self.starts:
             self.first_fill = self.starts[0]
         self.next_read = now + self.bound.read_every
@@ -262,6 +267,7 @@ class SteadyReadsMachine(RefreshMachine):
     def read_steadily(self, reads: int) -> None:
         """``reads`` read instants, ``read_every`` apart, up to ``HORIZON`` TTLs past the
         first fill (past it, each bound has been seen to hold or fail three times over)."""
+        self._require_configuration()
         assert self.bound is not None
         for _ in range(reads):
             if (
@@ -297,7 +303,7 @@ class RevalidateMachine(RefreshMachine):
         if self.value is NO_VALUE:
             task = self._spawn_reader(0)
             self.scheduler.run_to_end(task)
-            self._settle(task)
+            self._raise_if_failed(task)
 
     def _refreshing(self) -> bool:
         return self.refresher is not None and not self.refresher.done
@@ -308,6 +314,7 @@ class RevalidateMachine(RefreshMachine):
         """Time moves to a point ``where`` of the way through the key's refresh window (if
         it is not past it), and a caller in ``process`` reads: it refreshes the key and is
         held inside its compute."""
+        self._require_configuration()
         assert self.bound is not None
         self._fill()
         # The compute must end before the entry expires, or the refresh could not land.
@@ -324,7 +331,7 @@ class RevalidateMachine(RefreshMachine):
                 break
             self.scheduler.step(task)
         if task.done:
-            self._settle(task)
+            self._raise_if_failed(task)
         elif (task.waiting_at or "").startswith("source."):
             self.refresher, self.meanwhile = task, 0
 
@@ -359,7 +366,7 @@ class RevalidateMachine(RefreshMachine):
             raise Violation(
                 operation, f"waited for another caller ({at})", "the old value at once", because
             )
-        self._settle(task)
+        self._raise_if_failed(task)
         if task.result != self.old:
             raise Violation(operation, f"returned {task.result!r}", f"{self.old!r}", because)
 
@@ -369,7 +376,7 @@ class RevalidateMachine(RefreshMachine):
         """The refresher's compute ends, and its value replaces the old one."""
         assert self.refresher is not None
         self.scheduler.run_to_end(self.refresher)
-        self._settle(self.refresher)
+        self._raise_if_failed(self.refresher)
         self.refresher = None
 
 
@@ -378,6 +385,3 @@ def build_refresh_machine(
 ) -> type[RefreshMachine]:
     namespace = {"target": target, "strategies": strategies}
     return type(name, (kind,), namespace)
-
-
-Builder = Callable[[str, Target, Strategies], type[RefreshMachine]]

@@ -75,6 +75,20 @@ def test_a_replayed_configuration_that_breaks_the_premise_is_a_configuration_err
 
 
 @pytest.mark.parametrize(
+    ("prop", "step"),
+    [("efficacy.early_refresh", "read_steadily"), ("efficacy.revalidate", "start_refresh")],
+)
+def test_a_program_without_its_configuration_says_so(prop: str, step: str) -> None:
+    state = replay("memory://", prop)
+    try:
+        rule = getattr(state, step)
+        with pytest.raises(ConfigurationError, match=r"starts with state\.configure"):
+            rule(reads=1) if step == "read_steadily" else rule(process=0, where=0.5)
+    finally:
+        state.teardown()
+
+
+@pytest.mark.parametrize(
     "name",
     ["never_refreshes_early", "refreshes_every_hit", "waits_for_refresher", "each_refreshes"],
 )
