@@ -37,19 +37,22 @@ from typing import ClassVar
 
 from hypothesis import assume
 from hypothesis import strategies as st
-from hypothesis.stateful import precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
 from cachespec.backends import NO_VALUE, Backend
 from cachespec.backends.cache import Cache, is_lease
 from cachespec.spec import Violation
 
 from .checks import CheckFailed
+from .drawn import FLIGHTS, field, time_steps
 from .interleave import Scheduled, Scheduler, Task, TaskHung
 from .staleness import MAX_TASKS, CallersMachine, Strategies
 from .target import Session, Target
 from .wrapped import Wrapped
 
 KEY = "hot"
+# The real-thread checks' configuration, and the machine's until its ``configure`` step
+# draws one (conformance/drawn.py).
 FILL_TTL = 600.0
 LEASE_TTL = 30.0
 # Scheduling steps a caller may take to return once the driver runs it to its end (time
@@ -203,23 +206,31 @@ class FlightMachine(CallersMachine):
         self.scheduler = Scheduler(patience=PATIENCE, on_stuck=self._let_time_pass)
         self.ledger = LeaseLedger(inner, self.scheduler.current, self.clock.now)
         self.backend = Scheduled(self.ledger, self.scheduler, "cache")
+        self.lease_ttl, self.fill_ttl = LEASE_TTL, FILL_TTL
         self.caches = [self._new_process() for _ in range(self.plan.processes)]
         self.generation = [0] * self.plan.processes  # bumped when a process dies
         self.computes: list[_Compute] = []
         self.calls: dict[int, _Call] = {}
         self.problems: list[Violation] = []
 
+    @initialize(lease_ttl=field(FLIGHTS, "lease_ttl"), fill_ttl=field(FLIGHTS, "fill_ttl"))
+    def configure(self, lease_ttl: float, fill_ttl: float) -> None:
+        """This example's configuration: the lease time (also how long a flight is shared)
+        and the TTL of the fills."""
+        self.lease_ttl, self.fill_ttl = lease_ttl, fill_ttl
+        self.caches = [self._new_process() for _ in range(self.plan.processes)]
+
     def _new_process(self) -> Cache:
         return self.strategies.make_cache(
             self.backend,  # type: ignore[arg-type]
-            lease_ttl=LEASE_TTL,
+            lease_ttl=self.lease_ttl,
             clock=self.clock.now,
             sleep=self.scheduler.sleeper(),
             flight_wait=self.scheduler.waiter(self.clock.now),
         )
 
     def _let_time_pass(self) -> None:
-        self.clock.advance_to(self.clock.now() + LEASE_TTL / 4)
+        self.clock.advance_to(self.clock.now() + self.lease_ttl / 4)
 
     def _log(self) -> int:
         return len(self.scheduler.log)
@@ -251,7 +262,7 @@ class FlightMachine(CallersMachine):
     def _check_alone(self, record: _Compute) -> None:
         for other in self.computes:
             # A flight is shared for a lease's time at most; after that a new one may start.
-            young = record.started_at - other.started_at < LEASE_TTL
+            young = record.started_at - other.started_at < self.lease_ttl
             if other.process == record.process and other.ended is None and young:
                 self.problems.append(
                     Violation(
@@ -312,12 +323,13 @@ class FlightMachine(CallersMachine):
             return
         for lease in self.ledger.leases:
             dead = lease.owner.abandoned
-            if lease.token == raw and dead and now >= lease.taken_at + LEASE_TTL + self.resolution:
+            freed_by = lease.taken_at + self.lease_ttl + self.resolution
+            if lease.token == raw and dead and now >= freed_by:
                 raise Violation(
                     f"at t={now:g}, the entry of {KEY!r}",
                     f"is still the lease {lease.owner.name} took at t={lease.taken_at:g} "
                     "before its process died",
-                    f"the key free of it within the lease time ({LEASE_TTL:g} s, plus the "
+                    f"the key free of it within the lease time ({self.lease_ttl:g} s, plus the "
                     f"backend's resolution of {self.resolution:g} s): a dead holder's lease "
                     "must expire",
                 )
@@ -344,8 +356,9 @@ class FlightMachine(CallersMachine):
         cache, strategies = self.caches[process], self.strategies
         compute = self._compute_for(process, fails)
         name = f"P{process}.{self.generation[process]}/C{len(self.scheduler.tasks)}"
+        ttl = self.fill_ttl
         started = self.scheduler.note(f"{name} calls")
-        task = self.scheduler.spawn(name, lambda: strategies.read(cache, KEY, compute, FILL_TTL))
+        task = self.scheduler.spawn(name, lambda: strategies.read(cache, KEY, compute, ttl))
         self.calls[id(task)] = _Call(task, process, started, fails)
         self._collect()
 
@@ -379,17 +392,19 @@ class FlightMachine(CallersMachine):
             default=self.clock.now(),
         )
         if math.isinf(expires):  # a lease with no TTL: only a wait of the lease time shows it
-            expires = self.clock.now() + LEASE_TTL
+            expires = self.clock.now() + self.lease_ttl
         self.clock.advance_to(max(self.clock.now(), expires + self.resolution))
         self.call_into_compute(holder.process + 1, fails)
 
     def _holder(self) -> _Compute | None:
         return next((c for c in self.computes if c.ended is None and not c.task.done), None)
 
-    # FILL_TTL: a filled key is a hit for that long, and a program whose key got filled early
-    # would otherwise spend the rest of its steps on hits, where no lease is ever taken.
+    # The fill TTL: a filled key is a hit for that long, and a program whose key got filled
+    # early would otherwise spend the rest of its steps on hits, where no lease is taken.
     @precondition(lambda self: self.plan.moves_time)
-    @rule(seconds=st.sampled_from([1.0, LEASE_TTL, LEASE_TTL + 10.0, FILL_TTL]))
+    @rule(
+        seconds=time_steps(FLIGHTS, lambda c: [1.0, c.lease_ttl, c.lease_ttl * 4 / 3, c.fill_ttl])
+    )
     def advance(self, seconds: float) -> None:
         self.clock.advance_to(self.clock.now() + seconds)
         self._collect()

@@ -19,88 +19,50 @@ The stale-set race, as the suite finds it in a naive cache-aside::
 
 from __future__ import annotations
 
-import itertools
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from hypothesis import strategies as st
-from hypothesis.stateful import precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
 from cachespec.backends import Backend, BackendUnavailable
 from cachespec.backends.cache import Cache
 from cachespec.backends.serializers import Serializer, SignedPickleSerializer
 from cachespec.backends.strategies import EventInvalidator, WriteThrough, naive_cache_aside
 from cachespec.spec import Violation
-from cachespec.spec.staleness import SourceOfTruth, Version
+from cachespec.spec.staleness import SourceOfTruth
 
-from .clock import HarnessClock
+from .doubles import CacheWrites, FaultyBackend, Source
+from .drawn import STALENESS, field, time_steps
 from .interleave import SETTLE_STEPS, Scheduled, Scheduler, Task
 from .swarm import FocusedMachine
 from .target import Session, Target, TargetError, load_object
-from .wrapped import Wrapped
+
+# Source stays importable from here, where the Strategies hooks have always found it.
+__all__ = [
+    "STRATEGIES",
+    "CacheWrites",
+    "CallersMachine",
+    "FaultyBackend",
+    "NaiveCacheAside",
+    "Plan",
+    "Source",
+    "StalenessMachine",
+    "Strategies",
+    "build_staleness_machine",
+    "resolve_strategies",
+]
 
 # One key: every reader and writer meets on it, which is where the races are. At most
 # MAX_TASKS callers at once: enough for any two-party race, few enough to find it quickly.
 KEYS = ("price",)
 MAX_TASKS = 3
+# The configuration a machine runs until its ``configure`` step draws one (conformance/
+# drawn.py); a program written by hand that skips that step runs these.
 TTL = 60.0  # the fill TTL, and the safety net of event invalidation
 LEASE_TTL = 30.0
 PAST_THE_EDGE = 0.25  # how far past a TTL bound past_the_bound lands (any amount catches)
-
-
-class Source:
-    """The database the strategies read and write, recording every version in the model."""
-
-    def __init__(
-        self,
-        truth: SourceOfTruth,
-        clock: HarnessClock,
-        step: Callable[[], int],
-        caller: Callable[[], object],
-    ) -> None:
-        self._truth = truth
-        self._clock = clock
-        self._step = step
-        self._caller = caller  # who is calling: the versions it handled are its to cache
-        self.down = False  # set by the driver between steps, read by the one running task
-        self._counter = itertools.count(1)
-        # The versions each caller read or wrote, which its cache writes may carry. Only
-        # the one running task touches it (the scheduler runs one at a time).
-        self._handled: dict[int, list[Version]] = {}
-
-    def read(self, key: str) -> object:
-        if self.down:
-            raise ConnectionError("the source is down (injected)")
-        version = self._truth.current(key)
-        self._handled.setdefault(id(self._caller()), []).append(version)
-        return version.value
-
-    def write(self, key: str, value: object) -> int:
-        if self.down:
-            raise ConnectionError("the source is down (injected)")
-        version = self._truth.write(key, value, self._step(), self._clock.now())
-        self._handled.setdefault(id(self._caller()), []).append(version)
-        return version.number
-
-    def version(self, key: str) -> int:
-        """The version the source holds now (write-through asks before installing)."""
-        if self.down:
-            raise ConnectionError("the source is down (injected)")
-        return self._truth.current(key).number
-
-    def cached(self, keys: Iterable[str]) -> None:
-        """The calling caller wrote ``keys`` into the cache: whichever versions of them it
-        handled may be what it wrote, so each one's TTL starts again now."""
-        wrote = set(keys)
-        for version in self._handled.get(id(self._caller()), []):
-            if version.key in wrote:
-                self._truth.cached(version, self._clock.now())
-
-    def next_value(self, key: str) -> str:
-        """A value never written before, so every read traces back to its version."""
-        return f"{key}#{next(self._counter)}"
 
 
 class Strategies:
@@ -129,9 +91,11 @@ class Strategies:
         """The subscriber's reaction to a change event naming ``key``."""
         EventInvalidator(cache).handle(key)
 
-    def event_safety_ttl(self) -> float | None:
-        """The TTL fills get under event invalidation: the bound when an event is lost."""
-        return TTL
+    def event_safety_ttl(self, ttl: float) -> float | None:
+        """The TTL fills get under event invalidation, when the configured fill TTL is
+        ``ttl``: the bound when an event is lost (``ttl`` itself, the Cache's default_ttl,
+        which EventInvalidator insists on)."""
+        return ttl
 
     def serializer(self) -> Serializer:
         return SignedPickleSerializer(b"conformance-suite-signing-key")
@@ -188,39 +152,6 @@ def resolve_strategies(chosen: str | Strategies) -> Strategies:
 
         return Custom()
     raise TargetError(f"strategy {chosen!r} is neither a Strategies nor a reader function")
-
-
-class CacheWrites(Wrapped):
-    """A backend that reports each write that took effect (by the caller making it)."""
-
-    WRITES = ("set", "add", "compare_and_set", "set_many")
-
-    def __init__(self, inner: Backend, wrote: Callable[[Iterable[str]], None]) -> None:
-        super().__init__(inner)
-        self._wrote = wrote
-
-    def _call(self, name: str, *args: Any) -> Any:
-        result = super()._call(name, *args)
-        if name in self.WRITES and result is not False:
-            self._wrote(list(args[0]) if name == "set_many" else [args[0]])
-        return result
-
-
-class FaultyBackend(Wrapped):
-    """A backend whose next calls can be made to fail, for the fault properties."""
-
-    def __init__(self, inner: Backend) -> None:
-        super().__init__(inner)
-        self.failures = 0  # how many of the next calls fail; set by the driver between steps
-        self._lock = threading.Lock()
-
-    def _call(self, name: str, *args: Any) -> Any:
-        with self._lock:
-            failing = self.failures > 0
-            self.failures -= failing
-        if failing:
-            raise BackendUnavailable(f"the cache is down for this call ({name}, injected)")
-        return super()._call(name, *args)
 
 
 @dataclass(frozen=True)
@@ -319,30 +250,42 @@ class StalenessMachine(CallersMachine):
             self.truth, self.clock, lambda: len(self.scheduler.log), self.scheduler.current
         )
         recorded = CacheWrites(self.faulty, self.source_impl.cached)
-        backend = Scheduled(recorded, self.scheduler, "cache")
         self.source: Source = Scheduled(self.source_impl, self.scheduler, "source")  # type: ignore[assignment]
-        fill_ttl = self.strategies.event_safety_ttl() if self.plan.writer == "event" else TTL
-        self.fill_ttl = fill_ttl
-        self.cache = self.strategies.make_cache(
-            backend,  # type: ignore[arg-type]
-            default_ttl=fill_ttl,
-            lease_ttl=LEASE_TTL,
-            clock=self.clock.now,
-            sleep=self.scheduler.sleeper(),
-            flight_wait=self.scheduler.waiter(self.clock.now),
-        )
+        self.backend = Scheduled(recorded, self.scheduler, "cache")
+        self.ttl, self.lease_ttl = TTL, LEASE_TTL
+        self._build_cache()
         self.events: list[tuple[str, object]] = []  # published, not yet delivered
         self.pending: dict[int, _Pending] = {}
         # Under an efficacy plan: why the next read of a key must hit, and until when (the
         # TTL of what was cached; a backend may keep it longer, never shorter).
         self.expect_hit: dict[str, tuple[str, float]] = {}
 
+    def _build_cache(self) -> None:
+        """The cache the callers share, on the configured fill TTL and lease time."""
+        event = self.plan.writer == "event"
+        self.fill_ttl = self.strategies.event_safety_ttl(self.ttl) if event else self.ttl
+        self.cache = self.strategies.make_cache(
+            self.backend,  # type: ignore[arg-type]
+            default_ttl=self.fill_ttl,
+            lease_ttl=self.lease_ttl,
+            clock=self.clock.now,
+            sleep=self.scheduler.sleeper(),
+            flight_wait=self.scheduler.waiter(self.clock.now),
+        )
+
+    @initialize(fill_ttl=field(STALENESS, "fill_ttl"), lease_ttl=field(STALENESS, "lease_ttl"))
+    def configure(self, fill_ttl: float, lease_ttl: float) -> None:
+        """This example's configuration: the TTL fills are written with (the bound under
+        TTL only and for a lost event), and the fill lease's time."""
+        self.ttl, self.lease_ttl = fill_ttl, lease_ttl
+        self._build_cache()
+
     # --------------------------------------------------------------------- bookkeeping
     def _now(self) -> float:
         return self.clock.now()
 
     def _let_time_pass(self) -> None:
-        self.clock.advance_to(self._now() + LEASE_TTL / 4)
+        self.clock.advance_to(self._now() + self.lease_ttl / 4)
 
     def _spawn(
         self, name: str, work: Callable[[], object], kind: str, key: str, value: object = None
@@ -377,7 +320,7 @@ class StalenessMachine(CallersMachine):
             self._judge_efficacy(task, pending)
         if pending.kind == "read":
             # The promised bound, whatever TTL the strategy under test chose to fill with.
-            bound = TTL + self.resolution if self.plan.ttl_bound else None
+            bound = self.ttl + self.resolution if self.plan.ttl_bound else None
             # A read may take effect at any instant between its start and its end; judging it
             # at its start is the most lenient reading, so a slow caller holding a value it
             # read in time is never blamed on the cache.
@@ -521,7 +464,7 @@ class StalenessMachine(CallersMachine):
         self.truth.made_fresh(key, version, step, f"the delivery of the event for {value!r}")
 
     @precondition(lambda self: self.plan.moves_time)
-    @rule(seconds=st.sampled_from([1.0, LEASE_TTL, TTL, TTL + 1.0]))
+    @rule(seconds=time_steps(STALENESS, lambda c: [1.0, c.lease_ttl, c.fill_ttl, c.fill_ttl + 1]))
     def advance(self, seconds: float) -> None:
         self.clock.advance_to(self._now() + seconds)
 
@@ -537,7 +480,7 @@ class StalenessMachine(CallersMachine):
     def _next_edge(self) -> float | None:
         """The earliest future instant just past a superseded, cached version's bound (the
         rule :meth:`SourceOfTruth.check_read` applies), or past the latest fill's."""
-        now, bound = self._now(), TTL + self.resolution + PAST_THE_EDGE
+        now, bound = self._now(), self.ttl + self.resolution + PAST_THE_EDGE
         edges: list[float] = []
         latest = float("-inf")
         for key in KEYS:

@@ -17,6 +17,7 @@ from typing import Any
 
 from cachespec.backends import NO_VALUE, Backend, CacheError
 from cachespec.backends.cache import Cache, is_lease, refresh_meta
+from cachespec.backends.entries import Refreshing, parse
 from cachespec.backends.serializers import DecodeError, Serializer
 from cachespec.backends.strategies import WriteThrough
 from cachespec.conformance.staleness import NaiveCacheAside, Source, Strategies
@@ -51,7 +52,7 @@ class NoSafetyNet(Strategies):
     """An event subscriber with no safety-net TTL: a lost event is stale forever. (Ours
     refuses to run without one; this one deletes keys without asking.)"""
 
-    def event_safety_ttl(self) -> float | None:
+    def event_safety_ttl(self, ttl: float) -> float | None:
         return None
 
     def handle_event(self, cache: Cache, key: str) -> None:
@@ -301,6 +302,60 @@ class XFetchSignFlipped(Strategies):
         return Flipped(backend, serializer=self.serializer(), **options)
 
 
+# ---------------------------------------- early refresh: safe but useless, or wasteful
+class NeverRefreshesEarly(Strategies):
+    """Early refresh configured, and never done: every hit is served until the entry
+    expires, and the next read is a miss (never stale, and no better than no refresh)."""
+
+    def make_cache(self, backend: Backend, **options: Any) -> Cache:
+        class Never(Cache):
+            def _refresh_now(self, raw: bytes) -> bool:
+                return False
+
+        return Never(backend, serializer=self.serializer(), **options)
+
+
+class RefreshesEveryHit(Strategies):
+    """Every hit on a refreshable entry recomputes it: always fresh, and a refresh storm
+    (one compute per read instead of one per TTL)."""
+
+    def make_cache(self, backend: Backend, **options: Any) -> Cache:
+        class Storm(Cache):
+            def _refresh_now(self, raw: bytes) -> bool:
+                return refresh_meta(raw) is not None
+
+        return Storm(backend, serializer=self.serializer(), **options)
+
+
+class WaitsForRefresher(Strategies):
+    """A caller that finds the key being refreshed polls until the refresh lands, instead
+    of taking the old value: never stale, and every reader pays the compute's latency."""
+
+    def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
+        while True:
+            raw = cache.backend.get(key)
+            if raw is NO_VALUE or not isinstance(parse(raw), Refreshing):
+                return cache.get_or_compute(key, compute, ttl)
+            cache._sleep(cache.lease_poll)
+
+
+class EachRefreshes(Strategies):
+    """No claim on the entry and no flight: every caller that finds the key due refreshes
+    it itself (a herd on every refresh)."""
+
+    def make_cache(self, backend: Backend, **options: Any) -> Cache:
+        class Unclaimed(Cache):
+            def _refresh(
+                self, key: str, old: bytes, compute: Callable[[], Any], seconds: float | None
+            ) -> Any:
+                value, data = self._computed_entry(compute, seconds)
+                if data is not None:
+                    self.backend.compare_and_set(key, old, data, seconds)
+                return value
+
+        return Unclaimed(backend, serializer=self.serializer(), **options, single_flight=False)
+
+
 class ProcessLocalFlights(Strategies):
     """Single-flight inside each process only: a caller that finds another process's
     lease computes too instead of waiting for its value (``wait_for_lease=False``), so a
@@ -380,7 +435,12 @@ STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
         "staleness.write_through",
         r"stale-set race",
     ),
-    "sets_after_source": (SetsAfterSource, "staleness.write_through", r"stale-set race"),
+    # Unshrunk, the race may first show as an old value served past its TTL.
+    "sets_after_source": (
+        SetsAfterSource,
+        "staleness.write_through",
+        r"stale-set race|" + STALE_PAST_TTL,
+    ),
     "invalidating_write_through": (
         InvalidatingWriteThrough,
         "efficacy.write_through",
@@ -400,6 +460,22 @@ STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
     "releases_any_lease": (ReleasesAnyLease, "single_flight.one_owner", r"does not own it"),
     "lease_without_expiry": (LeaseWithoutExpiry, "single_flight.takeover", r"still the lease"),
     "xfetch_sign_flipped": (XFetchSignFlipped, "early_refresh.xfetch", r"served the cached"),
+    "never_refreshes_early": (
+        NeverRefreshesEarly,
+        "efficacy.early_refresh",
+        r"was gone \(read a miss\)",
+    ),
+    "refreshes_every_hit": (RefreshesEveryHit, "efficacy.early_refresh", r"refresh storm"),
+    "waits_for_refresher": (
+        WaitsForRefresher,
+        "efficacy.revalidate",
+        r"waited for another caller",
+    ),
+    "each_refreshes": (
+        EachRefreshes,
+        "efficacy.revalidate",
+        r"computed too",
+    ),
 }
 
 # Mutants only a server shows (real processes share it): name -> (strategies, the server

@@ -48,6 +48,8 @@ def test_a_race_found_between_callers_replays_with_its_strategy() -> None:
     program = result.counterexample
     assert "state = replay('memory://', 'staleness.cache_aside', " in program
     assert "strategy='naive-cache-aside')" in program
+    # The configuration the example drew is its first step (conformance/drawn.py).
+    assert "\nstate.configure(fill_ttl=" in program
     # The replay shows the same race; which reader shows it first can differ from the run
     # (an open gap in the harness's determinism, noted in the closing note).
     with pytest.raises(Violation, match="stale-set race"):

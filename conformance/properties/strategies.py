@@ -83,7 +83,7 @@ PROPERTIES.extend(
             "staleness.ttl",
             "with TTL only, a read is at most the TTL (plus the resolution) stale",
             Plan("source"),
-            60,
+            70,
         ),
         _staleness(
             "staleness.invalidation",
@@ -96,14 +96,14 @@ PROPERTIES.extend(
             "cache-aside reads are never stale after an invalidation, whatever the "
             "interleaving (no stale-set race)",
             Plan("invalidate"),
-            100,
+            90,
         ),
         _staleness(
             "staleness.write_through",
             "a read that starts after a write-through returned sees it or newer, whatever "
             "the interleaving",
             Plan("write_through"),
-            70,
+            150,
         ),
         _staleness(
             "staleness.events",
