@@ -302,11 +302,14 @@ class Cache(Generic[T]):
             # A claimed entry is being refreshed by another caller: its old value is served.
             self._count("stale_served" if isinstance(parse(raw), Refreshing) else "hits")
             return cast(V, found)
-        return self._in_flight(key, fill)
+        return self._in_flight(key, fill, seconds)
 
-    def _in_flight(self, key: str, fill: Callable[[], V]) -> V:
+    def _in_flight(self, key: str, fill: Callable[[], V], ttl: float | None = None) -> V:
         """``fill()``, shared with this process's concurrent callers of ``key``
-        (single-flight), when the cache has it on."""
+        (single-flight), when the cache has it on. A flight older than ``ttl`` is not joined
+        (nor one older than the lease time): its compute read the source longer ago than an
+        entry it filled could have lived, so sharing it would stretch staleness past the TTL
+        (found by drawing a lease time longer than the fill TTL; docs/design.md)."""
         if self._flights is None:
             return fill()
         led: list[bool] = []
@@ -315,7 +318,7 @@ class Cache(Generic[T]):
             led.append(True)
             return fill()
 
-        value: V = self._flights.do(key, lead)[0]
+        value: V = self._flights.do(key, lead, max_age=ttl)[0]
         if not led:
             self._count("shared")  # another caller's computation answered this one
         return value

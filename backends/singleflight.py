@@ -72,13 +72,17 @@ class Group(Generic[V]):
         self._max_age = max_age
         self._clock = clock
 
-    def do(self, key: str, fn: Callable[[], V]) -> tuple[V, bool]:
+    def do(self, key: str, fn: Callable[[], V], *, max_age: float | None = None) -> tuple[V, bool]:
         """``fn()``'s value (or exception) for every concurrent caller of ``key``, and
-        whether the result was shared with other callers."""
+        whether the result was shared with other callers. ``max_age``: this caller joins
+        no flight older than this either (its own bound on how old a value may be)."""
         now = self._clock()
+        limit = self._max_age
+        if max_age is not None:
+            limit = max_age if limit is None else min(limit, max_age)
         with self._lock:
             flight = self._flights.get(key)
-            if flight is not None and self._too_old(flight, now):
+            if flight is not None and limit is not None and now - flight.started >= limit:
                 flight = None  # too old to share: ours replaces it in the table
             leader = flight is None
             if flight is None:
@@ -107,9 +111,6 @@ class Group(Generic[V]):
                 shared = flight.waiters > 0
             flight.done.set()
         return flight.value, shared
-
-    def _too_old(self, flight: _Flight, now: float) -> bool:
-        return self._max_age is not None and now - flight.started >= self._max_age
 
     def forget(self, key: str) -> None:
         """Let the next caller of ``key`` start a new flight even while this one runs."""

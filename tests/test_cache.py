@@ -669,6 +669,26 @@ def test_a_flight_older_than_the_lease_time_is_not_joined(clock: ManualClock) ->
     assert (cache.stats.computes, cache.stats.shared) == (2, 0)
 
 
+def test_a_caller_joins_no_flight_older_than_its_own_ttl(clock: ManualClock) -> None:
+    # The group shares flights for 5 s (the lease time); a caller whose TTL is 2 s does not
+    # join one 3 s old: its compute read the source before anything a 2 s entry could hold.
+    group: Group[str] = Group(max_age=5, clock=clock)
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(30)
+        return "old"
+
+    leader = threading.Thread(target=lambda: group.do("k", slow))
+    leader.start()
+    assert started.wait(30)
+    clock.advance(3)
+    assert group.do("k", lambda: "new", max_age=2) == ("new", False)  # a flight of its own
+    release.set()
+    leader.join(30)
+
+
 def test_default_ttl_survives_copy_and_pickle(cache: Cache, clock: ManualClock) -> None:
     # Strategies travel to other processes pickled: the marker must stay the marker.
     assert copy.deepcopy(DEFAULT_TTL) is DEFAULT_TTL
