@@ -163,7 +163,7 @@ class CachedFunction(Generic[R]):
                     f"the key function of {self._name}() returned a "
                     f"{type(text).__name__}, not a str"
                 )
-            return f"{self._prefix}:{text}"
+            return f"{self._prefix}:{text}" if self._prefix else text
         parts = self._parts(args, kwargs) if self._simple else self._bound_parts(args, kwargs)
         return f"{self._prefix}({', '.join(parts)})"
 
@@ -257,7 +257,9 @@ def cached(
     a function of the call's arguments (``self`` included, for a method) that returns the
     key's text, in place of the arguments' own. ``typed``: ``1`` and ``1.0`` are two keys.
     ``namespace``: the key's prefix in place of the module and qualified name (for a
-    function that moves between modules and must keep its entries).
+    function that moves between modules and must keep its entries); ``""`` with ``key=``
+    makes the key function's text the whole key, for code that addresses the same entries
+    by its own keys (``cache.invalidate("product:42")``).
     """
     if not isinstance(cache, Cache):
         raise ConfigurationError(
@@ -267,8 +269,12 @@ def cached(
         validate_ttl(ttl)  # TypeError or ValueError now, not at the first call
     if key is not None and not callable(key):
         raise ConfigurationError(f"key must be a function of the call's arguments, got {key!r}")
-    if namespace is not None and (not isinstance(namespace, str) or not namespace):
-        raise ConfigurationError(f"namespace must be a non-empty str, got {namespace!r}")
+    if namespace is not None and not isinstance(namespace, str):
+        raise ConfigurationError(f"namespace must be a str, got {namespace!r}")
+    if namespace == "" and key is None:
+        # No prefix: the key function's text is the whole key. Without one, the arguments'
+        # text alone would be the key, shared by every function keyed that way.
+        raise ConfigurationError("namespace='' (keys without a prefix) needs key=...")
 
     def decorate(function: Callable[..., R]) -> CachedFunction[R]:
         if not callable(function):

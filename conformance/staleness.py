@@ -119,6 +119,10 @@ STRATEGIES: dict[str, type[Strategies]] = {
     "guarded": Strategies,
     "naive-cache-aside": NaiveCacheAside,
 }
+# Named strategies in modules of their own, which import this one.
+STRATEGY_PATHS: dict[str, str] = {
+    "decorated": "cachespec.conformance.decorated:Decorated",  # reads through @cached
+}
 
 
 def resolve_strategies(chosen: str | Strategies) -> Strategies:
@@ -128,9 +132,10 @@ def resolve_strategies(chosen: str | Strategies) -> Strategies:
         return chosen
     if chosen in STRATEGIES:
         return STRATEGIES[chosen]()
+    chosen = STRATEGY_PATHS.get(chosen, chosen)
     module_name, colon, attr = chosen.partition(":")
     if not colon:
-        known = ", ".join(STRATEGIES)
+        known = ", ".join([*STRATEGIES, *STRATEGY_PATHS])
         raise TargetError(f"unknown strategy {chosen!r} (known: {known}, or module:callable)")
     found = load_object(module_name, attr, chosen)
     if isinstance(found, type) and issubclass(found, Strategies):

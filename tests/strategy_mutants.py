@@ -20,6 +20,7 @@ from cachespec.backends.cache import Cache, is_lease, refresh_meta
 from cachespec.backends.entries import Refreshing, parse
 from cachespec.backends.serializers import DecodeError, Serializer
 from cachespec.backends.strategies import WriteThrough
+from cachespec.conformance.decorated import Decorated
 from cachespec.conformance.staleness import NaiveCacheAside, Source, Strategies
 from cachespec.conformance.wrapped import Wrapped
 
@@ -403,6 +404,25 @@ class ReplaysFailedWrites(Strategies):
             cache.set(old_key, old_value)
 
 
+class MemoizingDecorator(Decorated):
+    """A @cached that keeps what it returned in the process, in front of the cache (as a
+    decorator stacked on functools.lru_cache would): an invalidation never reaches it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo: weakref.WeakKeyDictionary[Cache[Any], dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def read(
+        self, cache: Cache[Any], key: str, compute: Callable[[], Any], ttl: float | None
+    ) -> Any:
+        memo = self._memo.setdefault(cache, {})
+        if key not in memo:
+            memo[key] = super().read(cache, key, compute, ttl)
+        return memo[key]
+
+
 # name -> (strategies, the property that must fail, a pattern its reason must match)
 STALE_PAST_TTL = r"bounds how long a superseded value may be served"
 
@@ -447,6 +467,7 @@ STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
         r"called source\.read.*a hit",
     ),
     "never_fills": (NeverFills, "efficacy.cache_aside", r"called source\.read.*a hit"),
+    "memoizing_decorator": (MemoizingDecorator, "staleness.invalidation", r"after the inval"),
     "bypasses_after_events": (
         BypassesAfterEvents,
         "efficacy.events",

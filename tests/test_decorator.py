@@ -11,7 +11,7 @@ from herds import Herd
 
 from cachespec import Cache, ConfigurationError, MemoryBackend, cached
 from cachespec.backends import CachedFunction
-from cachespec.conformance import ManualClock
+from cachespec.conformance import ManualClock, run_suite
 
 
 @pytest.fixture
@@ -221,7 +221,8 @@ def test_concurrent_misses_run_the_function_once() -> None:
         ({"ttl": 0}, ValueError),
         ({"ttl": "10"}, TypeError),
         ({"key": "not callable"}, ConfigurationError),
-        ({"namespace": ""}, ConfigurationError),
+        ({"namespace": ""}, ConfigurationError),  # no prefix, and no key function
+        ({"namespace": 3}, ConfigurationError),
     ],
 )
 def test_bad_options_are_refused_at_decoration(
@@ -298,3 +299,28 @@ def test_one_call_may_carry_its_own_ttl(cache: Cache, clock: ManualClock) -> Non
     assert f(1) == 1
     with pytest.raises(ValueError, match="greater than 0"):
         f.with_ttl(0)
+
+
+def test_without_a_prefix_the_key_function_names_the_entry_other_code_uses(
+    cache: Cache,
+) -> None:
+    @cached(cache, namespace="", key=lambda product: f"product:{product}")
+    def price(product: int) -> float:
+        return 9.5
+
+    assert price(42) == 9.5
+    assert cache.get("product:42") == 9.5  # the entry the rest of the app knows
+    cache.invalidate("product:42")
+    assert price.key_for(42) == "product:42"
+
+
+def test_the_strategies_through_the_decorator_keep_every_bound() -> None:
+    """`cachespec check --strategy decorated`: the staleness and efficacy properties, with
+    every cache-aside read through @cached (its mutant: tests/strategy_mutants.py,
+    MemoizingDecorator)."""
+    report = run_suite(
+        "memory://", seed=1, strategy="decorated", only=["staleness.*", "efficacy.*"]
+    )
+    assert report.strategy == "decorated"
+    assert report.failed() == []
+    assert report.checked >= 8
