@@ -27,6 +27,8 @@ import enum
 import functools
 import inspect
 import math
+import types
+import typing
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -289,9 +291,63 @@ def cached(
             raise TypeError(
                 f"@cached cannot cache {name}: it is a generator, and a generator can be read once"
             )
-        return CachedFunction(function, cache, ttl=ttl, key=key, typed=typed, namespace=namespace)
+        cached_function = CachedFunction(
+            function, cache, ttl=ttl, key=key, typed=typed, namespace=namespace
+        )
+        if key is None:
+            _refuse_unkeyable_annotations(function, skip_first=cached_function._skips_self)
+        return cached_function
 
     return decorate
+
+
+def _refuse_unkeyable_annotations(function: Callable[..., Any], *, skip_first: bool) -> None:
+    """A parameter annotated with a type that has no stable text (``dict``, ``list[int]``,
+    a class of the user's) is refused now, at decoration, naming ``key=``: the first call
+    would refuse it anyway. Annotations that cannot be read, or say nothing (``Any``), pass:
+    the arguments themselves are checked at each call."""
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:
+        return
+    parameters = list(inspect.signature(function).parameters.values())
+    for parameter in parameters[1:] if skip_first else parameters:
+        if parameter.name not in hints:
+            continue
+        why = _unkeyable(hints[parameter.name])
+        if why is not None:
+            raise TypeError(
+                f"@cached cannot key {getattr(function, '__qualname__', function)!r} by its "
+                f"arguments: {parameter.name!r} is annotated {why}, which has no stable text "
+                "for a key; pass key=... to say how such calls are keyed"
+            )
+
+
+_KEYABLE_BASES = (str, bytes, int, float, enum.Enum, type(None))
+
+
+def _unkeyable(annotation: Any) -> str | None:
+    """What in ``annotation`` has no stable text for a key, or None (keyable, or unknown)."""
+    if annotation is typing.Any:  # a class since Python 3.11: it says nothing
+        return None
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return next((why for arg in typing.get_args(annotation) if (why := _unkeyable(arg))), None)
+    if origin is typing.Literal or origin is typing.Annotated:
+        return None if origin is typing.Literal else _unkeyable(typing.get_args(annotation)[0])
+    if origin in (tuple, frozenset):
+        args = [arg for arg in typing.get_args(annotation) if arg is not Ellipsis]
+        return next((why for arg in args if (why := _unkeyable(arg))), None)
+    if origin is not None:  # list[int], dict[str, int], collections.abc.Mapping[...]
+        return repr(annotation)
+    supertype = getattr(annotation, "__supertype__", None)  # a NewType
+    if supertype is not None:
+        return _unkeyable(supertype)
+    if isinstance(annotation, type):
+        if annotation in (tuple, frozenset, object) or issubclass(annotation, _KEYABLE_BASES):
+            return None
+        return annotation.__qualname__
+    return None  # Any, a TypeVar, a string the hints could not resolve: said at the call
 
 
 __all__ = ["CachedFunction", "cached"]

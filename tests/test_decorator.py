@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import typing
 from typing import Any
 
 import pytest
@@ -324,3 +325,46 @@ def test_the_strategies_through_the_decorator_keep_every_bound() -> None:
     assert report.strategy == "decorated"
     assert report.failed() == []
     assert report.checked >= 8
+
+
+class Product:
+    """A class of the user's: no stable text for a key."""
+
+
+Sku = typing.NewType("Sku", str)
+Choice = typing.Literal["x", "y"]
+
+
+def test_a_parameter_annotated_with_no_stable_text_is_refused_at_decoration(
+    cache: Cache,
+) -> None:
+    def takes_dict(x: dict[str, int]) -> int:
+        return 0
+
+    def takes_list(x: int, y: list[int] | None = None) -> int:
+        return 0
+
+    def takes_product(product: Product) -> int:
+        return 0
+
+    for function in (takes_dict, takes_list, takes_product):
+        with pytest.raises(TypeError, match=r"annotated .* key="):
+            cached(cache, namespace="refused")(function)
+    # With a key function, the arguments' text is not needed.
+    cached(cache, namespace="keyed", key=lambda product: "p")(takes_product)
+
+
+def test_keyable_annotations_pass_at_decoration(cache: Cache) -> None:
+    def keyable(  # noqa: PLR0917 - one parameter per kind of annotation
+        a: str,
+        b: int | None,
+        c: tuple[str, ...],
+        d: Colour,
+        e: Sku,
+        f: Choice,
+        g: frozenset[int],
+        h: typing.Any,
+    ) -> int:
+        return 0
+
+    cached(cache, namespace="keyable")(keyable)
