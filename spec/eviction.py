@@ -21,15 +21,25 @@ from typing import Final, Literal
 # "exact_lru": eviction order and hit refresh (lru.evicts_lru, lru.hit_refreshes, ...);
 # "approximate_lru": the weaker promises of a sampling or segmented LRU;
 # "bounded": a bound on the number of live entries (lru.capacity);
-# "evicting": any property that fills the cache to make it evict.
-EvictionCheck = Literal["exact_lru", "approximate_lru", "bounded", "evicting"]
+# "evicting": any property that fills the cache to make it evict;
+# "expired_first": expired entries make room before a live one goes (every profile that
+# promises to keep a number of entries: EvictionProfile.expired_make_room).
+EvictionCheck = Literal["exact_lru", "approximate_lru", "bounded", "evicting", "expired_first"]
 
 
 class EvictionProfile(ABC):
     """What a backend promises about eviction; the model and the suite ask only this.
 
-    A subclass defines the abstract members below; :meth:`keeps` and :meth:`skip_reason`
-    follow from them (override them only if a profile needs other words or numbers).
+    A subclass defines the abstract members below; :meth:`keeps`, :meth:`expired_make_room`
+    and :meth:`skip_reason` follow from them (override them only if a profile needs other
+    words or numbers).
+
+    One rule holds for every profile, whatever its order: an expired entry never holds a
+    slot that a live one needs. The ``held`` that :meth:`evicts_to_insert` and
+    :meth:`may_have_evicted` are given counts only the entries that may still be live (the
+    model drops the surely expired ones first), so a profile's count promises are about
+    live entries; see :meth:`expired_make_room` and docs/design.md, "Expired entries make
+    room".
     """
 
     @property
@@ -80,6 +90,18 @@ class EvictionProfile(ABC):
         """Whether ``entries`` live entries, all just written, are all kept until used."""
         return not self.evicts or entries <= self.room()
 
+    def expired_make_room(self) -> bool:
+        """Whether the rule "never evict a live entry while an expired one holds a slot" can
+        be checked: the profile promises to keep :meth:`room` live entries, so a cache that
+        counted its expired entries toward that number (a lazily expiring cache that culls
+        by its own order, expired or not) would drop a live entry the promise covers.
+
+        The rule is not a choice a profile makes: it follows from counting live entries,
+        which every profile does. A profile that promises no count (``room() == 0``: a
+        server evicting by memory) gives the rule nothing to bite on.
+        """
+        return self.evicts and self.room() > 0
+
     def skip_reason(self, check: EvictionCheck) -> str | None:
         """Why the properties of kind ``check`` do not apply to this profile (``None``: they
         do). The reason is what a report prints beside each skipped property."""
@@ -97,6 +119,15 @@ class EvictionProfile(ABC):
             if self.live_count_bound() is not None:
                 return None
             return f"the backend declares no bound on its number of entries ({self.describe()})"
+        if check == "expired_first":
+            if self.expired_make_room():
+                return None
+            if not self.evicts:
+                return f"the backend declares {self.describe()}: no live entry is ever evicted"
+            return (
+                f"the backend declares {self.describe()}: it promises to keep no number of "
+                "entries, so no eviction is wrong"
+            )
         return None if self.evicts else f"the backend declares {self.describe()}"
 
 

@@ -14,6 +14,12 @@ Semantics (``docs/design.md``, "Semantics to pin down"):
 * ``delete`` is idempotent; ``add`` writes only when no live entry exists and says whether
   it wrote; ``get_many`` returns a mapping of exactly the hits; ``clear`` empties the
   namespace.
+* Expired entries make room first, under every profile: the model drops the entries that are
+  surely expired before it counts what a profile's promises count (``_make_room``,
+  ``_settle``), so a backend that evicts a live entry while an expired one holds its slot
+  breaks the profile's promise about live entries (docs/design.md, "Expired entries make
+  room"). An entry inside its expiry window counts as held: the backend may not have let
+  it go yet, so counting it only ever allows more evictions, never fewer.
 * Eviction follows the declared profile (:mod:`cachespec.spec.eviction`). Where the model
   cannot tell which of two states the backend is in (an exact-LRU eviction decided while an
   entry sits inside its expiry window), it weakens rather than guesses: the entries involved
@@ -157,6 +163,16 @@ class CacheModel:
     def least_recent_live(self, now: float) -> str | None:
         """The least recently used entry that must still be there (exact LRU evicts it next)."""
         return next((k for k, e in self._entries.items() if self._presence(e, now) == "live"), None)
+
+    def held_count(self, now: float) -> int:
+        """How many entries the backend may still hold at ``now`` (live, or inside their
+        expiry window, or allowed to have been evicted): what a profile's count promises
+        are checked against once the surely expired ones are dropped."""
+        return sum(self._presence(e, now) != "gone" for e in self._entries.values())
+
+    def live_keys(self, now: float) -> list[str]:
+        """The keys the backend must still serve at ``now``, least recently used first."""
+        return [k for k, e in self._entries.items() if self._presence(e, now) == "live"]
 
     def certainly_live_count(self, now: float) -> int:
         """How many entries the backend must still hold at ``now``."""
@@ -375,6 +391,8 @@ class CacheModel:
 
     def _make_room(self, now: float, incoming: str) -> None:
         profile = self.guarantees.eviction
+        # Every operation starts with _expire(now): the entries counted here may all be live,
+        # so an expired entry never takes a slot a live one needs (the rule of every profile).
         if not profile.evicts_to_insert(len(self._entries)):
             return
         if self._any_uncertain(now):
@@ -399,7 +417,10 @@ class CacheModel:
         return any(self._presence(self._entries[k], now) == "maybe" for k in self._timed)
 
     def _settle(self) -> None:
-        """Mark what the profile may have evicted, unseen, after this operation."""
+        """Mark what the profile may have evicted, unseen, after this operation.
+
+        Counted without the surely expired entries (dropped by ``_expire`` when the operation
+        began): a profile that keeps ``n`` entries keeps ``n`` live ones."""
         unprotected = self.guarantees.eviction.may_have_evicted(len(self._entries))
         if not unprotected:
             return

@@ -334,6 +334,26 @@ class CountsExpired(PlainBackend):
             self.forget(live[0] if live else self.order[0])
 
 
+class LazyCull(PlainBackend):
+    """Declares an approximate LRU that keeps ``CAPACITY`` entries, and expires lazily: an
+    expired entry goes only when read, so a full cache culls its least recently used entry,
+    live or not. Issue #15's defect: a live entry is evicted while expired ones, which
+    nobody read since, still hold slots."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__(clock)
+        self.guarantees = Guarantees(
+            eviction=ApproximateLRU(
+                holds_at_least=CAPACITY, protects_recent=1, holds_at_most=CAPACITY
+            ),
+            thread_safe=True,
+        )
+
+    def make_room(self, now: float) -> None:
+        while self.over_capacity():
+            self.forget(self.order[0])
+
+
 class ApproximateEvictsNewest(PlainBackend):
     """Declares an approximate profile protecting the 2 most recent, then evicts the newest."""
 
@@ -673,6 +693,7 @@ MUTANTS: dict[str, tuple[Factory, str, str]] = {
     "evicts_newest": (EvictsNewest, "lru.evicts_lru", r"evicted at|allowed only b"),
     "one_over_capacity": (OneOverCapacity, "lru.capacity", r"evicted at|live entries"),
     "counts_expired": (CountsExpired, "lru.expired_first", r"returned a miss|gave a miss"),
+    "lazy_cull": (LazyCull, "lru.expired_first", r"gave a miss .* allowed only"),
     "approximate_evicts_newest": (
         ApproximateEvictsNewest,
         "lru.recent_survive",

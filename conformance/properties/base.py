@@ -67,6 +67,12 @@ def evicting(g: Guarantees) -> str | None:
     return g.eviction.skip_reason("evicting")
 
 
+def expired_first(g: Guarantees) -> str | None:
+    """Every profile that keeps a number of entries, whatever its order (the rule in
+    cachespec.spec.eviction.EvictionProfile.expired_make_room)."""
+    return g.eviction.skip_reason("expired_first")
+
+
 def size_limited(g: Guarantees) -> str | None:
     if g.max_value_size is not None:
         return None
