@@ -170,7 +170,13 @@ class CacheMachine(FocusedMachine):
         return key
 
     def expiring_ttl(self) -> ExpiringTTL | None:
-        """The shortest TTL the focus writes that runs out (``None``: none does)."""
+        """The shortest TTL the focus writes that runs out (``None``: none does). Under one
+        TTL for the whole cache every write runs out, and its argument is ``None``."""
+        declared = self.guarantees.ttl
+        if not declared.expires:
+            return None
+        if not declared.per_entry:
+            return ExpiringTTL(None)
         finite = [t for t in self.focus.ttls if t is not None]
         return ExpiringTTL(min(finite)) if finite else None
 

@@ -13,7 +13,7 @@ from .eviction import (
     ExactLRU,
     NoEviction,
 )
-from .guarantees import Guarantees
+from .guarantees import CacheWide, Guarantees, NoExpiry, PerEntry, TTLDeclaration
 from .miss import NO_VALUE, NoValue
 from .model import CacheModel, Violation
 from .ttl import validate_ttl
@@ -25,12 +25,16 @@ __all__ = [
     "SERVER_EVICTION",
     "ApproximateLRU",
     "CacheModel",
+    "CacheWide",
     "EvictionCheck",
     "EvictionProfile",
     "ExactLRU",
     "Guarantees",
     "NoEviction",
+    "NoExpiry",
     "NoValue",
+    "PerEntry",
+    "TTLDeclaration",
     "Violation",
     "validate_ttl",
 ]

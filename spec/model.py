@@ -96,6 +96,7 @@ class CacheModel:
         self.guarantees = guarantees
         self._resolution = guarantees.ttl_resolution
         self._granularity = guarantees.clock_granularity
+        self._lifetime = guarantees.ttl.lifetime
         self._origin = origin
         # Least recently used first: the order exact LRU evicts in.
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
@@ -375,6 +376,9 @@ class CacheModel:
         return ""
 
     def _write(self, now: float, key: str, value: bytes, ttl: float | None) -> None:
+        # The lifetime the declaration gives the entry: the argument itself, the cache's one
+        # TTL, or none (Guarantees.ttl; docs/design.md, "TTL declarations").
+        ttl = self._lifetime(ttl)
         if key in self._entries:
             del self._entries[key]  # an overwrite: new value, new TTL, most recently used
         else:

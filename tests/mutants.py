@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import ClassVar
 
+from ttl_backends import ForgetsAfterADay, OneTTLFromFirstWrite
+
 from cachespec.backends import (
     NO_VALUE,
     Backend,
@@ -694,6 +696,13 @@ MUTANTS: dict[str, tuple[Factory, str, str]] = {
     "one_over_capacity": (OneOverCapacity, "lru.capacity", r"evicted at|live entries"),
     "counts_expired": (CountsExpired, "lru.expired_first", r"returned a miss|gave a miss"),
     "lazy_cull": (LazyCull, "lru.expired_first", r"gave a miss .* allowed only"),
+    # tests/ttl_backends.py: caches that declare one TTL for the whole cache, or none.
+    "one_ttl_from_first_write": (
+        OneTTLFromFirstWrite,
+        "ttl.lives",
+        r"the model allowed only .* with ttl=1\.5, live until",
+    ),
+    "forgets_after_a_day": (ForgetsAfterADay, "ttl.never", r"miss .* with no TTL"),
     "approximate_evicts_newest": (
         ApproximateEvictsNewest,
         "lru.recent_survive",
