@@ -286,13 +286,13 @@ class CacheMachine(FocusedMachine):
             self.clock.advance_to(when)
 
     def _avoids_windows(self) -> bool:
-        # Exact LRU decides evictions by which entries are expired; inside an expiry window
-        # the model cannot know which, and weakens. Machines that check eviction order step
-        # over windows so that their checks stay exact.
+        # A profile that names its victims (exact LRU, FIFO, expiry-ordered) decides them by
+        # which entries are expired; inside an expiry window the model cannot know which, and
+        # weakens. Machines that check eviction order step over windows to stay exact.
         return (
             self.focus.avoid_windows
             and self.guarantees.ttl_resolution > 0
-            and self.guarantees.eviction.exact_lru_order
+            and self.guarantees.eviction.names_victim
         )
 
     def _out_of_windows(self, when: float) -> float:

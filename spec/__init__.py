@@ -4,6 +4,7 @@ Everything here is importable as ``cachespec.spec``.
 """
 
 from .eviction import (
+    FIFO,
     MEMCACHED_EVICTION,
     REDIS_SERVER_EVICTION,
     SERVER_EVICTION,
@@ -11,7 +12,9 @@ from .eviction import (
     EvictionCheck,
     EvictionProfile,
     ExactLRU,
+    ExpiryOrdered,
     NoEviction,
+    RandomEviction,
 )
 from .guarantees import CacheWide, Guarantees, NoExpiry, PerEntry, TTLDeclaration
 from .miss import NO_VALUE, NoValue
@@ -19,6 +22,7 @@ from .model import CacheModel, Violation
 from .ttl import validate_ttl
 
 __all__ = [
+    "FIFO",
     "MEMCACHED_EVICTION",
     "NO_VALUE",
     "REDIS_SERVER_EVICTION",
@@ -29,11 +33,13 @@ __all__ = [
     "EvictionCheck",
     "EvictionProfile",
     "ExactLRU",
+    "ExpiryOrdered",
     "Guarantees",
     "NoEviction",
     "NoExpiry",
     "NoValue",
     "PerEntry",
+    "RandomEviction",
     "TTLDeclaration",
     "Violation",
     "validate_ttl",

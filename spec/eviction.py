@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -23,8 +24,15 @@ from typing import Final, Literal
 # "bounded": a bound on the number of live entries (lru.capacity);
 # "evicting": any property that fills the cache to make it evict;
 # "expired_first": expired entries make room before a live one goes (every profile that
-# promises to keep a number of entries: EvictionProfile.expired_make_room).
-EvictionCheck = Literal["exact_lru", "approximate_lru", "bounded", "evicting", "expired_first"]
+# promises to keep a number of entries: EvictionProfile.expired_make_room);
+# "declared_order": an order other than LRU that names each victim (FIFO, expiry-ordered).
+EvictionCheck = Literal[
+    "exact_lru", "approximate_lru", "bounded", "evicting", "expired_first", "declared_order"
+]
+
+# What the model tells a profile about one entry when it asks for a victim: the key, and
+# when its entry expires (None: never). Given in the model's order, next to go first.
+Candidate = tuple[str, float | None]
 
 
 class EvictionProfile(ABC):
@@ -86,6 +94,26 @@ class EvictionProfile(ABC):
         ones the backend may have dropped without saying which or when (the model then
         allows each of them to be missing, never to hold a wrong value)."""
 
+    # -- with defaults: an LRU's answers. A profile with another order overrides them. ----
+    @property
+    def hit_is_use(self) -> bool:
+        """Whether a hit moves an entry to the back of the order (LRU: yes; FIFO: no). A
+        write always does: an overwrite is a new write."""
+        return True
+
+    def victim(self, candidates: Sequence[Candidate]) -> str:
+        """Which entry an insert into a full cache evicts, when :meth:`evicts_to_insert` says
+        one goes. ``candidates`` are every entry, all live, in the model's order (least
+        recently used, or first written, first)."""
+        return candidates[0][0]
+
+    @property
+    def names_victim(self) -> bool:
+        """Whether the profile names the entry each eviction takes (:meth:`victim`), so that
+        the order can be checked; the machines then step over expiry windows, where the
+        model could not tell which entry goes."""
+        return self.exact_lru_order
+
     def keeps(self, entries: int) -> bool:
         """Whether ``entries`` live entries, all just written, are all kept until used."""
         return not self.evicts or entries <= self.room()
@@ -119,6 +147,12 @@ class EvictionProfile(ABC):
             if self.live_count_bound() is not None:
                 return None
             return f"the backend declares no bound on its number of entries ({self.describe()})"
+        if check == "declared_order":
+            if self.names_victim and not self.exact_lru_order:
+                return None
+            if self.exact_lru_order:
+                return "the backend declares exact LRU, which lru.evicts_lru checks"
+            return f"the backend declares {self.describe()}, which names no entry to evict"
         if check == "expired_first":
             if self.expired_make_room():
                 return None
@@ -207,6 +241,127 @@ class ExactLRU(EvictionProfile):
     def may_have_evicted(self, held: int) -> int:
         # Every eviction is decided at an insert, where the model makes it itself.
         return 0
+
+
+def _capacity(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"capacity must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"capacity must be at least 1, got {value}")
+
+
+@dataclass(frozen=True)
+class _Counted(EvictionProfile):
+    """At most ``capacity`` live entries, and one evicted at each insert into a full cache
+    (the victim is the subclass's order). The shared half of FIFO and ExpiryOrdered."""
+
+    capacity: int
+
+    def __post_init__(self) -> None:
+        _capacity(self.capacity)
+
+    @property
+    def evicts(self) -> bool:
+        return True
+
+    @property
+    def exact_lru_order(self) -> bool:
+        return False
+
+    @property
+    def may_refuse_writes(self) -> bool:
+        return False
+
+    @property
+    def names_victim(self) -> bool:
+        return True
+
+    @property
+    def hit_is_use(self) -> bool:
+        return False
+
+    def live_count_bound(self) -> int | None:
+        return self.capacity
+
+    def room(self) -> int:
+        return self.capacity
+
+    def evicts_to_insert(self, held: int) -> bool:
+        return held >= self.capacity
+
+    def may_have_evicted(self, held: int) -> int:
+        return 0  # every eviction is decided at an insert, where the model makes it
+
+
+@dataclass(frozen=True)
+class FIFO(_Counted):
+    """At most ``capacity`` live entries; a full cache evicts the entry written first
+    (``cachetools.FIFOCache``). A hit changes nothing; an overwrite is a new write, so the
+    entry goes to the back. Expired entries make room first, as under every profile."""
+
+    def describe(self) -> str:
+        return f"FIFO, capacity {self.capacity}"
+
+
+@dataclass(frozen=True)
+class ExpiryOrdered(_Counted):
+    """At most ``capacity`` live entries; a full cache evicts the entry that expires soonest
+    (Redis's ``volatile-ttl``, done exactly). Entries without a TTL go after every entry
+    with one; ties go in write order. A hit changes nothing."""
+
+    def describe(self) -> str:
+        return f"expiry-ordered, capacity {self.capacity}"
+
+    def victim(self, candidates: Sequence[Candidate]) -> str:
+        def soonest(indexed: tuple[int, Candidate]) -> tuple[bool, float, int]:
+            index, (_, expires) = indexed
+            return (expires is None, 0.0 if expires is None else expires, index)
+
+        return min(enumerate(candidates), key=soonest)[1][0]
+
+
+@dataclass(frozen=True)
+class RandomEviction(EvictionProfile):
+    """At most ``capacity`` live entries; a full cache evicts any one of them, never the
+    entry being written (``cachetools.RRCache``). Nothing goes while the cache holds fewer;
+    which entry went, the model cannot know, so past the capacity it lets every entry but
+    the last written be missing (never hold a wrong value, never come back)."""
+
+    capacity: int
+
+    def __post_init__(self) -> None:
+        _capacity(self.capacity)
+
+    @property
+    def evicts(self) -> bool:
+        return True
+
+    @property
+    def exact_lru_order(self) -> bool:
+        return False
+
+    @property
+    def may_refuse_writes(self) -> bool:
+        return False
+
+    @property
+    def hit_is_use(self) -> bool:
+        return False  # the model's order is write order: the last written is protected
+
+    def describe(self) -> str:
+        return f"random eviction, capacity {self.capacity}"
+
+    def live_count_bound(self) -> int | None:
+        return self.capacity
+
+    def room(self) -> int:
+        return self.capacity
+
+    def evicts_to_insert(self, held: int) -> bool:
+        return False  # it never says which: may_have_evicted lets any but the newest go
+
+    def may_have_evicted(self, held: int) -> int:
+        return 0 if held <= self.capacity else held - 1
 
 
 @dataclass(frozen=True)

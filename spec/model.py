@@ -97,8 +97,10 @@ class CacheModel:
         self._resolution = guarantees.ttl_resolution
         self._granularity = guarantees.clock_granularity
         self._lifetime = guarantees.ttl.lifetime
+        self._hit_is_use = guarantees.eviction.hit_is_use
         self._origin = origin
-        # Least recently used first: the order exact LRU evicts in.
+        # Least recently used first (first written first, where a hit is no use): the order
+        # the profile picks its victim from.
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         # The keys whose entries have a TTL: only these can expire, so only these are scanned.
         self._timed: dict[str, None] = {}
@@ -407,11 +409,16 @@ class CacheModel:
                 entry.vanishable = True
             return
         capacity = profile.live_count_bound()
+        which = (
+            "the least recently used"
+            if profile.exact_lru_order
+            else f"the next to go ({profile.describe()})"
+        )
         self._remove(
-            next(iter(self._entries)),
+            profile.victim([(key, entry.expires) for key, entry in self._entries.items()]),
             lambda victim: (
                 f"{victim!r} was evicted at {self.at(now)} to make room for {incoming!r}: it "
-                f"was the least recently used of {capacity} live entries"
+                f"was {which} of {capacity} live entries"
             ),
         )
 
@@ -475,7 +482,8 @@ class CacheModel:
             self._remove(key, self._fate("was seen missing", now))
         else:
             entry.vanishable = False
-            self._entries.move_to_end(key)  # a hit is a use
+            if self._hit_is_use:  # LRU: a hit is a use (FIFO and others: the order stays)
+                self._entries.move_to_end(key)
 
     def _describe_entry(self, key: str, now: float) -> str:
         entry = self._entries[key]

@@ -74,6 +74,11 @@ def expired_first(g: Guarantees) -> str | None:
     return expiring(g) or g.eviction.skip_reason("expired_first")
 
 
+def declared_order(g: Guarantees) -> str | None:
+    """A profile that names each victim by an order other than LRU (FIFO, expiry-ordered)."""
+    return g.eviction.skip_reason("declared_order")
+
+
 # The TTL predicates ask the declaration (Guarantees.ttl; docs/design.md, "TTL declarations").
 def expiring(g: Guarantees) -> str | None:
     """Entries expire: per-entry TTLs or one TTL for the whole cache."""

@@ -39,6 +39,7 @@ from .base import (
     approximate_lru,
     atomic_ops,
     bounded,
+    declared_order,
     evicting,
     exact_lru,
     expired_first,
@@ -340,6 +341,26 @@ def _expired_first(g: Guarantees) -> Focus:
         keys=LRU_KEYS,
         ttls=_ttls(g, none=True),
         steps=SMALL_STEPS,
+        offsets=(PAST,),
+        survivors_at_teardown=True,
+        avoid_windows=True,
+    )
+
+
+@stateful(
+    "lru.declared_order",
+    "a full cache evicts the entry its declared order names (FIFO: the first written, whatever "
+    "was read since; expiry-ordered: the soonest to expire), never another",
+    declared_order,
+    examples=30,
+)
+def _declared_order(g: Guarantees) -> Focus:
+    # get_oldest reads the entry written first: under FIFO the next to go, which a hit must
+    # not save; TTLs give an expiry order something to order.
+    return Focus(
+        rules=(Rule.SET, Rule.GET, Rule.FILL, Rule.GET_OLDEST, Rule.ADVANCE_TO_EXPIRY),
+        keys=LRU_KEYS,
+        ttls=_ttls(g, none=True),
         offsets=(PAST,),
         survivors_at_teardown=True,
         avoid_windows=True,
