@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from cachespec.spec import ExactLRU, Guarantees
 
 from ..checks import Check, MachineCheck
-from ..machines import Focus, Rule, build_machine, build_namespace_machine
+from ..machines import Focus, Rule, build_machine
+from ..namespaces import build_namespace_machine
 from ..pools import (
     AT,
     BEFORE,
