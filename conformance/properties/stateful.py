@@ -405,8 +405,10 @@ def _mixed(g: Guarantees) -> Focus:
             Rule.CLEAR,
             Rule.ADVANCE,
             Rule.ADVANCE_TO_EXPIRY,
+            # Not fill_expired: lru.expired_first builds that state on purpose, and in here
+            # the extra rule diluted the rest (add_remembers_cleared's worst went from 19
+            # to 29 examples over 40 seeds, which would take the budget from 70 to 90).
             *((Rule.FILL,) if evicting(g) is None else ()),
-            *((Rule.FILL_EXPIRED,) if expired_first(g) is None else ()),
         ),
         keys=PLAIN_KEYS + HARD_KEYS[:6],
         values=st.one_of(FALSY_VALUES, roundtrip_values(g.max_value_size)),
