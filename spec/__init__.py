@@ -4,6 +4,7 @@ Everything here is importable as ``cachespec.spec``.
 """
 
 from .eviction import (
+    FIFO,
     MEMCACHED_EVICTION,
     REDIS_SERVER_EVICTION,
     SERVER_EVICTION,
@@ -11,26 +12,35 @@ from .eviction import (
     EvictionCheck,
     EvictionProfile,
     ExactLRU,
+    ExpiryOrdered,
     NoEviction,
+    RandomEviction,
 )
-from .guarantees import Guarantees
+from .guarantees import CacheWide, Guarantees, NoExpiry, PerEntry, TTLDeclaration
 from .miss import NO_VALUE, NoValue
 from .model import CacheModel, Violation
 from .ttl import validate_ttl
 
 __all__ = [
+    "FIFO",
     "MEMCACHED_EVICTION",
     "NO_VALUE",
     "REDIS_SERVER_EVICTION",
     "SERVER_EVICTION",
     "ApproximateLRU",
     "CacheModel",
+    "CacheWide",
     "EvictionCheck",
     "EvictionProfile",
     "ExactLRU",
+    "ExpiryOrdered",
     "Guarantees",
     "NoEviction",
+    "NoExpiry",
     "NoValue",
+    "PerEntry",
+    "RandomEviction",
+    "TTLDeclaration",
     "Violation",
     "validate_ttl",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -21,15 +22,32 @@ from typing import Final, Literal
 # "exact_lru": eviction order and hit refresh (lru.evicts_lru, lru.hit_refreshes, ...);
 # "approximate_lru": the weaker promises of a sampling or segmented LRU;
 # "bounded": a bound on the number of live entries (lru.capacity);
-# "evicting": any property that fills the cache to make it evict.
-EvictionCheck = Literal["exact_lru", "approximate_lru", "bounded", "evicting"]
+# "evicting": any property that fills the cache to make it evict;
+# "expired_first": expired entries make room before a live one goes (every profile that
+# promises to keep a number of entries: EvictionProfile.expired_make_room);
+# "declared_order": an order other than LRU that names each victim (FIFO, expiry-ordered).
+EvictionCheck = Literal[
+    "exact_lru", "approximate_lru", "bounded", "evicting", "expired_first", "declared_order"
+]
+
+# What the model tells a profile about one entry when it asks for a victim: the key, and
+# when its entry expires (None: never). Given in the model's order, next to go first.
+Candidate = tuple[str, float | None]
 
 
 class EvictionProfile(ABC):
     """What a backend promises about eviction; the model and the suite ask only this.
 
-    A subclass defines the abstract members below; :meth:`keeps` and :meth:`skip_reason`
-    follow from them (override them only if a profile needs other words or numbers).
+    A subclass defines the abstract members below; :meth:`keeps`, :meth:`expired_make_room`
+    and :meth:`skip_reason` follow from them (override them only if a profile needs other
+    words or numbers).
+
+    One rule holds for every profile, whatever its order: an expired entry never holds a
+    slot that a live one needs. The ``held`` that :meth:`evicts_to_insert` and
+    :meth:`may_have_evicted` are given counts only the entries that may still be live (the
+    model drops the surely expired ones first), so a profile's count promises are about
+    live entries; see :meth:`expired_make_room` and docs/design.md, "Expired entries make
+    room".
     """
 
     @property
@@ -76,9 +94,41 @@ class EvictionProfile(ABC):
         ones the backend may have dropped without saying which or when (the model then
         allows each of them to be missing, never to hold a wrong value)."""
 
+    # -- with defaults: an LRU's answers. A profile with another order overrides them. ----
+    @property
+    def hit_is_use(self) -> bool:
+        """Whether a hit moves an entry to the back of the order (LRU: yes; FIFO: no). A
+        write always does: an overwrite is a new write."""
+        return True
+
+    def victim(self, candidates: Sequence[Candidate]) -> str:
+        """Which entry an insert into a full cache evicts, when :meth:`evicts_to_insert` says
+        one goes. ``candidates`` are every entry, all live, in the model's order (least
+        recently used, or first written, first)."""
+        return candidates[0][0]
+
+    @property
+    def names_victim(self) -> bool:
+        """Whether the profile names the entry each eviction takes (:meth:`victim`), so that
+        the order can be checked; the machines then step over expiry windows, where the
+        model could not tell which entry goes."""
+        return self.exact_lru_order
+
     def keeps(self, entries: int) -> bool:
         """Whether ``entries`` live entries, all just written, are all kept until used."""
         return not self.evicts or entries <= self.room()
+
+    def expired_make_room(self) -> bool:
+        """Whether the rule "never evict a live entry while an expired one holds a slot" can
+        be checked: the profile promises to keep :meth:`room` live entries, so a cache that
+        counted its expired entries toward that number (a lazily expiring cache that culls
+        by its own order, expired or not) would drop a live entry the promise covers.
+
+        The rule is not a choice a profile makes: it follows from counting live entries,
+        which every profile does. A profile that promises no count (``room() == 0``: a
+        server evicting by memory) gives the rule nothing to bite on.
+        """
+        return self.evicts and self.room() > 0
 
     def skip_reason(self, check: EvictionCheck) -> str | None:
         """Why the properties of kind ``check`` do not apply to this profile (``None``: they
@@ -97,6 +147,21 @@ class EvictionProfile(ABC):
             if self.live_count_bound() is not None:
                 return None
             return f"the backend declares no bound on its number of entries ({self.describe()})"
+        if check == "declared_order":
+            if self.names_victim and not self.exact_lru_order:
+                return None
+            if self.exact_lru_order:
+                return "the backend declares exact LRU, which lru.evicts_lru checks"
+            return f"the backend declares {self.describe()}, which names no entry to evict"
+        if check == "expired_first":
+            if self.expired_make_room():
+                return None
+            if not self.evicts:
+                return f"the backend declares {self.describe()}: no live entry is ever evicted"
+            return (
+                f"the backend declares {self.describe()}: it promises to keep no number of "
+                "entries, so no eviction is wrong"
+            )
         return None if self.evicts else f"the backend declares {self.describe()}"
 
 
@@ -176,6 +241,127 @@ class ExactLRU(EvictionProfile):
     def may_have_evicted(self, held: int) -> int:
         # Every eviction is decided at an insert, where the model makes it itself.
         return 0
+
+
+def _capacity(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"capacity must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"capacity must be at least 1, got {value}")
+
+
+@dataclass(frozen=True)
+class _Counted(EvictionProfile):
+    """At most ``capacity`` live entries, and one evicted at each insert into a full cache
+    (the victim is the subclass's order). The shared half of FIFO and ExpiryOrdered."""
+
+    capacity: int
+
+    def __post_init__(self) -> None:
+        _capacity(self.capacity)
+
+    @property
+    def evicts(self) -> bool:
+        return True
+
+    @property
+    def exact_lru_order(self) -> bool:
+        return False
+
+    @property
+    def may_refuse_writes(self) -> bool:
+        return False
+
+    @property
+    def names_victim(self) -> bool:
+        return True
+
+    @property
+    def hit_is_use(self) -> bool:
+        return False
+
+    def live_count_bound(self) -> int | None:
+        return self.capacity
+
+    def room(self) -> int:
+        return self.capacity
+
+    def evicts_to_insert(self, held: int) -> bool:
+        return held >= self.capacity
+
+    def may_have_evicted(self, held: int) -> int:
+        return 0  # every eviction is decided at an insert, where the model makes it
+
+
+@dataclass(frozen=True)
+class FIFO(_Counted):
+    """At most ``capacity`` live entries; a full cache evicts the entry written first
+    (``cachetools.FIFOCache``). A hit changes nothing; an overwrite is a new write, so the
+    entry goes to the back. Expired entries make room first, as under every profile."""
+
+    def describe(self) -> str:
+        return f"FIFO, capacity {self.capacity}"
+
+
+@dataclass(frozen=True)
+class ExpiryOrdered(_Counted):
+    """At most ``capacity`` live entries; a full cache evicts the entry that expires soonest
+    (Redis's ``volatile-ttl``, done exactly). Entries without a TTL go after every entry
+    with one; ties go in write order. A hit changes nothing."""
+
+    def describe(self) -> str:
+        return f"expiry-ordered, capacity {self.capacity}"
+
+    def victim(self, candidates: Sequence[Candidate]) -> str:
+        def soonest(indexed: tuple[int, Candidate]) -> tuple[bool, float, int]:
+            index, (_, expires) = indexed
+            return (expires is None, 0.0 if expires is None else expires, index)
+
+        return min(enumerate(candidates), key=soonest)[1][0]
+
+
+@dataclass(frozen=True)
+class RandomEviction(EvictionProfile):
+    """At most ``capacity`` live entries; a full cache evicts any one of them, never the
+    entry being written (``cachetools.RRCache``). Nothing goes while the cache holds fewer;
+    which entry went, the model cannot know, so past the capacity it lets every entry but
+    the last written be missing (never hold a wrong value, never come back)."""
+
+    capacity: int
+
+    def __post_init__(self) -> None:
+        _capacity(self.capacity)
+
+    @property
+    def evicts(self) -> bool:
+        return True
+
+    @property
+    def exact_lru_order(self) -> bool:
+        return False
+
+    @property
+    def may_refuse_writes(self) -> bool:
+        return False
+
+    @property
+    def hit_is_use(self) -> bool:
+        return False  # the model's order is write order: the last written is protected
+
+    def describe(self) -> str:
+        return f"random eviction, capacity {self.capacity}"
+
+    def live_count_bound(self) -> int | None:
+        return self.capacity
+
+    def room(self) -> int:
+        return self.capacity
+
+    def evicts_to_insert(self, held: int) -> bool:
+        return False  # it never says which: may_have_evicted lets any but the newest go
+
+    def may_have_evicted(self, held: int) -> int:
+        return 0 if held <= self.capacity else held - 1
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,83 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .eviction import EvictionProfile, NoEviction
+from .ttl import validate_ttl
+
+# ---------------------------------------------------------------- what a TTL can be
+# A backend declares how its entries expire (docs/design.md, "TTL declarations"). The suite
+# writes the TTLs the declaration allows, the model gives each entry the lifetime it
+# promises, and the TTL properties apply as it says.
+
+
+@dataclass(frozen=True)
+class PerEntry:
+    """Each write's ``ttl`` argument is its entry's TTL (``None``: no expiry). The
+    contract's own reading, and the default."""
+
+    expires: ClassVar[bool] = True
+    per_entry: ClassVar[bool] = True
+
+    def lifetime(self, ttl: float | None) -> float | None:
+        """The TTL the entry a write with ``ttl`` makes lives by."""
+        return ttl
+
+    def describe(self) -> str:
+        return "per-entry TTLs"
+
+
+@dataclass(frozen=True)
+class CacheWide:
+    """One TTL for the whole cache (``cachetools.TTLCache(ttl=...)``): every entry lives
+    ``seconds`` from its last write, an overwrite included. The suite writes only
+    ``ttl=None`` ("the cache's TTL"); what the backend does with another TTL argument is
+    its own (it validates it with ``validate_ttl``, then ignores or refuses it)."""
+
+    seconds: float
+    expires: ClassVar[bool] = True
+    per_entry: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        # The same rule as a write's TTL: a positive finite number of seconds.
+        object.__setattr__(self, "seconds", validate_ttl(self.seconds))
+
+    def lifetime(self, ttl: float | None) -> float | None:
+        return self.seconds
+
+    def describe(self) -> str:
+        return f"one TTL for the whole cache ({self.seconds:g}s)"
+
+
+@dataclass(frozen=True)
+class NoExpiry:
+    """No entry ever expires (a plain LRU with no TTL at all). The suite writes only
+    ``ttl=None``; a TTL argument is the backend's to ignore or refuse."""
+
+    expires: ClassVar[bool] = False
+    per_entry: ClassVar[bool] = False
+
+    def lifetime(self, ttl: float | None) -> float | None:
+        return None
+
+    def describe(self) -> str:
+        return "no expiry"
+
+
+TTLDeclaration = PerEntry | CacheWide | NoExpiry
 
 
 @dataclass(frozen=True)
 class Guarantees:
     """A backend's declared promises.
 
+    ttl
+        How entries expire: :class:`PerEntry` (each write's ``ttl``, the default),
+        :class:`CacheWide` (one TTL for every entry) or :class:`NoExpiry`. The machines
+        write the TTLs it allows, and the TTL properties apply as it says (``ttl.never``
+        needs entries without expiry, ``ttl.long`` per-entry TTLs, ``ttl.expires`` any
+        expiry), each skipped with the reason otherwise.
     ttl_resolution
         An entry may outlive its TTL by up to this many seconds; it never dies early. The
         model allows both outcomes only in ``[expires, expires + ttl_resolution)``.
@@ -55,6 +124,7 @@ class Guarantees:
     """
 
     ttl_resolution: float = 0.0
+    ttl: TTLDeclaration = field(default_factory=PerEntry)
     eviction: EvictionProfile = field(default_factory=NoEviction)
     max_value_size: int | None = None
     max_ttl: float | None = None
@@ -75,6 +145,10 @@ class Guarantees:
             raise ValueError(
                 f"clock_granularity must be >= 0 seconds, got {self.clock_granularity!r}"
             )
+        if not isinstance(self.ttl, (PerEntry, CacheWide, NoExpiry)):
+            raise TypeError(
+                f"ttl must be PerEntry(), CacheWide(seconds) or NoExpiry(), got {self.ttl!r}"
+            )
         if not isinstance(self.eviction, EvictionProfile):
             raise TypeError(f"eviction must be an eviction profile, got {self.eviction!r}")
         if self.max_value_size is not None and self.max_value_size < 0:
@@ -90,7 +164,7 @@ class Guarantees:
 
     def describe(self) -> str:
         parts = [
-            "exact TTLs" if self.ttl_resolution == 0 else f"TTL resolution {self.ttl_resolution}s",
+            self._describe_ttl(),
             self.eviction.describe(),
             "no value size limit"
             if self.max_value_size is None
@@ -102,3 +176,13 @@ class Guarantees:
         if self.clock_granularity:
             parts.append(f"calls ordered by a {self.clock_granularity}s clock")
         return "; ".join(parts)
+
+    def _describe_ttl(self) -> str:
+        if not self.ttl.expires:
+            return self.ttl.describe()
+        if self.ttl.per_entry:  # the words the header always had
+            if self.ttl_resolution == 0:
+                return "exact TTLs"
+            return f"TTL resolution {self.ttl_resolution}s"
+        precision = "exact" if self.ttl_resolution == 0 else f"resolution {self.ttl_resolution}s"
+        return f"{self.ttl.describe()}, {precision}"

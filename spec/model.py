@@ -14,6 +14,12 @@ Semantics (``docs/design.md``, "Semantics to pin down"):
 * ``delete`` is idempotent; ``add`` writes only when no live entry exists and says whether
   it wrote; ``get_many`` returns a mapping of exactly the hits; ``clear`` empties the
   namespace.
+* Expired entries make room first, under every profile: the model drops the entries that are
+  surely expired before it counts what a profile's promises count (``_make_room``,
+  ``_settle``), so a backend that evicts a live entry while an expired one holds its slot
+  breaks the profile's promise about live entries (docs/design.md, "Expired entries make
+  room"). An entry inside its expiry window counts as held: the backend may not have let
+  it go yet, so counting it only ever allows more evictions, never fewer.
 * Eviction follows the declared profile (:mod:`cachespec.spec.eviction`). Where the model
   cannot tell which of two states the backend is in (an exact-LRU eviction decided while an
   entry sits inside its expiry window), it weakens rather than guesses: the entries involved
@@ -90,8 +96,11 @@ class CacheModel:
         self.guarantees = guarantees
         self._resolution = guarantees.ttl_resolution
         self._granularity = guarantees.clock_granularity
+        self._lifetime = guarantees.ttl.lifetime
+        self._hit_is_use = guarantees.eviction.hit_is_use
         self._origin = origin
-        # Least recently used first: the order exact LRU evicts in.
+        # Least recently used first (first written first, where a hit is no use): the order
+        # the profile picks its victim from.
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         # The keys whose entries have a TTL: only these can expire, so only these are scanned.
         self._timed: dict[str, None] = {}
@@ -157,6 +166,16 @@ class CacheModel:
     def least_recent_live(self, now: float) -> str | None:
         """The least recently used entry that must still be there (exact LRU evicts it next)."""
         return next((k for k, e in self._entries.items() if self._presence(e, now) == "live"), None)
+
+    def held_count(self, now: float) -> int:
+        """How many entries the backend may still hold at ``now`` (live, or inside their
+        expiry window, or allowed to have been evicted): what a profile's count promises
+        are checked against once the surely expired ones are dropped."""
+        return sum(self._presence(e, now) != "gone" for e in self._entries.values())
+
+    def live_keys(self, now: float) -> list[str]:
+        """The keys the backend must still serve at ``now``, least recently used first."""
+        return [k for k, e in self._entries.items() if self._presence(e, now) == "live"]
 
     def certainly_live_count(self, now: float) -> int:
         """How many entries the backend must still hold at ``now``."""
@@ -359,6 +378,9 @@ class CacheModel:
         return ""
 
     def _write(self, now: float, key: str, value: bytes, ttl: float | None) -> None:
+        # The lifetime the declaration gives the entry: the argument itself, the cache's one
+        # TTL, or none (Guarantees.ttl; docs/design.md, "TTL declarations").
+        ttl = self._lifetime(ttl)
         if key in self._entries:
             del self._entries[key]  # an overwrite: new value, new TTL, most recently used
         else:
@@ -375,6 +397,8 @@ class CacheModel:
 
     def _make_room(self, now: float, incoming: str) -> None:
         profile = self.guarantees.eviction
+        # Every operation starts with _expire(now): the entries counted here may all be live,
+        # so an expired entry never takes a slot a live one needs (the rule of every profile).
         if not profile.evicts_to_insert(len(self._entries)):
             return
         if self._any_uncertain(now):
@@ -385,11 +409,16 @@ class CacheModel:
                 entry.vanishable = True
             return
         capacity = profile.live_count_bound()
+        which = (
+            "the least recently used"
+            if profile.exact_lru_order
+            else f"the next to go ({profile.describe()})"
+        )
         self._remove(
-            next(iter(self._entries)),
+            profile.victim([(key, entry.expires) for key, entry in self._entries.items()]),
             lambda victim: (
                 f"{victim!r} was evicted at {self.at(now)} to make room for {incoming!r}: it "
-                f"was the least recently used of {capacity} live entries"
+                f"was {which} of {capacity} live entries"
             ),
         )
 
@@ -399,7 +428,10 @@ class CacheModel:
         return any(self._presence(self._entries[k], now) == "maybe" for k in self._timed)
 
     def _settle(self) -> None:
-        """Mark what the profile may have evicted, unseen, after this operation."""
+        """Mark what the profile may have evicted, unseen, after this operation.
+
+        Counted without the surely expired entries (dropped by ``_expire`` when the operation
+        began): a profile that keeps ``n`` entries keeps ``n`` live ones."""
         unprotected = self.guarantees.eviction.may_have_evicted(len(self._entries))
         if not unprotected:
             return
@@ -450,7 +482,8 @@ class CacheModel:
             self._remove(key, self._fate("was seen missing", now))
         else:
             entry.vanishable = False
-            self._entries.move_to_end(key)  # a hit is a use
+            if self._hit_is_use:  # LRU: a hit is a use (FIFO and others: the order stays)
+                self._entries.move_to_end(key)
 
     def _describe_entry(self, key: str, now: float) -> str:
         entry = self._entries[key]

@@ -1,8 +1,9 @@
 """Deliberately broken backends: each breaks one rule, and the suite must say which.
 
-:class:`PlainBackend` is a second, deliberately simple implementation of the contract (a
-dict and a recency list, no tricks); it passes the whole suite, so a mutant's failure is
-its one change and nothing else. Each mutant overrides one small method.
+:class:`PlainBackend` (tests/plain_backend.py) is a second, deliberately simple
+implementation of the contract (a dict and a recency list, no tricks); it passes the whole
+suite, so a mutant's failure is its one change and nothing else. Each mutant overrides one
+small method.
 
 ``MUTANTS`` maps a name to ``(factory, property that must fail)``; ``tests/test_mutants.py``
 runs each at the default size and checks the report names that property.
@@ -12,10 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import ClassVar
+
+from order_backends import ExpiryOrderedEvictsOldest, FIFORefreshesOnHit, RandomEvictsNewcomer
+from plain_backend import CAPACITY, SIZE_LIMIT, Entry, PlainBackend, plain
+from ttl_backends import ForgetsAfterADay, OneTTLFromFirstWrite
 
 from cachespec.backends import (
     NO_VALUE,
@@ -26,185 +30,13 @@ from cachespec.backends import (
     Unsupported,
     ValueTooLarge,
 )
-from cachespec.backends.contract import check_items, check_key, check_keys, check_value
-from cachespec.conformance import ManualClock
+from cachespec.backends.contract import check_key
 from cachespec.spec import (
     MEMCACHED_EVICTION,
     SERVER_EVICTION,
     ApproximateLRU,
-    ExactLRU,
     Guarantees,
-    validate_ttl,
 )
-
-CAPACITY = 4
-SIZE_LIMIT = 64
-
-
-class Entry:
-    __slots__ = ("expires", "value")
-
-    def __init__(self, value: bytes, expires: float | None) -> None:
-        self.value = value
-        self.expires = expires
-
-
-class PlainBackend(Backend):
-    """An obviously correct backend: a dict, a recency list, one lock, an injected clock."""
-
-    def __init__(
-        self,
-        clock: Callable[[], float],
-        *,
-        capacity: int | None = CAPACITY,
-        max_value_size: int | None = None,
-    ) -> None:
-        self.clock = clock
-        self.capacity = capacity
-        self.max_value_size = max_value_size
-        self.entries: dict[str, Entry] = {}
-        self.order: list[str] = []  # least recently used first
-        self.lock = threading.RLock()
-        self.guarantees = Guarantees(
-            eviction=ExactLRU(capacity) if capacity else Guarantees().eviction,
-            max_value_size=max_value_size,
-            thread_safe=True,
-            compare_and_set=True,
-        )
-
-    # -- the rules mutants break --------------------------------------------------------
-    def live(self, entry: Entry, now: float) -> bool:
-        return entry.expires is None or now < entry.expires
-
-    def expiry(self, ttl: float | None, now: float) -> float | None:
-        return None if ttl is None else now + ttl
-
-    def touch(self, key: str) -> None:
-        self.order.remove(key)
-        self.order.append(key)
-
-    def over_capacity(self) -> bool:
-        return self.capacity is not None and len(self.entries) > self.capacity
-
-    def victim(self) -> str:
-        return self.order[0]
-
-    def is_hit(self, entry: Entry) -> bool:
-        return True
-
-    def map_key(self, key: str) -> str:
-        return key
-
-    # -- the contract, in terms of the rules ---------------------------------------------
-    def lookup(self, key: str, now: float) -> bytes | NoValue:
-        stored = self.map_key(key)
-        entry = self.entries.get(stored)
-        if entry is None or not self.live(entry, now) or not self.is_hit(entry):
-            return NO_VALUE
-        self.touch(stored)
-        return entry.value
-
-    def get(self, key: str) -> bytes | NoValue:
-        check_key(key)
-        with self.lock:
-            return self.lookup(key, self.clock())
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
-        wanted = check_keys(keys)
-        with self.lock:
-            now = self.clock()
-            found = {}
-            for key in wanted:
-                value = self.lookup(key, now)
-                if value is not NO_VALUE:
-                    found[key] = value
-            return found
-
-    def store(self, key: str, value: bytes, ttl: float | None, now: float) -> None:
-        stored = self.map_key(key)
-        if stored in self.entries:
-            self.order.remove(stored)
-        self.entries[stored] = Entry(value, self.expiry(ttl, now))
-        self.order.append(stored)
-        self.make_room(now)
-
-    def make_room(self, now: float) -> None:
-        for k in [k for k, e in self.entries.items() if not self.live(e, now)]:
-            if self.over_capacity():
-                self.forget(k)
-        while self.over_capacity():
-            self.forget(self.victim())
-
-    def forget(self, stored: str) -> None:
-        if self.entries.pop(stored, None) is not None:
-            self.order.remove(stored)
-
-    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        data = check_value(check_key(key), value, self.max_value_size)
-        seconds = validate_ttl(ttl)
-        with self.lock:
-            self.store(key, data, seconds, self.clock())
-
-    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        checked = check_items(items, self.max_value_size)
-        seconds = validate_ttl(ttl)
-        with self.lock:
-            now = self.clock()
-            for key, data in checked:
-                self.store(key, data, seconds, now)
-
-    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
-        data = check_value(check_key(key), value, self.max_value_size)
-        seconds = validate_ttl(ttl)
-        with self.lock:
-            now = self.clock()
-            entry = self.entries.get(self.map_key(key))
-            if entry is not None and self.live(entry, now):
-                return False
-            self.store(key, data, seconds, now)
-            return True
-
-    def compare_and_set(
-        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
-    ) -> bool:
-        data = check_value(check_key(key), value, self.max_value_size)
-        seconds = validate_ttl(ttl)
-        with self.lock:
-            now = self.clock()
-            if not self.matches(key, expected, now):
-                return False
-            self.store(key, data, seconds, now)
-            return True
-
-    def compare_and_delete(self, key: str, expected: bytes) -> bool:
-        with self.lock:
-            if not self.matches(check_key(key), expected, self.clock()):
-                return False
-            self.forget(self.map_key(key))
-            return True
-
-    def matches(self, key: str, expected: bytes, now: float) -> bool:
-        entry = self.entries.get(self.map_key(key))
-        return entry is not None and self.live(entry, now) and entry.value == expected
-
-    def delete(self, key: str) -> None:
-        check_key(key)
-        with self.lock:
-            self.forget(self.map_key(key))
-
-    def delete_many(self, keys: Iterable[str]) -> None:
-        with self.lock:
-            for key in check_keys(keys):
-                self.forget(self.map_key(key))
-
-    def clear(self) -> None:
-        with self.lock:
-            self.entries.clear()
-            self.order.clear()
-
-
-def plain(clock: ManualClock) -> PlainBackend:
-    return PlainBackend(clock)
 
 
 class StampedClear(PlainBackend):
@@ -332,6 +164,26 @@ class CountsExpired(PlainBackend):
         while self.over_capacity():
             live = [k for k in self.order if self.live(self.entries[k], now)]
             self.forget(live[0] if live else self.order[0])
+
+
+class LazyCull(PlainBackend):
+    """Declares an approximate LRU that keeps ``CAPACITY`` entries, and expires lazily: an
+    expired entry goes only when read, so a full cache culls its least recently used entry,
+    live or not. Issue #15's defect: a live entry is evicted while expired ones, which
+    nobody read since, still hold slots."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__(clock)
+        self.guarantees = Guarantees(
+            eviction=ApproximateLRU(
+                holds_at_least=CAPACITY, protects_recent=1, holds_at_most=CAPACITY
+            ),
+            thread_safe=True,
+        )
+
+    def make_room(self, now: float) -> None:
+        while self.over_capacity():
+            self.forget(self.order[0])
 
 
 class ApproximateEvictsNewest(PlainBackend):
@@ -673,6 +525,30 @@ MUTANTS: dict[str, tuple[Factory, str, str]] = {
     "evicts_newest": (EvictsNewest, "lru.evicts_lru", r"evicted at|allowed only b"),
     "one_over_capacity": (OneOverCapacity, "lru.capacity", r"evicted at|live entries"),
     "counts_expired": (CountsExpired, "lru.expired_first", r"returned a miss|gave a miss"),
+    "lazy_cull": (LazyCull, "lru.expired_first", r"gave a miss .* allowed only"),
+    # tests/ttl_backends.py: caches that declare one TTL for the whole cache, or none.
+    "one_ttl_from_first_write": (
+        OneTTLFromFirstWrite,
+        "ttl.lives",
+        r"the model allowed only .* with ttl=1\.5, live until",
+    ),
+    "forgets_after_a_day": (ForgetsAfterADay, "ttl.never", r"miss .* with no TTL"),
+    # tests/order_backends.py: eviction orders other than LRU.
+    "fifo_refreshes_on_hit": (
+        FIFORefreshesOnHit,
+        "lru.declared_order",
+        r"evicted at .*\(FIFO|allowed only b",
+    ),
+    "expiry_ordered_evicts_oldest": (
+        ExpiryOrderedEvictsOldest,
+        "lru.declared_order",
+        r"evicted at .*\(expiry-ordered|allowed only b",
+    ),
+    "random_evicts_newcomer": (
+        RandomEvictsNewcomer,
+        "lru.recent_survive",
+        r"gave a miss|returned a miss",
+    ),
     "approximate_evicts_newest": (
         ApproximateEvictsNewest,
         "lru.recent_survive",

@@ -3,11 +3,20 @@ profile working end to end with no change outside its own class."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
+from mutants import LazyCull
 
-from cachespec.conformance.properties.base import approximate_lru, bounded, evicting, exact_lru
+from cachespec.conformance import Target, run_suite
+from cachespec.conformance.properties.base import (
+    approximate_lru,
+    bounded,
+    evicting,
+    exact_lru,
+    expired_first,
+)
 from cachespec.spec import (
     MEMCACHED_EVICTION,
     NO_VALUE,
@@ -145,3 +154,81 @@ def test_a_new_profile_drives_the_model_and_the_suite_from_its_own_class() -> No
     assert approximate_lru(g) is None
     assert exact_lru(g) == "the backend declares keeps the last entry, not exact LRU"
     assert "keeps the last entry" in g.describe()
+
+
+# ------------------------------------------- expired entries make room, whatever the order
+# (docs/design.md, "Expired entries make room")
+ISSUE_CAPACITY = 8
+
+
+def _issue_program(g: Guarantees) -> CacheModel:
+    """Issue #15's program up to the last write: capacity 8, `a` with no TTL, then 7 keys
+    with a TTL of 1 s, one after another; at 10 s they have all expired."""
+    m = CacheModel(g, origin=0.0)
+    m.set(0.0, "a", b"live", None)
+    for n in range(ISSUE_CAPACITY - 1):
+        m.set(0.1 * (n + 1), f"short-{n}", b"x", 1.0)
+    m.set(10.0, "next", b"new", None)
+    return m
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        ExactLRU(ISSUE_CAPACITY),
+        ApproximateLRU(holds_at_least=ISSUE_CAPACITY, protects_recent=1),
+        ApproximateLRU(
+            holds_at_least=ISSUE_CAPACITY, protects_recent=0, holds_at_most=ISSUE_CAPACITY
+        ),
+    ],
+    ids=["exact", "approximate", "approximate_bounded"],
+)
+def test_evicting_the_live_entry_while_expired_ones_hold_slots_is_a_violation(
+    profile: EvictionProfile,
+) -> None:
+    m = _issue_program(Guarantees(eviction=profile))
+    with pytest.raises(Violation, match=r"returned a miss .* allowed only b'live'"):
+        m.get(10.0, "a", NO_VALUE)
+
+
+def test_inside_the_expiry_window_the_short_lived_entries_may_still_count() -> None:
+    # With a 5 s resolution the short-lived entries may still be there at 5 s: an exact LRU
+    # that counts them is full, so the model cannot say which entry the write evicted.
+    m = CacheModel(Guarantees(eviction=ExactLRU(ISSUE_CAPACITY), ttl_resolution=5.0))
+    m.set(0.0, "a", b"live", None)
+    for n in range(ISSUE_CAPACITY - 1):
+        m.set(0.0, f"short-{n}", b"x", 1.0)
+    m.set(2.0, "next", b"new", None)
+    m.get(2.0, "a", NO_VALUE)  # allowed: not surely expired, so not surely a defect
+
+
+@pytest.mark.parametrize(
+    ("profile", "applies"),
+    [
+        (NO, False),
+        (EXACT, True),
+        (APPROX, True),
+        (ApproximateLRU(holds_at_least=0, protects_recent=0, holds_at_most=5), False),
+        (SERVER_EVICTION, False),
+        (MEMCACHED_EVICTION, False),
+        (DropsAnythingButTheLast(), True),
+    ],
+)
+def test_the_rule_applies_to_every_profile_that_keeps_a_number_of_entries(
+    profile: EvictionProfile, applies: bool
+) -> None:
+    assert profile.expired_make_room() is applies
+    reason = expired_first(Guarantees(eviction=profile))
+    assert (reason is None) is applies
+    if reason is not None:
+        assert profile.describe() in reason
+
+
+@pytest.mark.parametrize("seed", [20261127, 4242])
+def test_the_issues_cache_fails_lru_expired_first_for_its_own_reason(seed: int) -> None:
+    # Issue #15's cache: a bounded approximate LRU, not an exact one, that culls in order.
+    report = run_suite(Target("mutants:lazy_cull", LazyCull), seed=seed, only=["lru.expired_first"])
+    result = report.result("lru.expired_first")
+    assert result.status == "fail", result
+    assert "fill_expired" in result.counterexample
+    assert re.search(r"gave a miss .* allowed only", result.reason), result.reason

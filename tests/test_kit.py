@@ -18,10 +18,11 @@ TestMine = conformance_tests(lambda clock: MemoryBackend(8, clock=clock), size="
 def test_three_lines_check_a_backend(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mine=THREE_LINES)
     result = pytester.runpytest_subprocess("-q", "-rs")
-    # Exact LRU and no size limit: lru.recent_survive and values.size_limit do not apply;
-    # a factory's backend lives in the test's process: single_flight.processes cannot run,
-    # nor the six faults.server_* (no server the harness started to kill).
-    result.assert_outcomes(passed=len(PROPERTIES) - 9, skipped=9)
+    # Exact LRU and no size limit: lru.recent_survive, lru.declared_order and
+    # values.size_limit do not apply; a factory's backend lives in the test's process:
+    # single_flight.processes cannot run, nor the six faults.server_* (no server the harness
+    # started to kill).
+    result.assert_outcomes(passed=len(PROPERTIES) - 10, skipped=10)
     result.stdout.fnmatch_lines(["*lives in this process*", "*no value size limit*"])
     result.stdout.fnmatch_lines(["*only a server the harness started*"])
 
@@ -62,9 +63,10 @@ def test_the_plugin_option_runs_the_shipped_suite(pytester: pytest.Pytester) -> 
         "ops_ or lru_",
     )
     chosen = [p for p in PROPERTIES if p.area in ("ops", "lru")]
-    # lru.recent_survive is for approximate profiles: skipped with its reason.
+    # lru.recent_survive is for approximate profiles and lru.declared_order for orders other
+    # than LRU: skipped with their reasons.
     result.assert_outcomes(
-        passed=len(chosen) - 1, skipped=1, deselected=len(PROPERTIES) - len(chosen)
+        passed=len(chosen) - 2, skipped=2, deselected=len(PROPERTIES) - len(chosen)
     )
 
 

@@ -67,6 +67,39 @@ def evicting(g: Guarantees) -> str | None:
     return g.eviction.skip_reason("evicting")
 
 
+def expired_first(g: Guarantees) -> str | None:
+    """Every profile that keeps a number of entries, whatever its order (the rule in
+    cachespec.spec.eviction.EvictionProfile.expired_make_room), in a cache whose entries
+    expire."""
+    return expiring(g) or g.eviction.skip_reason("expired_first")
+
+
+def declared_order(g: Guarantees) -> str | None:
+    """A profile that names each victim by an order other than LRU (FIFO, expiry-ordered)."""
+    return g.eviction.skip_reason("declared_order")
+
+
+# The TTL predicates ask the declaration (Guarantees.ttl; docs/design.md, "TTL declarations").
+def expiring(g: Guarantees) -> str | None:
+    """Entries expire: per-entry TTLs or one TTL for the whole cache."""
+    if g.ttl.expires:
+        return None
+    return f"the backend declares {g.ttl.describe()}: no entry expires"
+
+
+def unexpiring_entries(g: Guarantees) -> str | None:
+    """Some entries are written without expiry: per-entry TTLs (``ttl=None``) or none at all."""
+    if g.ttl.per_entry or not g.ttl.expires:
+        return None
+    return f"the backend declares {g.ttl.describe()}: every entry expires"
+
+
+def per_entry_ttls(g: Guarantees) -> str | None:
+    if g.ttl.per_entry:
+        return None
+    return f"the backend declares {g.ttl.describe()}, not a TTL per entry"
+
+
 def size_limited(g: Guarantees) -> str | None:
     if g.max_value_size is not None:
         return None
@@ -78,6 +111,9 @@ def thread_safe(g: Guarantees) -> str | None:
 
 
 def long_ttls_allowed(g: Guarantees) -> str | None:
+    not_per_entry = per_entry_ttls(g)
+    if not_per_entry is not None:
+        return not_per_entry
     if g.max_ttl is None or g.max_ttl >= max(LONG_TTLS):
         return None
     return f"the backend declares max_ttl={g.max_ttl}s"

@@ -30,9 +30,12 @@ from cachespec.spec import (
     MEMCACHED_EVICTION,
     SERVER_EVICTION,
     ApproximateLRU,
+    CacheWide,
     ExactLRU,
     Guarantees,
     NoEviction,
+    NoExpiry,
+    PerEntry,
 )
 
 __version__ = "0.1.0"
@@ -52,6 +55,7 @@ __all__ = [
     "BackendUnavailable",
     "Cache",
     "CacheError",
+    "CacheWide",
     "ConfigurationError",
     "EventInvalidator",
     "ExactLRU",
@@ -59,7 +63,9 @@ __all__ = [
     "JSONSerializer",
     "MemoryBackend",
     "NoEviction",
+    "NoExpiry",
     "NoValue",
+    "PerEntry",
     "SignedPickleSerializer",
     "Unsupported",
     "ValueTooLarge",

@@ -1,0 +1,72 @@
+"""The machine of ``ops.clear_namespace``: two namespaces of one backend family, each beside
+its own model (split from machines.py, which holds the one-namespace machine)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from hypothesis import strategies as st
+from hypothesis.stateful import rule
+
+from cachespec.spec import CacheModel
+
+from .machines import clear_as_declared
+from .pools import PLAIN_VALUES
+from .swarm import FocusedMachine
+from .target import Target
+
+
+class NamespaceMachine(FocusedMachine):
+    """Two namespaces of one backend family, each beside its own model.
+
+    A write, a delete or a ``clear`` in one namespace must leave the other untouched.
+    """
+
+    target: ClassVar[Target]
+    NAMESPACES: ClassVar[tuple[str, str]] = ("tenant-a", "tenant-b")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session = self.target.session()
+        self.clock = self.session.clock
+        self.backends = {ns: self.session.backend(ns) for ns in self.NAMESPACES}
+        self.models = {
+            ns: CacheModel(b.guarantees, origin=self.clock.now()) for ns, b in self.backends.items()
+        }
+
+    @rule(
+        namespace=st.sampled_from(NAMESPACES),
+        key=st.sampled_from(("a", "b")),
+        value=PLAIN_VALUES,
+    )
+    def set(self, namespace: str, key: str, value: bytes) -> None:
+        self.backends[namespace].set(key, value)
+        self.models[namespace].set(self.clock.now(), key, value, None)
+
+    @rule(namespace=st.sampled_from(NAMESPACES), key=st.sampled_from(("a", "b")))
+    def delete(self, namespace: str, key: str) -> None:
+        self.backends[namespace].delete(key)
+        self.models[namespace].delete(self.clock.now(), key)
+
+    @rule(namespace=st.sampled_from(NAMESPACES))
+    def clear(self, namespace: str) -> None:
+        clear_as_declared(self.backends[namespace], self.models[namespace], self.clock.now())
+
+    @rule(namespace=st.sampled_from(NAMESPACES))
+    def read_all(self, namespace: str) -> None:
+        keys = ["a", "b"]
+        observed = self.backends[namespace].get_many(keys)
+        self.models[namespace].get_many(self.clock.now(), keys, observed)
+
+    def teardown(self) -> None:
+        """Read both namespaces once more, so that what a clear or a delete in one did to
+        the other shows even when no read followed it."""
+        try:
+            for namespace in self.NAMESPACES:
+                self.read_all(namespace)
+        finally:
+            self.session.close()
+
+
+def build_namespace_machine(class_name: str, target: Target) -> type[NamespaceMachine]:
+    return type(class_name, (NamespaceMachine,), {"target": target})
