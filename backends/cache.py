@@ -29,7 +29,15 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast
 
 from cachespec.spec import NO_VALUE, NoValue, validate_ttl
 
-from .contract import Backend, CacheError, Clock, ConfigurationError, as_batch, check_key
+from .contract import (
+    Backend,
+    CacheError,
+    Clock,
+    ConfigurationError,
+    as_batch,
+    check_key,
+    check_seconds,
+)
 from .entries import (
     Corrupt,
     Lease,
@@ -116,20 +124,6 @@ def _unit_interval() -> float:
     return 1.0 - _random.random()
 
 
-def _positive_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
-    """``value`` as a finite number > 0 (or >= 0), else a ConfigurationError naming ``name``.
-
-    NaN is refused explicitly: every comparison with it is False, so a check written as
-    ``value <= 0`` would let it through."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{name} must be a number, got {type(value).__name__}: {value!r}")
-    bound_ok = value >= 0 if allow_zero else value > 0
-    if not (math.isfinite(value) and bound_ok):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigurationError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
-
-
 class Cache(Generic[T]):
     """Serialized values over a backend, with guarded cache-aside fills.
 
@@ -188,14 +182,14 @@ class Cache(Generic[T]):
         self.lease_ttl: float = leased
         # A poll of 0 s would busy-loop on the backend while another caller holds the lease
         # (the doubling backoff stays at 0).
-        self.lease_poll = _positive_seconds("lease_poll", lease_poll)
+        self.lease_poll = check_seconds("lease_poll", lease_poll)
         # A negative timeout would make every waiter give up at once; waiting without limit
         # is spelled None (threading.Event.wait refuses inf).
         if flight_timeout is not None:
-            _positive_seconds("flight_timeout", flight_timeout, allow_zero=True)
+            check_seconds("flight_timeout", flight_timeout, allow_zero=True)
         # XFetch's beta scales how early a hit is refreshed: 0 would never refresh early and a
         # negative beta would refresh late, so only a finite beta > 0 means what it says.
-        self.beta = _positive_seconds("beta", beta)
+        self.beta = check_seconds("beta", beta)
         if early_refresh and refresh_before is not None:
             # Each mode refreshes on its own condition and the two would silently combine;
             # the caller has to pick one.

@@ -19,6 +19,7 @@ Arguments are checked before anything is sent or stored, so a refused call write
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 
@@ -128,6 +129,20 @@ def check_items(items: Mapping[str, bytes], limit: int | None = None) -> list[tu
 
 
 check_ttl = validate_ttl
+
+
+def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """``value`` as a finite number > 0 (or >= 0), else a ConfigurationError naming ``name``.
+
+    NaN is refused explicitly: every comparison with it is False, so a check written as
+    ``value <= 0`` would let it through."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{name} must be a number, got {type(value).__name__}: {value!r}")
+    bound_ok = value >= 0 if allow_zero else value > 0
+    if not (math.isfinite(value) and bound_ok):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigurationError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
 
 
 def check_limit(option: str, value: object, *, minimum: int, owner: str = "") -> int | None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from cachespec.spec import Guarantees, NoValue
 
-from .contract import Backend, BackendUnavailable, Clock, ConfigurationError
+from .contract import Backend, BackendUnavailable, Clock, ConfigurationError, check_seconds
 
 
 class LazyBackend(Backend):
@@ -37,14 +37,11 @@ class LazyBackend(Backend):
         retry_after: float = 5.0,
         clock: Clock = time.monotonic,
     ) -> None:
-        if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
-            raise ConfigurationError(f"retry_after must be a number, got {retry_after!r}")
-        if not retry_after >= 0:
-            raise ConfigurationError(f"retry_after must be >= 0 seconds, got {retry_after!r}")
+        check_seconds("retry_after", retry_after, allow_zero=True)
         self._open = open
         self._name = name  # redacted by the caller: it shows in errors
         self._declared = declared
-        self._retry_after = float(retry_after)
+        self._retry_after = float(retry_after)  # checked above
         self._clock = clock
         self._lock = threading.Lock()  # one caller opens; the others wait for it
         self._backend: Backend | None = None  # guarded by _lock (read without: set once)
