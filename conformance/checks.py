@@ -26,6 +26,14 @@ class CheckFailed(AssertionError):
     """A non-Hypothesis check (real threads) found a violation; the message is the story."""
 
 
+class CannotCheck(BaseException):
+    """The harness cannot check this property on this target, for a reason of the
+    target's design, not a defect: the runner reports it as "cannot check here".
+
+    A BaseException, so that Hypothesis does not shrink it (each replay would only find the
+    same limit) and the runner reports it at once."""
+
+
 @dataclass(frozen=True)
 class MachineCheck:
     """A stateful property: Hypothesis picks the program, the model judges each step."""

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from .checks import CannotCheck
+
 T = TypeVar("T")
 
 DEFAULT_PATIENCE = 10.0
@@ -42,7 +44,7 @@ class TaskHung(AssertionError):
     """A task did not reach its next scheduling point, nor finish, within the patience."""
 
 
-class CannotInterleave(BaseException):
+class CannotInterleave(CannotCheck):
     """A task stopped making scheduled calls while another task sat at one: it is blocked on
     something the scheduler does not control, most likely a real lock that the other task
     holds across a cache call. That is a design the harness cannot interleave, not a hang

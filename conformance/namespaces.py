@@ -8,12 +8,17 @@ from typing import ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
+from cachespec.backends import NO_VALUE
 from cachespec.spec import CacheModel
 
+from .checks import CannotCheck
 from .machines import clear_as_declared
 from .pools import PLAIN_VALUES
 from .swarm import FocusedMachine
 from .target import Target
+
+# A key neither namespace's rules use: the store probe writes and deletes it.
+_PROBE = "cachespec-one-store-probe"
 
 
 class NamespaceMachine(FocusedMachine):
@@ -29,10 +34,40 @@ class NamespaceMachine(FocusedMachine):
         super().__init__()
         self.session = self.target.session()
         self.clock = self.session.clock
-        self.backends = {ns: self.session.backend(ns) for ns in self.NAMESPACES}
+        try:
+            self._check_one_store()
+            self.backends = {ns: self.session.backend(ns) for ns in self.NAMESPACES}
+        except BaseException:
+            self.session.close()
+            raise
         self.models = {
             ns: CacheModel(b.guarantees, origin=self.clock.now()) for ns, b in self.backends.items()
         }
+
+    def _check_one_store(self) -> None:
+        """Two namespaces test something only if they share a store. A factory that makes a
+        store per call (or takes no namespace) passes this property without a check: it is
+        then one the harness cannot make here, said so (docs/design.md, "How the suite
+        decides"), rather than a pass."""
+        if not self.target.takes_namespace:
+            raise CannotCheck(
+                f"{self.target.name}: the factory takes no namespace argument, so there are "
+                "no two namespaces of one store to compare"
+            )
+        # Both opened before anything is written: opening is all a factory does here.
+        first, second = (self.session.backend(self.NAMESPACES[0]) for _ in range(2))
+        first.set(_PROBE, b"here")
+        try:
+            seen = second.get(_PROBE)
+        finally:
+            first.delete(_PROBE)
+        if seen is NO_VALUE:
+            raise CannotCheck(
+                f"{self.target.name}: a second backend of one namespace does not see the "
+                "first's write: each call of the factory makes a store of its own, so "
+                "namespaces of one store cannot be compared (keep one store per clock: "
+                "README, 'Checking your own backend')"
+            )
 
     @rule(
         namespace=st.sampled_from(NAMESPACES),

@@ -25,8 +25,7 @@ from hypothesis.reporting import with_reporter
 from cachespec.spec import Guarantees, Violation
 
 from .causes import Cause, find_causes
-from .checks import CheckFailed
-from .interleave import CannotInterleave
+from .checks import CannotCheck, CheckFailed
 from .properties import BY_ID, PROPERTIES, Property
 from .staleness import Strategies, resolve_strategies
 from .target import Target, TargetError, resolve_target
@@ -239,7 +238,7 @@ def run_property(
             check.run(settings, derive_seed(seed, prop.id), examples)
     except (KeyboardInterrupt, SystemExit, TargetError):
         raise
-    except CannotInterleave as exc:  # the design, not a defect: say so, and move on
+    except CannotCheck as exc:  # the design, not a defect: say so, and move on
         result.status, result.skip, result.reason = "skip", CANNOT_CHECK_HERE, str(exc)
     except BaseException as exc:  # a failing backend can raise anything
         result.status = "fail"

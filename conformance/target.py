@@ -123,6 +123,12 @@ class Target:
             parameters = {}  # type: ignore[assignment]
         self._takes_namespace = "namespace" in parameters
 
+    @property
+    def takes_namespace(self) -> bool:
+        """Whether the backends of a session can be namespaces of one store: a factory that
+        takes a ``namespace`` argument, or a server (which every session shares)."""
+        return getattr(self, "_takes_namespace", True)
+
     #: Sessions opened so far: one per example or trial, so the runner reads progress here.
     sessions_opened = 0
     #: Called as each session opens (the runner's progress ticks); None: nothing is.
