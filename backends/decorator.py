@@ -56,6 +56,10 @@ def _canonical(value: object, typed: bool, argument: str, function: str) -> str:
     if value is None:
         text = "None"
     elif isinstance(value, enum.Enum):  # before int: an IntEnum member is an int too
+        if not typed and isinstance(value, str | bytes | int | float):
+            # An IntEnum (or str-valued) member equals its value in Python: one key, as for
+            # 1 and 1.0, and the same whichever of the two a process met first.
+            return _canonical(value.value, typed, argument, function)
         text = f"{kind.__module__}.{kind.__qualname__}.{value.name}"
     elif isinstance(value, str):
         text = str.__repr__(value)
@@ -140,6 +144,10 @@ class CachedFunction(Generic[R]):
         self._names = tuple(names)
         self._index = {name: index for index, name in enumerate(names)}
         self._defaults = tuple(parameter.default for parameter in parameters)
+        # Per function, and per bound method copy (whose calls it never serves: see key_for).
+        self._positional_key: Callable[[tuple[Any, ...]], str] = functools.lru_cache(maxsize=1024)(
+            lambda args: self._key_of(args, {})
+        )
         # A method's self (or cls) is not part of its key: every instance shares the result,
         # as dogpile's cache_on_arguments does. A key function can put it back.
         self._skips_self = bool(names) and names[0] in _SELF_NAMES
@@ -157,6 +165,18 @@ class CachedFunction(Generic[R]):
 
     def key_for(self, *args: Any, **kwargs: Any) -> str:
         """The cache key of the call ``self(*args, **kwargs)``."""
+        if not kwargs and self._instance is None and self._key is None and not self._typed:
+            # The usual call, positional arguments only: its key is remembered, as building
+            # it costs more than the rest of a hit. Equal arguments give one key anyway (not
+            # under typed=True, where 1 and 1.0 nested in a tuple are equal and two keys); an
+            # unhashable argument is keyed the long way.
+            try:
+                return self._positional_key(args)
+            except TypeError:
+                pass
+        return self._key_of(args, kwargs)
+
+    def _key_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         args = self._arguments(args)
         if self._key is not None:
             text = self._key(*args, **kwargs)

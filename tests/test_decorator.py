@@ -33,6 +33,10 @@ class OtherColour(enum.Enum):
     RED = 1
 
 
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
 @cached(Cache(MemoryBackend()))
 def module_level(x: int) -> int:
     return 2 * x
@@ -126,6 +130,8 @@ def test_lookalike_arguments_get_keys_of_their_own(cache: Cache) -> None:
             return "'B'"
 
     assert f.key_for(Colour.RED) != f.key_for(OtherColour.RED)  # same names, two enums
+    assert f.key_for(Level.HIGH) == f.key_for(3)  # an IntEnum member equals its value
+    assert f.key_for(3) == f.key_for(Level.HIGH)  # whichever was asked for first
     assert f.key_for(**{"a=1, b": 2}) != f.key_for(a=1, b=2)  # a keyword that looks like two
     assert f.key_for(Shouting("a")) == f.key_for("a") != f.key_for("B")  # not its own repr
 
