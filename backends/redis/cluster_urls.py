@@ -1,0 +1,100 @@
+"""The ``redis+cluster://`` and ``rediss+cluster://`` URL factory: :func:`redis_cluster_from_url`.
+
+The single-server factory (:mod:`.urls`) with a ``redis.RedisCluster`` client instead of a
+``redis.Redis``; the options mean the same. The registry finds it by its import path,
+``cachespec.backends.redis:redis_cluster_from_url``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import unquote
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode
+from redis.exceptions import RedisClusterException
+from redis.retry import Retry
+
+from ..contract import BackendUnavailable, Clock
+from ..urls import BackendURL
+from .backend import UNAVAILABLE, RedisBackend
+from .bounded import BoundedRedisBackend
+from .cluster import RedisClusterBackend
+from .ttl import REDIS_TTL_RESOLUTION
+from .urls import DEFAULT_TIMEOUT, pop_namespace
+
+__all__ = ["DEFAULT_PORT", "redis_cluster_from_url"]
+
+DEFAULT_PORT = 6379
+
+
+def _seeds(url: BackendURL) -> list[ClusterNode]:
+    """The nodes the client asks for the cluster's layout (it finds the others itself)."""
+    seeds = []
+    for host, port in url.hosts:
+        if port == 0:
+            raise url.error("port 0 is not a server's port; give each node's port")
+        node: Callable[[str, int], ClusterNode] = ClusterNode  # unannotated in redis-py
+        seeds.append(node(host or "localhost", DEFAULT_PORT if port is None else port))
+    return seeds
+
+
+def redis_cluster_from_url(
+    url: BackendURL, *, clock: Clock | None = None, namespace: str | None = None
+) -> RedisBackend:
+    """``redis+cluster://[[user]:password@]host[:port][,host[:port]...]`` (``rediss+cluster``:
+    TLS). The hosts are seeds: any reachable one is enough to find every node.
+
+    Options as for ``redis://`` (:func:`~cachespec.backends.redis.redis_from_url`):
+    ``namespace``, ``timeout``, ``capacity``, ``max_value_size``, ``eviction``,
+    ``password_env`` / ``password_file``. A cluster has database 0 only: a path other than
+    ``/`` or ``/0`` is a ConfigurationError. Without ``capacity`` the namespace is a
+    :class:`~cachespec.backends.redis.cluster.RedisClusterBackend`, whose keys spread over
+    the masters; with one, a :class:`~cachespec.backends.redis.BoundedRedisBackend` whose
+    keys share one hash tag (one slot: its scripts need that).
+
+    redis-py's retries are off, as for one server: a node that cannot be reached is
+    ``BackendUnavailable`` within about ``timeout``, and no call is sent twice. ``MOVED`` and
+    ``ASK`` redirections are followed (they are the cluster's routing, not a retry).
+    """
+    del clock  # the servers' own clocks govern expiry
+    if url.path not in ("", "/", "/0"):
+        raise url.error(f"a cluster has database 0 only; got the path {url.path!r}")
+    seeds = _seeds(url)
+    chosen_namespace = pop_namespace(url, namespace)
+    timeout = url.pop_float("timeout", default=DEFAULT_TIMEOUT, minimum=0.0)
+    if not timeout > 0:
+        raise url.error(f"option timeout={timeout} must be more than 0 seconds")
+    capacity = url.pop_int("capacity", default=None, allow_none=True, minimum=1)
+    max_value_size = url.pop_int("max_value_size", default=None, allow_none=True, minimum=0)
+    server_evicts = url.pop_choice("eviction", ("none", "server"), "none") == "server"
+    password = url.pop_password()
+    url.expect_no_options()
+    try:
+        client = redis.RedisCluster(
+            startup_nodes=seeds,
+            username=unquote(url.username) if url.username else None,
+            password=password,
+            ssl=url.scheme == "rediss+cluster",
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+    except (*UNAVAILABLE, RedisClusterException) as exc:
+        raise BackendUnavailable(f"{url.safe}: Redis Cluster unavailable: {exc}") from exc
+    kind = RedisClusterBackend if capacity is None else BoundedRedisBackend
+    try:
+        return kind(
+            client,
+            namespace=chosen_namespace,
+            capacity=capacity,
+            max_value_size=max_value_size,
+            ttl_resolution=REDIS_TTL_RESOLUTION,
+            server_evicts=server_evicts,
+            name=url.safe,
+            close_client=True,
+        )
+    except BaseException:
+        client.close()
+        raise
