@@ -38,7 +38,7 @@ from cachespec.spec import Guarantees
 
 from . import servers
 from .clock import HarnessClock, ManualClock
-from .servers import ManagedServer, ServerKind
+from .servers import RunningServer, ServerKind
 from .tenant import Tenant
 
 BackendFactory = Callable[..., Backend]
@@ -201,10 +201,10 @@ class ServerTarget(Target):
         harness_keys = self.server_kind.harness_options
         self._harness = {k: v for k, v in options.items() if k in harness_keys}
         self._adapter = urlencode({k: v for k, v in options.items() if k not in harness_keys})
-        self._server: ManagedServer | None = None
+        self._server: RunningServer | None = None
         self._still: ManualClock | None = None
 
-    def _started(self) -> ManagedServer:
+    def _started(self) -> RunningServer:
         if self._server is None:
             kind = self.kind
             reason = servers.harness_available(kind)
@@ -225,7 +225,7 @@ class ServerTarget(Target):
                 raise TargetError(f"{self.name}: {exc}") from None
         return self._server
 
-    def _clock(self, server: ManagedServer) -> HarnessClock:
+    def _clock(self, server: RunningServer) -> HarnessClock:
         # Real-time fallback: a clock that never moves (the properties that would move it
         # are skipped), so the model's times are all "now".
         if server.clock is None:

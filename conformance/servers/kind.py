@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from .base import HarnessUnavailable, exchange
 
 if TYPE_CHECKING:
-    from .managed import ManagedServer
+    from .base import RunningServer
 
 __all__ = ["ServerKind"]
 
@@ -139,7 +139,7 @@ class ServerKind(abc.ABC):
         """
 
     @abc.abstractmethod
-    def start(self, options: Mapping[str, str], *, fake_time: bool) -> ManagedServer:
+    def start(self, options: Mapping[str, str], *, fake_time: bool) -> RunningServer:
         """A new server configured by ``options`` (a target's harness options, as text).
 
         Raises ``ValueError`` (a one-line message) for an option value it cannot use, and
