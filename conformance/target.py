@@ -38,7 +38,7 @@ from cachespec.spec import Guarantees
 
 from . import servers
 from .clock import HarnessClock, ManualClock
-from .servers import RunningServer, ServerKind
+from .servers import ManagedServer, RunningServer, ServerKind
 from .tenant import Tenant
 
 BackendFactory = Callable[..., Backend]
@@ -241,7 +241,10 @@ class ServerTarget(Target):
     def server(self) -> ManagedServer:
         """The server this target started (starting it if need be), which the fault
         properties kill, stop and restart (:mod:`cachespec.conformance.faults`)."""
-        return self._started()
+        server = self._started()
+        if not isinstance(server, ManagedServer):  # several processes: a cluster
+            raise TargetError(f"{self.name}: the fault properties need one server process")
+        return server
 
     def open_with(self, namespace: str, **options: str) -> Backend:
         """A backend on this target's server, as a session opens one, with adapter
@@ -249,14 +252,11 @@ class ServerTarget(Target):
         merged = {**dict(parse_qsl(self._adapter)), **options}
         return self._opener(f"{self._started().url}?{urlencode(merged)}", namespace)
 
-    # A server is replaced once its clock is this far past its start: sessions only move
-    # forwards, and memcached's absolute expiry times are 32-bit (they end in 2038).
-    RESTART_AFTER: ClassVar[float] = 3 * 365 * 86_400
-
     def open_session(self) -> Session:
         server = self._started()
         drifted = server.clock is not None and server.clock.now() - servers.START_TIME
-        if drifted and drifted > self.RESTART_AFTER:
+        # Replaced once its clock is this far past its start (ServerKind.clock_span).
+        if drifted and drifted > self.server_kind.clock_span:
             self.close()
             server = self._started()
         clock = self._clock(server)

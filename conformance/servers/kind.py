@@ -60,6 +60,11 @@ class ServerKind(abc.ABC):
         it).
     ``flush_request``, ``flush_reply``
         What empties the server between sessions, and the one-line reply that says it did.
+    ``clock_span``
+        How far (seconds) the clock may move past ``START_TIME`` before a target replaces
+        the server with a new one on a new clock (sessions only move time forwards).
+        Three years by default: memcached's absolute expiry times are 32-bit (they end in
+        2038). A kind that is slow to start (a cluster) may allow more.
     """
 
     name: str
@@ -74,6 +79,7 @@ class ServerKind(abc.ABC):
     flush_reply: bytes
     fake_monotonic: bool = True
     wake_to_stop: bool = False
+    clock_span: float = 3 * 365 * 86_400
 
     # -----------------------------------------------------------------------------------------
     # Finding what a server of this kind needs
