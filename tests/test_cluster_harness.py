@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from cachespec.conformance.servers import HarnessUnavailable, harness_available, running_servers
+from cachespec.conformance.servers import (
+    FaketimeClock,
+    HarnessUnavailable,
+    harness_available,
+    running_servers,
+)
+from cachespec.conformance.servers import cluster as cluster_module
 from cachespec.conformance.servers.cluster import start_redis_cluster
 
 pytestmark = pytest.mark.redis
@@ -190,3 +197,18 @@ def test_the_cli_checks_a_cluster_at_quick_size(tmp_path: Path) -> None:
     statuses = {result["id"]: result["status"] for result in data["properties"]}
     assert statuses == dict.fromkeys(only, "pass")
     assert data["clock"] == "the harness's clock"
+
+
+def test_on_a_frozen_clock_no_master_ever_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/facts.md: a cluster master serves only once its clock has moved 2 s past its
+    first cluster check. Without the harness's moves during the wait, the masters stay
+    ``fail`` (the replicas, which serve no slot, report ``ok``) and the bounded wait ends
+    with the states in its message."""
+    _require()
+    monkeypatch.setattr(cluster_module, "CLUSTER_READY_TIMEOUT", 5.0)
+    monkeypatch.setattr(FaketimeClock, "advance", lambda self, seconds: self.now())
+    with pytest.raises(HarnessUnavailable, match="did not reach cluster_state:ok") as raised:
+        start_redis_cluster()
+    states = re.findall(r"\d+: '(\w+)'", str(raised.value))
+    assert sorted(states) == ["fail"] * 3 + ["ok"] * 3
+    assert running_servers() == ()
