@@ -7,7 +7,9 @@ The single-server factory (:mod:`.urls`) with a ``redis.RedisCluster`` client in
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 import redis
@@ -27,6 +29,37 @@ from .urls import DEFAULT_TIMEOUT, pop_namespace
 __all__ = ["DEFAULT_PORT", "redis_cluster_from_url"]
 
 DEFAULT_PORT = 6379
+
+# The COMMAND table each client is built with, by seed list: fetched once per process.
+_TABLES: dict[tuple[tuple[str, int], ...], dict[str, dict[str, Any]]] = {}
+_TABLES_LOCK = threading.Lock()
+
+
+class _SharedTableCluster(redis.RedisCluster):
+    """A ``RedisCluster`` that asks the cluster for its ``COMMAND`` table once per process.
+
+    redis-py builds every cluster client's key-position table from ``COMMAND`` (several
+    hundred commands, about 0.1 s of parsing: docs/facts.md, "Redis Cluster"). An app that
+    opens many namespaces, or the suite, which opens one per example, would pay that each
+    time; clients built from the same seeds share the first answer instead. The table
+    describes the server's commands, not its data, and a client that meets a command it does
+    not know still asks the server (``COMMAND GETKEYS``).
+    """
+
+    def __init__(self, *, table_key: tuple[tuple[str, int], ...], **options: Any) -> None:
+        self._table_key = table_key  # read by command(), which __init__ calls
+        init: Callable[..., None] = super().__init__  # unannotated in redis-py
+        init(**options)
+
+    def command(self, **kwargs: Any) -> dict[str, dict[str, Any]]:
+        with _TABLES_LOCK:
+            table = _TABLES.get(self._table_key)
+        if table is None:
+            fetch: Callable[..., dict[str, dict[str, Any]]] = super().command
+            table = fetch(**kwargs)
+            with _TABLES_LOCK:
+                _TABLES[self._table_key] = table
+        return dict(table)  # redis-py renames keys in the dict it is given
 
 
 def _seeds(url: BackendURL) -> list[ClusterNode]:
@@ -72,7 +105,8 @@ def redis_cluster_from_url(
     password = url.pop_password()
     url.expect_no_options()
     try:
-        client = redis.RedisCluster(
+        client = _SharedTableCluster(
+            table_key=tuple((node.host, node.port) for node in seeds),
             startup_nodes=seeds,
             username=unquote(url.username) if url.username else None,
             password=password,
