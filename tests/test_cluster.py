@@ -344,3 +344,19 @@ def test_flush_empties_every_master(cluster: RedisClusterServer) -> None:
         assert [dbsize(master) for master in cluster.masters] == [0, 0, 0]
     finally:
         backend.close()
+
+
+def test_clients_from_the_same_seeds_ask_for_the_command_table_once(
+    fresh: RedisClusterServer,
+) -> None:
+    """redis-py builds each cluster client's key table from ``COMMAND``; this process has
+    asked for it already (the tests above), so more namespaces ask no node again."""
+    open_backend(fresh.url, namespace="first").close()
+    before = sum(calls(node, "command") for node in fresh.nodes)
+    assert before >= 1  # counted: the first client of this process asked for it
+    for namespace in ("second", "third", "fourth"):
+        backend = open_backend(fresh.url, namespace=namespace)
+        backend.set("k", b"v")
+        assert backend.get("k") == b"v"
+        backend.close()
+    assert sum(calls(node, "command") for node in fresh.nodes) == before
