@@ -82,7 +82,7 @@ class SlotOrderClusterRedis(RedisClusterBackend):
     """Reads a batch slot by slot and hands the values back in the order the replies came
     (a naive split): with keys on several slots, values land under other keys."""
 
-    def _mget(self, names: list[bytes]) -> list[bytes | None]:
+    def _read_many(self, names: list[bytes]) -> list[bytes | None]:
         replies = self._per_slot("MGET", names, lambda i: [names[i]])
         return [value for _, reply in replies for value in reply]
 

@@ -115,6 +115,9 @@ def test_a_one_server_scheme_refuses_several_hosts() -> None:
         ("redis+cluster://127.0.0.1:1?timout=1", "unknown option"),
         ("redis+cluster://127.0.0.1:1?timeout=0", "more than 0"),
         ("redis+cluster://127.0.0.1:1?capacity=0", "at least 1"),
+        ("redis+cluster://127.0.0.1:1?ssl_ca_certs=/ca.pem", "TLS options need a rediss"),
+        ("rediss+cluster://127.0.0.1:1?ssl_ca_certs=/no/such/ca.pem", "ssl_ca_certs=/no/such"),
+        ("rediss+cluster://127.0.0.1:1?ssl_keyfile=/k.pem", "without ssl_certfile"),
     ],
 )
 def test_a_bad_url_is_a_configuration_error_before_any_connection(url: str, message: str) -> None:

@@ -100,7 +100,7 @@ class RedisClusterBackend(RedisBackend):
         replies: list[Any] = pipe.execute()
         return list(zip(slots.values(), replies, strict=True))
 
-    def _mget(self, names: list[bytes]) -> list[bytes | None]:
+    def _read_many(self, names: list[bytes]) -> list[bytes | None]:
         values: list[bytes | None] = [None] * len(names)
         for positions, reply in self._per_slot("MGET", names, lambda i: [names[i]]):
             for position, value in zip(positions, reply, strict=True):

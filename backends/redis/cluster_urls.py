@@ -23,6 +23,7 @@ from ..urls import BackendURL
 from .backend import UNAVAILABLE, RedisBackend
 from .bounded import BoundedRedisBackend
 from .cluster import RedisClusterBackend
+from .tls import TLSFiles, pop_tls
 from .ttl import REDIS_TTL_RESOLUTION
 from .urls import DEFAULT_TIMEOUT, pop_namespace
 
@@ -81,7 +82,9 @@ def redis_cluster_from_url(
 
     Options as for ``redis://`` (:func:`~cachespec.backends.redis.redis_from_url`):
     ``namespace``, ``timeout``, ``capacity``, ``max_value_size``, ``eviction``,
-    ``password_env`` / ``password_file``. A cluster has database 0 only: a path other than
+    ``password_env`` / ``password_file``, and for ``rediss+cluster://`` the TLS files
+    ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile`` (:mod:`.tls`; verification always
+    on). A cluster has database 0 only: a path other than
     ``/`` or ``/0`` is a ConfigurationError. Without ``capacity`` the namespace is a
     :class:`~cachespec.backends.redis.cluster.RedisClusterBackend`, whose keys spread over
     the masters; with one, a :class:`~cachespec.backends.redis.BoundedRedisBackend` whose
@@ -103,6 +106,8 @@ def redis_cluster_from_url(
     max_value_size = url.pop_int("max_value_size", default=None, allow_none=True, minimum=0)
     server_evicts = url.pop_choice("eviction", ("none", "server"), "none") == "server"
     password = url.pop_password()
+    tls = pop_tls(url)  # as for one server: every file loaded now, verification always on
+    files = tls or TLSFiles()
     url.expect_no_options()
     try:
         client = _SharedTableCluster(
@@ -110,10 +115,15 @@ def redis_cluster_from_url(
             startup_nodes=seeds,
             username=unquote(url.username) if url.username else None,
             password=password,
-            ssl=url.scheme == "rediss+cluster",
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
+            ssl=tls is not None,
+            ssl_cert_reqs="required",
+            ssl_check_hostname=True,
+            ssl_ca_certs=files.ca_certs,
+            ssl_certfile=files.certfile,
+            ssl_keyfile=files.keyfile,
         )
     except (*UNAVAILABLE, RedisClusterException) as exc:
         raise BackendUnavailable(f"{url.safe}: Redis Cluster unavailable: {exc}") from exc
