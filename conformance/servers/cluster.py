@@ -62,9 +62,9 @@ REPLICAS_PER_MASTER: Final = 1
 #: How far a run may move the cluster's clock before the target starts a new cluster: five
 #: years. A cluster costs seconds to start, and the TTL properties move the clock by years
 #: (a single server is replaced after three, for memcached's sake: ServerKind). Not more:
-#: a session may move the clock six years further (machines.MAX_SPAN and one step), and
-#: ttl.long failed as flaky whenever a session crossed 2038-01-19 (2**31 s; docs/design.md,
-#: "A cluster on one clock"). 2026 + 5 + 6 stays below it.
+#: ttl.long failed as flaky with ten years and with a century, which both let a session
+#: (up to six years more: machines.MAX_SPAN and one step) cross 2038-01-19, the suspected
+#: cause (docs/design.md, "A cluster on one clock"). 2026 + 5 + 6 stays below it.
 CLOCK_SPAN: Final = 5 * 365 * 86_400
 #: Twice that, in milliseconds: past anything a run moves the clock, so the frozen clock's
 #: jumps never fail a node (module docstring).
