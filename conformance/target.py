@@ -107,6 +107,9 @@ class Target:
     #: Whether the harness started the server and may kill, stop and restart it: the
     #: ``faults.server_*`` properties are "cannot check here" where it did not.
     owns_server = False
+    #: Why the fault properties cannot run on a server this target did start (the kind's
+    #: ``fault_note``), or None.
+    server_faults_note: str | None = None
     #: The strategy implementations the staleness properties run (None: ours). Set by
     #: ``run_suite(strategy=...)`` / ``cachespec check --strategy``.
     strategies: Any = None
@@ -194,6 +197,10 @@ class ServerTarget(Target):
         self.name = name
         self.kind = kind
         self.server_kind: ServerKind = servers.server_kind(kind)
+        # The fault properties kill, stop and restart one process: a kind that is several
+        # (a cluster) says why they cannot run there.
+        self.server_faults_note = self.server_kind.fault_note
+        self.owns_server = self.server_faults_note is None
         # Another process opens the URL with open_backend: a custom opener (a broken
         # adapter under test) would not be what it runs, so such a target keeps to this one.
         self.shared_across_processes = opener is None

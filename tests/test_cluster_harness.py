@@ -26,6 +26,7 @@ from cachespec.conformance.servers import (
 )
 from cachespec.conformance.servers import cluster as cluster_module
 from cachespec.conformance.servers.cluster import start_redis_cluster
+from cachespec.conformance.target import ServerTarget, resolve_target
 
 pytestmark = pytest.mark.redis
 
@@ -212,3 +213,16 @@ def test_on_a_frozen_clock_no_master_ever_serves(monkeypatch: pytest.MonkeyPatch
     states = re.findall(r"\d+: '(\w+)'", str(raised.value))
     assert sorted(states) == ["fail"] * 3 + ["ok"] * 3
     assert running_servers() == ()
+
+
+def test_the_single_server_fault_properties_say_why_they_skip_on_a_cluster() -> None:
+    """faults.server_* kill, stop and restart one process: on a cluster they are "cannot
+    check here" with the kind's reason, not a run that errors or a silent skip."""
+    target = resolve_target("redis-cluster")
+    assert isinstance(target, ServerTarget)
+    assert not target.owns_server
+    assert target.server_faults_note is not None
+    assert "a master killed, a failover" in target.server_faults_note
+    single = resolve_target("redis")
+    assert single.owns_server
+    assert single.server_faults_note is None

@@ -65,6 +65,10 @@ class ServerKind(abc.ABC):
         the server with a new one on a new clock (sessions only move time forwards).
         Three years by default: memcached's absolute expiry times are 32-bit (they end in
         2038). A kind that is slow to start (a cluster) may allow more.
+    ``fault_note``
+        Why the fault properties (``faults.server_*``: kill -9, SIGSTOP, a restart of the
+        one process ``start`` returns) cannot run on this kind, shown as their skip reason;
+        None (the default) when they can.
     """
 
     name: str
@@ -80,6 +84,7 @@ class ServerKind(abc.ABC):
     fake_monotonic: bool = True
     wake_to_stop: bool = False
     clock_span: float = 3 * 365 * 86_400
+    fault_note: str | None = None
 
     # -----------------------------------------------------------------------------------------
     # Finding what a server of this kind needs
