@@ -61,6 +61,14 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:{HIDDEN}@{hostinfo}"))
 
 
+def _one_host(text: str) -> tuple[str | None, int | None]:
+    """One ``host[:port]`` of a list; ``ValueError`` for an empty one or a bad port."""
+    parts = urlsplit(f"//{text}")
+    if not parts.hostname:
+        raise ValueError(f"an empty host in the list of hosts: {text!r}")
+    return parts.hostname, parts.port
+
+
 class BackendURL:
     """A parsed backend URL whose options are consumed as the backend reads them."""
 
@@ -80,13 +88,18 @@ class BackendURL:
             )
         try:
             parts = urlsplit(url)
-            self.port = parts.port
+            # Several hosts (redis+cluster://h1:p1,h2:p2): each one parsed alone.
+            hostinfo = parts.netloc.rpartition("@")[2]
+            self.hosts = (
+                [_one_host(item) for item in hostinfo.split(",")]
+                if "," in hostinfo
+                else [(parts.hostname, parts.port)]
+            )
         except ValueError as exc:
             raise ConfigurationError(f"{self.safe}: {exc}") from None
         if not parts.scheme or "://" not in url:
             raise ConfigurationError(f"{self.safe}: not a URL; expected scheme://...")
         self.scheme = parts.scheme.lower()
-        self.host = parts.hostname
         self.username = parts.username
         self.password = parts.password
         self.path = parts.path
@@ -96,6 +109,22 @@ class BackendURL:
                 raise ConfigurationError(f"{self.safe}: option {name!r} given twice")
             self.options[name] = value
         self._known: list[str] = []
+
+    @property
+    def host(self) -> str | None:
+        """The host; a ConfigurationError if the URL names several (only schemes that take
+        several read :attr:`hosts`)."""
+        return self._single()[0]
+
+    @property
+    def port(self) -> int | None:
+        """The port, or None; a ConfigurationError if the URL names several hosts."""
+        return self._single()[1]
+
+    def _single(self) -> tuple[str | None, int | None]:
+        if len(self.hosts) > 1:
+            raise self.error(f"{self.scheme}:// takes one host, not {len(self.hosts)}")
+        return self.hosts[0]
 
     def error(self, message: str) -> ConfigurationError:
         return ConfigurationError(f"{self.safe}: {message}")

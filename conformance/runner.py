@@ -209,7 +209,7 @@ def why_skipped(prop: Property, target: Target, guarantees: Guarantees) -> tuple
             "lives in this process (check a server: `cachespec check redis`, `memcached`)"
         )
     if reason is None and prop.needs_server and not target.owns_server:
-        reason = (
+        reason = target.server_faults_note or (
             f"kills, stops and restarts the server, which only a server the harness started "
             f"may be: {target.name} is not one (check `cachespec check redis`, `memcached`)"
         )

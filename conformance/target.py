@@ -38,7 +38,7 @@ from cachespec.spec import Guarantees
 
 from . import servers
 from .clock import HarnessClock, ManualClock
-from .servers import ManagedServer, ServerKind
+from .servers import ManagedServer, RunningServer, ServerKind
 from .tenant import Tenant
 
 BackendFactory = Callable[..., Backend]
@@ -107,6 +107,9 @@ class Target:
     #: Whether the harness started the server and may kill, stop and restart it: the
     #: ``faults.server_*`` properties are "cannot check here" where it did not.
     owns_server = False
+    #: Why the fault properties cannot run on a server this target did start (the kind's
+    #: ``fault_note``), or None.
+    server_faults_note: str | None = None
     #: The strategy implementations the staleness properties run (None: ours). Set by
     #: ``run_suite(strategy=...)`` / ``cachespec check --strategy``.
     strategies: Any = None
@@ -200,6 +203,10 @@ class ServerTarget(Target):
         self.name = name
         self.kind = kind
         self.server_kind: ServerKind = servers.server_kind(kind)
+        # The fault properties kill, stop and restart one process: a kind that is several
+        # (a cluster) says why they cannot run there.
+        self.server_faults_note = self.server_kind.fault_note
+        self.owns_server = self.server_faults_note is None
         # Another process opens the URL with open_backend: a custom opener (a broken
         # adapter under test) would not be what it runs, so such a target keeps to this one.
         self.shared_across_processes = opener is None
@@ -207,10 +214,10 @@ class ServerTarget(Target):
         harness_keys = self.server_kind.harness_options
         self._harness = {k: v for k, v in options.items() if k in harness_keys}
         self._adapter = urlencode({k: v for k, v in options.items() if k not in harness_keys})
-        self._server: ManagedServer | None = None
+        self._server: RunningServer | None = None
         self._still: ManualClock | None = None
 
-    def _started(self) -> ManagedServer:
+    def _started(self) -> RunningServer:
         if self._server is None:
             kind = self.kind
             reason = servers.harness_available(kind)
@@ -231,7 +238,7 @@ class ServerTarget(Target):
                 raise TargetError(f"{self.name}: {exc}") from None
         return self._server
 
-    def _clock(self, server: ManagedServer) -> HarnessClock:
+    def _clock(self, server: RunningServer) -> HarnessClock:
         # Real-time fallback: a clock that never moves (the properties that would move it
         # are skipped), so the model's times are all "now".
         if server.clock is None:
@@ -247,7 +254,10 @@ class ServerTarget(Target):
     def server(self) -> ManagedServer:
         """The server this target started (starting it if need be), which the fault
         properties kill, stop and restart (:mod:`cachespec.conformance.faults`)."""
-        return self._started()
+        server = self._started()
+        if not isinstance(server, ManagedServer):  # several processes: a cluster
+            raise TargetError(f"{self.name}: the fault properties need one server process")
+        return server
 
     def open_with(self, namespace: str, **options: str) -> Backend:
         """A backend on this target's server, as a session opens one, with adapter
@@ -255,14 +265,11 @@ class ServerTarget(Target):
         merged = {**dict(parse_qsl(self._adapter)), **options}
         return self._opener(f"{self._started().url}?{urlencode(merged)}", namespace)
 
-    # A server is replaced once its clock is this far past its start: sessions only move
-    # forwards, and memcached's absolute expiry times are 32-bit (they end in 2038).
-    RESTART_AFTER: ClassVar[float] = 3 * 365 * 86_400
-
     def open_session(self) -> Session:
         server = self._started()
         drifted = server.clock is not None and server.clock.now() - servers.START_TIME
-        if drifted and drifted > self.RESTART_AFTER:
+        # Replaced once its clock is this far past its start (ServerKind.clock_span).
+        if drifted and drifted > self.server_kind.clock_span:
             self.close()
             server = self._started()
         clock = self._clock(server)

@@ -8,14 +8,14 @@ backend, the property that must fail, a pattern its reason must match)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from pymemcache.exceptions import MemcacheUnexpectedCloseError  # type: ignore[import-untyped]
 
 from cachespec.backends import Backend, BackendUnavailable, open_backend
 from cachespec.backends.memcached import MemcachedBackend, relative_exptime
-from cachespec.backends.redis import BoundedRedisBackend, RedisBackend
+from cachespec.backends.redis import BoundedRedisBackend, RedisBackend, RedisClusterBackend
 from cachespec.conformance.target import ServerTarget
 
 
@@ -76,6 +76,30 @@ def reads_without_recency(backend: Backend) -> None:
     """The bounded namespace's read script without its recency bump: hits are not uses."""
     assert isinstance(backend, BoundedRedisBackend)
     backend._read_script = backend._client.register_script(_READ_WITHOUT_RECENCY)
+
+
+class SlotOrderClusterRedis(RedisClusterBackend):
+    """Reads a batch slot by slot and hands the values back in the order the replies came
+    (a naive split): with keys on several slots, values land under other keys."""
+
+    def _read_many(self, names: list[bytes]) -> list[bytes | None]:
+        replies = self._per_slot("MGET", names, lambda i: [names[i]])
+        return [value for _, reply in replies for value in reply]
+
+
+class OneMasterClearClusterRedis(RedisClusterBackend):
+    """Clears with a single-server SCAN: the keys on the masters it does not reach stay."""
+
+    def _scan(self, pattern: bytes) -> Iterator[list[bytes]]:
+        cluster: Any = self._cluster  # unannotated in redis-py
+        scan: Callable[..., Any] = cluster.get_default_node().redis_connection.scan
+        cursor = 0
+        while True:
+            cursor, names = scan(cursor, match=pattern, count=1000)
+            if names:
+                yield names
+            if cursor == 0:
+                return
 
 
 def as_class(cls: type[Backend]) -> Callable[[Backend], None]:
@@ -218,6 +242,20 @@ ADAPTER_MUTANTS: dict[str, tuple[str, dict[str, str], Callable[[Backend], None],
         as_class(FlushdbRedis),
         "ops.clear_namespace",
         r"miss .* allowed only b",
+    ),
+    "redis_cluster_slot_order": (
+        "redis-cluster",
+        {},
+        as_class(SlotOrderClusterRedis),
+        "ops.get_many",
+        r"get_many\(.* gave .* was written under",
+    ),
+    "redis_cluster_clear_one_master": (
+        "redis-cluster",
+        {},
+        as_class(OneMasterClearClusterRedis),
+        "ops.clear",
+        r"returned .* removed by clear\(\)",
     ),
     "redis_lru_reads_without_recency": (
         "redis",

@@ -40,7 +40,9 @@ FAULT_PROPERTIES = [p for p in PROPERTIES if p.needs_server]
 )
 def server(request: pytest.FixtureRequest) -> Iterator[servers.ManagedServer]:
     kind = servers.server_kind(request.param)
-    with kind.start({}, fake_time=True) as started:
+    started = kind.start({}, fake_time=True)
+    assert isinstance(started, servers.ManagedServer)  # one process, not a cluster
+    with started:
         yield started
 
 

@@ -40,7 +40,8 @@ def test_after_an_idle_restart_no_call_fails() -> None:
         backend = redis_from_url(BackendURL(f"{server.url}?namespace=restart"))
         assert isinstance(backend, RedisBackend)
         try:
-            pool: Any = backend._client.connection_pool
+            client: Any = backend._client  # a redis.Redis here, not a cluster client
+            pool: Any = client.connection_pool
             backend.set("warm", b"up")
             held = [pool.get_connection() for _ in range(CONNECTIONS)]
             for connection in held:

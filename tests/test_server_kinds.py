@@ -87,12 +87,19 @@ def test_an_unregistered_name_is_not_a_server_kind() -> None:
 
 
 def test_registering_a_kind_adds_its_name_and_schemes_and_forgetting_it_removes_them() -> None:
-    assert servers.kind_names() == ("redis", "memcached")
-    assert servers.user_server_schemes() == {"redis", "rediss", "unix", "memcached"}
+    assert servers.kind_names() == ("redis", "memcached", "redis-cluster")
+    assert servers.user_server_schemes() == {
+        "redis",
+        "rediss",
+        "unix",
+        "memcached",
+        "redis+cluster",
+        "rediss+cluster",
+    }
     servers.register(ALIKE)
     try:
         assert servers.server_kind(ALIKE.name) is ALIKE
-        assert servers.kind_names() == ("redis", "memcached", "redis-alike")
+        assert servers.kind_names() == ("redis", "memcached", "redis-cluster", "redis-alike")
         assert "redis-alike" in servers.user_server_schemes()
         with pytest.raises(ValueError, match="registered already"):
             servers.register(ALIKE)

@@ -1,4 +1,5 @@
-"""The Redis backend (``redis://``, ``rediss://``, ``unix://``) and its in-process twin, ``fakeredis://``.
+"""The Redis backend (``redis://``, ``rediss://``, ``unix://``), on a cluster too
+(``redis+cluster://``), and its in-process twin, ``fakeredis://``.
 
 This package imports redis-py: the registry imports it only when one of these schemes is
 opened, and ``cachespec.backends`` itself never does, so a bare install still works.
@@ -11,6 +12,9 @@ One concern per module; import the public names from here, not from the modules:
   construction, errors, compare-and-set;
 * :mod:`.bounded`: :class:`BoundedRedisBackend`, the subclass ``RedisBackend(client,
   capacity=N)`` builds: an exact LRU kept by Lua scripts;
+* :mod:`.cluster`: :class:`RedisClusterBackend`, a plain namespace on a Redis Cluster (its
+  keys spread over the masters; batches split by slot), and :mod:`.cluster_urls`:
+  :func:`redis_cluster_from_url`, for ``redis+cluster://`` and ``rediss+cluster://``;
 * :mod:`.scripts`: those scripts, read from ``lua/*.lua``;
 * :mod:`.layout`: the keys a namespace uses on the server;
 * :mod:`.ttl`: TTLs in milliseconds, and how late a server may serve an entry;
@@ -26,6 +30,8 @@ from __future__ import annotations
 
 from .backend import DEFAULT_NAMESPACE, REDIS_SERVER_EVICTION, RedisBackend
 from .bounded import BoundedRedisBackend
+from .cluster import RedisClusterBackend
+from .cluster_urls import redis_cluster_from_url
 from .fake import fakeredis_client, fakeredis_from_url
 from .ttl import FAKEREDIS_TTL_RESOLUTION, MAX_TTL, REDIS_TTL_RESOLUTION
 from .urls import DEFAULT_TIMEOUT, redis_from_url
@@ -39,7 +45,9 @@ __all__ = [
     "REDIS_TTL_RESOLUTION",
     "BoundedRedisBackend",
     "RedisBackend",
+    "RedisClusterBackend",
     "fakeredis_client",
     "fakeredis_from_url",
+    "redis_cluster_from_url",
     "redis_from_url",
 ]

@@ -34,7 +34,7 @@ Lua scripts on the server; see :mod:`.bounded`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, TypeVar, cast
 
 import redis
@@ -191,7 +191,7 @@ class RedisBackend(Backend):
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | redis.RedisCluster,
         *,
         namespace: str = DEFAULT_NAMESPACE,
         capacity: int | None = None,
@@ -232,7 +232,7 @@ class RedisBackend(Backend):
         self._close_client = close_client
         self._namespace = namespace
         self._max_value_size = max_value_size
-        self._base = namespace_base(namespace)
+        self._base = self._namespace_base(namespace)
         self._prefix = self._base + b":"
         # register_script only hashes the source; the scripts are loaded below.
         self._compare_set_script, self._compare_delete_script = self._register_scripts(
@@ -258,7 +258,9 @@ class RedisBackend(Backend):
         )
 
     # --------------------------------------------------- what a bounded namespace overrides
-    def _register_scripts(self, client: redis.Redis, capacity: int | None) -> tuple[Script, Script]:
+    def _register_scripts(
+        self, client: redis.Redis | redis.RedisCluster, capacity: int | None
+    ) -> tuple[Script, Script]:
         """Keep what this kind needs of ``capacity`` and register its scripts with ``client``
         (hashing only, no round trip); return its compare-and-set and compare-and-delete
         scripts."""
@@ -289,6 +291,41 @@ class RedisBackend(Backend):
         except ResponseError:
             return False
         return True
+
+    # ------------- what a namespace on a cluster overrides (cluster.py), with _read_many below
+    def _namespace_base(self, namespace: str) -> bytes:
+        """What every key of the namespace starts with (:mod:`.layout`)."""
+        return namespace_base(namespace)
+
+    def _mset(self, named: list[tuple[bytes, bytes]], ms: int | None) -> None:
+        """Write every ``(name, data)`` with the TTL ``ms`` (None: none), in one round trip."""
+        if ms is None:
+            # MSET: one command, atomic, and like SET it drops old TTLs.
+            self._execute("MSET", *[part for pair in named for part in pair])
+            return
+        # MSET takes no TTL: one SET PX per key, sent in one round trip. MULTI/EXEC rather
+        # than a bare pipeline: the batch is applied whole, never interleaved with other
+        # clients' commands, and a connection lost before EXEC applies none of it. It costs
+        # two more (tiny) commands in the same round trip.
+        pipe = self._client.pipeline(transaction=True)
+        queue: Callable[..., Any] = pipe.execute_command  # unannotated in redis-py
+        for name, data in named:
+            queue("SET", name, data, "PX", ms)
+        pipe.execute()
+
+    def _unlink(self, names: list[bytes]) -> None:
+        """Delete ``names`` (at least one): one ``UNLINK``, one round trip."""
+        self._execute("UNLINK", *names)
+
+    def _scan(self, pattern: bytes) -> Iterator[list[bytes]]:
+        """The keys matching ``pattern``, a page at a time (``SCAN``)."""
+        cursor = 0
+        while True:
+            cursor, names = self._client.scan(cursor, match=pattern, count=1000)
+            if names:
+                yield cast(list[bytes], names)  # decode_responses=False: keys are bytes
+            if cursor == 0:
+                return
 
     def _eviction(self, server_evicts: bool) -> EvictionProfile:
         """The eviction profile this namespace declares (see the module docstring)."""
@@ -443,22 +480,7 @@ class RedisBackend(Backend):
         named = [(prefix + encode(key), data) for key, data in checked]
         with self._server_errors:
             try:
-                if ms is None:
-                    # MSET: one command, atomic, and like SET it drops old TTLs.
-                    self._execute(
-                        "MSET",
-                        *[part for pair in named for part in pair],
-                    )
-                else:
-                    # MSET takes no TTL: one SET PX per key, sent in one round trip. MULTI/EXEC
-                    # rather than a bare pipeline: the batch is applied whole, never interleaved
-                    # with other clients' commands, and a connection lost before EXEC applies
-                    # none of it. It costs two more (tiny) commands in the same round trip.
-                    pipe = self._client.pipeline(transaction=True)
-                    queue: Callable[..., Any] = pipe.execute_command  # unannotated in redis-py
-                    for name, data in named:
-                        queue("SET", name, data, "PX", ms)
-                    pipe.execute()
+                self._mset(named, ms)
             except OutOfMemoryError as exc:  # MSET, or a SET that aborted the whole MULTI
                 names = [name for name, _ in named]
                 raise self._refused("set_many", [key for key, _ in checked], names, exc) from exc
@@ -476,7 +498,7 @@ class RedisBackend(Backend):
         """
         if names:
             try:
-                self._execute("UNLINK", *names)
+                self._unlink(names)
             except UNAVAILABLE as lost:
                 raise self._unavailable(lost) from exc
         gone = "; their old values were deleted" if names else "; nothing was written"
@@ -500,7 +522,7 @@ class RedisBackend(Backend):
         prefix = self._prefix
         names = [prefix + encode(key) for key in doomed]
         with self._server_errors:
-            self._execute("UNLINK", *names)  # one command, one round trip
+            self._unlink(names)
 
     def clear(self) -> None:
         """Remove every key of this namespace, and nothing else.
@@ -512,10 +534,5 @@ class RedisBackend(Backend):
         """
         pattern = glob_escape(self._base) + b"*"
         with self._server_errors:
-            cursor = 0
-            while True:
-                cursor, names = self._client.scan(cursor, match=pattern, count=1000)
-                if names:
-                    self._execute("UNLINK", *names)
-                if cursor == 0:
-                    break
+            for names in self._scan(pattern):
+                self._unlink(names)

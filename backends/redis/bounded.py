@@ -58,7 +58,9 @@ class BoundedRedisBackend(RedisBackend):
         "_write_script",
     )
 
-    def _register_scripts(self, client: redis.Redis, capacity: int | None) -> tuple[Script, Script]:
+    def _register_scripts(
+        self, client: redis.Redis | redis.RedisCluster, capacity: int | None
+    ) -> tuple[Script, Script]:
         if capacity is None:
             raise ConfigurationError(
                 f"{self._name}: capacity must be an int >= 1 for a bounded namespace, got None"

@@ -95,7 +95,7 @@ def pop_tls(url: BackendURL) -> TLSFiles | None:
     key = url.pop_str("ssl_keyfile", None)
     values = (ca, cert, key)
     given = [name for name, value in zip(TLS_OPTIONS, values, strict=True) if value is not None]
-    if url.scheme != "rediss":
+    if url.scheme not in ("rediss", "rediss+cluster"):
         if given:
             raise url.error(f"{', '.join(given)}: TLS options need a rediss:// URL")
         return None

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-from .base import HarnessUnavailable
+from .base import HarnessUnavailable, RunningServer
 from .faketime import START_TIME, FaketimeClock
 from .kind import ServerKind
 from .managed import ManagedServer, Reaper, running_servers, stop_all
@@ -50,6 +50,7 @@ __all__ = [
     "Kind",
     "ManagedServer",
     "Reaper",
+    "RunningServer",
     "ServerKind",
     "ServerTLS",
     "find_kind",

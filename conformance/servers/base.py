@@ -11,9 +11,12 @@ import contextlib
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final, Protocol
 
-__all__ = ["HOST", "IO_TIMEOUT", "HarnessUnavailable", "exchange", "line_reply"]
+if TYPE_CHECKING:
+    from .faketime import FaketimeClock
+
+__all__ = ["HOST", "IO_TIMEOUT", "HarnessUnavailable", "RunningServer", "exchange", "line_reply"]
 
 #: Every harness-started server listens on loopback only.
 HOST: Final = "127.0.0.1"
@@ -26,6 +29,21 @@ class HarnessUnavailable(Exception):
 
     The message is one human line, with the tail of the server's log when there is one.
     """
+
+
+class RunningServer(Protocol):
+    """What a target needs of a started server: one process (a ``ManagedServer``) or
+    several that act as one (a cluster, :mod:`.cluster`)."""
+
+    kind: str
+    url: str
+    clock: FaketimeClock | None
+
+    def flush(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def is_running(self) -> bool: ...
 
 
 def exchange(

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from .base import HarnessUnavailable, exchange
 
 if TYPE_CHECKING:
-    from .managed import ManagedServer
+    from .base import RunningServer
 
 __all__ = ["ServerKind"]
 
@@ -60,6 +60,15 @@ class ServerKind(abc.ABC):
         it).
     ``flush_request``, ``flush_reply``
         What empties the server between sessions, and the one-line reply that says it did.
+    ``clock_span``
+        How far (seconds) the clock may move past ``START_TIME`` before a target replaces
+        the server with a new one on a new clock (sessions only move time forwards).
+        Three years by default: memcached's absolute expiry times are 32-bit (they end in
+        2038). A kind that is slow to start (a cluster) may allow more.
+    ``fault_note``
+        Why the fault properties (``faults.server_*``: kill -9, SIGSTOP, a restart of the
+        one process ``start`` returns) cannot run on this kind, shown as their skip reason;
+        None (the default) when they can.
     """
 
     name: str
@@ -74,6 +83,8 @@ class ServerKind(abc.ABC):
     flush_reply: bytes
     fake_monotonic: bool = True
     wake_to_stop: bool = False
+    clock_span: float = 3 * 365 * 86_400
+    fault_note: str | None = None
 
     # -----------------------------------------------------------------------------------------
     # Finding what a server of this kind needs
@@ -139,7 +150,7 @@ class ServerKind(abc.ABC):
         """
 
     @abc.abstractmethod
-    def start(self, options: Mapping[str, str], *, fake_time: bool) -> ManagedServer:
+    def start(self, options: Mapping[str, str], *, fake_time: bool) -> RunningServer:
         """A new server configured by ``options`` (a target's harness options, as text).
 
         Raises ``ValueError`` (a one-line message) for an option value it cannot use, and

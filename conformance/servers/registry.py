@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 
 from .base import HarnessUnavailable
+from .cluster import REDIS_CLUSTER
 from .faketime import libfaketime
 from .kind import ServerKind
 from .memcached import MEMCACHED
@@ -28,7 +29,7 @@ __all__ = [
     "user_server_schemes",
 ]
 
-_BUILT_IN: tuple[ServerKind, ...] = (REDIS, MEMCACHED)
+_BUILT_IN: tuple[ServerKind, ...] = (REDIS, MEMCACHED, REDIS_CLUSTER)
 
 _KINDS: dict[str, ServerKind] = {kind.name: kind for kind in _BUILT_IN}
 _LOCK = threading.Lock()

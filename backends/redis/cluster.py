@@ -1,0 +1,133 @@
+"""A plain namespace on a Redis Cluster: :class:`RedisClusterBackend`.
+
+A cluster spreads keys over 16384 hash slots, each slot on one master; a command that
+names keys of several slots is refused (``CROSSSLOT``). This subclass of
+:class:`~cachespec.backends.redis.RedisBackend` overrides only where that matters: the
+namespace's layout and the four primitives its batch operations and ``clear`` are built on
+(docs/design.md, "Redis Cluster"). Every single-key operation, the compare scripts, the
+error typing and the declared guarantees are the parent's, unchanged.
+
+Layout
+    A single server's namespace is ``{<namespace>}``: a hash tag, so on a cluster the whole
+    namespace would sit in one slot of one master. A plain namespace here starts with
+    ``{}`` instead (``{}{<namespace>}:<key>``): a key whose first ``{`` is followed at once
+    by ``}`` has no hash tag, so Redis hashes the whole key and the namespace's entries
+    spread over every master. The rest of the base is the single server's, so namespaces
+    stay prefix-free and ``clear`` still matches exactly one of them.
+
+    A *bounded* namespace (``capacity=N``) needs one slot: its Lua scripts read and write
+    its bookkeeping keys beside the entries in one atomic step. It is
+    :class:`~cachespec.backends.redis.BoundedRedisBackend` unchanged (base ``{<namespace>}``,
+    one hash tag, one slot, one master): it does not spread its keys (README, "Redis
+    Cluster").
+
+Batches
+    ``get_many``, ``set_many`` and ``delete_many`` group their keys by slot and send one
+    command per slot (``MGET``, ``MSET`` or ``SET PX``, ``UNLINK``) in one pipeline. redis-py's
+    cluster pipeline writes each master's commands to its connection before reading any
+    reply, so a batch costs one round trip per master involved, in parallel, and never a
+    ``CROSSSLOT``. A batch that spans slots is not atomic: each slot's command is (a
+    ``set_many`` with a TTL writes key by key, not in one ``MULTI``).
+
+``clear`` scans every master (redis-py's cluster ``scan_iter``) and unlinks a page at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Final, cast
+
+import redis
+from redis.crc import key_slot
+
+from .backend import RedisBackend
+from .layout import namespace_base
+
+__all__ = ["NO_HASH_TAG", "RedisClusterBackend"]
+
+#: Prefixed to a plain namespace's base: an empty hash tag, so Redis hashes the whole key.
+NO_HASH_TAG: Final = b"{}"
+
+_SCAN_PAGE: Final = 1000
+
+
+def _by_slot(names: list[bytes]) -> dict[int, list[int]]:
+    """The positions of ``names``, grouped by hash slot, in order within each slot."""
+    slots: dict[int, list[int]] = {}
+    for position, name in enumerate(names):
+        slots.setdefault(key_slot(name), []).append(position)
+    return slots
+
+
+class RedisClusterBackend(RedisBackend):
+    """A plain namespace on a Redis Cluster, through a ``redis.RedisCluster`` client.
+
+    The arguments are :class:`~cachespec.backends.redis.RedisBackend`'s, with ``client`` a
+    ``redis.RedisCluster`` built with ``decode_responses=False``; ``capacity`` is refused
+    (a bounded namespace on a cluster is a ``BoundedRedisBackend`` on the same client: see
+    the module docstring). ``redis_cluster_from_url`` builds either from a
+    ``redis+cluster://`` URL.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"RedisClusterBackend({self._name!r}, namespace={self._namespace!r})"
+
+    @property
+    def _cluster(self) -> redis.RedisCluster:
+        return cast(redis.RedisCluster, self._client)
+
+    def _pipeline(self) -> Any:
+        """A cluster pipeline, without a transaction (redis-py leaves it unannotated)."""
+        pipeline: Callable[[], Any] = self._cluster.pipeline
+        return pipeline()
+
+    def _namespace_base(self, namespace: str) -> bytes:
+        return NO_HASH_TAG + namespace_base(namespace)
+
+    def _per_slot(
+        self, command: str, names: list[bytes], args: Callable[[int], list[Any]]
+    ) -> list[Any]:
+        """One ``command`` per slot of ``names`` in one pipeline (one round trip per
+        master); ``args(position)`` are the arguments one name contributes. Returns each
+        slot's reply with the positions it covers, as ``[(positions, reply), ...]``."""
+        slots = _by_slot(names)
+        pipe = self._pipeline()
+        queue: Callable[..., Any] = pipe.execute_command
+        for positions in slots.values():
+            queue(command, *[part for position in positions for part in args(position)])
+        replies: list[Any] = pipe.execute()
+        return list(zip(slots.values(), replies, strict=True))
+
+    def _read_many(self, names: list[bytes]) -> list[bytes | None]:
+        values: list[bytes | None] = [None] * len(names)
+        for positions, reply in self._per_slot("MGET", names, lambda i: [names[i]]):
+            for position, value in zip(positions, reply, strict=True):
+                values[position] = value
+        return values
+
+    def _mset(self, named: list[tuple[bytes, bytes]], ms: int | None) -> None:
+        names = [name for name, _ in named]
+        if ms is None:
+            self._per_slot("MSET", names, lambda i: list(named[i]))
+            return
+        # No TTL in MSET, and no MULTI across slots: one SET PX per key, still one pipeline.
+        pipe = self._pipeline()
+        queue: Callable[..., Any] = pipe.execute_command
+        for name, data in named:
+            queue("SET", name, data, "PX", ms)
+        pipe.execute()
+
+    def _unlink(self, names: list[bytes]) -> None:
+        self._per_slot("UNLINK", names, lambda i: [names[i]])
+
+    def _scan(self, pattern: bytes) -> Iterator[list[bytes]]:
+        page: list[bytes] = []
+        for name in self._cluster.scan_iter(match=pattern, count=_SCAN_PAGE):
+            page.append(cast(bytes, name))
+            if len(page) == _SCAN_PAGE:
+                yield page
+                page = []
+        if page:
+            yield page
