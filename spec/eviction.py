@@ -202,8 +202,9 @@ class ExactLRU(EvictionProfile):
     """At most ``capacity`` live entries; a full cache evicts the least recently used one.
 
     A hit (``get``, and each hit of ``get_many``) and a write (``set``, ``set_many``, a
-    successful ``add``) make an entry the most recently used; a failed ``add`` does not. An
-    expired entry never takes a place that a live one needs: it is dropped first.
+    successful ``add`` or ``compare_and_set``) make an entry the most recently used; a failed
+    ``add`` or compare-and-X, and a miss, do not. An expired entry never takes a place that
+    a live one needs: it is dropped first.
     """
 
     capacity: int
