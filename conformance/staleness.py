@@ -31,7 +31,7 @@ from cachespec.backends.cache import Cache
 from cachespec.backends.serializers import Serializer, SignedPickleSerializer
 from cachespec.backends.strategies import EventInvalidator, WriteThrough, naive_cache_aside
 from cachespec.spec import Violation
-from cachespec.spec.staleness import SourceOfTruth
+from cachespec.spec.staleness import BOUNDS, SourceOfTruth
 
 from .doubles import CacheWrites, FaultyBackend, Source
 from .drawn import STALENESS, field, time_steps
@@ -164,7 +164,6 @@ class Plan:
     """What a staleness property runs: its writers, the bounds, the faults, the overlap."""
 
     writer: str  # "source" (TTL only) | "invalidate" | "write_through" | "event"
-    ttl_bound: bool = True  # reads are bounded by the fill TTL plus the backend's resolution
     cache_faults: bool = False  # the next calls on the cache can be made to fail
     source_faults: bool = False  # the source can be made to fail
     sequential: bool = False  # each caller runs alone, start to end
@@ -325,7 +324,7 @@ class StalenessMachine(CallersMachine):
             self._judge_efficacy(task, pending)
         if pending.kind == "read":
             # The promised bound, whatever TTL the strategy under test chose to fill with.
-            bound = self.ttl + self.resolution if self.plan.ttl_bound else None
+            bound = self.ttl + self.resolution if BOUNDS[self.plan.writer].ttl else None
             # A read may take effect at any instant between its start and its end; judging it
             # at its start is the most lenient reading, so a slow caller holding a value it
             # read in time is never blamed on the cache.
@@ -343,7 +342,7 @@ class StalenessMachine(CallersMachine):
         if pending.kind == "write" and self.plan.writer in ("invalidate", "write_through"):
             written = self.truth.version_of(pending.key, pending.value)
             if written is not None:
-                what = "the invalidation" if self.plan.writer == "invalidate" else "the write"
+                what = BOUNDS[self.plan.writer].fresh_after
                 step = self.scheduler.note(f"{task.name} returned")
                 self.truth.made_fresh(pending.key, written, step, f"{what} ({task.name})")
 
@@ -466,7 +465,7 @@ class StalenessMachine(CallersMachine):
         version = self.truth.version_of(key, value)
         assert version is not None
         step = self.scheduler.note(f"event {value!r} delivered")
-        self.truth.made_fresh(key, version, step, f"the delivery of the event for {value!r}")
+        self.truth.made_fresh(key, version, step, f"{BOUNDS['event'].fresh_after} for {value!r}")
 
     @precondition(lambda self: self.plan.moves_time)
     @rule(seconds=time_steps(STALENESS, lambda c: [1.0, c.lease_ttl, c.fill_ttl, c.fill_ttl + 1]))

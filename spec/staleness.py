@@ -27,6 +27,31 @@ from dataclasses import dataclass, field
 from .model import Violation
 
 
+@dataclass(frozen=True)
+class StrategyBound:
+    """How stale a read may be under one strategy, as data the suite reads (the table
+    above): fresh once ``fresh_after`` has happened (None: no call makes it so, only time
+    does), and, with ``ttl``, never staler than the fill TTL plus the backend's resolution,
+    counted from the later of the version's supersession and its last fill."""
+
+    strategy: str
+    fresh_after: str | None
+    ttl: bool = True
+
+    def describe(self) -> str:
+        fresh = f"fresh after {self.fresh_after}" if self.fresh_after else "no call makes it fresh"
+        return f"{self.strategy}: {fresh}" + ("; at most the TTL stale" if self.ttl else "")
+
+
+# Keyed by the writer a staleness property runs (conformance/staleness.py, Plan.writer).
+BOUNDS: dict[str, StrategyBound] = {
+    "source": StrategyBound("TTL only", None),
+    "invalidate": StrategyBound("explicit invalidation", "the invalidation"),
+    "write_through": StrategyBound("write-through", "the write"),
+    "event": StrategyBound("event invalidation", "the delivery of the event"),
+}
+
+
 @dataclass
 class Version:
     """One value a key held in the source of truth."""

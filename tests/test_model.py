@@ -14,7 +14,7 @@ from cachespec.spec import (
     NoEviction,
     Violation,
 )
-from cachespec.spec.staleness import SourceOfTruth
+from cachespec.spec.staleness import BOUNDS, SourceOfTruth
 
 
 def model(**kwargs: object) -> CacheModel:
@@ -289,3 +289,14 @@ class TestStalenessBound:
     def test_a_fill_after_the_read_ended_does_not_excuse_it(self) -> None:
         with pytest.raises(Violation, match=r"served 61.0 s after that"):
             self.read_at(self.history(filled_at=200.0), 94.0)
+
+
+def test_every_strategy_has_its_staleness_bound_in_the_spec() -> None:
+    """The bound of each strategy is data in spec/staleness.py, which the staleness machines
+    read by their writer (conformance/staleness.py, Plan.writer)."""
+    assert set(BOUNDS) == {"source", "invalidate", "write_through", "event"}
+    assert BOUNDS["source"].fresh_after is None  # only time makes TTL-only reads fresh
+    assert BOUNDS["invalidate"].describe() == (
+        "explicit invalidation: fresh after the invalidation; at most the TTL stale"
+    )
+    assert all(bound.ttl for bound in BOUNDS.values())
