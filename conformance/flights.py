@@ -47,7 +47,7 @@ from .checks import CheckFailed
 from .drawn import FLIGHTS, field, time_steps
 from .interleave import Scheduled, Scheduler, Task, TaskHung
 from .staleness import MAX_TASKS, CallersMachine, Strategies
-from .target import Session, Target
+from .target import Target
 from .wrapped import Wrapped
 
 KEY = "hot"
@@ -199,10 +199,7 @@ class FlightMachine(CallersMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.session: Session = self.target.session()
-        self.clock = self.session.clock
-        inner = self.session.backend()
-        self.resolution = inner.guarantees.ttl_resolution
+        inner = self._open_session()
         self.scheduler = Scheduler(patience=PATIENCE, on_stuck=self._let_time_pass)
         self.ledger = LeaseLedger(inner, self.scheduler.current, self.clock.now)
         self.backend = Scheduled(self.ledger, self.scheduler, "cache")

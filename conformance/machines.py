@@ -231,27 +231,29 @@ class CacheMachine(FocusedMachine):
             ) from exc
 
     # --------------------------------------------------------------------- the operations
-    def do_set(self, key: str, value: Value, ttl: float | None) -> None:
+    def _write_one(
+        self, name: str, key: str, value: Value, ttl: float | None
+    ) -> tuple[float, bytes, WriteOutcome, object]:
+        """``set`` or ``add`` of one key through :meth:`_write`: when, bytes, outcome, result."""
         data = as_bytes(value)
         now = self._now()
-        outcome, _ = self._write(
-            lambda: f"set({key!r}, {show_value(data)}, ttl={ttl!r}) at {self.model.at(now)}",
-            lambda: self.backend.set(key, data, ttl),
+        call = getattr(self.backend, name)
+        outcome, result = self._write(
+            lambda: f"{name}({key!r}, {show_value(data)}, ttl={ttl!r}) at {self.model.at(now)}",
+            lambda: call(key, data, ttl),
             data,
         )
+        return now, data, outcome, result
+
+    def do_set(self, key: str, value: Value, ttl: float | None) -> None:
+        now, data, outcome, _ = self._write_one("set", key, value, ttl)
         if outcome == "stored":
             self.model.set(now, key, data, ttl)
         elif outcome == "refused":
             self.model.refused_set(now, [(key, data)], ttl)
 
     def do_add(self, key: str, value: Value, ttl: float | None) -> None:
-        data = as_bytes(value)
-        now = self._now()
-        outcome, result = self._write(
-            lambda: f"add({key!r}, {show_value(data)}, ttl={ttl!r}) at {self.model.at(now)}",
-            lambda: self.backend.add(key, data, ttl),
-            data,
-        )
+        now, data, outcome, result = self._write_one("add", key, value, ttl)
         if outcome == "stored":  # a refused add changed nothing
             self.model.add(now, key, data, ttl, result)
 

@@ -200,7 +200,17 @@ class CallersMachine(FocusedMachine):
     staleness and the flight machines. Subclasses set ``scheduler`` and judge finished
     callers in :meth:`_collect`."""
 
+    target: ClassVar[Target]
     scheduler: Scheduler
+
+    def _open_session(self) -> Backend:
+        """This example's session and clock; the backend it returns is the one the callers'
+        caches wrap, and its TTL resolution is what the model allows for."""
+        self.session: Session = self.target.session()
+        self.clock = self.session.clock
+        inner = self.session.backend()
+        self.resolution = inner.guarantees.ttl_resolution
+        return inner
 
     def _collect(self) -> None:
         raise NotImplementedError
@@ -241,11 +251,7 @@ class StalenessMachine(CallersMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.session: Session = self.target.session()
-        self.clock = self.session.clock
-        inner = self.session.backend()
-        self.resolution = inner.guarantees.ttl_resolution
-        self.faulty = FaultyBackend(inner)
+        self.faulty = FaultyBackend(self._open_session())
         # Callers that all wait (for a lease a failed caller left behind) wait on the clock:
         # time passes for them, a quarter of a lease at a time.
         self.scheduler = Scheduler(on_stuck=self._let_time_pass)
