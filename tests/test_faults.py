@@ -110,7 +110,10 @@ def test_the_count_of_connections_follows_a_client(server: servers.ManagedServer
     )  # one left from the probes
     client = socket.create_connection((server.host, server.port))
     try:
-        assert connection_count(server) == base + 1
+        # Polled: an earlier probe's own connection may still be counted for a moment on a
+        # loaded machine (a CI failure: 3 where 2 was due). Settling at base + 1, not at
+        # base, says the client's connection is counted.
+        assert settled_count(server, base + 1) == base + 1
     finally:
         client.close()
     assert settled_count(server, base) == base
