@@ -25,7 +25,7 @@ from .bounded import BoundedRedisBackend
 from .cluster import RedisClusterBackend
 from .tls import TLSFiles, pop_tls
 from .ttl import REDIS_TTL_RESOLUTION
-from .urls import DEFAULT_TIMEOUT, pop_namespace
+from .urls import DEFAULT_TIMEOUT, owning, pop_namespace
 
 __all__ = ["DEFAULT_PORT", "redis_cluster_from_url"]
 
@@ -127,18 +127,13 @@ def redis_cluster_from_url(
         )
     except (*UNAVAILABLE, RedisClusterException) as exc:
         raise BackendUnavailable(f"{url.safe}: Redis Cluster unavailable: {exc}") from exc
-    kind = RedisClusterBackend if capacity is None else BoundedRedisBackend
-    try:
-        return kind(
-            client,
-            namespace=chosen_namespace,
-            capacity=capacity,
-            max_value_size=max_value_size,
-            ttl_resolution=REDIS_TTL_RESOLUTION,
-            server_evicts=server_evicts,
-            name=url.safe,
-            close_client=True,
-        )
-    except BaseException:
-        client.close()
-        raise
+    return owning(
+        client,  # type: ignore[arg-type]  # a RedisCluster speaks the commands used
+        url,
+        namespace=chosen_namespace,
+        capacity=capacity,
+        max_value_size=max_value_size,
+        ttl_resolution=REDIS_TTL_RESOLUTION,
+        server_evicts=server_evicts,
+        kind=RedisClusterBackend if capacity is None else BoundedRedisBackend,
+    )

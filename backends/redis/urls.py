@@ -50,10 +50,12 @@ def owning(
     max_value_size: int | None,
     ttl_resolution: float,
     server_evicts: bool = False,
+    kind: type[RedisBackend] = RedisBackend,
 ) -> RedisBackend:
-    """A backend that owns ``client`` (closes it), or ``client`` closed if building fails."""
+    """A backend of ``kind`` that owns ``client`` (closes it), or ``client`` closed if
+    building fails."""
     try:
-        return RedisBackend(
+        return kind(
             client,
             namespace=namespace,
             capacity=capacity,
