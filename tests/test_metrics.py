@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gc
+import threading
+import weakref
 from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from cachespec import Cache, MemoryBackend, cached
+from cachespec import Cache, ConfigurationError, MemoryBackend, cached
 from cachespec.backends.metrics import DESCRIPTIONS, opentelemetry, time_calls
+from cachespec.backends.sampling import Ticker
 from cachespec.conformance import ManualClock
 
 
@@ -108,3 +112,88 @@ def test_a_collector_that_fails_never_fails_the_read_it_timed(
     assert "get_or_compute" in vars(cache)
     later()
     assert "get_or_compute" not in vars(cache)
+
+
+def test_per_second_times_only_the_armed_calls_and_leaves_the_others_unwrapped() -> None:
+    cache = _cache()
+    seen: list[float] = []
+    # A rate so low that the ticker never arms again within the test: it arms once as the
+    # timing starts, and the test arms by hand after that.
+    timing = time_calls(cache, seen.append, per_second=1e-9)
+    assert "get_or_compute" in vars(cache)  # armed as it starts
+    assert cache.get_or_compute("k", lambda: 1) == 1
+    assert "get_or_compute" not in vars(cache)  # the armed call took the wrapper off
+    for _ in range(5):
+        cache.get_or_compute("k", lambda: 2)
+    assert len(seen) == 1
+    timing.arm()
+    with pytest.raises(ZeroDivisionError):
+        cache.get_or_compute("boom", lambda: 1 // 0)  # a failing call is timed too
+    assert len(seen) == 2
+    with pytest.raises(ValueError, match="timed already"):
+        time_calls(cache, seen.append)  # unwrapped between armings, but timed all the same
+    timing.arm()
+    timing()
+    assert "get_or_compute" not in vars(cache)
+    timing.arm()  # a stopped timing never arms again
+    cache.get_or_compute("k", lambda: 3)
+    assert len(seen) == 2
+    time_calls(cache, seen.append)()  # and the cache can be timed anew
+
+
+def test_bad_sampling_options_are_refused_before_anything_is_set_up() -> None:
+    cache = _cache()
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("test")
+    bad: list[dict[str, Any]] = [
+        {"every": 2, "per_second": 10.0},
+        {"per_second": 0},
+        {"per_second": float("nan")},
+        {"per_second": True},
+        {"per_second": "100"},
+        {"every": 0},
+    ]
+    for options in bad:
+        with pytest.raises(ConfigurationError):
+            time_calls(cache, lambda seconds: None, **options)
+        with pytest.raises(ConfigurationError):
+            opentelemetry(cache, meter, **options)
+    assert vars(cache).keys().isdisjoint({"get_or_compute", "_cachespec_timing"})
+    assert reader.get_metrics_data() is None  # no instrument was created on the meter
+
+
+def test_a_dropped_cache_is_not_kept_alive_by_its_rate_sampled_timing() -> None:
+    cache = _cache()
+    timing = time_calls(cache, lambda seconds: None, per_second=1e-9)
+    alive = weakref.ref(cache)
+    del cache
+    gc.collect()
+    assert alive() is None
+    timing.arm()  # finds the cache gone: stops, and leaves the ticker
+    timing()
+
+
+def test_the_ticker_arms_on_its_schedule_and_its_thread_ends_with_the_last_timing() -> None:
+    ticker = Ticker()
+
+    class Counted:
+        interval = 0.001
+
+        def __init__(self) -> None:
+            self.arms = 0
+            self.thrice = threading.Event()
+
+        def arm(self) -> None:
+            self.arms += 1
+            if self.arms >= 3:
+                self.thrice.set()
+
+    timing = Counted()
+    ticker.add(timing)
+    assert timing.arms >= 1  # armed as it is added, not only when the thread comes round
+    # A bounded wait for an event, not a sleep: it returns as soon as the thread has armed.
+    assert timing.thrice.wait(timeout=30)
+    (thread,) = [t for t in threading.enumerate() if t.name == "cachespec-metrics-sampler"]
+    ticker.remove(timing)
+    thread.join(timeout=30)
+    assert not thread.is_alive()
