@@ -99,6 +99,7 @@ class CacheStats:
     errors: int = 0  # backend failures that get_or_compute fell through
     computes: int = 0  # times a compute function ran
     shared: int = 0  # results handed to callers that did not compute them
+    lease_waits: int = 0  # callers that found another's lease and waited for its value
     lease_takeovers: int = 0  # a caller waited for another's lease, then computed itself
     early_refreshes: int = 0  # hits recomputed early (XFetch or soft TTL)
     stale_served: int = 0  # hits due for refresh served as they were: another caller refreshed
@@ -399,9 +400,13 @@ class Cache(Generic[T]):
                 # waiting out the lease time forever (docs/design.md, "Single-flight"). If
                 # that fails, the source answers and nothing is filled.
                 if backend.compare_and_set(key, raw, lease, self.lease_ttl):
+                    if not waited:
+                        self._count("lease_waits")
                     waited = True
                     break
                 return self._compute(compute)[0]
+            if not waited:
+                self._count("lease_waits")
             waited = True
             self._sleep(delay)
             delay = min(delay * 2, self.lease_poll * 32)

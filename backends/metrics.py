@@ -47,6 +47,7 @@ DESCRIPTIONS: dict[str, str] = {
     "errors": "cache failures that get_or_compute fell through",
     "computes": "times a compute function ran",
     "shared": "results handed to callers that did not compute them",
+    "lease_waits": "callers that found another caller's lease and waited for its value",
     "lease_takeovers": "callers that waited for another's lease, then computed",
     "early_refreshes": "hits recomputed before they expired",
     "stale_served": "hits served while another caller refreshed them",

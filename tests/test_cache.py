@@ -161,7 +161,7 @@ def test_a_caller_meeting_a_live_lease_waits_then_takes_over(clock: ManualClock)
     cache.backend.add("k", b"L" + b"\x01" * 16, 30)
     assert cache.get_or_compute("k", lambda: "mine") == "mine"
     assert cache.get("k") == "mine"
-    assert (cache.stats.lease_takeovers, cache.stats.computes) == (1, 1)
+    assert (cache.stats.lease_waits, cache.stats.lease_takeovers, cache.stats.computes) == (1, 1, 1)
 
 
 def test_a_caller_meeting_a_lease_gets_the_holders_value_when_it_lands(
@@ -177,7 +177,7 @@ def test_a_caller_meeting_a_lease_gets_the_holders_value_when_it_lands(
 
     cache._sleep = holder_fills
     assert cache.get_or_compute("k", lambda: "mine") == "theirs"
-    assert (cache.stats.computes, cache.stats.shared) == (0, 1)
+    assert (cache.stats.computes, cache.stats.shared, cache.stats.lease_waits) == (0, 1, 1)
 
 
 def test_not_waiting_for_leases_computes_without_filling(cache: Cache) -> None:
@@ -472,7 +472,7 @@ def test_a_lease_left_behind_is_waited_out_on_the_clock(clock: ManualClock) -> N
     scheduler.run_to_end(reader)
     assert reader.result == "old"
     assert clock() - start >= 5  # it waited the lease out: time passed only on the clock
-    assert cache.stats.lease_takeovers == 1
+    assert (cache.stats.lease_waits, cache.stats.lease_takeovers) == (1, 1)  # one wait, polled
 
 
 def test_a_waiter_gives_up_after_the_timeout() -> None:
