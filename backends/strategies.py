@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from cachespec.spec import NO_VALUE, validate_ttl
 
@@ -36,7 +36,7 @@ from .cache import (
     is_lease,
     new_lease,
 )
-from .contract import ConfigurationError
+from .contract import ConfigurationError, check_key
 from .listener import ListenerHealth, RedisInvalidationListener
 
 V = TypeVar("V")
@@ -58,20 +58,31 @@ def naive_cache_aside(cache: Cache, key: str, compute: Callable[[], V], ttl: flo
     return value
 
 
-class VersionedWrite(Protocol):
+#: The source's own key for an item (a product id, say): what a write-through hands its
+#: source, which the cache's key is derived from.
+K_contra = TypeVar("K_contra", contravariant=True)
+Item = TypeVar("Item")
+
+
+class VersionedWrite(Protocol[K_contra]):
     # Positional-only: a user's function may name its parameters as it likes.
-    def __call__(self, key: str, value: Any, /) -> int | None:
-        """Commit ``value`` to the source; return its version (increasing per key), or
+    def __call__(self, item: K_contra, value: Any, /) -> int | None:
+        """Commit ``value`` to the source; return its version (increasing per item), or
         None if the source has no versions."""
 
 
-class SourceVersion(Protocol):
-    def __call__(self, key: str, /) -> int | None:
-        """The version the source holds for ``key`` now (None: no such key)."""
+class SourceVersion(Protocol[K_contra]):
+    def __call__(self, item: K_contra, /) -> int | None:
+        """The version the source holds for ``item`` now (None: no such item)."""
 
 
-class WriteThrough:
+class WriteThrough(Generic[Item]):
     """Writes that go to the source first, then to the cache: the next read hits.
+
+    ``write(item, value)`` takes the source's own key (``item``): ``write_source`` and
+    ``source_version`` get it as it is, and the cache's key is ``key(item)`` (by default
+    the item itself, which must then be a ``str``). A cache key that is not a ``str`` is a
+    ``TypeError`` before the source is written.
 
     If the source write raises, the cache is not touched. Once it commits, the written
     value is put in the cache, without ever going back in time (docs/design.md,
@@ -99,42 +110,52 @@ class WriteThrough:
     def __init__(
         self,
         cache: Cache,
-        write_source: VersionedWrite,
+        write_source: VersionedWrite[Item],
         *,
-        source_version: SourceVersion,
+        source_version: SourceVersion[Item],
         ttl: float | _Default | None = DEFAULT_TTL,
+        key: Callable[[Item], str] | None = None,
     ) -> None:
         if not cache.backend.guarantees.compare_and_set:
             raise ConfigurationError("write-through needs a backend with compare_and_set")
         if not callable(source_version):
             raise ConfigurationError(
-                "write-through needs source_version(key): the version the source holds now"
+                "write-through needs source_version(item): the version the source holds now"
             )
+        if key is not None and not callable(key):
+            raise ConfigurationError(f"key must be a function of the item, got {key!r}")
         self.cache = cache
+        self._key = key
         self._write_source = write_source
         self._source_version = source_version
         self.ttl = cache.default_ttl if ttl is DEFAULT_TTL else validate_ttl(ttl)
 
-    def write(self, key: str, value: object) -> None:
-        version = self._write_source(key, value)  # commit first: it may raise, nothing else ran
+    def cache_key(self, item: Item) -> str:
+        """The cache's key for ``item`` (``TypeError`` unless it is a ``str``)."""
+        return check_key(item if self._key is None else self._key(item))
+
+    def write(self, item: Item, value: object) -> None:
+        key = self.cache_key(item)  # a bad key fails here, before the source is written
+        version = self._write_source(item, value)  # commit first: it may raise, nothing else ran
         self.cache.supersede([key])  # reads from now on must not join a flight that predates it
         try:
             if version is None:
                 self.cache.invalidate(key)
             else:
-                self._install(key, version, self.cache.serializer.dumps(value))
+                self._install(item, version, self.cache.serializer.dumps(value))
         except Exception:
             with contextlib.suppress(Exception):  # if this fails too, the safety TTL bounds it
                 self.cache.invalidate(key)
             raise
 
-    def _install(self, key: str, version: int, payload: bytes, attempts: int = 16) -> None:
+    def _install(self, item: Item, version: int, payload: bytes, attempts: int = 16) -> None:
+        key = self.cache_key(item)
         backend = self.cache.backend
         data = frame_versioned(version, payload)
         for _ in range(attempts):
             current = backend.get(key)
             if current is NO_VALUE:
-                if self._install_absent(key, version, data):
+                if self._install_absent(key, item, version, data):
                     return
                 continue  # another caller put something there first: look again
             held = entry_version(current)
@@ -145,14 +166,14 @@ class WriteThrough:
         # Contention beyond reason: make sure no older value survives.
         self.cache.invalidate(key)
 
-    def _install_absent(self, key: str, version: int, data: bytes) -> bool:
+    def _install_absent(self, key: str, item: Item, version: int, data: bytes) -> bool:
         """Install ``data`` into an absent key under a lease; False if the key was taken."""
         backend = self.cache.backend
         lease = new_lease()
         if not backend.add(key, lease, self.cache.lease_ttl):
             return False
         try:
-            still = self._source_version(key) == version
+            still = self._source_version(item) == version
         except BaseException:
             backend.compare_and_delete(key, lease)
             raise

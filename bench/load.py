@@ -84,7 +84,7 @@ class Tally:
     untyped: list[str] = field(default_factory=list)
 
 
-Write = Callable[[Cache, WriteThrough, Source, str], None]
+Write = Callable[[Cache, WriteThrough[str], Source, str], None]
 
 
 @dataclass
@@ -97,11 +97,11 @@ class Contender:
     other_write: Write
 
 
-def _write_through(cache: Cache, through: WriteThrough, source: Source, key: str) -> None:
+def _write_through(cache: Cache, through: WriteThrough[str], source: Source, key: str) -> None:
     through.write(key, {"key": key})
 
 
-def _invalidating_write(cache: Cache, through: WriteThrough, source: Source, key: str) -> None:
+def _invalidating_write(cache: Cache, through: WriteThrough[str], source: Source, key: str) -> None:
     source.write(key, None)
     cache.invalidate(key)
 
@@ -128,7 +128,7 @@ def _key(rng: random.Random) -> str:
 def _worker(  # noqa: PLR0917 - a thread's target, called once with its arguments
     contender: Contender,
     cache: Cache,
-    through: WriteThrough,
+    through: WriteThrough[str],
     source: Source,
     seed: int,
     start: threading.Barrier,

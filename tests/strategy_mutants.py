@@ -140,8 +140,8 @@ class InstallsWithoutAsking(Strategies):
     version it holds: a slow writer brings its old version back once a newer copy expired."""
 
     def write_through(self, cache: Cache, source: Source, key: str, value: Any) -> None:
-        class Blind(WriteThrough):
-            def _install_absent(self, key: str, version: int, data: bytes) -> bool:
+        class Blind(WriteThrough[str]):
+            def _install_absent(self, key: str, item: str, version: int, data: bytes) -> bool:
                 return self.cache.backend.add(key, data, self.ttl)
 
         Blind(cache, source.write, source_version=source.version).write(key, value)

@@ -260,6 +260,47 @@ def test_a_slow_writer_installs_nothing_once_the_source_moved_on(cache: Cache) -
     assert cache.backend.get("k") is NO_VALUE  # nor a lease left behind
 
 
+def test_write_through_hands_the_source_its_own_key_and_caches_under_the_derived_one(
+    cache: Cache,
+) -> None:
+    rows: dict[int, tuple[int, object]] = {}  # a source keyed by product id
+
+    def write(product: int, price: object) -> int:
+        version = rows.get(product, (0, None))[0] + 1
+        rows[product] = (version, price)
+        return version
+
+    def version(product: int) -> int | None:
+        return rows[product][0] if product in rows else None
+
+    through = WriteThrough(cache, write, source_version=version, key=lambda p: f"price:{p}")
+    through.write(7, 9.5)
+    through.write(7, 10.0)
+    assert rows == {7: (2, 10.0)}  # the source saw its own key, never the cache's
+    assert cache.get("price:7") == 10.0
+    assert through.cache_key(7) == "price:7"
+
+
+def test_a_key_function_that_gives_no_str_fails_before_the_source_is_written(
+    cache: Cache,
+) -> None:
+    written: list[object] = []
+
+    def write(item: object, value: object) -> int:
+        written.append(item)
+        return 1
+
+    for through in (
+        WriteThrough(cache, write, source_version=lambda item: 1, key=lambda item: 7),  # type: ignore[arg-type, return-value]
+        WriteThrough(cache, write, source_version=lambda item: 1),  # the item is the key
+    ):
+        with pytest.raises(TypeError, match="cache keys must be str"):
+            through.write(7, "v")
+    assert written == []
+    with pytest.raises(ConfigurationError, match="key must be a function"):
+        WriteThrough(cache, write, source_version=lambda item: 1, key="price:")  # type: ignore[arg-type]
+
+
 def test_write_through_copies_live_its_ttl(clock: ManualClock) -> None:
     cache = Cache(MemoryBackend(clock=clock), default_ttl=60)
     source = VersionedSource()
