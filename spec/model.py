@@ -49,6 +49,18 @@ TIE_NOTE = (
 )
 
 
+
+def format_time(seconds: float) -> str:
+    """``seconds`` for a message: at most 12 decimals, and a time within a microsecond of a
+    millisecond mark, but not on it, as "just before"/"just after" that mark."""
+    exact = round(seconds, 12)
+    mark = round(exact, 3)
+    if exact == mark or abs(exact - mark) >= 1e-6:
+        return repr(exact)
+    side = "just before" if exact < mark else "just after"
+    return f"{side} {mark:.15g}"
+
+
 class Violation(AssertionError):
     """The backend did something the model does not allow.
 
@@ -123,10 +135,12 @@ class CacheModel:
     def at(self, now: float) -> str:
         """A harness time, relative to the model's origin, for messages.
 
-        Rounded to 12 digits so that float noise (``1000.001 - 1000``) does not show, while
-        "just before" an instant still prints differently from the instant.
+        Rounded to 12 digits so that float noise (``1000.001 - 1000``) does not show. The
+        machines step to "just before" an instant on purpose (an expiry less a tick); such a
+        time says so in words (``t=just before 5184000``) rather than as
+        ``t=5183999.999999999``, which reads as noise and hides which instant it is near.
         """
-        return f"t={round(now - self._origin, 12)!r}"
+        return f"t={format_time(now - self._origin)}"
 
     @property
     def keys_written(self) -> list[str]:

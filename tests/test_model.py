@@ -14,6 +14,7 @@ from cachespec.spec import (
     NoEviction,
     Violation,
 )
+from cachespec.spec.model import format_time
 from cachespec.spec.staleness import BOUNDS, SourceOfTruth
 
 
@@ -300,3 +301,11 @@ def test_every_strategy_has_its_staleness_bound_in_the_spec() -> None:
         "explicit invalidation: fresh after the invalidation; at most the TTL stale"
     )
     assert all(bound.ttl for bound in BOUNDS.values())
+
+
+def test_times_in_messages_show_no_float_noise_and_name_the_instant_they_are_just_before() -> None:
+    # The machines step to an expiry less a tick on purpose: that reads as an instant, not noise.
+    assert format_time(5183999.999999999) == "just before 5184000"
+    assert format_time(3.0000000001) == "just after 3"
+    assert format_time(1000.001 - 1000) == "0.001"  # float noise is rounded away
+    assert (format_time(2.5), format_time(12.3456)) == ("2.5", "12.3456")
