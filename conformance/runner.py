@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
+import os
 import random
 import shlex
 import time
@@ -275,7 +276,10 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, (Violation, CheckFailed, AssertionError)):
         return str(exc) or type(exc).__name__
     frames = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    # The file's name, not its path: a report is shared, and a path names the machine's
+    # folders (a user's home, a venv) while the function and line say where it broke.
+    last = frames[-1] if frames else None
+    where = f" (at {os.path.basename(last.filename)}:{last.lineno}, in {last.name})" if last else ""
     return f"{type(exc).__name__}: {exc}{where}"
 
 

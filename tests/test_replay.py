@@ -7,6 +7,7 @@ from mutants import MUTANTS
 
 from cachespec.conformance import Target, TargetError, run_suite
 from cachespec.conformance.replay import replay
+from cachespec.conformance.runner import describe_failure
 from cachespec.spec import Violation
 
 
@@ -54,3 +55,16 @@ def test_a_race_found_between_callers_replays_with_its_strategy() -> None:
     # (an open gap in the harness's determinism, noted in the closing note).
     with pytest.raises(Violation, match="stale-set race"):
         exec(compile(program, "<counterexample>", "exec"), {})
+
+
+def test_a_crash_is_described_by_file_line_and_function_never_by_the_machines_folders() -> None:
+    def get() -> None:
+        raise ConnectionResetError("peer went away")
+
+    try:
+        get()
+    except ConnectionResetError as exc:
+        text = describe_failure(exc)
+    assert text.startswith("ConnectionResetError: peer went away (at test_replay.py:")
+    assert text.endswith(", in get)")
+    assert "/" not in text  # no folder of this machine in a report
