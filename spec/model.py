@@ -49,7 +49,6 @@ TIE_NOTE = (
 )
 
 
-
 def format_time(seconds: float) -> str:
     """``seconds`` for a message: at most 12 decimals, and a time within a microsecond of a
     millisecond mark, but not on it, as "just before"/"just after" that mark."""
