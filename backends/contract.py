@@ -256,6 +256,16 @@ class Backend(abc.ABC):
         each of the conformance suite's on a server you run. Default: :meth:`clear`."""
         self.clear()
 
+    def expire_bookkeeping(self, ttl: float) -> None:  # noqa: B027 - most keep nothing
+        """Let what this namespace keeps for itself (memcached's generation counter) expire
+        ``ttl`` seconds after it is written, instead of never.
+
+        For a guest's namespace on a server someone else runs, as the conformance suite's
+        are: a run killed before :meth:`discard` then leaves nothing that lives forever.
+        Not for an application's own namespace, whose bookkeeping must outlive any idle
+        spell (a lost counter reads as a ``clear``). Default: nothing, for a backend that
+        keeps nothing of its own."""
+
     def close(self) -> None:  # noqa: B027 - a backend without resources has nothing to close
         """Release connections; the backend is unusable afterwards."""
 

@@ -38,6 +38,9 @@ class Tenant(Wrapped):
 
     def __init__(self, inner: Backend) -> None:
         super().__init__(inner)
+        # What the namespace keeps for itself expires too (memcached's generation counter):
+        # a run killed before discard left one item without expiry per open session.
+        inner.expire_bookkeeping(GUEST_TTL)
         self._lock = threading.Lock()  # guards _written: the thread properties write at once
         self._written: set[str] = set()
 

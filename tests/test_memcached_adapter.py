@@ -1794,3 +1794,38 @@ def test_on_a_fake_server_clock_no_entry_ends_early_or_late(ttl: float, offset: 
             assert cache.get("k") is NO_VALUE
         finally:
             cache.close()
+
+
+def test_a_guests_counter_expires_and_an_applications_never_does(
+    make: Factory, raw: Any, namespace: str
+) -> None:
+    """The suite's namespaces on a server you run are guests: a run killed before discard
+    must leave nothing that lives forever, the generation counter included."""
+    app = make(ns=f"{namespace}app")
+    assert remaining_ttl(raw, app._counter_key) == -1  # an application's: never expires
+    guest = make()
+    guest.expire_bookkeeping(3600)
+    assert 3590 <= remaining_ttl(raw, guest._counter_key) <= 3600  # the one there now
+    raw.delete(guest._counter_key)  # as memcached would evict it
+    guest.clear()  # creates it again: with the guest's expiry
+    assert 3590 <= remaining_ttl(raw, guest._counter_key) <= 3600
+    for bad in (0, -1, float("nan"), True, 2_592_001):
+        with pytest.raises(ConfigurationError):
+            guest.expire_bookkeeping(bad)
+    make("clear=none").expire_bookkeeping(3600)  # no counter: nothing to expire
+
+
+def test_the_suite_on_a_server_you_run_gives_its_counters_an_expiry(
+    server: Server, raw: Any
+) -> None:
+    target = resolve_target(server.url)  # a URL: a server the user runs, the suite a guest
+    try:
+        session = target.open_session()
+        backend = session.backend("main")
+        backend.set("k", b"v")
+        counter = backend._inner._counter_key  # type: ignore[attr-defined]
+        assert counter.startswith("cachespec-check-")
+        assert 0 < remaining_ttl(raw, counter) <= 3600
+        session.close()
+    finally:
+        target.close()

@@ -29,7 +29,7 @@ from ..contract import (
 )
 from .base import MemcachedBase
 from .driver import load_driver
-from .expiry import TTL_RESOLUTION, longest_ttl
+from .expiry import RELATIVE_EXPTIME_LIMIT, TTL_RESOLUTION, longest_ttl
 from .generations import (
     UNREAD,
     Generation,
@@ -215,6 +215,7 @@ class MemcachedBackend(MemcachedBase):
         self._max_value_size = 0  # set below, once the server has told its item size limit
         self._lock = threading.Lock()
         self._generation = UNREAD  # replaced below, before any use
+        self._counter_ttl = 0  # the counter's exptime: never, unless a guest's (see below)
         self._client = self._driver.pooled_client(
             (host, port),
             connect_timeout=timeout,
@@ -376,6 +377,20 @@ class MemcachedBackend(MemcachedBase):
         self.clear()
         self._call("discard", self._client.delete, self._counter_key, noreply=False)
 
+    def expire_bookkeeping(self, ttl: float) -> None:
+        """The generation counter expires ``ttl`` seconds after it is (re)created, and the
+        one there now as well (``touch``). For a guest's namespace only (the suite's on a
+        server you run): one whose counter expires in use reads as cleared."""
+        _check_seconds("ttl", ttl, allow_zero=False)
+        seconds = math.ceil(ttl)
+        if seconds > RELATIVE_EXPTIME_LIMIT:  # memcached would read it as a Unix time
+            raise ConfigurationError(
+                f"the counter's ttl must be at most {RELATIVE_EXPTIME_LIMIT} s, got {ttl!r}"
+            )
+        self._counter_ttl = seconds
+        if self._clearable:
+            self._call("touch", self._client.touch, self._counter_key, seconds, noreply=False)
+
     def _write_prefix(self) -> str:
         generation = self._generation
         if self._refresh == 0 or self._monotonic() - generation.checked_at >= self._refresh:
@@ -427,7 +442,9 @@ class MemcachedBackend(MemcachedBase):
         counter = self._counter_key
         for _ in range(3):
             start = random_start()
-            if self._call("counter", self._client.add, counter, start, 0, noreply=False):
+            if self._call(
+                "counter", self._client.add, counter, start, self._counter_ttl, noreply=False
+            ):
                 return start, self._monotonic()
             sent_at = self._monotonic()  # another client created it since we looked
             wire = self._counter_wire

@@ -17,6 +17,7 @@ would have got. The reasons for each call are in docs/design.md, "Outages"; in s
 * ``set``, ``set_many``, ``delete``, ``delete_many`` and ``discard``'s delete of the counter:
   the same command twice leaves what once leaves (a repeated ``set`` may land after another
   client's write, as a ``set`` sent a moment later would);
+* the ``touch`` that gives a guest's counter its expiry: a second one sets the same;
 * the ``add`` that creates a missing namespace counter: if the first one stored, the second
   answers ``NOT_STORED`` and the protocol then reads the counter, which is what it does when
   another client won the race; it finds its own value and adopts it.
@@ -39,7 +40,18 @@ from typing import Final
 __all__ = ["RESENT", "closed_by_server"]
 
 RESENT: Final = frozenset(
-    {"get", "gets", "stats", "stats settings", "set", "set_many", "delete", "discard", "counter"}
+    {
+        "get",
+        "gets",
+        "stats",
+        "stats settings",
+        "set",
+        "set_many",
+        "delete",
+        "discard",
+        "counter",
+        "touch",
+    }
 )
 """The operations (the ``op`` names the backend passes to its calls) sent again once;
 ``gets`` is the read that starts a compare-and-X (whose own name names its messages)."""
