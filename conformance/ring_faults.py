@@ -192,6 +192,16 @@ class RingTrial(Trial):
         """A read of the victim's key: it fails, and the backend drops the node."""
         self.call(f"get({self.victim_key!r})", lambda: self.backend.get(self.victim_key))
 
+    def keys_on_the_victim(self, count: int) -> list[str]:
+        """``count`` keys that live on the victim now (after the backend settled: call it
+        after a call that put the node back)."""
+        backend: Any = self.backend
+        name = f"{HOST}:{self.victim.port}"
+        found = [f"probe-{i}" for i in range(1000) if backend.node_of(f"probe-{i}") == name]
+        if len(found) < count:
+            raise CheckFailed(f"fewer than {count} of 1000 keys live on node {name}")
+        return found[:count]
+
     def node_returns(self) -> None:
         """Past ``dead_timeout`` on the harness's clock: the next call puts the node back."""
         self.phase = "after the node came back"
@@ -280,6 +290,38 @@ def _returning_back(t: RingTrial) -> None:
     t.ring_read(t.backend, "the client's")
 
 
+def _keys_before(t: RingTrial) -> None:
+    for key in KEYS:
+        t.raw_set(key)
+    for key in KEYS:
+        t.raw_get(key)
+
+
+def _keys_during(t: RingTrial) -> None:
+    t.raw_get(t.victim_key)  # fails: a reply may arrive late on its connection
+    t.raw_get_many(KEYS)
+
+
+def _keys_answering(t: RingTrial) -> None:
+    for key in reversed(KEYS):
+        t.raw_get(key)
+
+
+def _keys_back(t: RingTrial) -> None:
+    # Put the victim back without a read: a read might meet the late reply under its own key.
+    backend: Any = t.backend
+    t.call(f"node_of({KEYS[0]!r})", lambda: backend.node_of(KEYS[0]))
+    # One-key gets on the victim first: a connection left holding a late reply answers the
+    # first call sent on it, and a write would find the reply out of step instead.
+    probes = t.keys_on_the_victim(3)
+    for key in probes:
+        t.raw_get(key)
+    t.raw_get_many(KEYS)
+    for key in (*probes, *KEYS):
+        t.raw_set(key)
+        t.raw_get(key)
+
+
 def _clear_during(t: RingTrial) -> None:
     t.trip()
     t.ring_clear()  # raises while the counter's node is away, unless it remaps
@@ -300,7 +342,9 @@ def _generic(name: str) -> RingWorkload:
 
 RING_WORKLOADS: Final[dict[str, RingWorkload]] = {
     "calls": _generic("calls"),
-    "keys": _generic("keys"),
+    "keys": RingWorkload(
+        WORKLOADS["keys"].checks, _keys_before, _keys_during, _keys_answering, _keys_back
+    ),
     "bounds": RingWorkload(
         WORKLOADS["bounds"].checks,
         WORKLOADS["bounds"].before,
