@@ -185,7 +185,9 @@ def test_keys_spread_over_every_node(fresh: MemcachedRingServer) -> None:
     try:
         backend.set_many({f"k{i}": b"v" for i in range(300)})
         counts = [items(node) for node in fresh.nodes]
-        assert sum(counts) == 301  # the entries and the namespace counter
+        # The entries and the namespace counter (and what flush_all left: memcached counts
+        # a flushed item until something touches it).
+        assert sum(counts) >= 301
         assert min(counts) > 60, counts  # rendezvous hashing: about a third each
         assert backend.get_many([f"k{i}" for i in range(300)]) == {
             f"k{i}": b"v" for i in range(300)
@@ -195,7 +197,8 @@ def test_keys_spread_over_every_node(fresh: MemcachedRingServer) -> None:
 
 
 def _count_calls(backend: MemcachedRingBackend, method: str) -> Counter[str]:
-    """Count ``method`` calls per node on the ring's node clients."""
+    """Count ``method`` calls per node on the ring's node clients (``begin`` sends one
+    request, whose reply is read once every node's request is sent)."""
     seen: Counter[str] = Counter()
     ring: Any = backend._client  # a RingClient
     for name, client in ring.clients.items():
@@ -210,13 +213,15 @@ def _count_calls(backend: MemcachedRingBackend, method: str) -> Counter[str]:
 
 
 def test_get_many_is_one_round_trip_per_node(fresh: MemcachedRingServer) -> None:
+    """Every node's request is sent before any reply is read (``begin``): one round trip
+    in all, one request per node."""
     backend = ring_backend(fresh)
     try:
         keys = [f"k{i}" for i in range(100)]
         backend.set_many(dict.fromkeys(keys, b"v"))
-        fetches = _count_calls(backend, "fetch")
+        sends = _count_calls(backend, "begin")
         assert len(backend.get_many(keys)) == 100
-        assert sorted(fetches.values()) == [1, 1, 1]  # the counter rides in its node's get
+        assert sorted(sends.values()) == [1, 1, 1]  # the counter rides in its node's get
     finally:
         backend.close()
 
@@ -225,13 +230,13 @@ def test_set_many_and_delete_many_are_one_round_trip_per_node(fresh: MemcachedRi
     backend = ring_backend(fresh)
     try:
         keys = [f"k{i}" for i in range(60)]
-        pipelines = _count_calls(backend, "pipeline")
+        sends = _count_calls(backend, "begin")
         backend.set_many(dict.fromkeys(keys, b"v"))
-        # One for the counter's get, one per node for the writes.
-        assert sum(pipelines.values()) == 4
-        pipelines.clear()
+        # One per node, the counter's get ahead of the writes on its own node.
+        assert sorted(sends.values()) == [1, 1, 1]
+        sends.clear()
         backend.delete_many(keys)
-        assert sum(pipelines.values()) == 4
+        assert sorted(sends.values()) == [1, 1, 1]
         assert backend.get_many(keys) == {}
     finally:
         backend.close()
