@@ -359,3 +359,25 @@ def test_a_ring_with_a_node_down_does_not_open(fresh: MemcachedRingServer) -> No
     node = fresh.nodes[1]
     with outage(node, Fault.KILL), pytest.raises(BackendUnavailable):
         open_backend(f"{fresh.url}?timeout=0.5", namespace="down")
+
+
+def test_pymemcache_hash_client_answers_a_failing_node_silently(
+    fresh: MemcachedRingServer,
+) -> None:
+    """docs/facts.md: within ``retry_timeout`` after a node failed, pymemcache's own
+    ``HashClient`` does not try it and answers its keys with the default (``False`` for a
+    ``set``, ``None`` for a ``get``), even with ``ignore_exc`` off: a lost write that looks
+    like a refusal. The ring's client raises instead (the tests above)."""
+    from pymemcache.client.hash import HashClient  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    client = HashClient(servers(fresh), retry_attempts=2, retry_timeout=60, timeout=0.3)
+    try:
+        name = "key-on-the-victim"
+        victim = node_named(fresh, client.hasher.get_node(name).replace("localhost", HOST))
+        with outage(victim, Fault.KILL):
+            with pytest.raises(ConnectionRefusedError):
+                client.set(name, b"v", noreply=False)
+            assert client.set(name, b"v", noreply=False) is False
+            assert client.get(name) is None
+    finally:
+        client.close()
