@@ -20,8 +20,8 @@ The properties:
   away and once it is back: after a write-through or invalidation returned, no read returns
   an older version, and past the fill TTL none returns a superseded one;
 * ``ring_returning``: the returning-node rule on raw entries: a value written before a newer
-  write of its key returned is never read again, neither by the client that saw the node go
-  and come back nor by one that opens once it is back;
+  write or a delete of its key returned is never read again, neither by the client that saw
+  the node go and come back nor by one that opens once it is back;
 * ``ring_clear``: a ``clear`` that returned while the counter's node was away is never undone
   when the node comes back (read by a client that opens then).
 """
@@ -157,6 +157,12 @@ class RingTrial(Trial):
         if outcome.error is None:
             self.raw_floor[key] = number
 
+    def ring_delete(self, key: str) -> None:
+        """A raw invalidation; once it returns, no value written before it may be read."""
+        number = next(self.written)
+        if self.call(f"delete({key!r})", lambda: self.backend.delete(key)).error is None:
+            self.raw_floor[key] = number
+
     def ring_clear(self) -> None:
         """A clear; once it returns, no value written before it may be read."""
         number = next(self.written)
@@ -275,6 +281,7 @@ def _returning_during(t: RingTrial) -> None:
     for key in KEYS:
         t.ring_set(key)  # the victim's keys go to stand-ins
     t.ring_read(t.backend, "the client's")
+    t.ring_delete(t.victim_key)  # an invalidation while the node is away
 
 
 def _returning_answering(t: RingTrial) -> None:

@@ -195,7 +195,7 @@ def test_the_ring_faults_are_cannot_check_here_elsewhere_and_the_single_server_o
     assert isinstance(ring, ServerTarget)
     assert not ring.owns_server
     assert ring.server_faults_note is not None
-    assert "ring_faults" in ring.server_faults_note
+    assert "faults.ring_*" in ring.server_faults_note
     report = run_suite("memory://", seed=1, only=["faults.ring_*"])
     assert len(report.results) == 5
     for result in report.results:

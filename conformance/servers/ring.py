@@ -78,7 +78,7 @@ MEMCACHED_RING: Final = MemcachedRingKind(
     wake_to_stop=True,
     fault_note=(
         "kills, stops and restarts one server process; on a ring a fault is a node's, which "
-        "conformance/ring_faults.py checks (tests/test_ring_faults.py)"
+        "the faults.ring_* properties inject (conformance/ring_faults.py)"
     ),
 )
 
