@@ -16,6 +16,8 @@ The properties:
 
 * ``ring_calls``, ``ring_keys``: the single-server ``calls`` and ``keys`` workloads (every
   call returns or raises a CacheError within a bounded wait; no value under another key);
+* ``ring_recovers``, the efficacy twin of ``ring_calls``: once the node is back, every kind
+  of call goes through again, and a key that hashes to the node is stored and read there;
 * ``ring_bounds``: cache-aside reads and write-through (the strategies) while the victim is
   away and once it is back: after a write-through or invalidation returned, no read returns
   an older version, and past the fill TTL none returns a superseded one;
@@ -329,9 +331,28 @@ def _keys_back(t: RingTrial) -> None:
         t.raw_get(key)
 
 
+def _recovers_back(t: RingTrial) -> None:
+    """Every kind of call goes through again, and the node is used again: a key that hashes
+    to it is stored and read back."""
+    RECOVERS.after(t)
+    backend: Any = t.backend
+    t.call(f"node_of({KEYS[0]!r})", lambda: backend.node_of(KEYS[0]))  # puts the node back
+    (key,) = t.keys_on_the_victim(1)
+    t.goes_through(f"set({key!r})", lambda: t.backend.set(key, b"back"))
+    outcome = t.call(f"get({key!r})", lambda: t.backend.get(key))
+    if outcome.value != b"back":
+        raise t.failure(
+            f"get({key!r}) returned {outcome.value!r} after set({key!r}, b'back') on node "
+            f"{t.victim.port}, which is back: a node that comes back must serve again"
+        )
+
+
 def _clear_during(t: RingTrial) -> None:
     t.trip()
     t.ring_clear()  # raises while the counter's node is away, unless it remaps
+
+
+RECOVERS: Final = WORKLOADS["recovers"]
 
 
 def _generic(name: str) -> RingWorkload:
@@ -349,6 +370,10 @@ def _generic(name: str) -> RingWorkload:
 
 RING_WORKLOADS: Final[dict[str, RingWorkload]] = {
     "calls": _generic("calls"),
+    # The efficacy twin of ring_calls (a client that raises for ever passes that one).
+    "recovers": RingWorkload(
+        RECOVERS.checks, RECOVERS.before, RECOVERS.during, _nothing, _recovers_back
+    ),
     "keys": RingWorkload(
         WORKLOADS["keys"].checks, _keys_before, _keys_during, _keys_answering, _keys_back
     ),

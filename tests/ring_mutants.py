@@ -9,11 +9,11 @@ fail, a pattern its reason must match).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from pymemcache.exceptions import MemcacheUnexpectedCloseError  # type: ignore[import-untyped]
 
-from cachespec.backends import Backend
+from cachespec.backends import Backend, BackendUnavailable
 from cachespec.backends.memcached import MemcachedRingBackend
 
 
@@ -116,6 +116,40 @@ def keeps_timed_out_connections(backend: Backend) -> None:
         client.begin = begin
 
 
+class NeverRecoversRing(MemcachedRingBackend):
+    """A circuit breaker that never closes: after the first call a node failed, every call
+    raises BackendUnavailable without trying, whether the node came back or not."""
+
+    __slots__ = ()
+    _tripped: ClassVar[set[int]] = set()  # by id(): the adapter's slots leave no room
+
+    def _call(self, op: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if id(self) in self._tripped:
+            raise BackendUnavailable(f"{op}: the circuit is open")
+        try:
+            return super()._call(op, method, *args, **kwargs)
+        except BackendUnavailable:
+            self._tripped.add(id(self))
+            raise
+
+
+def never_recovers(backend: Backend) -> None:
+    backend.__class__ = NeverRecoversRing
+
+
+def never_puts_a_node_back(backend: Backend) -> None:
+    """A dropped node stays dropped for the client's lifetime (``dead_timeout`` never
+    passes): safe, and the ring keeps a node fewer for ever."""
+    _ring(backend)._dead = _NeverDue()
+
+
+class _NeverDue(dict[str, float]):
+    """Dropped nodes whose ``dead_timeout`` never passes."""
+
+    def items(self) -> Any:
+        return []
+
+
 RING_MUTANTS: dict[str, tuple[str, dict[str, str], Callable[[Backend], None], str, str]] = {
     "ring_forgets_membership_changes": (
         "memcached-ring",
@@ -137,6 +171,20 @@ RING_MUTANTS: dict[str, tuple[str, dict[str, str], Callable[[Backend], None], st
         counter_follows_the_hash,
         "faults.ring_clear",
         r"superseded by write \d+",
+    ),
+    "ring_never_recovers": (
+        "memcached-ring",
+        {},
+        never_recovers,
+        "faults.ring_recovers",
+        r"raised 3 times after the server was back",
+    ),
+    "ring_never_puts_a_node_back": (
+        "memcached-ring",
+        {},
+        never_puts_a_node_back,
+        "faults.ring_recovers",
+        r"fewer than 1 of 1000 keys live on node",
     ),
     "ring_untyped_errors": (
         "memcached-ring",

@@ -197,7 +197,7 @@ def test_the_ring_faults_are_cannot_check_here_elsewhere_and_the_single_server_o
     assert ring.server_faults_note is not None
     assert "faults.ring_*" in ring.server_faults_note
     report = run_suite("memory://", seed=1, only=["faults.ring_*"])
-    assert len(report.results) == 5
+    assert len(report.results) == 6
     for result in report.results:
         assert result.status == "skip"
         assert "one node of a memcached ring" in result.reason

@@ -49,6 +49,12 @@ PROPERTIES.extend(
             "through kill -9, SIGSTOP and a restart of one ring node, and its return, every "
             "call returns or raises a CacheError within a bounded wait",
         ),
+        # The efficacy twin of ring_calls: a client that gives up passes that one.
+        _ring_fault(
+            "recovers",
+            "once a ring node is back from kill -9, SIGSTOP or a restart, every kind of call "
+            "goes through again, and keys that hash to it are stored there",
+        ),
         _ring_fault(
             "keys",
             "through a ring node's outage and return, no read returns a value written under "
