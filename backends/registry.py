@@ -36,6 +36,7 @@ _BUILTIN: dict[str, str] = {
     "unix": "cachespec.backends.redis:redis_from_url",
     "fakeredis": "cachespec.backends.redis:fakeredis_from_url",
     "memcached": "cachespec.backends.memcached:memcached_from_url",
+    "memcached+ring": "cachespec.backends.memcached:memcached_ring_from_url",
     "redis+cluster": "cachespec.backends.redis:redis_cluster_from_url",
     "rediss+cluster": "cachespec.backends.redis:redis_cluster_from_url",
 }

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from pymemcache.exceptions import MemcacheUnexpectedCloseError  # type: ignore[import-untyped]
+from ring_mutants import RING_MUTANTS
 
 from cachespec.backends import Backend, BackendUnavailable, open_backend
 from cachespec.backends.memcached import MemcachedBackend, relative_exptime
@@ -311,3 +312,7 @@ def mutant_target(name: str) -> ServerTarget:
         return backend
 
     return ServerTarget(f"{kind} ({name})", kind, dict(options), opener=opener)
+
+
+# The memcached ring's node faults (conformance/ring_faults.py): tests/ring_mutants.py.
+ADAPTER_MUTANTS.update(RING_MUTANTS)

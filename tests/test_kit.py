@@ -21,11 +21,12 @@ def test_three_lines_check_a_backend(pytester: pytest.Pytester) -> None:
     # Exact LRU and no size limit: lru.recent_survive, lru.declared_order and
     # values.size_limit do not apply; a factory's backend lives in the test's process:
     # single_flight.processes cannot run, nor the six faults.server_* (no server the harness
-    # started to kill); each call of this factory makes a store of its own, so
-    # ops.clear_namespace has no two namespaces of one store to compare.
-    result.assert_outcomes(passed=len(PROPERTIES) - 11, skipped=11)
+    # started to kill) nor the six faults.ring_* (no ring); each call of this factory makes
+    # a store of its own, so ops.clear_namespace has no two namespaces of one store to compare.
+    result.assert_outcomes(passed=len(PROPERTIES) - 17, skipped=17)
     result.stdout.fnmatch_lines(["*lives in this process*", "*no value size limit*"])
     result.stdout.fnmatch_lines(["*only a server the harness started*"])
+    result.stdout.fnmatch_lines(["*one node of a memcached ring the harness started*"])
     result.stdout.fnmatch_lines(["*takes no namespace argument*"])
 
 

@@ -29,7 +29,8 @@ SEED = 20261127
 
 
 def _mark(kind: str) -> str:
-    return "redis" if kind == "redis-cluster" else kind
+    # A cluster's nodes are redis-servers, a ring's memcacheds: they carry those marks.
+    return {"redis-cluster": "redis", "memcached-ring": "memcached"}.get(kind, kind)
 
 
 def _cases() -> list[object]:

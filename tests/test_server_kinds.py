@@ -87,7 +87,7 @@ def test_an_unregistered_name_is_not_a_server_kind() -> None:
 
 
 def test_registering_a_kind_adds_its_name_and_schemes_and_forgetting_it_removes_them() -> None:
-    assert servers.kind_names() == ("redis", "memcached", "redis-cluster")
+    assert servers.kind_names() == ("redis", "memcached", "redis-cluster", "memcached-ring")
     assert servers.user_server_schemes() == {
         "redis",
         "rediss",
@@ -95,11 +95,18 @@ def test_registering_a_kind_adds_its_name_and_schemes_and_forgetting_it_removes_
         "memcached",
         "redis+cluster",
         "rediss+cluster",
+        "memcached+ring",
     }
     servers.register(ALIKE)
     try:
         assert servers.server_kind(ALIKE.name) is ALIKE
-        assert servers.kind_names() == ("redis", "memcached", "redis-cluster", "redis-alike")
+        assert servers.kind_names() == (
+            "redis",
+            "memcached",
+            "redis-cluster",
+            "memcached-ring",
+            "redis-alike",
+        )
         assert "redis-alike" in servers.user_server_schemes()
         with pytest.raises(ValueError, match="registered already"):
             servers.register(ALIKE)

@@ -52,6 +52,9 @@ Errors (:mod:`.errors`)
     :class:`~cachespec.backends.BackendUnavailable`; what memcached reports is a
     :class:`~cachespec.backends.CacheError` (or ``ValueTooLarge``, ``BackendFull``).
 
+A ring of nodes hashed on the client (``memcached+ring://``) is :mod:`.ring`: this backend
+with another client (:mod:`.ring_client`, pymemcache's ``HashClient``).
+
 The URL factory is :mod:`.urls`. pymemcache is imported when the first backend is built
 (:mod:`.driver`), never at import time, so the package works without the ``memcached`` extra:
 nothing here imports :mod:`.client`.
@@ -69,6 +72,8 @@ from .backend import (
 from .base import CAS_ATTEMPTS
 from .expiry import RELATIVE_EXPTIME_LIMIT, TICK_SLACK, TTL_RESOLUTION, relative_exptime
 from .keys import DIGEST_MARKER, MAX_KEY_BYTES, NAMESPACE_PATTERN, key_body
+from .ring import MemcachedRingBackend, RingOptions
+from .ring_urls import memcached_ring_from_url
 from .urls import memcached_from_url
 
 __all__ = [
@@ -86,7 +91,10 @@ __all__ = [
     "TTL_RESOLUTION",
     "MemcachedBackend",
     "MemcachedBackendWithoutClear",
+    "MemcachedRingBackend",
+    "RingOptions",
     "key_body",
     "memcached_from_url",
+    "memcached_ring_from_url",
     "relative_exptime",
 ]

@@ -28,7 +28,7 @@ from ..contract import (
     check_limit,
 )
 from .base import MemcachedBase
-from .driver import load_driver
+from .driver import Client, load_driver
 from .expiry import RELATIVE_EXPTIME_LIMIT, TTL_RESOLUTION, longest_ttl
 from .generations import (
     UNREAD,
@@ -216,14 +216,7 @@ class MemcachedBackend(MemcachedBase):
         self._lock = threading.Lock()
         self._generation = UNREAD  # replaced below, before any use
         self._counter_ttl = 0  # the counter's exptime: never, unless a guest's (see below)
-        self._client = self._driver.pooled_client(
-            (host, port),
-            connect_timeout=timeout,
-            timeout=timeout,
-            no_delay=True,
-            default_noreply=False,
-            allow_unicode_keys=False,
-        )
+        self._client = self._build_client(host, port, timeout)
         try:
             settings = self._call("stats settings", self._client.stats, "settings")
             item_size_max = int(settings.get(b"item_size_max", _DEFAULT_ITEM_SIZE_MAX))
@@ -250,6 +243,19 @@ class MemcachedBackend(MemcachedBase):
             thread_safe=True,
             compare_and_set=True,
             clear=clearable,
+        )
+
+    def _build_client(self, host: str, port: int, timeout: float) -> Client:
+        """The client every call goes through: a pool of connections to ``host:port``. The
+        one place a subclass changes to talk to something else (a ring of nodes:
+        :mod:`.ring`), as dogpile's Sentinel and Cluster backends do."""
+        return self._driver.pooled_client(
+            (host, port),
+            connect_timeout=timeout,
+            timeout=timeout,
+            no_delay=True,
+            default_noreply=False,
+            allow_unicode_keys=False,
         )
 
     def _start_generation(self) -> None:

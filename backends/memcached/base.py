@@ -90,6 +90,7 @@ class MemcachedBase(Backend):
     __slots__ = (
         "_client",
         "_counter_key",
+        "_counter_ttl",
         "_counter_wire",
         "_driver",
         "_generation",
@@ -106,6 +107,7 @@ class MemcachedBase(Backend):
     _client: Client
     _counter_key: str  # the namespace's generation counter (see generations.py)
     _counter_wire: bytes
+    _counter_ttl: int  # the counter's exptime: 0 (never) but for a guest's namespace
     _driver: Driver
     _generation: Generation
     _label: str

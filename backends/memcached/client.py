@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pymemcache.client.base import PooledClient  # type: ignore[import-untyped]
 from pymemcache.exceptions import (  # type: ignore[import-untyped]
@@ -31,7 +31,7 @@ from pymemcache.pool import ObjectPool  # type: ignore[import-untyped]
 
 from .replies import is_error_line, reply_error
 
-__all__ = ["PipelinedClient", "read_get_reply", "read_line", "read_to_mn"]
+__all__ = ["Exchange", "PipelinedClient", "read_get_reply", "read_line", "read_to_mn"]
 
 _RECV_BYTES = 65536  # one recv takes a whole reply to a pipelined write, usually
 
@@ -126,6 +126,37 @@ class _Pool(ObjectPool):  # type: ignore[misc]
         return client
 
 
+class Exchange(Generic[_T]):
+    """A request sent on a pooled connection whose reply is still to be read: ``finish``
+    reads it (the connection goes back to the pool), ``abandon`` drops the connection; one
+    of them, once. If ``finish`` raises, the connection is dropped, as in ``_exchange``."""
+
+    __slots__ = ("_client", "_connection", "_read")
+
+    def __init__(self, client: PipelinedClient, connection: Any, read: Callable[[Any], _T]):
+        self._client: PipelinedClient | None = client
+        self._connection = connection
+        self._read = read
+
+    def finish(self) -> _T:
+        client = self._client
+        if client is None:
+            raise RuntimeError("this exchange was finished or abandoned already")
+        self._client = None
+        try:
+            result = self._read(self._connection.sock)
+        except BaseException:
+            client.client_pool.destroy(self._connection)
+            raise
+        client._idle.append(self._connection)
+        return result
+
+    def abandon(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.client_pool.destroy(self._connection)
+
+
 class PipelinedClient(PooledClient):  # type: ignore[misc]
     """pymemcache's ``PooledClient`` with ``fetch``, ``one_line`` and ``pipeline``, and
     ``drop_idle`` and ``fresh`` for a server that closed its connections
@@ -197,6 +228,28 @@ class PipelinedClient(PooledClient):  # type: ignore[misc]
             raise
         idle.append(client)
         return result
+
+    def begin(self, wire: bytes, read: Callable[[Any], _T]) -> Exchange[_T]:
+        """Send ``wire`` on a pooled connection now; read the reply later, with the
+        :class:`Exchange`'s ``finish`` (or drop the connection with its ``abandon``). A ring
+        sends to every node it needs before it reads from any (:mod:`.ring_client`), so
+        that one call costs about one round trip, not one per node. ``_exchange`` is this
+        in one step, kept apart because the single-server hot path pays for no object."""
+        idle, fresh = self._idle, self._fresh
+        try:
+            if fresh and threading.get_ident() in fresh:
+                raise IndexError  # an idle connection is not a new one
+            client = idle.pop()
+        except IndexError:
+            client = self.client_pool.get()
+        try:
+            if client.sock is None:
+                client.version()  # connects: once per pooled connection
+            client.sock.sendall(wire)
+        except BaseException:
+            self.client_pool.destroy(client)
+            raise
+        return Exchange(self, client, read)
 
     def drop_idle(self) -> None:
         """Close every idle connection, this class's and the pool's: called when the server

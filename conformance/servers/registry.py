@@ -18,6 +18,7 @@ from .faketime import libfaketime
 from .kind import ServerKind
 from .memcached import MEMCACHED
 from .redis import REDIS
+from .ring import MEMCACHED_RING
 
 __all__ = [
     "find_kind",
@@ -29,7 +30,7 @@ __all__ = [
     "user_server_schemes",
 ]
 
-_BUILT_IN: tuple[ServerKind, ...] = (REDIS, MEMCACHED, REDIS_CLUSTER)
+_BUILT_IN: tuple[ServerKind, ...] = (REDIS, MEMCACHED, REDIS_CLUSTER, MEMCACHED_RING)
 
 _KINDS: dict[str, ServerKind] = {kind.name: kind for kind in _BUILT_IN}
 _LOCK = threading.Lock()
