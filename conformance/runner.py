@@ -195,7 +195,7 @@ def hypothesis_settings(budget: Budget, examples: int) -> Settings:
 
 def why_skipped(prop: Property, target: Target, guarantees: Guarantees) -> tuple[str, str] | None:
     """``(kind, reason)`` when ``prop`` does not run against ``target``; None when it runs."""
-    reason = prop.applies(guarantees)
+    reason = prop.not_applying(target, guarantees)
     kind = NOT_DECLARED
     if reason is None:
         kind = CANNOT_CHECK_HERE
@@ -408,7 +408,7 @@ def run_suite(
             size,
             guarantees.describe(),
             clock=target.clock_note,
-            strategy=(target.strategies or Strategies()).name,
+            strategy=(target.strategies or Strategies()).describe(),
             only=list(only) if only else None,
             strategy_spec=target.strategy_spec,
         )

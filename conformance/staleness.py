@@ -26,20 +26,20 @@ from typing import Any, ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
-from cachespec.backends import Backend, BackendUnavailable
-from cachespec.backends.cache import Cache
-from cachespec.backends.serializers import Serializer, SignedPickleSerializer
-from cachespec.backends.strategies import EventInvalidator, WriteThrough, naive_cache_aside
+from cachespec.backends import Backend, BackendUnavailable, CacheError
 from cachespec.spec import Violation
 from cachespec.spec.staleness import BOUNDS, SourceOfTruth
 
 from .doubles import CacheWrites, FaultyBackend, Source
 from .drawn import STALENESS, field, time_steps
 from .interleave import SETTLE_STEPS, Scheduled, Scheduler, Task
+from .regenerations import Read, Regenerations, Verdict
 from .swarm import FocusedMachine
-from .target import Session, Target, TargetError, load_object
+from .target import Session, Target
+from .under_test import STRATEGIES, NaiveCacheAside, Strategies, resolve_strategies
 
-# Source stays importable from here, where the Strategies hooks have always found it.
+# Source, Strategies and resolve_strategies stay importable from here, where the Strategies
+# hooks have always found them (they live in under_test.py).
 __all__ = [
     "STRATEGIES",
     "CacheWrites",
@@ -63,100 +63,6 @@ MAX_TASKS = 3
 TTL = 60.0  # the fill TTL, and the safety net of event invalidation
 LEASE_TTL = 30.0
 PAST_THE_EDGE = 0.25  # how far past a TTL bound past_the_bound lands (any amount catches)
-
-
-class Strategies:
-    """The strategy implementations under test: ours. Override a method to check another.
-
-    ``cachespec check BACKEND --strategy naive-cache-aside`` swaps :meth:`read` for the
-    textbook unguarded read; ``--strategy module:callable`` takes a reader function
-    ``f(cache, key, compute, ttl)`` or a :class:`Strategies` (sub)class or instance.
-    """
-
-    name = "guarded"
-
-    def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
-        """Cache-aside: our guarded ``get_or_compute`` (lease + compare-and-set fill)."""
-        return cache.get_or_compute(key, compute, ttl)
-
-    def write_and_invalidate(self, cache: Cache, source: Source, key: str, value: Any) -> None:
-        """Explicit invalidation: the source first, then the cache entry goes."""
-        source.write(key, value)
-        cache.invalidate(key)
-
-    def write_through(self, cache: Cache, source: Source, key: str, value: Any) -> None:
-        WriteThrough(cache, source.write, source_version=source.version).write(key, value)
-
-    def handle_event(self, cache: Cache, key: str) -> None:
-        """The subscriber's reaction to a change event naming ``key``."""
-        EventInvalidator(cache).handle(key)
-
-    def event_safety_ttl(self, ttl: float) -> float | None:
-        """The TTL fills get under event invalidation, when the configured fill TTL is
-        ``ttl``: the bound when an event is lost (``ttl`` itself, the Cache's default_ttl,
-        which EventInvalidator insists on)."""
-        return ttl
-
-    def serializer(self) -> Serializer:
-        return SignedPickleSerializer(b"conformance-suite-signing-key")
-
-    def make_cache(self, backend: Backend, **options: Any) -> Cache:
-        """The cache object the strategies run on, over ``backend`` (override to check a
-        :class:`~cachespec.backends.cache.Cache` of your own)."""
-        return Cache(backend, serializer=self.serializer(), **options)
-
-
-class NaiveCacheAside(Strategies):
-    """The stale-set race, shipped so that the suite can show it (docs/design.md)."""
-
-    name = "naive-cache-aside"
-
-    def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
-        return naive_cache_aside(cache, key, compute, ttl)
-
-
-STRATEGIES: dict[str, type[Strategies]] = {
-    "guarded": Strategies,
-    "naive-cache-aside": NaiveCacheAside,
-}
-# Named strategies in modules of their own, which import this one.
-STRATEGY_PATHS: dict[str, str] = {
-    "decorated": "cachespec.conformance.decorated:Decorated",  # reads through @cached
-}
-
-
-def resolve_strategies(chosen: str | Strategies) -> Strategies:
-    """A name, ``module:callable`` (a Strategies class or instance, or a reader function
-    ``f(cache, key, compute, ttl)``), or a Strategies instance."""
-    if isinstance(chosen, Strategies):
-        return chosen
-    if chosen in STRATEGIES:
-        return STRATEGIES[chosen]()
-    chosen = STRATEGY_PATHS.get(chosen, chosen)
-    module_name, colon, attr = chosen.partition(":")
-    if not colon:
-        known = ", ".join([*STRATEGIES, *STRATEGY_PATHS])
-        raise TargetError(f"unknown strategy {chosen!r} (known: {known}, or module:callable)")
-    found = load_object(module_name, attr, chosen)
-    if isinstance(found, type) and issubclass(found, Strategies):
-        return found()
-    if isinstance(found, Strategies):
-        return found
-    if callable(found):
-        reader = found
-
-        label: str = str(chosen)
-
-        class Custom(Strategies):
-            name = label
-
-            def read(
-                self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None
-            ) -> Any:
-                return reader(cache, key, compute, ttl)
-
-        return Custom()
-    raise TargetError(f"strategy {chosen!r} is neither a Strategies nor a reader function")
 
 
 @dataclass(frozen=True)
@@ -193,6 +99,8 @@ class _Pending:
     started: int  # the log position the task started at
     started_time: float  # the harness's time then
     value: object = None  # what a write wrote
+    ended: int | None = None  # the log position and the time it ended at, once it has
+    ended_time: float = 0.0
 
 
 class CallersMachine(FocusedMachine):
@@ -251,10 +159,10 @@ class StalenessMachine(CallersMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.faulty = FaultyBackend(self._open_session())
         # Callers that all wait (for a lease a failed caller left behind) wait on the clock:
         # time passes for them, a quarter of a lease at a time.
         self.scheduler = Scheduler(on_stuck=self._let_time_pass)
+        self.faulty = _FailuresSeen(self._open_session(), self.scheduler.current)
         self.truth = SourceOfTruth({key: f"{key}#0" for key in KEYS})
         self.source_impl = Source(
             self.truth, self.clock, lambda: len(self.scheduler.log), self.scheduler.current
@@ -266,6 +174,10 @@ class StalenessMachine(CallersMachine):
         self._build_cache()
         self.events: list[tuple[str, object]] = []  # published, not yet delivered
         self.pending: dict[int, _Pending] = {}
+        # Under stale-while-revalidate: the reads, and those past the TTL bound that wait
+        # for a read beside them to end (conformance/regenerations.py).
+        self.regenerations = Regenerations()
+        self.deferred: list[tuple[Task, _Pending, Read, float]] = []
         # Under an efficacy plan: why the next read of a key must hit, and until when (the
         # TTL of what was cached; a backend may keep it longer, never shorter).
         self.expect_hit: dict[str, tuple[str, float]] = {}
@@ -313,10 +225,23 @@ class StalenessMachine(CallersMachine):
         for task in self.scheduler.tasks:
             if task.done and id(task) in self.pending:
                 self._judge(task, self.pending.pop(id(task)))
+        if self.deferred:
+            self._judge_deferred()
 
     def _judge(self, task: Task, pending: _Pending) -> None:
+        pending.ended, pending.ended_time = len(self.scheduler.log), self._now()
+        fail_closed = self.strategies.promises.fail_closed
+        if task.error is None and fail_closed and id(task) in self.faulty.failed_for:
+            raise Violation(
+                f"{pending.kind} {pending.key!r} ({task.name}, started at step {pending.started})",
+                f"returned {task.result!r} after a call on the cache failed in it (injected)",
+                "the failure, raised: the strategy declares that it fails closed "
+                "(Promises(fail_closed=True))",
+            )
         if task.error is not None:
-            cache_failed = isinstance(task.error, BackendUnavailable)
+            cache_failed = isinstance(task.error, (BackendUnavailable, CacheError))
+            if fail_closed and cache_failed and self.plan.faults:
+                return  # it failed closed, as declared; what matters is what it left behind
             if self.plan.faults and pending.kind == "read" and cache_failed:
                 raise Violation(
                     f"read {pending.key!r} ({task.name})",
@@ -329,20 +254,7 @@ class StalenessMachine(CallersMachine):
         if pending.kind == "read" and self.plan.efficacy:
             self._judge_efficacy(task, pending)
         if pending.kind == "read":
-            # The promised bound, whatever TTL the strategy under test chose to fill with.
-            bound = self.ttl + self.resolution if BOUNDS[self.plan.writer].ttl else None
-            # A read may take effect at any instant between its start and its end; judging it
-            # at its start is the most lenient reading, so a slow caller holding a value it
-            # read in time is never blamed on the cache.
-            self.truth.check_read(
-                pending.key,
-                task.result,
-                started_step=pending.started,
-                time=pending.started_time,
-                ended=self._now(),
-                ttl_bound=bound,
-                operation=f"read {pending.key!r} ({task.name}, started at step {pending.started})",
-            )
+            self._check_read(task, pending)
         elif self.plan.efficacy:
             self._after_write(pending.key, task.name)
         if pending.kind == "write" and self.plan.writer in ("invalidate", "write_through"):
@@ -351,6 +263,57 @@ class StalenessMachine(CallersMachine):
                 what = BOUNDS[self.plan.writer].fresh_after
                 step = self.scheduler.note(f"{task.name} returned")
                 self.truth.made_fresh(pending.key, written, step, f"{what} ({task.name})")
+
+    def _check_read(self, task: Task, pending: _Pending) -> None:
+        # The promised bound, whatever TTL the strategy under test chose to fill with.
+        bound = self.ttl + self.resolution if BOUNDS[self.plan.writer].ttl else None
+        if bound is not None and self.strategies.promises.stale_while_revalidate:
+            # Judged at once without the TTL bound; with it once it is known whether a
+            # regeneration ran beside the read (conformance/regenerations.py).
+            self._judge_read(task, pending, None)
+            read = self._as_read(task, pending)
+            self.regenerations.ended(read)
+            self.deferred.append((task, pending, read, bound))
+            self._judge_deferred()
+            return
+        self._judge_read(task, pending, bound)
+
+    def _judge_read(
+        self, task: Task, pending: _Pending, bound: float | None, overrun: str = ""
+    ) -> None:
+        # A read may take effect at any instant between its start and its end; judging it
+        # at its start is the most lenient reading, so a slow caller holding a value it
+        # read in time is never blamed on the cache.
+        self.truth.check_read(
+            pending.key,
+            task.result,
+            started_step=pending.started,
+            time=pending.started_time,
+            ended=pending.ended_time,
+            ttl_bound=bound,
+            operation=f"read {pending.key!r} ({task.name}, started at step {pending.started})",
+            overrun=overrun,
+        )
+
+    def _as_read(self, task: Task, pending: _Pending) -> Read:
+        called = any(call.startswith("source.read") for call in task.trace)
+        return Read(pending.key, pending.started, pending.ended, called)
+
+    def _judge_deferred(self) -> None:
+        """The reads under stale-while-revalidate whose verdict is known now."""
+        running = [
+            self._as_read(task, self.pending[id(task)])
+            for task in self.scheduler.tasks
+            if id(task) in self.pending and self.pending[id(task)].kind == "read"
+        ]
+        for entry in list(self.deferred):
+            task, pending, read, bound = entry
+            verdict = self.regenerations.verdict(read, running)
+            if verdict is Verdict.LATER:
+                continue
+            self.deferred.remove(entry)
+            if verdict is Verdict.NONE:
+                self._judge_read(task, pending, bound, SWR_OVERRUN)
 
     def _after_write(self, key: str, name: str) -> None:
         """A write-through leaves the value cached; an invalidation leaves nothing; a source
@@ -532,6 +495,32 @@ class StalenessMachine(CallersMachine):
         finally:
             self.scheduler.close()
             self.session.close()
+
+
+# Why a read past its TTL bound is not excused under stale-while-revalidate.
+SWR_OVERRUN = (
+    "; the strategy declares stale-while-revalidate, but no regeneration of the key (a "
+    "read that calls the source) ran beside this read"
+)
+
+
+class _FailuresSeen(FaultyBackend):
+    """A failing backend that remembers which callers it failed, so that a strategy that
+    declares it fails closed is held to raising (Promises.fail_closed)."""
+
+    def __init__(self, inner: Backend, current: Callable[[], Task | None]) -> None:
+        super().__init__(inner)
+        self._current = current
+        self.failed_for: set[int] = set()
+
+    def _call(self, name: str, *args: Any) -> Any:
+        injected = self.failures > 0  # one caller runs at a time: nobody changes it between
+        try:
+            return super()._call(name, *args)
+        except BackendUnavailable:
+            if injected:
+                self.failed_for.add(id(self._current()))
+            raise
 
 
 def build_staleness_machine(

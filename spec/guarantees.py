@@ -109,6 +109,13 @@ class Guarantees:
         :class:`~cachespec.backends.Unsupported` and changes nothing; the suite skips the
         properties about ``clear``, with the reason, and leaves it out of the others. A
         namespace that does without it can be cheaper (memcached: one key per read).
+    add
+        The backend offers ``add`` (the contract's default). ``False``: ``add`` raises
+        :class:`~cachespec.backends.Unsupported` and writes nothing; the suite skips the
+        properties about ``add`` (``ops.add``, ``ops.add_atomic``), with the reason, leaves
+        it out of the others' programs and argument checks, and runs over such a backend
+        only the strategies that need no ``add`` (ours takes its fill leases with it:
+        docs/design.md, "A backend without add").
     clock_granularity
         The backend orders some calls by its own clock: two calls less than this many seconds
         apart are a tie it may resolve either way (a ``clear`` that hides the values written
@@ -131,6 +138,7 @@ class Guarantees:
     thread_safe: bool = False
     compare_and_set: bool = False
     clear: bool = True
+    add: bool = True
     clock_granularity: float = 0.0
     opt_out: Mapping[str, str] = field(default_factory=dict)
     expected_failures: Mapping[str, str] = field(default_factory=dict)
@@ -155,7 +163,7 @@ class Guarantees:
             raise ValueError(f"max_value_size must be >= 0, got {self.max_value_size}")
         if self.max_ttl is not None and not self.max_ttl > 0:
             raise ValueError(f"max_ttl must be > 0, got {self.max_ttl}")
-        for name in ("thread_safe", "compare_and_set", "clear"):
+        for name in ("thread_safe", "compare_and_set", "clear", "add"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         both = set(self.opt_out) & set(self.expected_failures)
@@ -173,6 +181,8 @@ class Guarantees:
         ]
         if not self.clear:
             parts.append("no clear")
+        if not self.add:
+            parts.append("no add")
         if self.clock_granularity:
             parts.append(f"calls ordered by a {self.clock_granularity}s clock")
         return "; ".join(parts)

@@ -50,6 +50,10 @@ BOUNDS: dict[str, StrategyBound] = {
     "write_through": StrategyBound("write-through", "the write"),
     "event": StrategyBound("event invalidation", "the delivery of the event"),
 }
+# A strategy that declares stale-while-revalidate (cachespec.spec.promises.Promises) may
+# serve a read past the TTL bound above while one regeneration of its key runs beside it:
+# its bound is the TTL plus that one regeneration (docs/design.md, "Strategy promises").
+STALE_WHILE_REVALIDATE = "while one regeneration of the key runs beside the read"
 
 
 @dataclass
@@ -135,6 +139,7 @@ class SourceOfTruth:
         ended: float,
         ttl_bound: float | None,
         operation: str,
+        overrun: str = "",
     ) -> None:
         """Raise :class:`Violation` if a read of ``key`` that started at ``started_step``
         (at ``time``), ended at ``ended`` and returned ``value`` is staler than the strategy
@@ -144,7 +149,8 @@ class SourceOfTruth:
         or it was last written into the cache before the read ended. A caller that read the
         source, then stalled before its fill landed, puts an old value in the cache for a
         full TTL: the TTL cannot help that (the stale-set race, which the staleness-0 rule
-        judges), and how late a guarded fill can land is its lease's business."""
+        judges), and how late a guarded fill can land is its lease's business. ``overrun``
+        is added to the explanation of a read past the TTL bound."""
         version = self.version_of(key, value)
         if version is None:
             raise Violation(
@@ -177,5 +183,5 @@ class SourceOfTruth:
                 f"{last_fill}, served {staleness!r} s after that",
                 f"at most {ttl_bound!r} s",
                 "the TTL (plus the backend's resolution) bounds how long a superseded value "
-                "may be served after it was superseded or last cached",
+                "may be served after it was superseded or last cached" + overrun,
             )

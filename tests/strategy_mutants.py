@@ -15,6 +15,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from declared_strategies import StaleWhileRevalidate
+
 from cachespec.backends import NO_VALUE, Backend, CacheError
 from cachespec.backends.cache import Cache, is_lease, refresh_meta
 from cachespec.backends.entries import Refreshing, parse
@@ -23,6 +25,7 @@ from cachespec.backends.strategies import WriteThrough
 from cachespec.conformance.decorated import Decorated
 from cachespec.conformance.staleness import NaiveCacheAside, Source, Strategies
 from cachespec.conformance.wrapped import Wrapped
+from cachespec.spec.promises import Promises
 
 
 class DeletesBeforeWrite(Strategies):
@@ -423,6 +426,24 @@ class MemoizingDecorator(Decorated):
         return memo[key]
 
 
+# ------------------------------------------------- declared designs that break their word
+class SwallowsWhileFailingClosed(Strategies):
+    """Declares that it fails closed, and falls through to the source like ours: a read
+    whose cache failed returns a value nobody should have trusted it to return."""
+
+    promises = Promises(fail_closed=True)
+
+
+class LostRevalidation(StaleWhileRevalidate):
+    """Stale-while-revalidate whose regeneration is handed to a background queue that
+    nothing drains: the expired value is served with no regeneration running, forever."""
+
+    def regenerate(
+        self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None, old: Any
+    ) -> Any:
+        return old  # "refreshed in the background"
+
+
 # name -> (strategies, the property that must fail, a pattern its reason must match)
 STALE_PAST_TTL = r"bounds how long a superseded value may be served"
 
@@ -496,6 +517,16 @@ STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
         EachRefreshes,
         "efficacy.revalidate",
         r"computed too",
+    ),
+    "swallows_while_failing_closed": (
+        SwallowsWhileFailingClosed,
+        "faults.cache_aside",
+        r"declares that it fails closed",
+    ),
+    "lost_revalidation": (
+        LostRevalidation,
+        "staleness.ttl",
+        r"no regeneration of the key",
     ),
 }
 

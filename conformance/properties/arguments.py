@@ -59,6 +59,11 @@ _KEY_OPS: dict[str, Callable[[Backend, Any], object]] = {
 }
 
 
+def _offered(ops: list[str], g: Guarantees) -> list[str]:
+    """``ops`` without ``add`` where the backend declares add=False (Guarantees.add)."""
+    return [op for op in ops if g.add or op != "add"]
+
+
 def _keys_type(target: Target, g: Guarantees) -> Check:
     def body(case: tuple[object, str]) -> None:
         bad, op = case
@@ -75,9 +80,10 @@ def _keys_type(target: Target, g: Guarantees) -> Check:
             session.close()
 
     hashable = [k for k in BAD_KEYS if not isinstance(k, list)]
+    single = _offered(["get", "set", "add", "delete"], g)
     cases = st.one_of(
-        st.tuples(st.sampled_from(BAD_KEYS), st.sampled_from(["get", "set", "add", "delete"])),
-        st.tuples(st.sampled_from(hashable), st.sampled_from(list(_KEY_OPS))),
+        st.tuples(st.sampled_from(BAD_KEYS), st.sampled_from(single)),
+        st.tuples(st.sampled_from(hashable), st.sampled_from(_offered(list(_KEY_OPS), g))),
     )
     return GivenCheck("keys_type", cases, body)
 
@@ -85,6 +91,8 @@ def _keys_type(target: Target, g: Guarantees) -> Check:
 def _refusals(
     name: str,
     target: Target,
+    g: Guarantees,
+    *,
     ops: dict[str, Callable[[Backend, Any], object]],
     bad: Sequence[tuple[object, type[Exception]]],
     shown: str,
@@ -102,7 +110,7 @@ def _refusals(
         finally:
             session.close()
 
-    cases = st.tuples(st.sampled_from(bad), st.sampled_from(list(ops)))
+    cases = st.tuples(st.sampled_from(bad), st.sampled_from(_offered(list(ops), g)))
     return GivenCheck(name, cases, body)
 
 
@@ -113,7 +121,7 @@ def _values_type(target: Target, g: Guarantees) -> Check:
         "set_many": lambda b, v: b.set_many({"j": b"ok", "k": v}),
     }
     bad = [(value, TypeError) for value in BAD_VALUES]
-    return _refusals("values_type", target, ops, bad, "value ")
+    return _refusals("values_type", target, g, ops=ops, bad=bad, shown="value ")
 
 
 def _ttl_invalid(target: Target, g: Guarantees) -> Check:
@@ -122,7 +130,7 @@ def _ttl_invalid(target: Target, g: Guarantees) -> Check:
         "add": lambda b, t: b.add("n", b"new", t),
         "set_many": lambda b, t: b.set_many({"k": b"new", "j": b"new"}, t),
     }
-    return _refusals("ttl_invalid", target, ops, INVALID_TTLS, "ttl=")
+    return _refusals("ttl_invalid", target, g, ops=ops, bad=INVALID_TTLS, shown="ttl=")
 
 
 PROPERTIES.extend(

@@ -17,6 +17,9 @@ from ..pools import (
 from ..target import Target
 
 Applies = Callable[[Guarantees], "str | None"]
+# Given the strategies under test (``Target.strategies``; None: ours) and the backend's
+# guarantees: why the property does not apply to that strategy there, or None.
+StrategyApplies = Callable[[Any, Guarantees], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,17 @@ class Property:
     needs_processes: bool = False
     # Kills, stops and restarts the server: only where the harness started it (faults.py).
     needs_server: bool = False
+    # A strategy property: whether the strategy under test declares what it checks, and
+    # whether the backend offers what that strategy needs (properties/strategies.py;
+    # docs/design.md, "Strategy promises").
+    strategy_applies: StrategyApplies | None = None
+
+    def not_applying(self, target: Target, g: Guarantees) -> str | None:
+        """Why this property does not apply to ``target`` with ``g`` declared, or None."""
+        reason = self.applies(g)
+        if reason is None and self.strategy_applies is not None:
+            reason = self.strategy_applies(target.strategies, g)
+        return reason
 
     @property
     def area(self) -> str:
@@ -117,6 +131,11 @@ def long_ttls_allowed(g: Guarantees) -> str | None:
     if g.max_ttl is None or g.max_ttl >= max(LONG_TTLS):
         return None
     return f"the backend declares max_ttl={g.max_ttl}s"
+
+
+def offers_add(g: Guarantees) -> str | None:
+    """The properties about ``add``; a backend may do without it (Guarantees.add)."""
+    return None if g.add else "the backend declares add=False: it does not offer add"
 
 
 def atomic_ops(g: Guarantees) -> str | None:

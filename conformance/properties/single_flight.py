@@ -24,17 +24,28 @@ from ..target import Target
 from .base import (
     PROPERTIES,
     Property,
+    StrategyApplies,
+    always,
     thread_safe,
 )
-from .strategies import _callers, _strategies, caches_what_it_keeps, guarded_fills
+from .strategies import _callers, _strategies, keeps_what_it_caches, needs
+
+# What each kind of property runs of the strategy under test, and the promise it checks
+# (properties/strategies.py, ``needs``; docs/design.md, "Strategy promises").
+SINGLE_FLIGHT = needs("read", promised=("single_flight",))
+HANGS = needs("read")  # every caller returns: promised by every strategy
+LEASES = needs("read", "leases", promised=("leases",))
+REFRESH = needs("read", "early_refresh")
 
 
 # ------------------------------------------------------------ single-flight, early refresh
-def _flights(prop_id: str, promise: str, plan: FlightPlan, examples: int) -> Property:
+def _flights(
+    prop_id: str, promise: str, plan: FlightPlan, examples: int, gate: StrategyApplies
+) -> Property:
     def build(name: str, target: Target, strategies: Strategies) -> type[RuleBasedStateMachine]:
         return build_flight_machine(name, target, plan, strategies)
 
-    return _callers(prop_id, promise, build, examples)
+    return _callers(prop_id, promise, build, examples, gate)
 
 
 def _refresh(
@@ -46,8 +57,8 @@ def _refresh(
     def build(name: str, target: Target, strategies: Strategies) -> type[RuleBasedStateMachine]:
         return build_refresh_machine(name, target, strategies, kind)
 
-    prop = _callers(prop_id, promise, build, examples)
-    return replace(prop, applies=caches_what_it_keeps, cost=cost)
+    prop = _callers(prop_id, promise, build, examples, REFRESH)
+    return replace(prop, applies=keeps_what_it_caches, cost=cost)
 
 
 def _herd(target: Target, g: Guarantees) -> Check:
@@ -79,48 +90,55 @@ PROPERTIES.extend(
             "after it starts a new one",
             FlightPlan("one_compute"),
             30,
+            SINGLE_FLIGHT,
         ),
         _flights(
             "single_flight.shared_outcome",
             "every caller that waited gets the leader's value or the leader's very exception",
             FlightPlan("shared_outcome"),
             30,
+            SINGLE_FLIGHT,
         ),
         _flights(
             "single_flight.no_hang",
             "every caller returns (a bounded wait): a failed compute never leaves the key locked",
             FlightPlan("no_hang"),
             60,
+            HANGS,
         ),
         _flights(
             "single_flight.one_owner",
             "a fill lease has one owner at a time on the harness's clock; only it releases it",
             FlightPlan("one_owner", processes=2, moves_time=True, outlives_leases=True),
             40,
+            LEASES,
         ),
         _flights(
             "single_flight.takeover",
             "a dead holder's lease stops blocking the key within the lease time",
             FlightPlan("takeover", processes=2, crashes=True, moves_time=True),
             30,
+            LEASES,
         ),
         Property(
             "single_flight.threads",
             f"{HERD} real threads missing one key at once run one compute and all get its value",
-            lambda g: thread_safe(g) or guarded_fills(g),
+            thread_safe,
             _herd,
             examples=10,
             cost=0.26,
+            strategy_applies=SINGLE_FLIGHT,
         ),
         Property(
             "single_flight.processes",
             f"{PROCESSES} processes x {THREADS_PER_PROCESS} threads missing one key on a "
             "shared server run one compute and all get its value",
-            guarded_fills,
+            always,
             _processes,
             needs_processes=True,
             examples=2,
             cost=3.0,
+            strategy_applies=SINGLE_FLIGHT,
         ),
         _refresh(
             "efficacy.early_refresh",
@@ -141,11 +159,12 @@ PROPERTIES.extend(
         Property(
             "early_refresh.xfetch",
             "a hit refreshes early exactly when now - delta * beta * ln(rand) >= expiry",
-            guarded_fills,
+            always,
             _xfetch,
             needs_clock=True,
             examples=100,
             cost=0.005,
+            strategy_applies=REFRESH,
         ),
     ]
 )

@@ -4,6 +4,7 @@ eviction, each beside the model."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from hypothesis import strategies as st
 
@@ -46,6 +47,7 @@ from .base import (
     expired_first,
     expiring,
     long_ttls_allowed,
+    offers_add,
     size_limited,
     unexpiring_entries,
 )
@@ -58,9 +60,17 @@ def _machine(
     class_name = "".join(part.title() for part in prop_id.replace(".", "_").split("_"))
 
     def build(target: Target, g: Guarantees) -> Check:
-        return MachineCheck(build_machine(class_name, target, focus(g)))
+        return MachineCheck(build_machine(class_name, target, without_add(focus(g), g)))
 
     return build
+
+
+def without_add(focus: Focus, g: Guarantees) -> Focus:
+    """``focus``, with ``add`` left out where the backend declares add=False (its refusal is
+    the backend's word, not something the other properties' programs should trip on)."""
+    if g.add:
+        return focus
+    return replace(focus, rules=tuple(rule for rule in focus.rules if rule is not Rule.ADD))
 
 
 def _ttls(
@@ -117,6 +127,7 @@ def _delete(g: Guarantees) -> Focus:
 @stateful(
     "ops.add",
     "add writes only when no live entry exists (expired counts as absent) and says so",
+    offers_add,
     examples=30,
 )
 def _add(g: Guarantees) -> Focus:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from hypothesis.stateful import RuleBasedStateMachine
 
 from cachespec.spec import Guarantees
+from cachespec.spec.promises import Promises
 
 from ..checks import Check, MachineCheck, ThreadCheck
 from ..forged import check_forged_payload
@@ -16,11 +17,15 @@ from ..target import Target
 from .base import (
     PROPERTIES,
     Property,
+    StrategyApplies,
+    always,
 )
 
 
 # ------------------------------------------------------------------ staleness and faults
 def guarded_fills(g: Guarantees) -> str | None:
+    """The backend offers what our Cache's guarded fills and leases need (the server fault
+    properties, which run ours whatever the strategy)."""
     if g.compare_and_set:
         return None
     return (
@@ -29,15 +34,92 @@ def guarded_fills(g: Guarantees) -> str | None:
     )
 
 
-def caches_what_it_keeps(g: Guarantees) -> str | None:
+def keeps_what_it_caches(g: Guarantees) -> str | None:
     """The efficacy properties expect the one entry a strategy just cached to be read."""
-    cannot = guarded_fills(g)
-    if cannot is None and not g.eviction.keeps(1):
-        cannot = (
+    if not g.eviction.keeps(1):
+        return (
             f"the backend declares {g.eviction.describe()}: even the entry just written may "
             "be evicted at once, so no read is promised a hit"
         )
-    return cannot
+    return None
+
+
+def caches_what_it_keeps(g: Guarantees) -> str | None:
+    """The efficacy properties over our strategies: our guarded fills, and a hit promised."""
+    return guarded_fills(g) or keeps_what_it_caches(g)
+
+
+# ------------------------------------------- what the strategy under test needs, promises
+# The parts of a strategy a property runs: Strategies' methods, and two mechanisms of our
+# Cache. What ours needs of the backend is ours to say; what a third party's own code needs
+# is its declaration's (Promises.needs_compare_and_set; docs/design.md, "Strategy promises").
+OURS_NEED = {
+    "read": "our guarded read (a fill lease by add, then a compare-and-set fill)",
+    "write_through": "our write-through (copies moved forward by compare_and_set, into an "
+    "absent key under a lease)",
+    "leases": "fill leases (taken by add, released by compare_and_delete)",
+    "early_refresh": "our early refresh (which replaces an entry by compare_and_set)",
+}
+# The method that brings each part: our Cache's mechanisms come with the read that uses
+# them (leases) or the cache it builds (early refresh).
+_METHOD = {"leases": "read", "early_refresh": "make_cache"}
+# Promises a property checks, by field: the words a skip gives.
+_PROMISE = {
+    "single_flight": "single-flight (Promises(single_flight=False)): duplicate computes are "
+    "no failure",
+    "leases": "fill leases with one owner (Promises(leases=False))",
+}
+
+
+def _missing(g: Guarantees, *, ours: bool, part: str, declared: Promises) -> str | None:
+    """The backend operation ``part`` needs and ``g`` does not offer, if any."""
+    if ours:
+        wants_compare = wants_add = part in OURS_NEED
+        wants_add = wants_add and part != "early_refresh"  # it claims by compare_and_set
+    else:
+        wants_compare, wants_add = declared.needs_compare_and_set, declared.needs_add
+    if wants_compare and not g.compare_and_set:
+        return "compare_and_set"
+    if wants_add and not g.add:
+        return "add"
+    return None
+
+
+def theirs(strategies: Strategies, part: str) -> bool:
+    """Whether the strategy under test brings its own ``part`` instead of inheriting ours."""
+    method = _METHOD.get(part, part)
+    return getattr(type(strategies), method) is not getattr(Strategies, method)
+
+
+def needs(
+    *parts: str, promised: tuple[str, ...] = ()
+) -> Callable[[Strategies | None, Guarantees], str | None]:
+    """A property's strategy gate: it runs ``parts`` of the strategy under test and checks
+    the ``promised`` fields of its declaration."""
+
+    def gate(chosen: Strategies | None, g: Guarantees) -> str | None:
+        strategies = chosen if isinstance(chosen, Strategies) else Strategies()
+        declared = strategies.promises
+        for promise in promised:
+            if not getattr(declared, promise):
+                return f"the strategy {strategies.name!r} does not promise {_PROMISE[promise]}"
+        for part in parts:
+            missing = _missing(g, ours=not theirs(strategies, part), part=part, declared=declared)
+            if missing is None:
+                continue
+            if theirs(strategies, part):
+                return (
+                    f"the strategy {strategies.name!r} declares that it needs {missing} "
+                    f"(Promises(needs_{missing}=True), the default); the backend does not "
+                    f"declare {missing}=True"
+                )
+            return (
+                f"runs {OURS_NEED[part]}, which needs {missing}; the backend does not declare "
+                f"{missing}=True"
+            )
+        return None
+
+    return gate
 
 
 def _strategies(target: Target) -> Strategies:
@@ -50,6 +132,7 @@ def _callers(
     promise: str,
     build_machine: Callable[[str, Target, Strategies], type[RuleBasedStateMachine]],
     examples: int,
+    gate: StrategyApplies,
 ) -> Property:
     """A property run by a machine of scheduled callers over the strategies under test."""
     class_name = "".join(part.title() for part in prop_id.replace(".", "_").split("_"))
@@ -58,17 +141,34 @@ def _callers(
         return MachineCheck(build_machine(class_name, target, _strategies(target)))
 
     return Property(
-        prop_id, promise, guarded_fills, build, needs_clock=True, examples=examples, cost=0.035
+        prop_id,
+        promise,
+        always,
+        build,
+        needs_clock=True,
+        examples=examples,
+        cost=0.035,
+        strategy_applies=gate,
     )
+
+
+# The strategy's method each writer of a staleness plan runs, beside its read.
+_WRITER_PART = {
+    "source": (),
+    "invalidate": ("write_and_invalidate",),
+    "write_through": ("write_through",),
+    "event": ("handle_event",),
+}
 
 
 def _staleness(prop_id: str, promise: str, plan: Plan, examples: int) -> Property:
     def build(name: str, target: Target, strategies: Strategies) -> type[RuleBasedStateMachine]:
         return build_staleness_machine(name, target, plan, strategies)
 
-    prop = _callers(prop_id, promise, build, examples)
+    gate = needs("read", *_WRITER_PART[plan.writer])
+    prop = _callers(prop_id, promise, build, examples, gate)
     if plan.efficacy:
-        return replace(prop, applies=caches_what_it_keeps)
+        return replace(prop, applies=keeps_what_it_caches)
     return prop
 
 
@@ -131,10 +231,11 @@ PROPERTIES.extend(
             Plan("invalidate", source_faults=True),
             30,
         ),
+        # Its unguarded Cache needs nothing of the backend: only the serializer is checked.
         Property(
             "faults.forged_payload",
             "a payload nobody signed reads as a counted miss and is never unpickled",
-            guarded_fills,
+            always,
             _forged_payload,
             examples=20,
             cost=0.002,

@@ -17,6 +17,7 @@ from .base import (
     Property,
     atomic_ops,
     fresh_backend,
+    offers_add,
     thread_safe,
 )
 
@@ -302,7 +303,7 @@ PROPERTIES.extend(
         Property(
             "ops.add_atomic",
             "of concurrent adds on one absent key, exactly one wins and its value stays",
-            thread_safe,
+            lambda g: thread_safe(g) or offers_add(g),
             _add_atomic,
             examples=100,
             cost=0.015,
