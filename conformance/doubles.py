@@ -65,7 +65,7 @@ class Source:
         wrote = set(keys)
         for version in self._handled.get(id(self._caller()), []):
             if version.key in wrote:
-                self._truth.cached(version, self._clock.now())
+                self._truth.cached(version, self._clock.now(), self._step())
 
     def next_value(self, key: str) -> str:
         """A value never written before, so every read traces back to its version."""

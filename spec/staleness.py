@@ -73,8 +73,10 @@ class Version:
     fresh_after_step: int | None = None
     fresh_after_what: str = ""
     # When a caller that had read or written this version wrote it into the cache: a TTL
-    # counts from there, however late a slow caller's fill landed.
+    # counts from there, however late a slow caller's fill landed. The steps, where known,
+    # explain a stale read from what happened (``explain_stale``).
     cached_times: list[float] = field(default_factory=list)
+    cached_steps: list[int] = field(default_factory=list)
 
     def describe(self) -> str:
         text = f"version {self.number} of {self.key!r} ({self.value!r})"
@@ -119,9 +121,12 @@ class SourceOfTruth:
             if version.fresh_after_step is None or step < version.fresh_after_step:
                 version.fresh_after_step, version.fresh_after_what = step, what
 
-    def cached(self, version: Version, time: float) -> None:
-        """``version`` was written into the cache at ``time`` (its TTL starts again)."""
+    def cached(self, version: Version, time: float, step: int | None = None) -> None:
+        """``version`` was written into the cache at ``time`` (its TTL starts again), at
+        ``step`` of the callers' log when known."""
         version.cached_times.append(time)
+        if step is not None:
+            version.cached_steps.append(step)
 
     def version_of(self, key: str, value: object) -> Version | None:
         for version in reversed(self._versions.get(key, [])):
@@ -168,9 +173,8 @@ class SourceOfTruth:
                 f"returned {version.describe()}",
                 f"only version {newer.number} or newer",
                 f"the read started at step {started_step}, after {version.fresh_after_what} "
-                f"returned at step {version.fresh_after_step}, so staleness must be 0: a "
-                "value read from the source before it was put in the cache after it (the "
-                "stale-set race)",
+                f"returned at step {version.fresh_after_step}, so staleness must be 0"
+                + explain_stale(version),
             )
         fills = [t for t in version.cached_times if t <= ended]
         since = max([version.superseded_time, *fills])
@@ -182,6 +186,33 @@ class SourceOfTruth:
                 f"returned {version.describe()} (at {version.superseded_time!r} s)"
                 f"{last_fill}, served {staleness!r} s after that",
                 f"at most {ttl_bound!r} s",
-                "the TTL (plus the backend's resolution) bounds how long a superseded value "
-                "may be served after it was superseded or last cached" + overrun,
+                "an expiry overrun: the TTL (plus the backend's resolution) "
+                "bounds how long a superseded value may be served after it was superseded or "
+                "last cached" + overrun,
             )
+
+
+def explain_stale(version: Version) -> str:
+    """Why a read after the change returned ``version``, from the cache writes recorded for
+    it (docs/design.md, "Staleness bounds"): only what those show, never a guess."""
+    fresh_after = version.fresh_after_step
+    if fresh_after is None or not version.cached_times:
+        # Not written into the cache by a caller that handled it: served from elsewhere.
+        return (
+            f": {version.describe()} was never written into the cache by a caller that had "
+            "it, so the read got it from somewhere the change did not reach"
+        )
+    late = [step for step in version.cached_steps if step > fresh_after]
+    if late:
+        return (
+            f": a caller that had read or written it before it was superseded (step "
+            f"{version.superseded_step}) wrote it into the cache at step {late[0]}, after "
+            f"{version.fresh_after_what} returned (a stale set: the stale-set race)"
+        )
+    if version.cached_steps:
+        last = max(version.cached_steps)
+        return (
+            f": it was last written into the cache at step {last}, before "
+            f"{version.fresh_after_what} returned, and was still served after it"
+        )
+    return ""  # cached, at steps not recorded: nothing to say that the events show

@@ -446,15 +446,18 @@ class LostRevalidation(StaleWhileRevalidate):
 
 # name -> (strategies, the property that must fail, a pattern its reason must match)
 STALE_PAST_TTL = r"bounds how long a superseded value may be served"
+# Stale after the change returned: a copy that landed after it (a stale set), or one that was
+# there before it and was never taken out; which one the shrunk program shows is its own.
+STALE_AFTER_CHANGE = r"stale-set race|was still served after it"
 
 STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
     "naive_cache_aside": (NaiveCacheAside, "staleness.cache_aside", r"stale-set race"),
-    "deletes_before_write": (DeletesBeforeWrite, "staleness.cache_aside", r"stale-set race"),
+    "deletes_before_write": (DeletesBeforeWrite, "staleness.cache_aside", STALE_AFTER_CHANGE),
     "forgets_to_invalidate": (ForgetsToInvalidate, "staleness.invalidation", r"after the inval"),
     "cache_before_source": (
         CacheBeforeSource,
         "staleness.write_through",
-        r"source never held it|stale-set race",
+        r"source never held it|" + STALE_AFTER_CHANGE,
     ),
     "no_safety_net": (NoSafetyNet, "staleness.events", STALE_PAST_TTL),
     "accepts_unsigned_pickle": (
@@ -466,7 +469,7 @@ STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
     "swallows_cache_failure": (
         SwallowsCacheFailure,
         "faults.write_through",
-        r"stale-set race|" + STALE_PAST_TTL,
+        STALE_AFTER_CHANGE + "|" + STALE_PAST_TTL,
     ),
     "caches_source_errors": (CachesSourceErrors, "faults.source", r"source never held it"),
     "fills_without_ttl": (FillsWithoutTTL, "staleness.ttl", STALE_PAST_TTL),
@@ -474,13 +477,13 @@ STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
     "installs_without_asking": (
         InstallsWithoutAsking,
         "staleness.write_through",
-        r"stale-set race",
+        STALE_AFTER_CHANGE,
     ),
     # Unshrunk, the race may first show as an old value served past its TTL.
     "sets_after_source": (
         SetsAfterSource,
         "staleness.write_through",
-        r"stale-set race|" + STALE_PAST_TTL,
+        STALE_AFTER_CHANGE + "|" + STALE_PAST_TTL,
     ),
     "invalidating_write_through": (
         InvalidatingWriteThrough,
