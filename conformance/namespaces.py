@@ -24,7 +24,8 @@ _PROBE = "cachespec-one-store-probe"
 class NamespaceMachine(FocusedMachine):
     """Two namespaces of one backend family, each beside its own model.
 
-    A write, a delete or a ``clear`` in one namespace must leave the other untouched.
+    A write, a delete or a ``clear`` in one namespace must leave the other untouched; a
+    ``clear`` declared store-wide (``Guarantees.clear_store_wide``) must empty both.
     """
 
     target: ClassVar[Target]
@@ -85,7 +86,13 @@ class NamespaceMachine(FocusedMachine):
 
     @rule(namespace=st.sampled_from(NAMESPACES))
     def clear(self, namespace: str) -> None:
-        clear_as_declared(self.backends[namespace], self.models[namespace], self.clock.now())
+        backend = self.backends[namespace]
+        clear_as_declared(backend, self.models[namespace], self.clock.now())
+        if backend.guarantees.clear and backend.guarantees.clear_store_wide:
+            # Declared store-wide: the other namespace is emptied too, and checked so.
+            for other, model in self.models.items():
+                if other != namespace:
+                    model.clear(self.clock.now())
 
     @rule(namespace=st.sampled_from(NAMESPACES))
     def read_all(self, namespace: str) -> None:

@@ -109,6 +109,11 @@ class Guarantees:
         :class:`~cachespec.backends.Unsupported` and changes nothing; the suite skips the
         properties about ``clear``, with the reason, and leaves it out of the others. A
         namespace that does without it can be cheaper (memcached: one key per read).
+    clear_store_wide
+        ``clear`` empties every namespace of the store, not only its own (a library whose
+        namespaces are key prefixes over one dict, and whose ``clear`` empties the dict).
+        ``ops.clear_namespace`` then checks that, instead of failing it: a clear in one
+        namespace must leave the other empty too (docs/design.md, "Strategy promises").
     add
         The backend offers ``add`` (the contract's default). ``False``: ``add`` raises
         :class:`~cachespec.backends.Unsupported` and writes nothing; the suite skips the
@@ -138,6 +143,7 @@ class Guarantees:
     thread_safe: bool = False
     compare_and_set: bool = False
     clear: bool = True
+    clear_store_wide: bool = False
     add: bool = True
     clock_granularity: float = 0.0
     opt_out: Mapping[str, str] = field(default_factory=dict)
@@ -163,7 +169,7 @@ class Guarantees:
             raise ValueError(f"max_value_size must be >= 0, got {self.max_value_size}")
         if self.max_ttl is not None and not self.max_ttl > 0:
             raise ValueError(f"max_ttl must be > 0, got {self.max_ttl}")
-        for name in ("thread_safe", "compare_and_set", "clear", "add"):
+        for name in ("thread_safe", "compare_and_set", "clear", "clear_store_wide", "add"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         both = set(self.opt_out) & set(self.expected_failures)
@@ -181,6 +187,8 @@ class Guarantees:
         ]
         if not self.clear:
             parts.append("no clear")
+        elif self.clear_store_wide:
+            parts.append("clear empties the whole store")
         if not self.add:
             parts.append("no add")
         if self.clock_granularity:

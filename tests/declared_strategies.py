@@ -5,13 +5,15 @@ and a backend without compare_and_set for them to run over: what a third party b
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
 
 from plain_backend import PlainBackend
 
-from cachespec.backends import NO_VALUE, BackendUnavailable, Unsupported
+from cachespec.backends import NO_VALUE, Backend, BackendUnavailable, Unsupported
 from cachespec.backends.cache import Cache
+from cachespec.backends.contract import check_key, check_keys
 from cachespec.conformance import ManualClock
 from cachespec.conformance.staleness import Strategies
 from cachespec.spec import Guarantees
@@ -155,3 +157,70 @@ class FailsClosed(Strategies):
         if cache.stats.errors != before:
             raise BackendUnavailable(f"the cache failed while reading {key!r}: failing closed")
         return value
+
+
+# ------------------------------------------------------------------- a store-wide clear
+class _Store:
+    """One dict per clock: every namespace a factory opens on that clock shares it."""
+
+    stores: ClassVar[weakref.WeakKeyDictionary[object, PlainBackend]] = weakref.WeakKeyDictionary()
+
+
+class PrefixNamespace(Backend):
+    """A namespace as a key prefix over one shared backend, whose ``clear`` empties the
+    whole store, as documented (``Guarantees(clear_store_wide=True)``)."""
+
+    def __init__(self, store: PlainBackend, namespace: str) -> None:
+        self._store = store
+        self._prefix = namespace + ":"
+        self.guarantees = Guarantees(thread_safe=True, clear_store_wide=True)
+
+    def get(self, key: str) -> Any:
+        return self._store.get(self._prefix + check_key(key))
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self._store.set(self._prefix + check_key(key), value, ttl)
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        return self._store.add(self._prefix + check_key(key), value, ttl)
+
+    def delete(self, key: str) -> None:
+        self._store.delete(self._prefix + check_key(key))
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        wanted = check_keys(keys)
+        found = self._store.get_many([self._prefix + key for key in wanted])
+        return {key[len(self._prefix) :]: value for key, value in found.items()}
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        self._store.set_many({self._prefix + check_key(k): v for k, v in items.items()}, ttl)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        self._store.delete_many([self._prefix + key for key in check_keys(keys)])
+
+    def clear(self) -> None:
+        self._store.clear()  # the whole store: documented, and declared
+
+
+class OwnClearOnly(PrefixNamespace):
+    """Declares a store-wide clear, and empties only its own namespace."""
+
+    def clear(self) -> None:
+        with self._store.lock:
+            for stored in [k for k in self._store.entries if k.startswith(self._prefix)]:
+                self._store.forget(stored)
+
+
+def _shared(clock: ManualClock) -> PlainBackend:
+    store = _Store.stores.get(clock)
+    if store is None:
+        store = _Store.stores[clock] = PlainBackend(clock, capacity=None)
+    return store
+
+
+def prefix_namespace(clock: ManualClock, namespace: str = "default") -> PrefixNamespace:
+    return PrefixNamespace(_shared(clock), namespace)
+
+
+def own_clear_only(clock: ManualClock, namespace: str = "default") -> OwnClearOnly:
+    return OwnClearOnly(_shared(clock), namespace)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import ClassVar
 
+from declared_strategies import own_clear_only
 from order_backends import ExpiryOrderedEvictsOldest, FIFORefreshesOnHit, RandomEvictsNewcomer
 from plain_backend import CAPACITY, SIZE_LIMIT, Entry, PlainBackend, plain
 from ttl_backends import ForgetsAfterADay, OneTTLFromFirstWrite
@@ -582,6 +583,8 @@ MUTANTS: dict[str, tuple[Factory, str, str]] = {
     "delete_many_first_only": (DeleteManyFirstOnly, "ops.delete_many", r"was deleted at"),
     "clear_keeps_timed": (ClearKeepsTimed, "ops.clear", r"removed by clear"),
     "clear_does_nothing": (ClearDoesNothing, "ops.clear", r"clear\(\) .* returned normally"),
+    # Declares a store-wide clear (Guarantees.clear_store_wide) and clears its own namespace.
+    "own_clear_only": (own_clear_only, "ops.clear_namespace", r"removed by clear"),
     "refused_clear_wipes": (RefusedClearWipes, "ops.clear", r"miss .* allowed only b"),
     "add_remembers_cleared": (AddRemembersCleared, "ops.mixed", r"returned False"),
     "shared_store": (SharedStore, "ops.clear_namespace", r"miss .* allowed only b"),
