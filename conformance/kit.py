@@ -7,6 +7,10 @@ Three lines check a backend in an existing pytest run::
 
     TestMyBackend = conformance_tests(make_backend)
 
+``strategy=`` checks a cache-aside or decorator of one's own over it (``"module:Class"``, a
+reader function, or a :class:`~cachespec.conformance.staleness.Strategies`), against what
+its ``promises`` declare (docs/design.md, "Strategy promises").
+
 Each property becomes one test (``test_ttl_expires``, ...). A property the backend's
 guarantees exclude is skipped with the reason; ``expected_failures`` are strict: a
 property declared as failing that holds fails the test. With no backend argument the
@@ -22,6 +26,7 @@ from typing import Any
 from .properties import PROPERTIES, Property
 from .runner import SIZES, run_property
 from .target import Target, resolve_target
+from .under_test import Strategies, resolve_strategies
 
 
 class _Run:
@@ -73,12 +78,14 @@ def conformance_tests(
     *,
     size: str | None = None,
     seed: int | None = None,
+    strategy: str | Strategies | None = None,
 ) -> type:
     """A pytest test class with one test per property, checking ``backend``.
 
     ``backend``: a URL, ``"module:callable"``, a factory ``f(clock)`` / ``f(clock,
     namespace)``, or ``None`` for the ``--cachespec-backend`` option. ``size`` and ``seed``
-    default to ``--cachespec-size`` / ``--cachespec-seed``.
+    default to ``--cachespec-size`` / ``--cachespec-seed``. ``strategy``: the strategy
+    implementations the strategy properties run (ours by default).
     """
     import pytest
 
@@ -94,7 +101,11 @@ def conformance_tests(
         run_seed = seed if seed is not None else config.getoption("cachespec_seed", None)
         if run_seed is None:
             run_seed = random.SystemRandom().randrange(2**32)
-        return _Run(_target_of(chosen), run_size, run_seed)
+        target = _target_of(chosen)
+        if strategy is not None:
+            target.strategies = resolve_strategies(strategy)
+            target.strategy_spec = strategy if isinstance(strategy, str) else None
+        return _Run(target, run_size, run_seed)
 
     # The plugin refuses, once and before any test runs, a class with no backend to check.
     namespace: dict[str, Any] = {

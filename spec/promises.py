@@ -36,6 +36,12 @@ class Promises:
     leases
         Fills are taken under an expiring lease with one owner (``single_flight.one_owner``,
         ``single_flight.takeover``). ``False``: those are reported as not declared.
+    early_refresh
+        Given a cache configured for it (XFetch's ``early_refresh`` or ``refresh_before``), a
+        hit is refreshed before it expires, by one caller while the others get the old value
+        (``efficacy.early_refresh``, ``efficacy.revalidate``, ``early_refresh.xfetch``).
+        ``False``: those are reported as not declared (a read of one's own that never asks
+        the cache for it would fail them for a design it never had).
     stale_while_revalidate
         An expired value is served while one caller regenerates it: a read may be staler
         than the TTL (plus the backend's resolution) only while a regeneration of its key
@@ -51,6 +57,7 @@ class Promises:
     needs_add: bool = True
     single_flight: bool = True
     leases: bool = True
+    early_refresh: bool = True
     stale_while_revalidate: bool = False
     fail_closed: bool = False
 
@@ -70,6 +77,8 @@ class Promises:
             words.append("no single-flight")
         if not self.leases:
             words.append("no fill leases")
+        if not self.early_refresh:
+            words.append("no early refresh")
         if self.stale_while_revalidate:
             words.append("stale-while-revalidate")
         if self.fail_closed:

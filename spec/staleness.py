@@ -13,6 +13,7 @@ explicit invalidation     0 for any read that starts after the invalidation retu
 write-through             0 for any read that starts after the write returned
 event invalidation        0 after the event is handled; the safety-net TTL if it is lost
 guarded cache-aside       0 after invalidation, whatever the interleaving
+stale-while-revalidate    the TTL, or more while one regeneration runs beside
 ========================  =====================================================
 
 Two clocks are involved. *Steps* order what concurrent callers did (a read "starts after" an

@@ -55,6 +55,18 @@ def without_add(clock: ManualClock) -> WithoutAdd:
     return WithoutAdd(clock)
 
 
+class AddsDespiteDeclaring(WithoutAdd):
+    """Declares add=False, and its add still writes: a caller told it is missing may have
+    built on the refusal (the mutant of ops.add_refused, tests/mutants.py)."""
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        return PlainBackend.add(self, key, value, ttl)
+
+
+def adds_despite_declaring(clock: ManualClock) -> AddsDespiteDeclaring:
+    return AddsDespiteDeclaring(clock)
+
+
 class PlainCacheAside(Strategies):
     """A third party's cache-aside: get, and on a miss compute and set. It needs nothing
     but get and set, and promises no single-flight and no leases; over any backend its
@@ -62,7 +74,11 @@ class PlainCacheAside(Strategies):
 
     name = "plain-cache-aside"
     promises = Promises(
-        needs_compare_and_set=False, needs_add=False, single_flight=False, leases=False
+        needs_compare_and_set=False,
+        needs_add=False,
+        single_flight=False,
+        leases=False,
+        early_refresh=False,
     )
 
     def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
@@ -108,7 +124,9 @@ class StaleWhileRevalidate(Strategies):
     one at once. Staler than the TTL by design, and declared so."""
 
     name = "stale-while-revalidate"
-    promises = Promises(stale_while_revalidate=True, needs_compare_and_set=False, leases=False)
+    promises = Promises(
+        stale_while_revalidate=True, needs_compare_and_set=False, leases=False, early_refresh=False
+    )
 
     def read(self, cache: Cache, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
         found = cache.get(key)
@@ -140,7 +158,7 @@ class UndeclaredStaleWhileRevalidate(StaleWhileRevalidate):
     """The same design with no declaration: held to the plain TTL bound, which it breaks."""
 
     name = "undeclared-stale-while-revalidate"
-    promises = Promises(needs_compare_and_set=False, leases=False)
+    promises = Promises(needs_compare_and_set=False, leases=False, early_refresh=False)
 
 
 # ------------------------------------------------------------------------ fail closed

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import ClassVar
 
-from declared_strategies import own_clear_only
+from declared_strategies import adds_despite_declaring, own_clear_only
 from order_backends import ExpiryOrderedEvictsOldest, FIFORefreshesOnHit, RandomEvictsNewcomer
 from plain_backend import CAPACITY, SIZE_LIMIT, Entry, PlainBackend, plain
 from ttl_backends import ForgetsAfterADay, OneTTLFromFirstWrite
@@ -585,6 +585,11 @@ MUTANTS: dict[str, tuple[Factory, str, str]] = {
     "clear_does_nothing": (ClearDoesNothing, "ops.clear", r"clear\(\) .* returned normally"),
     # Declares a store-wide clear (Guarantees.clear_store_wide) and clears its own namespace.
     "own_clear_only": (own_clear_only, "ops.clear_namespace", r"removed by clear"),
+    "adds_despite_declaring": (
+        adds_despite_declaring,
+        "ops.add_refused",
+        r"returned normally; expected Unsupported",
+    ),
     "refused_clear_wipes": (RefusedClearWipes, "ops.clear", r"miss .* allowed only b"),
     "add_remembers_cleared": (AddRemembersCleared, "ops.mixed", r"returned False"),
     "shared_store": (SharedStore, "ops.clear_namespace", r"miss .* allowed only b"),

@@ -52,7 +52,8 @@ def test_a_passing_run_exits_0_and_writes_both_reports(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "[ 1/" in run.stderr  # progress while it runs
-    assert "passed, 0 failed, 2 skipped" in run.stdout  # values.size_limit, ops.clear_namespace
+    # values.size_limit, ops.clear_namespace, ops.add_refused (memory:// offers add)
+    assert "passed, 0 failed, 3 skipped" in run.stdout
 
     data = json.loads(report.read_text())
     assert set(data) >= {"backend", "passed", "seed", "seconds", "properties"}
@@ -62,10 +63,11 @@ def test_a_passing_run_exits_0_and_writes_both_reports(tmp_path: Path) -> None:
     assert statuses["values.size_limit"] == "skip"
     # memory:// makes a store per namespace: no two of one store to compare.
     assert statuses["ops.clear_namespace"] == "skip"
+    assert statuses["ops.add_refused"] == "skip"
     assert all(
         s == "pass"
         for pid, s in statuses.items()
-        if pid.startswith("ops.") and pid != "ops.clear_namespace"
+        if pid.startswith("ops.") and pid not in ("ops.clear_namespace", "ops.add_refused")
     )
     for prop in data["properties"]:
         assert set(prop) >= {"id", "status", "reason", "counterexample"}
@@ -73,13 +75,13 @@ def test_a_passing_run_exits_0_and_writes_both_reports(tmp_path: Path) -> None:
     skipped = next(p for p in data["properties"] if p["id"] == "values.size_limit")
     assert "no value size limit" in skipped["reason"]
     assert skipped["skip"] == "not declared"
-    assert data["checked"] == len(statuses) - 2
-    checked = f"checked {len(statuses) - 2} of {len(statuses)}"
-    assert f"{checked} (1 cannot check here; 1 not declared)" in run.stdout
+    assert data["checked"] == len(statuses) - 3
+    checked = f"checked {len(statuses) - 3} of {len(statuses)}"
+    assert f"{checked} (1 cannot check here; 2 not declared)" in run.stdout
 
     suite = ET.parse(junit).getroot()
     assert suite.get("failures") == "0"
-    assert suite.get("skipped") == "2"
+    assert suite.get("skipped") == "3"
     assert len(suite.findall("testcase")) == len(statuses)
 
 

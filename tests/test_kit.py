@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cachespec.conformance import PROPERTIES
@@ -22,8 +24,9 @@ def test_three_lines_check_a_backend(pytester: pytest.Pytester) -> None:
     # values.size_limit do not apply; a factory's backend lives in the test's process:
     # single_flight.processes cannot run, nor the six faults.server_* (no server the harness
     # started to kill) nor the six faults.ring_* (no ring); each call of this factory makes
-    # a store of its own, so ops.clear_namespace has no two namespaces of one store to compare.
-    result.assert_outcomes(passed=len(PROPERTIES) - 17, skipped=17)
+    # a store of its own, so ops.clear_namespace has no two namespaces of one store to compare;
+    # it offers add, so ops.add_refused (for a backend that declares add=False) does not apply.
+    result.assert_outcomes(passed=len(PROPERTIES) - 18, skipped=18)
     result.stdout.fnmatch_lines(["*lives in this process*", "*no value size limit*"])
     result.stdout.fnmatch_lines(["*only a server the harness started*"])
     result.stdout.fnmatch_lines(["*one node of a memcached ring the harness started*"])
@@ -68,9 +71,10 @@ def test_the_plugin_option_runs_the_shipped_suite(pytester: pytest.Pytester) -> 
     chosen = [p for p in PROPERTIES if p.area in ("ops", "lru")]
     # lru.recent_survive is for approximate profiles and lru.declared_order for orders other
     # than LRU: skipped with their reasons; memory:// makes a store per namespace, so
-    # ops.clear_namespace cannot compare two of one store.
+    # ops.clear_namespace cannot compare two of one store; ops.add_refused is for a backend
+    # without add.
     result.assert_outcomes(
-        passed=len(chosen) - 3, skipped=3, deselected=len(PROPERTIES) - len(chosen)
+        passed=len(chosen) - 4, skipped=4, deselected=len(PROPERTIES) - len(chosen)
     )
 
 
@@ -78,3 +82,22 @@ def test_the_shipped_suite_without_a_backend_is_a_usage_error(pytester: pytest.P
     result = pytester.runpytest_subprocess("-q", "--pyargs", "cachespec.conformance.suite")
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*no backend to check; pass --cachespec-backend*"])
+
+
+OWN_STRATEGY = """
+import sys
+sys.path.insert(0, {tests!r})
+from cachespec.conformance import conformance_tests
+from declared_strategies import PlainCacheAside, without_compare
+TestMine = conformance_tests(
+    without_compare, size="quick", seed=1, strategy=PlainCacheAside()
+)
+"""
+
+
+def test_a_third_partys_strategy_over_a_backend_without_compare(pytester: pytest.Pytester) -> None:
+    """The kit takes a strategy of one's own; over a backend that declares no
+    compare_and_set, the properties it needs nothing for run (they used to be skipped)."""
+    pytester.makepyfile(test_mine=OWN_STRATEGY.format(tests=str(Path(__file__).parent)))
+    result = pytester.runpytest_subprocess("-q", "-rs", "-k", "staleness_ttl or efficacy_cache")
+    result.assert_outcomes(passed=2, deselected=len(PROPERTIES) - 2)

@@ -78,7 +78,7 @@ def test_what_is_not_run_says_which_part_needs_the_compare_or_which_promise_is_n
     assert "does not promise fill leases" in reasons["single_flight.takeover"][1]
     assert report.strategy == (
         "plain-cache-aside (promises: no compare_and_set needed; no add needed; "
-        "no single-flight; no fill leases)"
+        "no single-flight; no fill leases; no early refresh)"
     )
 
 
@@ -166,3 +166,16 @@ def test_a_read_is_judged_once_the_reads_beside_it_have_ended() -> None:
     fresh.ended(other_key)
     fresh.ended(before)
     assert fresh.verdict(stale, []) is Verdict.NONE
+
+
+def test_early_refresh_not_promised_is_not_declared_even_where_the_backend_could() -> None:
+    report = run_suite(
+        "memory://",
+        seed=SEED,
+        size="quick",
+        only=["efficacy.early_refresh"],
+        strategy=PlainCacheAside(),
+    )
+    result = report.result("efficacy.early_refresh")
+    assert (result.status, result.skip) == ("skip", NOT_DECLARED)
+    assert "does not promise early refresh (Promises(early_refresh=False))" in result.reason

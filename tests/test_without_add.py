@@ -16,6 +16,7 @@ from cachespec.spec import ExactLRU, Guarantees
 
 # Properties whose programs or argument checks call add where it is offered.
 CALLING_ADD = [
+    "ops.add_refused",
     "ops.mixed",
     "values.falsy",
     "ttl.lives",

@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from cachespec.backends import NO_VALUE, Backend
+from cachespec.backends import NO_VALUE, Backend, Unsupported
 from cachespec.spec import Guarantees
 
 from ..checks import Check, GivenCheck
@@ -133,8 +133,41 @@ def _ttl_invalid(target: Target, g: Guarantees) -> Check:
     return _refusals("ttl_invalid", target, g, ops=ops, bad=INVALID_TTLS, shown="ttl=")
 
 
+def _add_refused(target: Target, g: Guarantees) -> Check:
+    """Declared add=False: add raises Unsupported, over a live key or an absent one, and
+    writes nothing, as ops.clear holds a declared clear=False to (Guarantees.add)."""
+    ttls: list[float | None] = [None, 30.0] if g.ttl.per_entry else [None]
+
+    def body(case: tuple[str, float | None]) -> None:
+        key, ttl = case
+        session, backend = fresh_backend(target)
+        try:
+            backend.set("k", b"old")
+            what = f"add({key!r}, b'new', {ttl!r}) (the backend declares add=False)"
+            _expect(Unsupported, lambda: backend.add(key, b"new", ttl), what)
+            _untouched(backend, what, k=b"old", n=NO_VALUE)
+        finally:
+            session.close()
+
+    return GivenCheck(
+        "add_refused", st.tuples(st.sampled_from(["k", "n"]), st.sampled_from(ttls)), body
+    )
+
+
+def _declares_no_add(g: Guarantees) -> str | None:
+    return "the backend offers add (ops.add checks it)" if g.add else None
+
+
 PROPERTIES.extend(
     [
+        Property(
+            "ops.add_refused",
+            "declared add=False, add raises Unsupported and writes nothing",
+            _declares_no_add,
+            _add_refused,
+            examples=10,
+            cost=0.002,
+        ),
         Property(
             "keys.type",
             "a key that is not a str raises TypeError, and nothing is written",

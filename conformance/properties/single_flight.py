@@ -35,7 +35,7 @@ from .strategies import _callers, _strategies, keeps_what_it_caches, needs
 SINGLE_FLIGHT = needs("read", promised=("single_flight",))
 HANGS = needs("read")  # every caller returns: promised by every strategy
 LEASES = needs("read", "leases", promised=("leases",))
-REFRESH = needs("read", "early_refresh")
+REFRESH = needs("read", "early_refresh", promised=("early_refresh",))
 
 
 # ------------------------------------------------------------ single-flight, early refresh

@@ -68,6 +68,7 @@ _PROMISE = {
     "single_flight": "single-flight (Promises(single_flight=False)): duplicate computes are "
     "no failure",
     "leases": "fill leases with one owner (Promises(leases=False))",
+    "early_refresh": "early refresh (Promises(early_refresh=False))",
 }
 
 
