@@ -28,7 +28,7 @@ from hypothesis.stateful import initialize, precondition, rule
 
 from cachespec.backends import Backend, BackendUnavailable, CacheError
 from cachespec.spec import Violation
-from cachespec.spec.staleness import BOUNDS, SourceOfTruth
+from cachespec.spec.staleness import BOUNDS, STALE_WHILE_REVALIDATE, SourceOfTruth
 
 from .doubles import CacheWrites, FaultyBackend, Source
 from .drawn import STALENESS, field, time_steps
@@ -499,8 +499,9 @@ class StalenessMachine(CallersMachine):
 
 # Why a read past its TTL bound is not excused under stale-while-revalidate.
 SWR_OVERRUN = (
-    "; the strategy declares stale-while-revalidate, but no regeneration of the key (a "
-    "read that calls the source) ran beside this read"
+    "; the strategy declares stale-while-revalidate, which allows more only "
+    f"{STALE_WHILE_REVALIDATE}, and no regeneration of the key (a read that calls the "
+    "source) ran beside this read"
 )
 
 

@@ -44,11 +44,6 @@ def keeps_what_it_caches(g: Guarantees) -> str | None:
     return None
 
 
-def caches_what_it_keeps(g: Guarantees) -> str | None:
-    """The efficacy properties over our strategies: our guarded fills, and a hit promised."""
-    return guarded_fills(g) or keeps_what_it_caches(g)
-
-
 # ------------------------------------------- what the strategy under test needs, promises
 # The parts of a strategy a property runs: Strategies' methods, and two mechanisms of our
 # Cache. What ours needs of the backend is ours to say; what a third party's own code needs
