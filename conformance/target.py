@@ -251,6 +251,10 @@ class ServerTarget(Target):
         server = self._started()
         return server.url + (f"?{self._adapter}" if self._adapter else "")
 
+    def running(self) -> RunningServer:
+        """The server (or cluster) this target started, starting it if need be."""
+        return self._started()
+
     def server(self) -> ManagedServer:
         """The server this target started (starting it if need be), which the fault
         properties kill, stop and restart (:mod:`cachespec.conformance.faults`)."""

@@ -16,6 +16,7 @@ from .eviction import (
     NoEviction,
     RandomEviction,
 )
+from .failover import AsyncReplicaFailover
 from .guarantees import CacheWide, Guarantees, NoExpiry, PerEntry, TTLDeclaration
 from .miss import NO_VALUE, NoValue
 from .model import CacheModel, Violation
@@ -28,6 +29,7 @@ __all__ = [
     "REDIS_SERVER_EVICTION",
     "SERVER_EVICTION",
     "ApproximateLRU",
+    "AsyncReplicaFailover",
     "CacheModel",
     "CacheWide",
     "EvictionCheck",

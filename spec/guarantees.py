@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .eviction import EvictionProfile, NoEviction
+from .failover import AsyncReplicaFailover
 from .ttl import validate_ttl
 
 # ---------------------------------------------------------------- what a TTL can be
@@ -128,6 +129,11 @@ class Guarantees:
         then moves its clock this much before each call of the operation machines, as real
         time does between two calls. ``0`` (the default): calls at one instant are ordered
         as they are made.
+    failover
+        How a node's failure reaches the callers of a backend of several nodes: ``None``
+        (the default: one server, or nothing declared) or :class:`AsyncReplicaFailover`
+        (:mod:`.failover`): a write acknowledged just before a failover may be lost, and
+        nothing worse happens. Reported; the ``faults.cluster_*`` properties check it.
     opt_out
         Property id -> reason: properties the backend does not claim. Reported as skipped.
     expected_failures
@@ -146,6 +152,7 @@ class Guarantees:
     clear_store_wide: bool = False
     add: bool = True
     clock_granularity: float = 0.0
+    failover: AsyncReplicaFailover | None = None
     opt_out: Mapping[str, str] = field(default_factory=dict)
     expected_failures: Mapping[str, str] = field(default_factory=dict)
 
@@ -172,6 +179,10 @@ class Guarantees:
         for name in ("thread_safe", "compare_and_set", "clear", "clear_store_wide", "add"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.failover is not None and not isinstance(self.failover, AsyncReplicaFailover):
+            raise TypeError(
+                f"failover must be None or AsyncReplicaFailover(), got {self.failover!r}"
+            )
         both = set(self.opt_out) & set(self.expected_failures)
         if both:
             raise ValueError(f"a property cannot be both opted out and expected to fail: {both}")
@@ -193,6 +204,8 @@ class Guarantees:
             parts.append("no add")
         if self.clock_granularity:
             parts.append(f"calls ordered by a {self.clock_granularity}s clock")
+        if self.failover is not None:
+            parts.append(self.failover.describe())
         return "; ".join(parts)
 
     def _describe_ttl(self) -> str:

@@ -8,13 +8,31 @@ them all.
 
 from __future__ import annotations
 
-from . import arguments, faults, ring_faults, single_flight, stateful, strategies, threads
+from . import (
+    arguments,
+    cluster_faults,
+    faults,
+    ring_faults,
+    single_flight,
+    stateful,
+    strategies,
+    threads,
+)
 from .base import PROPERTIES, Applies, Property
 
 PROPERTIES.sort(key=lambda p: p.id)
 BY_ID: dict[str, Property] = {p.id: p for p in PROPERTIES}
 
 # The area modules, imported for what they register.
-AREAS = (stateful, arguments, threads, strategies, single_flight, faults, ring_faults)
+AREAS = (
+    stateful,
+    arguments,
+    threads,
+    strategies,
+    single_flight,
+    faults,
+    ring_faults,
+    cluster_faults,
+)
 
 __all__ = ["BY_ID", "PROPERTIES", "Applies", "Property"]

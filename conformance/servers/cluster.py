@@ -123,6 +123,9 @@ class RedisClusterKind(ServerKind):
             "--cluster-enabled", "yes",
             "--cluster-config-file", str(temp_dir / "nodes.conf"),
             "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+            # A replica may replace its master however long ago, on the harness's clock, it
+            # last heard from it: the clock jumps by years between faults (failover.py).
+            "--cluster-replica-validity-factor", "0",
         ]  # fmt: skip
 
     def url(self, host: str, port: int) -> str:
@@ -164,7 +167,9 @@ class RedisClusterServer:
     """Six nodes that the target treats as one server: use it as a context manager.
 
     ``nodes`` are every node's :class:`ManagedServer`, ``masters`` those that hold slots
-    (the ``url`` names them), ``clock`` the one clock they all read.
+    (the ``url`` names them; :meth:`find_masters` again after a failover), ``clock`` the one
+    clock they all read. ``down`` holds the nodes a fault has killed or stopped: the clock's
+    barrier waits for every other node (:mod:`.failover`).
     """
 
     def __init__(
@@ -173,6 +178,7 @@ class RedisClusterServer:
         masters: list[ManagedServer],
         clock: FaketimeClock | None,
         temp_dir: Path,
+        down: set[ManagedServer] | None = None,
     ) -> None:
         self.kind: str = REDIS_CLUSTER.name
         self.nodes = nodes
@@ -180,8 +186,15 @@ class RedisClusterServer:
         self.clock = clock
         self.temp_dir = temp_dir
         seeds = ",".join(f"{HOST}:{node.port}" for node in masters)
-        self.url = f"redis+cluster://{seeds}"
+        self.url = f"redis+cluster://{seeds}"  # seeds: still right after a failover
+        self.down = set() if down is None else down
         self._stopped = False
+
+    def find_masters(self) -> list[ManagedServer]:
+        """Ask each live node its role again (a failover promotes a replica) and return the
+        masters, in the order of ``nodes``."""
+        self.masters = [node for node in self.nodes if node not in self.down and _is_master(node)]
+        return self.masters
 
     def flush(self) -> None:
         """Empty every master; their replicas follow (nothing reads from a replica)."""
@@ -376,6 +389,7 @@ def _start_once(fake_time: bool, preload: list[str], ready_timeout: float) -> Re
     cluster_dir = Path(tempfile.mkdtemp(prefix=f"cachespec-{REDIS_CLUSTER.name}-"))
     clock = FaketimeClock(cluster_dir / "faketime") if fake_time else None
     nodes: list[ManagedServer] = []
+    down: set[ManagedServer] = set()  # the RedisClusterServer's: faults add to it
     try:
         for index in range(MASTERS * (1 + REPLICAS_PER_MASTER)):
             nodes.append(_spawn_node(cluster_dir, index, clock, preload))
@@ -390,7 +404,8 @@ def _start_once(fake_time: bool, preload: list[str], ready_timeout: float) -> Re
 
             def every_node_sees(shown: int) -> None:
                 for node in nodes:
-                    node._sync_clock(shown)
+                    if node not in down:  # a killed or stopped node cannot answer
+                        node._sync_clock(shown)
 
             clock.attach_barrier(every_node_sees)
         _create(nodes, time.monotonic() + CREATE_TIMEOUT)
@@ -398,7 +413,7 @@ def _start_once(fake_time: bool, preload: list[str], ready_timeout: float) -> Re
         masters = [node for node in nodes if _is_master(node)]
         if len(masters) != MASTERS:
             raise HarnessUnavailable(f"the cluster has {len(masters)} masters, not {MASTERS}")
-        return RedisClusterServer(nodes, masters, clock, cluster_dir)
+        return RedisClusterServer(nodes, masters, clock, cluster_dir, down)
     except BaseException:
         with contextlib.suppress(Exception):
             _stop_all(nodes)
