@@ -45,6 +45,8 @@ from typing import Final
 from redis.crc import key_slot
 
 from cachespec.backends import NO_VALUE, Backend
+from cachespec.backends.redis.cluster import NO_HASH_TAG
+from cachespec.backends.redis.layout import namespace_base
 from cachespec.spec.staleness import SourceOfTruth
 
 from .checks import CannotCheck, CheckFailed
@@ -87,7 +89,8 @@ class ClusterTrial(Trial):
         self.cluster = running
         self.session = target.session()
         self.clock = self.session.clock
-        self.backend: Backend = target.open_with(f"cluster-faults-{n}", timeout=str(TIMEOUT))
+        namespace, self.victim = self._placed(n)
+        self.backend: Backend = target.open_with(namespace, timeout=str(TIMEOUT))
         self.resolution = self.backend.guarantees.ttl_resolution
         steps = itertools.count()
         self.truth = SourceOfTruth({key: f"{key}#0" for key in KEYS})
@@ -106,7 +109,10 @@ class ClusterTrial(Trial):
         # Per key, every raw value a set was sent with, acknowledged or not (a set that
         # timed out may have been applied): what a read may return besides a miss.
         self.written: dict[str, set[bytes]] = {key: set() for key in KEYS}
-        self.victim = self._victim()
+        # Per key, the value of its last set that returned once writes hold (phase 5): a
+        # read must return it (the efficacy half of ``keys``: a backend that misses every
+        # read after a failure is safe, and no cache).
+        self.acknowledged: dict[str, bytes] = {}
 
     def failure(self, what: str) -> CheckFailed:
         story = "\n    ".join(self.story[-_STORY:])
@@ -115,12 +121,18 @@ class ClusterTrial(Trial):
             f"last {min(len(self.story), _STORY)}:\n    {story}"
         )
 
-    def _victim(self) -> ManagedServer:
-        """The master holding most of the trial's keys, by their names' slots (raw and
-        through the cache alike: the cache's key is the trial's key)."""
-        prefix = getattr(self.backend, "key_prefix", b"")
-        masters = [master_of(self.cluster, key_slot(prefix + key.encode())) for key in KEYS]
-        return max(masters, key=masters.count)
+    def _placed(self, n: int) -> tuple[str, ManagedServer]:
+        """A namespace whose keys ``k0`` and ``k1`` sit on one master and ``k2`` on another,
+        and that master, which the fault fails: every trial meets a failed master and a
+        healthy one (the names are the plain namespace's, cluster.py; the cache's key is
+        the trial's key)."""
+        for attempt in itertools.count():
+            namespace = f"cluster-faults-{n}-{attempt}"
+            prefix = NO_HASH_TAG + namespace_base(namespace) + b":"
+            owners = [master_of(self.cluster, key_slot(prefix + key.encode())) for key in KEYS]
+            if owners[0] is owners[1] is not owners[2]:
+                return namespace, owners[0]
+        raise AssertionError("unreachable: itertools.count() never ends")
 
     # The declared loss: before the node is back, an acknowledged write may be lost, so it
     # raises no floor (module docstring).
@@ -142,7 +154,12 @@ class ClusterTrial(Trial):
     def raw_set(self, key: str) -> None:
         value = f"{key}/{self.n}/{next(self._raw)}".encode()
         self.written[key].add(value)  # before the call: a set that raised may have landed
-        self.call(f"set({key!r}, {value!r})", lambda: self.backend.set(key, value, FILL_TTL))
+        label = f"set({key!r}, {value!r})"
+        outcome = self.call(label, lambda: self.backend.set(key, value, FILL_TTL))
+        if outcome.error is None and self._holds_writes():
+            self.acknowledged[key] = value
+        else:
+            self.acknowledged.pop(key, None)
 
     def _judge_raw(self, key: str, value: object, label: str) -> None:
         super()._judge_raw(key, value, label)
@@ -150,6 +167,13 @@ class ClusterTrial(Trial):
             raise self.failure(
                 f"{label} returned {value!r}, which was never written under {key!r} (a write "
                 "the failover lost may read as an older value or a miss, nothing else)"
+            )
+        if self.checks.keys and key in self.acknowledged and value != self.acknowledged[key]:
+            raise self.failure(
+                f"{label} returned "
+                + ("a miss" if value is NO_VALUE else repr(value))
+                + f" right after set({key!r}, {self.acknowledged[key]!r}) was acknowledged, "
+                "with the cluster whole and no failover pending: it must read back"
             )
 
 
@@ -269,33 +293,32 @@ def _keys_doomed(t: ClusterTrial) -> None:
 
 
 def _bounds_doomed(t: ClusterTrial) -> None:
-    t.write_through(KEYS[0])
+    t.write_through(KEYS[0])  # k0 and k1 are on the master the fault fails
     t.write_through(KEYS[2])
-    t.invalidate(KEYS[1])
 
 
 def _bounds_before(t: ClusterTrial) -> None:
     _read_all(t)  # each key cached at version 0: what a lost update would leave
     t.write_through(KEYS[0])
-    t.invalidate(KEYS[1])
+    t.invalidate(KEYS[2])
+    _read_all(t)
 
 
 def _bounds_down(t: ClusterTrial) -> None:
-    t.write_through(KEYS[1])
-    t.invalidate(KEYS[2])
+    t.invalidate(KEYS[1])  # refused: k1's cached version 0 stays, up to the fill TTL
     t.read(KEYS[1])
+    t.write_through(KEYS[2])
 
 
 def _bounds_failed_over(t: ClusterTrial) -> None:
     _read_all(t)
     t.write_through(KEYS[2])
-    t.invalidate(KEYS[0])
     _read_all(t)
 
 
 def _bounds_back(t: ClusterTrial) -> None:
     _read_all(t)
-    t.write_through(KEYS[1])
+    t.write_through(KEYS[0])
     t.invalidate(KEYS[2])
     _read_all(t)
 

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
+from cluster_mutants import CLUSTER_FAULT_MUTANTS
 from pymemcache.exceptions import MemcacheUnexpectedCloseError  # type: ignore[import-untyped]
 from ring_mutants import RING_MUTANTS
 
@@ -316,3 +317,5 @@ def mutant_target(name: str) -> ServerTarget:
 
 # The memcached ring's node faults (conformance/ring_faults.py): tests/ring_mutants.py.
 ADAPTER_MUTANTS.update(RING_MUTANTS)
+# The cluster fault mutants live beside their properties' harness (tests/cluster_mutants.py).
+ADAPTER_MUTANTS.update(CLUSTER_FAULT_MUTANTS)

@@ -63,8 +63,9 @@ PROPERTIES.extend(
         ),
         _cluster_fault(
             "keys",
-            "through a failover, a read returns a miss or a value written under its key: a "
-            "lost write reads as an older value or a miss, never another key's or a made-up one",
+            "through a failover, a read returns a miss or a value written under its key (a lost "
+            "write reads as an older value or a miss, never another key's or a made-up one), "
+            "and once the node is back, an acknowledged write reads back",
         ),
         _cluster_fault(
             "bounds",
