@@ -44,6 +44,7 @@ from redis.crc import key_slot
 from cachespec.spec import AsyncReplicaFailover
 
 from .backend import RedisBackend
+from .cluster_route import SlotRouter
 from .layout import namespace_base
 
 __all__ = ["NO_HASH_TAG", "RedisClusterBackend"]
@@ -72,10 +73,14 @@ class RedisClusterBackend(RedisBackend):
     ``redis+cluster://`` URL.
     """
 
-    __slots__ = ()
+    __slots__ = ("_router",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Single-key commands and batches go straight to their slot's master, the cluster
+        # client taking over on a redirection or a node it cannot reach (cluster_route.py).
+        self._router = SlotRouter(self._cluster)
+        self._execute = self._router.execute
         # Replication is asynchronous: a write a master acknowledged just before it failed
         # may be lost in the failover, and the suite checks that nothing worse happens
         # (docs/design.md, "Failover").
@@ -88,26 +93,21 @@ class RedisClusterBackend(RedisBackend):
     def _cluster(self) -> redis.RedisCluster:
         return cast(redis.RedisCluster, self._client)
 
-    def _pipeline(self) -> Any:
-        """A cluster pipeline, without a transaction (redis-py leaves it unannotated)."""
-        pipeline: Callable[[], Any] = self._cluster.pipeline
-        return pipeline()
-
     def _namespace_base(self, namespace: str) -> bytes:
         return NO_HASH_TAG + namespace_base(namespace)
 
     def _per_slot(
         self, command: str, names: list[bytes], args: Callable[[int], list[Any]]
     ) -> list[Any]:
-        """One ``command`` per slot of ``names`` in one pipeline (one round trip per
-        master); ``args(position)`` are the arguments one name contributes. Returns each
+        """One ``command`` per slot of ``names``, one pipeline per master (one round trip
+        per master); ``args(position)`` are the arguments one name contributes. Returns each
         slot's reply with the positions it covers, as ``[(positions, reply), ...]``."""
         slots = _by_slot(names)
-        pipe = self._pipeline()
-        queue: Callable[..., Any] = pipe.execute_command
-        for positions in slots.values():
-            queue(command, *[part for position in positions for part in args(position)])
-        replies: list[Any] = pipe.execute()
+        commands = [
+            (command, *[part for position in positions for part in args(position)])
+            for positions in slots.values()
+        ]
+        replies = self._router.per_slot(commands, list(slots))
         return list(zip(slots.values(), replies, strict=True))
 
     def _read_many(self, names: list[bytes]) -> list[bytes | None]:
@@ -122,12 +122,10 @@ class RedisClusterBackend(RedisBackend):
         if ms is None:
             self._per_slot("MSET", names, lambda i: list(named[i]))
             return
-        # No TTL in MSET, and no MULTI across slots: one SET PX per key, still one pipeline.
-        pipe = self._pipeline()
-        queue: Callable[..., Any] = pipe.execute_command
-        for name, data in named:
-            queue("SET", name, data, "PX", ms)
-        pipe.execute()
+        # No TTL in MSET, and no MULTI across slots: one SET PX per key, still one pipeline
+        # per master.
+        commands = [("SET", name, data, "PX", ms) for name, data in named]
+        self._router.per_slot(commands, [key_slot(name) for name in names])
 
     def _unlink(self, names: list[bytes]) -> None:
         self._per_slot("UNLINK", names, lambda i: [names[i]])
