@@ -222,7 +222,7 @@ def test_the_single_server_fault_properties_say_why_they_skip_on_a_cluster() -> 
     assert isinstance(target, ServerTarget)
     assert not target.owns_server
     assert target.server_faults_note is not None
-    assert "a master killed, a failover" in target.server_faults_note
+    assert "faults.cluster_* properties" in target.server_faults_note
     single = resolve_target("redis")
     assert single.owns_server
     assert single.server_faults_note is None

@@ -35,6 +35,8 @@ from redis.exceptions import AskError, MovedError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .cluster_wire import can_read_raw, pack, read_replies
+
 __all__ = ["SlotRouter"]
 
 _LOST: Final = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -157,6 +159,9 @@ def _exchange(pool: ConnectionPool, name: str, suspect: set[str], args: Sequence
     return reply
 
 
+_Borrowed = tuple[str, ConnectionPool, Any, list[int], bool]
+
+
 def _pipelines(
     groups: dict[str, tuple[ConnectionPool, list[int]]],
     commands: Sequence[Sequence[Any]],
@@ -164,49 +169,77 @@ def _pipelines(
 ) -> list[Any]:
     """Write each group's commands to a connection of its master's pool, then read every
     reply; :class:`_Handover` if a connection could not be had or a node redirected."""
-    borrowed: list[tuple[str, ConnectionPool, Any, list[int]]] = []
+    borrowed: list[_Borrowed] = []
     try:
         for name, (pool, positions) in groups.items():
-            try:
-                connection: Any = pool.get_connection()  # unannotated in redis-py
-            except _LOST as exc:  # nothing of this group was sent; others may have been
-                suspect.add(name)
-                raise _Handover from exc
-            borrowed.append((name, pool, connection, positions))
-            try:
-                connection.send_packed_command(
-                    connection.pack_commands([commands[i] for i in positions])
-                )
-            except _LOST:
-                suspect.add(name)
-                raise
-        replies: list[Any] = [None] * len(commands)
-        redirected = False
-        refused: redis.ResponseError | None = None
-        for name, _, connection, positions in borrowed:
-            for position in positions:
-                try:
-                    replies[position] = connection.read_response()
-                except _REDIRECTED:
-                    redirected = True  # the rest of the replies are still read: in step
-                except redis.ResponseError as exc:  # OOM, ...: raised once all are read
-                    refused = refused or exc
-                except _LOST:
-                    suspect.add(name)
-                    raise
-        if redirected:
-            raise _Handover
-        if refused is not None:
-            raise refused
-        return replies
+            borrowed.append(_send(name, pool, [commands[i] for i in positions], suspect))
+            borrowed[-1][3].extend(positions)
+        return _read_all(borrowed, len(commands), suspect)
     except (_Handover, redis.ResponseError):
         raise  # every reply was read (or nothing sent): the connections are in step
     except BaseException:
-        for _, pool, connection, _ in borrowed:
+        for _, pool, connection, _, _ in borrowed:
             connection.disconnect()  # replies may be left unread
             pool.release(connection)
         borrowed.clear()
         raise
     finally:
-        for _, pool, connection, _ in borrowed:
+        for _, pool, connection, _, _ in borrowed:
             pool.release(connection)
+
+
+def _send(
+    name: str, pool: ConnectionPool, mine: list[Sequence[Any]], suspect: set[str]
+) -> _Borrowed:
+    """Borrow a connection and write ``mine`` on it, packed by hand where its replies can
+    be read by hand (cluster_wire.py)."""
+    try:
+        connection: Any = pool.get_connection()  # unannotated in redis-py
+    except _LOST as exc:  # nothing of this group was sent; others may have been
+        suspect.add(name)
+        raise _Handover from exc
+    raw = can_read_raw(connection)
+    try:
+        connection.send_packed_command([pack(mine)] if raw else connection.pack_commands(mine))
+    except BaseException:
+        suspect.add(name)
+        connection.disconnect()
+        pool.release(connection)
+        raise
+    return name, pool, connection, [], raw
+
+
+def _read_all(borrowed: list[_Borrowed], count: int, suspect: set[str]) -> list[Any]:
+    """Every reply, in the commands' order; a redirection hands over once all are read, and
+    any other error reply (OOM, ...) is raised then."""
+    replies: list[Any] = [None] * count
+    errors: list[BaseException] = []
+    for name, _, connection, positions, raw in borrowed:
+        try:
+            got = (
+                read_replies(connection, len(positions)) if raw else _parsed(connection, positions)
+            )
+        except _LOST:
+            suspect.add(name)
+            raise
+        for position, reply in zip(positions, got, strict=True):
+            if isinstance(reply, BaseException):
+                errors.append(reply)
+            else:
+                replies[position] = reply
+    if any(isinstance(error, _REDIRECTED) for error in errors):
+        raise _Handover
+    if errors:
+        raise errors[0]
+    return replies
+
+
+def _parsed(connection: Any, positions: list[int]) -> list[Any]:
+    """redis-py's parser, reply by reply; an error reply in place, as read_replies does."""
+    got: list[Any] = []
+    for _ in positions:
+        try:
+            got.append(connection.read_response())
+        except redis.ResponseError as exc:  # a whole reply: the connection is in step
+            got.append(exc)
+    return got

@@ -20,7 +20,8 @@ clock"):
 * failure detection compares ``mstime()`` against the node timeout, so a harness jump past
   that timeout while a ping is in flight would mark a healthy node failing; the node timeout
   is therefore longer than any run moves the clock (:data:`NODE_TIMEOUT_MS`). No failover
-  happens on its own, which is what a run without injected faults needs.
+  happens on its own, which is what a run without injected faults needs; the cluster faults
+  shorten it while they run (:mod:`.failover`).
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ REDIS_CLUSTER: Final = RedisClusterKind(
     clock_span=CLOCK_SPAN,
     fault_note=(
         "kills, stops and restarts one server process; on a cluster a fault is a node's (a "
-        "master killed, a failover), which the suite does not inject yet (issue #16)"
+        "master killed or stopped, its replica promoted): the faults.cluster_* properties"
     ),
 )
 
