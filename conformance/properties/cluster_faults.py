@@ -33,10 +33,10 @@ def _cluster_fault(name: str, promise: str, *, needs_clock: bool = False) -> Pro
         return ThreadCheck(lambda trial: run_cluster_trial(target, strategies, trial, workload))
 
     # Three trials: a stop, a kill, a kill that loses writes (failover.NODE_FAULTS); each
-    # mutant in tests/ fails the
-    # first, the stop. ``cost``: seconds a trial takes, halved (a server target counts
-    # double): a failover and a rejoin driven on the harness's clock, calls waiting out the
-    # adapter's timeout on a stopped master (measured: docs/cost.md, "Cluster faults").
+    # mutant in tests/cluster_mutants.py fails within them. ``cost``: seconds a trial
+    # takes, halved (a server target counts double): a failover and a rejoin driven on the
+    # harness's clock, calls waiting out the adapter's timeout on a stopped master
+    # (measured: docs/cost.md, "Cluster faults").
     return Property(
         f"faults.cluster_{name}",
         promise,
@@ -44,7 +44,7 @@ def _cluster_fault(name: str, promise: str, *, needs_clock: bool = False) -> Pro
         build,
         needs_clock=needs_clock,
         examples=3,
-        cost=2.0,
+        cost=0.9,
     )
 
 
