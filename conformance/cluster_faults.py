@@ -80,17 +80,22 @@ class ClusterTrial(Trial):
         self.node_fault: NodeFault = NODE_FAULTS[n % len(NODE_FAULTS)]
         self.checks = checks
         self.strategies = strategies
-        running = target.running()
-        if not isinstance(running, RedisClusterServer) or running.clock is None:
-            raise CannotCheck(
-                f"{target.name}: the cluster faults need a Redis Cluster the harness started, "
-                "on its clock (`cachespec check redis-cluster`)"
-            )
-        self.cluster = running
+        # The session first: opening one replaces a cluster whose clock has run its span.
         self.session = target.session()
         self.clock = self.session.clock
-        namespace, self.victim = self._placed(n)
-        self.backend: Backend = target.open_with(namespace, timeout=str(TIMEOUT))
+        try:
+            running = target.running()
+            if not isinstance(running, RedisClusterServer) or running.clock is None:
+                raise CannotCheck(
+                    f"{target.name}: the cluster faults need a Redis Cluster the harness "
+                    "started, on its clock (`cachespec check redis-cluster`)"
+                )
+            self.cluster = running
+            namespace, self.victim = self._placed(n)
+            self.backend: Backend = target.open_with(namespace, timeout=str(TIMEOUT))
+        except BaseException:
+            self.session.close()
+            raise
         self.resolution = self.backend.guarantees.ttl_resolution
         steps = itertools.count()
         self.truth = SourceOfTruth({key: f"{key}#0" for key in KEYS})
