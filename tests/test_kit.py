@@ -25,8 +25,9 @@ def test_three_lines_check_a_backend(pytester: pytest.Pytester) -> None:
     # single_flight.processes cannot run, nor the six faults.server_* (no server the harness
     # started to kill) nor the six faults.ring_* (no ring); each call of this factory makes
     # a store of its own, so ops.clear_namespace has no two namespaces of one store to compare;
-    # it offers add, so ops.add_refused (for a backend that declares add=False) does not apply.
-    result.assert_outcomes(passed=len(PROPERTIES) - 18, skipped=18)
+    # it offers add, so ops.add_refused (for a backend that declares add=False) does not apply;
+    # and the four faults.cluster_* are for a backend that declares a failover.
+    result.assert_outcomes(passed=len(PROPERTIES) - 22, skipped=22)
     result.stdout.fnmatch_lines(["*lives in this process*", "*no value size limit*"])
     result.stdout.fnmatch_lines(["*only a server the harness started*"])
     result.stdout.fnmatch_lines(["*one node of a memcached ring the harness started*"])
