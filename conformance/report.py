@@ -59,6 +59,8 @@ def table(report: Report) -> str:
     ]
     for r in report.results:
         note = r.reason.splitlines()[0] if r.reason else r.promise
+        if r.clock:
+            note = f"in {r.clock}: {note}"
         if len(note) > 90:
             note = note[:87] + "..."
         timing = f"{r.seconds:6.2f}s" if r.status in ("pass", "fail") else ""
