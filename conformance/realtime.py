@@ -73,9 +73,10 @@ REAL_TIME = frozenset({"ttl.lives", "ttl.expires", "ttl.overwrite"})
 # writes there as a guest (tenant.py), which turns ttl=None and every TTL over an hour into
 # an hour, so the adapter never sees the arguments these properties are about.
 GUEST_ONLY = (
-    "a server you run gets no entry without expiry and no TTL over an hour from the suite "
-    "(its keys must not outlive a killed run: docs/design.md, \"A user's server keeps only its "
-    'own data"), so the adapter never sees what this property is about'
+    "nothing to check as a guest: on a server you run the suite writes no ttl=None and no TTL "
+    "over an hour (it caps both at an hour, so that its keys never outlive a killed run: "
+    'docs/design.md, "A user\'s server keeps only its own data"), and the adapter never '
+    "sees what this property is about"
 )
 WHY_NOT: dict[str, str] = {"ttl.never": GUEST_ONLY, "ttl.long": GUEST_ONLY}
 
@@ -374,7 +375,8 @@ def cannot_run(prop_id: str, area: str, target: Target) -> str:
     if area == "lru":
         return "checks eviction, which needs a reconfigured server (maxmemory)"
     return (
-        f"needs the harness's clock, and {target.name} runs in real time, where only "
-        f"{', '.join(sorted(REAL_TIME))} are checked so far (check a throwaway server on a "
-        "controlled clock with `cachespec check redis` or `memcached` for the rest)"
+        "not checked in real time yet (it needs the harness's clock, and "
+        f"{target.name} runs in real time, where only {', '.join(sorted(REAL_TIME))} run): "
+        "check a throwaway server on a controlled clock with `cachespec check redis` or "
+        "`memcached`"
     )
