@@ -503,7 +503,12 @@ def _run_here(
     try:
         for prop in chosen:
             STOP.check()
-            with ticking(target, prop, budget.examples(prop), listener):
+            examples = (
+                realtime.examples(budget.scale, guarantees)
+                if in_real_time(prop, target)
+                else budget.examples(prop)
+            )
+            with ticking(target, prop, examples, listener):
                 result = run_property(prop, target, guarantees, budget, seed)
             outcomes[prop.id] = result
             listener.finished(result, len(outcomes), len(chosen))
