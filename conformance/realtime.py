@@ -24,7 +24,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from hypothesis import Phase
 from hypothesis import settings as Settings
@@ -35,7 +35,7 @@ from cachespec.backends import Backend
 from cachespec.spec import CacheModel, Guarantees
 from cachespec.spec.model import Presence, _Entry
 
-from .checks import Check, MachineCheck
+from .checks import Check, CheckFailed, MachineCheck
 from .machines import CacheMachine, Focus, build_machine
 from .pools import AT, BEFORE, REAL_TIME_SAFE_TTL
 from .target import Target, UserServerTarget
@@ -148,6 +148,7 @@ class RealTimeModel(CacheModel):
         super().__init__(guarantees, origin=origin)
         self._slack = slack
         self._call = (origin, origin)
+        self._ever_timed = False  # whether any entry with a TTL was written (expiry_windows)
 
     def record(self, started: float, ended: float) -> None:
         """The last backend call ran from ``started`` to ``ended``: the next operation the
@@ -179,6 +180,7 @@ class RealTimeModel(CacheModel):
         super()._write(earliest, key, value, ttl)
         # _Entry has no field for it: the write's last possible instant rides along.
         setattr(self._entries[key], "landed_by", latest)  # noqa: B010
+        self._ever_timed = self._ever_timed or self._entries[key].ttl is not None
 
     def _expire(self, now: float) -> None:
         for key in list(self._timed):
@@ -196,12 +198,20 @@ class RealTimeModel(CacheModel):
         )
 
     def expiry_windows(self) -> list[tuple[float, float]]:
-        """``[earliest expiry, surely gone)`` for every entry with a TTL."""
+        """``[earliest expiry, surely gone)`` for every entry with a TTL.
+
+        Once an entry with a TTL was written, never empty: where every such entry is gone,
+        one empty window at the origin, long past. ``advance_to_expiry`` runs while this is
+        not empty (its precondition), and which entries are gone depends on when the calls
+        ran: the same program must draw the same steps when Hypothesis replays it at other
+        instants. Every user of a window looks only at the ones still ahead."""
         windows = []
         for key in self._timed:
             entry = self._entries[key]
             assert entry.expires is not None
             windows.append((entry.expires - self._slack, self._gone_from(entry)))
+        if not windows and self._ever_timed:
+            windows.append((self._origin, self._origin))
         return windows
 
     def _describe_entry(self, key: str, now: float) -> str:
@@ -253,10 +263,18 @@ class RealTimeMachine(CacheMachine):
         self.model = RealTimeModel(self.guarantees, origin=self.clock.now())
         self.backend = cast(Backend, TimedBackend(self.backend, self.model))
 
+    # The first violation each example raised, for RealTimeCheck (set per built class).
+    failures: ClassVar[list[AssertionError]]
+
     def _run(self, step: Callable[[], None]) -> None:
         # Real time moves between calls by itself: no clock_granularity step is needed.
         try:
             step()
+        except AssertionError as exc:
+            self._broken = True
+            if not self.failures:
+                self.failures.append(exc)
+            raise
         except BaseException:
             self._broken = True
             raise
@@ -271,21 +289,27 @@ class RealTimeMachine(CacheMachine):
             self.clock.advance_to(min(when, max(pending)))
 
     def teardown(self) -> None:
-        """Before the session closes: sleep past the last expiry window, if the allowance
-        lets it, and read every key written. Each example then ends with a judged read of
-        every entry whose TTL ran out, whatever its program did before."""
+        """Before the session closes, walk forward through the pending expiry windows, if
+        the allowance lets it: read every key written just before each window opens, and
+        once past the last one. Each example then ends with judged reads of every entry
+        whose TTL runs out, on both sides of its expiry, whatever its program did before;
+        the stops cost no sleep beyond the last window."""
         try:
             if not self._broken and self.model.keys_written:
                 clock = self.real_clock
                 clock.allowance = clock.slept + longest_window(self.guarantees)
-                self.move_clock(math.inf)
-
-                def read_all() -> None:
-                    self.do_get_many(self.model.keys_written)
-
-                self._run(read_all)
+                now = self._now()
+                reach = now + clock.allowance - clock.slept
+                windows = [w for w in self.model.expiry_windows() if now < w[1] <= reach]
+                befores = sorted({start - BEFORE_MARGIN for start, _ in windows})
+                for instant in [*(b for b in befores if b > now), math.inf]:
+                    self.move_clock(instant)
+                    self._run(self._read_all)
         finally:
             super().teardown()
+
+    def _read_all(self) -> None:
+        self.do_get_many(self.model.keys_written)
 
     def boundary(self, start: float, end: float, offset: str) -> float:
         """Where to sleep to around ``[earliest expiry, surely gone)``: a little before it
@@ -315,8 +339,9 @@ class RealTimeCheck:
     """A stateful property in real time: few short examples, and no shrinking (each replay
     sleeps; the failing program is printed as found)."""
 
-    def __init__(self, check: Check) -> None:
+    def __init__(self, check: Check, failures: list[AssertionError]) -> None:
         self._check = check
+        self._failures = failures
 
     def run(self, settings: Settings, seed_value: int, examples: int) -> None:
         chosen = Settings(
@@ -325,6 +350,7 @@ class RealTimeCheck:
             stateful_step_count=min(settings.stateful_step_count, STEPS),
             phases=[Phase.explicit, Phase.generate],
         )
+        self._failures.clear()
         try:
             self._check.run(chosen, seed_value, examples)
         except Flaky as exc:
@@ -332,6 +358,13 @@ class RealTimeCheck:
             # runs at other instants, and may land where either answer is allowed. The
             # first run's violation stands on its own: it is judged on measured times.
             first = next(iter(getattr(exc, "exceptions", ())), None) or exc.__cause__
+            if not isinstance(first, AssertionError) and self._failures:
+                # The replay failed elsewhere (Hypothesis's FlakyReplay), and printed no
+                # program: say so beside the first run's violation.
+                first = CheckFailed(
+                    f"{self._failures[0]} (in real time; Hypothesis's replay of this "
+                    "program, at other instants, failed elsewhere, so no program is printed)"
+                )
             if not isinstance(first, AssertionError):
                 raise
             # Hypothesis put the program on the flaky error: carry it over (__notes__, as
@@ -364,7 +397,9 @@ def build(
     """The real-time check of the stateful property ``prop_id`` built from ``focus``."""
     class_name = "".join(part.title() for part in prop_id.replace(".", "_").split("_")) + "RT"
     machine = build_machine(class_name, target, real_time_focus(focus(g), g), RealTimeMachine)
-    return RealTimeCheck(MachineCheck(machine))
+    failures: list[AssertionError] = []
+    machine.failures = failures
+    return RealTimeCheck(MachineCheck(machine), failures)
 
 
 def cannot_run(prop_id: str, area: str, target: Target) -> str:

@@ -74,7 +74,8 @@ def test_each_mutant_fails_its_property_in_real_time(
     result = run_property(prop, target, target.guarantees(), budget, seed)
     assert result.status == "fail", (result.status, result.reason)
     assert result.clock == CLOCK
-    # The violation is the model's, judged on measured times, with the program that led
-    # to it.
+    # The violation is the model's, judged on measured times. The program that led to it
+    # is printed when Hypothesis's replay reaches a failure too; it may fail elsewhere, at
+    # other instants, and then the reason says so (docs/design.md, "Real time").
     assert "the model allowed" in result.reason, result.reason
-    assert "state = replay(" in result.counterexample, result.counterexample
+    assert "state = replay(" in result.counterexample or "no program is printed" in result.reason
