@@ -67,7 +67,7 @@ STEPS = 25
 
 # The properties that run in real time, by id: each keeps a mutant it rejects in real time
 # (tests/test_realtime_servers.py).
-REAL_TIME = frozenset({"ttl.lives", "ttl.expires", "ttl.overwrite"})
+REAL_TIME = frozenset({"ttl.lives", "ttl.expires", "ttl.overwrite", "ops.add"})
 
 # Why the other TTL properties have nothing to check on a server the user runs: the suite
 # writes there as a guest (tenant.py), which turns ttl=None and every TTL over an hour into

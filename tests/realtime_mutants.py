@@ -76,6 +76,16 @@ class KeepTTLRedis(RedisBackend):
             self.set(key, value, ttl)
 
 
+class AddIgnoresTTLRedis(RedisBackend):
+    """``add`` stores without its TTL (``SET NX`` alone): the entry it adds never expires,
+    and a later ``add`` of the key is refused where it should win."""
+
+    __slots__ = ()
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        return super().add(key, value, None)
+
+
 class IgnoredTTLMemcached(MemcachedBackend):
     """Sends exptime 0 whatever the TTL: entries never expire."""
 
@@ -89,6 +99,7 @@ REAL_TIME_MUTANTS: dict[str, tuple[str, type[Backend], str]] = {
     "redis_ignored_ttl": ("redis", IgnoredTTLRedis, "ttl.expires"),
     "redis_early_ttl": ("redis", EarlyTTLRedis, "ttl.lives"),
     "redis_keep_ttl": ("redis", KeepTTLRedis, "ttl.overwrite"),
+    "redis_add_ignores_ttl": ("redis", AddIgnoresTTLRedis, "ops.add"),
     "memcached_ignored_ttl": ("memcached", IgnoredTTLMemcached, "ttl.expires"),
     "memcached_truncated_ttl": ("memcached", TruncatedTTLMemcached, "ttl.lives"),
 }

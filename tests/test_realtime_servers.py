@@ -26,8 +26,10 @@ from cachespec.conformance.target import UserServerTarget
 # The program each seed draws is fixed; the instants it runs at are not, and the judgement
 # follows them, so each budget leaves room for an example that lands where either answer
 # is allowed. Redis's examples cost a fraction of a second, memcached's several seconds.
+# On Redis, twice the default: a 30 ms early expiry leaves a 20 ms window to catch it in,
+# which a loaded machine's stalls sometimes cover in every example of ten (1 run in 20).
 BUDGETS = {
-    "redis": (Budget("rt", scale=1.0, steps=100), 1),
+    "redis": (Budget("rt", scale=2.0, steps=100), 1),
     "memcached": (Budget("rt", 0.5, 100), 5),
 }
 
