@@ -572,10 +572,13 @@ def _rules(focus: Focus) -> dict[str, Any]:  # noqa: PLR0915 - one short functio
     return chosen
 
 
-def build_machine(class_name: str, target: Target, focus: Focus) -> type[CacheMachine]:
-    """A machine class that runs ``focus`` against ``target``."""
+def build_machine(
+    class_name: str, target: Target, focus: Focus, base: type[CacheMachine] | None = None
+) -> type[CacheMachine]:
+    """A machine class that runs ``focus`` against ``target`` (``base``: a subclass of
+    CacheMachine to build on, such as the real-time one in realtime.py)."""
     namespace: dict[str, Any] = {"target": target, "focus": focus, **_rules(focus)}
-    return type(class_name, (CacheMachine,), namespace)
+    return type(class_name, (base or CacheMachine,), namespace)
 
 
 def clear_as_declared(backend: Backend, model: CacheModel, now: float) -> None:

@@ -59,6 +59,8 @@ def table(report: Report) -> str:
     ]
     for r in report.results:
         note = r.reason.splitlines()[0] if r.reason else r.promise
+        if r.clock:
+            note = f"in {r.clock}: {note}"
         if len(note) > 90:
             note = note[:87] + "..."
         timing = f"{r.seconds:6.2f}s" if r.status in ("pass", "fail") else ""
@@ -98,7 +100,8 @@ def table(report: Report) -> str:
 
 def checked_line(report: Report) -> str:
     """``checked N of M``, and why the others were not: the backend's declarations, or
-    this target's limits (a user's server has no harness clock)."""
+    this target's limits (a user's server has no harness clock, and may not be
+    reconfigured or killed)."""
     kinds: dict[str, int] = {}
     for r in report.results:
         if r.status == "skip":
@@ -151,8 +154,9 @@ def guarantee_table(reports: list[dict[str, object]]) -> str:
     legend = "skip = the backend does not declare it (or opts out)"
     if cannot:
         legend += (
-            "; n/c = cannot be checked on this target (a server the harness did not start "
-            "has no harness clock)"
+            "; n/c = cannot be checked on this target (on a server the harness did not "
+            "start: eviction, faults, and what needs the harness's clock and does not run "
+            "in real time)"
         )
     if unrun:
         legend += "; - = not run (the check chose properties with --only)"

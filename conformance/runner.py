@@ -25,9 +25,11 @@ from hypothesis.reporting import with_reporter
 
 from cachespec.spec import Guarantees, Violation
 
+from . import realtime
 from .causes import Cause, find_causes
-from .checks import CannotCheck, CheckFailed
+from .checks import CannotCheck, Check, CheckFailed
 from .properties import BY_ID, PROPERTIES, Property
+from .properties.stateful import FOCUSES
 from .staleness import Strategies, resolve_strategies
 from .target import Target, TargetError, resolve_target
 
@@ -81,6 +83,7 @@ class Result:
     counterexample: str = ""
     seconds: float = 0.0
     skip: str = ""  # with status "skip": NOT_DECLARED, OPTED_OUT, ... (why it was not run)
+    clock: str = ""  # realtime.CLOCK when it ran on the real clock; "" on the harness's
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +94,7 @@ class Result:
             "counterexample": self.counterexample,
             "promise": self.promise,
             "seconds": round(self.seconds, 3),
+            "clock": self.clock,
         }
 
 
@@ -199,24 +203,29 @@ def why_skipped(prop: Property, target: Target, guarantees: Guarantees) -> tuple
     kind = NOT_DECLARED
     if reason is None:
         kind = CANNOT_CHECK_HERE
-    if reason is None and prop.needs_clock and not target.controls_time:
-        reason = (
-            f"needs the harness's clock: {target.name} runs in real time (check a throwaway "
-            "server on a controlled clock with `cachespec check redis` or `memcached`)"
-        )
-    if reason is None and prop.needs_processes and not target.shared_across_processes:
-        reason = (
-            f"runs real processes, which need a backend they can all reach: {target.name} "
-            "lives in this process (check a server: `cachespec check redis`, `memcached`)"
-        )
     if reason is None and prop.needs_server and not target.owns_server:
         reason = target.server_faults_note or (
             f"kills, stops and restarts the server, which only a server the harness started "
             f"may be: {target.name} is not one (check `cachespec check redis`, `memcached`)"
         )
+    if reason is None and in_real_time(prop, target) is False:
+        reason = realtime.cannot_run(prop.id, prop.area, target)
+    if reason is None and prop.needs_processes and not target.shared_across_processes:
+        reason = (
+            f"runs real processes, which need a backend they can all reach: {target.name} "
+            "lives in this process (check a server: `cachespec check redis`, `memcached`)"
+        )
     if reason is None and prop.id in guarantees.opt_out:
         reason, kind = f"opted out: {guarantees.opt_out[prop.id]}", OPTED_OUT
     return None if reason is None else (kind, reason)
+
+
+def in_real_time(prop: Property, target: Target) -> bool | None:
+    """None where ``prop`` runs on the harness's clock (or on none); True where it runs in
+    real time on ``target``; False where it needs a clock ``target`` cannot give it."""
+    if not prop.needs_clock or target.controls_time:
+        return None
+    return realtime.runs_in_real_time(prop.id) and prop.id in FOCUSES
 
 
 def run_property(
@@ -232,9 +241,17 @@ def run_property(
     started = time.perf_counter()
     reported: list[str] = []  # what Hypothesis would print; kept for the report instead
     try:
-        check = prop.build(target, guarantees)
+        real_time = in_real_time(prop, target)
+        check: Check | realtime.RealTimeCheck
+        if real_time:
+            check = realtime.build(prop.id, FOCUSES[prop.id], target, guarantees)
+            result.clock = realtime.CLOCK
+        else:
+            check = prop.build(target, guarantees)
         with with_reporter(lambda text: reported.append(str(text))):
-            examples = budget.examples(prop)
+            examples = (
+                realtime.examples(budget.scale, guarantees) if real_time else budget.examples(prop)
+            )
             settings = hypothesis_settings(budget, examples)
             check.run(settings, derive_seed(seed, prop.id), examples)
     except (KeyboardInterrupt, SystemExit, TargetError):
@@ -351,7 +368,9 @@ def expected_seconds(
     of the properties that will run, shared by ``jobs`` processes, and never less than the
     costliest property alone."""
     costs = [
-        prop.cost * budget.examples(prop) * target.relative_cost
+        realtime.forecast(guarantees, budget.scale)
+        if in_real_time(prop, target)
+        else prop.cost * budget.examples(prop) * target.relative_cost
         for prop in chosen
         if why_skipped(prop, target, guarantees) is None
     ]
@@ -484,7 +503,12 @@ def _run_here(
     try:
         for prop in chosen:
             STOP.check()
-            with ticking(target, prop, budget.examples(prop), listener):
+            examples = (
+                realtime.examples(budget.scale, guarantees)
+                if in_real_time(prop, target)
+                else budget.examples(prop)
+            )
+            with ticking(target, prop, examples, listener):
                 result = run_property(prop, target, guarantees, budget, seed)
             outcomes[prop.id] = result
             listener.finished(result, len(outcomes), len(chosen))

@@ -297,21 +297,36 @@ class ServerTarget(Target):
 class UserServerTarget(Target):
     """A server the user runs (``redis://host``, ``memcached://host``): real time.
 
-    The harness cannot move its clock, so properties that move time or write short TTLs are
-    skipped with the reason. Each session works in a namespace of its own
+    The harness cannot move its clock, so the TTL properties run in real time
+    (:mod:`cachespec.conformance.realtime`) and the other properties that move time are
+    "cannot check here", with the reason. Each session works in a namespace of its own
     (``cachespec-check-<pid>-<n>``) and clears it when done: no FLUSHDB, no flush_all, no
     CONFIG SET, nothing of anyone else's touched. Eviction profiles are checked only on
     servers the harness starts (they need a reconfigured server).
     """
 
     controls_time = False
-    clock_note = "real time (a server the harness did not start)"
+    clock_note = (
+        "real time (a server the harness did not start): the TTL properties run in real time"
+    )
     shared_across_processes = True
     relative_cost = 2.0
 
-    def __init__(self, url: str) -> None:
-        self.name = redact(url)  # what every output shows: the password never
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        opener: Callable[[str, str], Backend] | None = None,
+    ) -> None:
+        """``opener(url, namespace)`` builds the backend (default: :func:`open_backend`):
+        the project's tests pass deliberately broken adapters this way, on a server they
+        treat as a user's (tests/test_realtime_servers.py)."""
+        self.name = name or redact(url)  # what every output shows: the password never
         self._url = url
+        self._opener = opener or (lambda url, namespace: open_backend(url, namespace=namespace))
+        # Another process opens the URL with open_backend, not a custom opener.
+        self.shared_across_processes = opener is None
         # Sessions not closed yet: a run stopped mid-example discards them in close().
         self._live: list[Session] = []
 
@@ -320,9 +335,11 @@ class UserServerTarget(Target):
         self._live = [session for session in self._live if not session.closed]
         session = Session(
             ManualClock(),
-            lambda namespace: Tenant(open_backend(self._url, namespace=f"{prefix}-{namespace}")),
+            lambda namespace: Tenant(self._opener(self._url, f"{prefix}-{namespace}")),
             discard_on_close=True,
-            reach=lambda namespace: (self._url, f"{prefix}-{namespace}"),
+            reach=(lambda namespace: (self._url, f"{prefix}-{namespace}"))
+            if self.shared_across_processes
+            else None,
         )
         self._live.append(session)
         return session

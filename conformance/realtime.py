@@ -1,0 +1,417 @@
+"""Real time: the TTL properties on a server whose clock the harness cannot move.
+
+A server the user runs (``redis://host``, ``memcached://host``) keeps its own time. There the
+TTL properties run on the machine's monotonic clock instead of the harness's: "move the
+clock" becomes a sleep, only to the instants that matter (just before an entry may expire,
+or just past the instant it must be gone), and every backend call records when it started
+and when it returned. The model then judges with that uncertainty and never guesses:
+
+* a write took effect at some instant within its call;
+* a read must hit only if every instant of its call lies before the earliest instant the
+  entry may expire, and must miss only if every instant lies past the latest instant it may
+  linger;
+* both instants are widened by the slack: the declared ``ttl_resolution`` late, and
+  :data:`SLACK` either way (the server's own clock granularity and the time it reads it).
+
+Nothing is judged from how long the harness meant to sleep, only from the times measured
+around each call, so a loaded machine loses checks (more reads fall where either outcome is
+allowed), never raises a false alarm. docs/design.md, "Real time", has the decisions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar, cast
+
+from hypothesis import Phase
+from hypothesis import settings as Settings
+from hypothesis.control import current_build_context
+from hypothesis.errors import Flaky, InvalidArgument
+
+from cachespec.backends import Backend
+from cachespec.spec import CacheModel, Guarantees
+from cachespec.spec.model import Presence, _Entry
+
+from .checks import Check, CheckFailed, MachineCheck
+from .machines import CacheMachine, Focus, build_machine
+from .pools import AT, BEFORE, REAL_TIME_SAFE_TTL
+from .target import Target, UserServerTarget
+
+# Either way around an expiry instant, on top of the declared resolution: Redis computes an
+# expiry from a millisecond clock it may have read at the start of its event-loop turn, and
+# memcached from a whole-second one the adapter's margin already covers. 10 ms is ten of
+# Redis's ticks; docs/design.md, "Real time", has the measurement.
+SLACK = 0.010
+
+# How far before an entry's earliest expiry a "just before" read is aimed: the read must
+# also end before that instant to be judged, and a call on loopback takes well under 1 ms.
+BEFORE_MARGIN = 2 * SLACK
+
+# The TTLs written in real time. A backend that tells milliseconds apart (Redis: 2 ms)
+# gets fractions of a second; one that counts whole seconds (memcached, whose declared
+# resolution is 4.5 s) gets a second and a second and a half (a fraction its adapter must
+# round up, not down), each at least its clock's tick.
+FINE_TTLS = (0.05, 0.1, 0.2, 0.5)
+COARSE_TTLS = (1.0, 1.5)
+# Above this declared resolution a backend is taken to count whole seconds.
+COARSE_RESOLUTION = 0.1
+
+# Examples and steps per example in real time, at the default size (a size scales the
+# examples): each example sleeps, so fewer and shorter programs than on the harness clock.
+EXAMPLES = 10
+COARSE_EXAMPLES = 6
+STEPS = 25
+
+# The properties that run in real time, by id: each keeps a mutant it rejects in real time
+# (tests/test_realtime_servers.py).
+REAL_TIME = frozenset({"ttl.lives", "ttl.expires", "ttl.overwrite", "ops.add"})
+
+# Why the other TTL properties have nothing to check on a server the user runs: the suite
+# writes there as a guest (tenant.py), which turns ttl=None and every TTL over an hour into
+# an hour, so the adapter never sees the arguments these properties are about.
+GUEST_ONLY = (
+    "nothing to check as a guest: on a server you run the suite writes no ttl=None and no TTL "
+    "over an hour (it caps both at an hour, so that its keys never outlive a killed run: "
+    'docs/design.md, "A user\'s server keeps only its own data"), and the adapter never '
+    "sees what this property is about"
+)
+WHY_NOT: dict[str, str] = {"ttl.never": GUEST_ONLY, "ttl.long": GUEST_ONLY}
+
+
+# How a result that ran here says so (runner.Result.clock, the report's table).
+CLOCK = "real time"
+
+
+def ttl_pool(guarantees: Guarantees) -> tuple[float, ...]:
+    """The short TTLs written in real time, above the backend's declared resolution tick."""
+    if guarantees.ttl_resolution > COARSE_RESOLUTION:
+        return COARSE_TTLS
+    return FINE_TTLS
+
+
+def longest_window(guarantees: Guarantees) -> float:
+    """How long after a write its entry may still be served, at the longest TTL drawn."""
+    return max(ttl_pool(guarantees)) + guarantees.ttl_resolution + 2 * SLACK
+
+
+def allowance(guarantees: Guarantees) -> float:
+    """The most one example's steps may sleep: enough to outlive the longest TTL drawn and
+    its resolution about once, so that a run sleeps little (6 s on memcached, 1 s on
+    Redis) whatever the program asks for. Its teardown may sleep one such window more."""
+    return max(1.0, longest_window(guarantees))
+
+
+def _reporting() -> bool:
+    """Whether Hypothesis is replaying a failing example only to print its program: in real
+    time that replay need not sleep (RealTimeCheck keeps the first run's violation, judged
+    on the times it measured), which halves what a failure costs."""
+    try:
+        return bool(current_build_context().is_final)
+    except InvalidArgument:  # outside a test: nothing is being replayed
+        return False
+
+
+class RealClock:
+    """The machine's monotonic clock. ``advance_to`` sleeps until then, within the
+    example's allowance; past it, it does not sleep (the judgement never assumes it did)."""
+
+    tick = 1e-6
+
+    def __init__(self, allowance: float) -> None:
+        self.allowance = allowance
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic()
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def advance_to(self, when: float) -> float:
+        wait = when - time.monotonic()
+        if wait <= 0 or self.slept + wait > self.allowance or _reporting():
+            return self.now()
+        self.slept += wait
+        while (left := when - time.monotonic()) > 0:
+            time.sleep(left)
+        return self.now()
+
+
+class RealTimeModel(CacheModel):
+    """The model of one namespace on a real-time server: it judges each call over the
+    interval it was measured to take (see the module docstring)."""
+
+    def __init__(self, guarantees: Guarantees, *, origin: float, slack: float = SLACK) -> None:
+        super().__init__(guarantees, origin=origin)
+        self._slack = slack
+        self._call = (origin, origin)
+        self._ever_timed = False  # whether any entry with a TTL was written (expiry_windows)
+
+    def record(self, started: float, ended: float) -> None:
+        """The last backend call ran from ``started`` to ``ended``: the next operation the
+        machine reports is that call's."""
+        self._call = (started, ended)
+
+    def _span(self, now: float) -> tuple[float, float]:
+        # The machine reads its clock before some calls and after others; the interval
+        # covering both that reading and the recorded call holds the call's instant.
+        started, ended = self._call
+        return min(now, started), max(now, ended)
+
+    def _gone_from(self, entry: _Entry) -> float:
+        """The first instant the entry must be gone: its write's last possible instant,
+        plus its TTL, the declared resolution and the slack."""
+        landed: float = getattr(entry, "landed_by", entry.written_at)
+        return landed + (entry.ttl or 0.0) + self._resolution + self._slack
+
+    def _presence(self, entry: _Entry, now: float) -> Presence:
+        expires = entry.expires
+        if expires is not None:
+            earliest, latest = self._span(now)
+            if latest >= expires - self._slack:  # the call may have come at or past expiry
+                return "gone" if earliest >= self._gone_from(entry) else "maybe"
+        return "maybe" if entry.vanishable else "live"
+
+    def _write(self, now: float, key: str, value: bytes, ttl: float | None) -> None:
+        earliest, latest = self._span(now)
+        super()._write(earliest, key, value, ttl)
+        # _Entry has no field for it: the write's last possible instant rides along.
+        setattr(self._entries[key], "landed_by", latest)  # noqa: B010
+        self._ever_timed = self._ever_timed or self._entries[key].ttl is not None
+
+    def _expire(self, now: float) -> None:
+        for key in list(self._timed):
+            entry = self._entries[key]
+            if self._presence(entry, now) == "gone":
+                self._remove(key, self._expired_in_real_time(entry))
+
+    def _expired_in_real_time(self, entry: _Entry) -> Callable[[str], str]:
+        landed = getattr(entry, "landed_by", entry.written_at)
+        return lambda key: (
+            f"{key!r} was written within [{self.at(entry.written_at)}, {self.at(landed)}] "
+            f"with ttl={entry.ttl!r}, and is gone for sure from {self.at(self._gone_from(entry))}"
+            f" (the declared resolution {self._resolution}s and the real-time slack "
+            f"{self._slack}s after the write's last possible instant)"
+        )
+
+    def expiry_windows(self) -> list[tuple[float, float]]:
+        """``[earliest expiry, surely gone)`` for every entry with a TTL.
+
+        Once an entry with a TTL was written, never empty: where every such entry is gone,
+        one empty window at the origin, long past. ``advance_to_expiry`` runs while this is
+        not empty (its precondition), and which entries are gone depends on when the calls
+        ran: the same program must draw the same steps when Hypothesis replays it at other
+        instants. Every user of a window looks only at the ones still ahead."""
+        windows = []
+        for key in self._timed:
+            entry = self._entries[key]
+            assert entry.expires is not None
+            windows.append((entry.expires - self._slack, self._gone_from(entry)))
+        if not windows and self._ever_timed:
+            windows.append((self._origin, self._origin))
+        return windows
+
+    def _describe_entry(self, key: str, now: float) -> str:
+        entry = self._entries[key]
+        text = super()._describe_entry(key, now)
+        earliest, latest = self._span(now)
+        text += (
+            f"; in real time, the call ran within [{self.at(earliest)}, {self.at(latest)}]"
+            f" and the write landed within [{self.at(entry.written_at)}, "
+            f"{self.at(getattr(entry, 'landed_by', entry.written_at))}]"
+        )
+        if entry.expires is not None:
+            text += (
+                f", so it may expire from {self.at(entry.expires - self._slack)} and is gone "
+                f"for sure from {self.at(self._gone_from(entry))} (slack {self._slack}s)"
+            )
+        return text
+
+
+class TimedBackend:
+    """A backend whose every call tells the model when it started and when it returned."""
+
+    def __init__(self, backend: Backend, model: RealTimeModel) -> None:
+        self._backend = backend
+        self._model = model
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._backend, name)
+        if not callable(found):
+            return found
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            try:
+                return found(*args, **kwargs)
+            finally:
+                self._model.record(started, time.monotonic())
+
+        return timed
+
+
+class RealTimeMachine(CacheMachine):
+    """A property's machine on the real clock, beside a :class:`RealTimeModel`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.real_clock = RealClock(allowance(self.guarantees))
+        self.clock = self.real_clock
+        self.model = RealTimeModel(self.guarantees, origin=self.clock.now())
+        self.backend = cast(Backend, TimedBackend(self.backend, self.model))
+
+    # The first violation each example raised, for RealTimeCheck (set per built class).
+    failures: ClassVar[list[AssertionError]]
+
+    def _run(self, step: Callable[[], None]) -> None:
+        # Real time moves between calls by itself: no clock_granularity step is needed.
+        try:
+            step()
+        except AssertionError as exc:
+            self._broken = True
+            if not self.failures:
+                self.failures.append(exc)
+            raise
+        except BaseException:
+            self._broken = True
+            raise
+
+    def move_clock(self, when: float) -> None:
+        """Sleep until ``when``, but only while it matters: not past the instant the last
+        entry the allowance can outlive is surely gone, and not at all when none is."""
+        now = self._now()
+        reach = now + self.real_clock.allowance - self.real_clock.slept
+        pending = [end for _, end in self.model.expiry_windows() if now < end <= reach]
+        if pending:
+            self.clock.advance_to(min(when, max(pending)))
+
+    def teardown(self) -> None:
+        """Before the session closes, walk forward through the pending expiry windows, if
+        the allowance lets it: read every key written just before each window opens, and
+        once past the last one. Each example then ends with judged reads of every entry
+        whose TTL runs out, on both sides of its expiry, whatever its program did before;
+        the stops cost no sleep beyond the last window."""
+        try:
+            if not self._broken and self.model.keys_written:
+                clock = self.real_clock
+                clock.allowance = clock.slept + longest_window(self.guarantees)
+                now = self._now()
+                reach = now + clock.allowance - clock.slept
+                windows = [w for w in self.model.expiry_windows() if now < w[1] <= reach]
+                befores = sorted({start - BEFORE_MARGIN for start, _ in windows})
+                for instant in [*(b for b in befores if b > now), math.inf]:
+                    self.move_clock(instant)
+                    self._run(self._read_all)
+        finally:
+            super().teardown()
+
+    def _read_all(self) -> None:
+        self.do_get_many(self.model.keys_written)
+
+    def boundary(self, start: float, end: float, offset: str) -> float:
+        """Where to sleep to around ``[earliest expiry, surely gone)``: a little before it
+        (still judged live if the read is quick), at it, or just past it."""
+        if offset == BEFORE:
+            return start - BEFORE_MARGIN
+        return start if offset == AT else end
+
+
+def real_time_focus(focus: Focus, guarantees: Guarantees) -> Focus:
+    """``focus`` with its short TTLs replaced by real-time ones and its clock moves made a
+    fraction of them; TTLs that cannot run out during a run are kept as they are."""
+    pool = ttl_pool(guarantees)
+    short = [t for t in focus.ttls if t is not None and t < REAL_TIME_SAFE_TTL]
+    # One TTL that outlives the run, where the focus had any: the entries beside the ones
+    # that expire, fewer of them than on the harness clock, where a draw costs no sleep.
+    long = [t for t in focus.ttls if t is not None and t >= REAL_TIME_SAFE_TTL]
+    kept = ((None,) if None in focus.ttls else ()) + tuple(long[:1])
+    ttls = kept + (pool if short else ())
+    # The longest step outlives the longest TTL and its resolution: past every window.
+    past = max(pool) + guarantees.ttl_resolution + 2 * SLACK
+    steps = (min(pool) / 2, min(pool), past)
+    return dataclasses.replace(focus, ttls=ttls, steps=steps)
+
+
+class RealTimeCheck:
+    """A stateful property in real time: few short examples, and no shrinking (each replay
+    sleeps; the failing program is printed as found)."""
+
+    def __init__(self, check: Check, failures: list[AssertionError]) -> None:
+        self._check = check
+        self._failures = failures
+
+    def run(self, settings: Settings, seed_value: int, examples: int) -> None:
+        chosen = Settings(
+            settings,
+            max_examples=examples,
+            stateful_step_count=min(settings.stateful_step_count, STEPS),
+            phases=[Phase.explicit, Phase.generate],
+        )
+        self._failures.clear()
+        try:
+            self._check.run(chosen, seed_value, examples)
+        except Flaky as exc:
+            # Hypothesis replays a failing program to report it; in real time the replay
+            # runs at other instants, and may land where either answer is allowed. The
+            # first run's violation stands on its own: it is judged on measured times.
+            first = next(iter(getattr(exc, "exceptions", ())), None) or exc.__cause__
+            if not isinstance(first, AssertionError) and self._failures:
+                # The replay failed elsewhere (Hypothesis's FlakyReplay), and printed no
+                # program: say so beside the first run's violation.
+                first = CheckFailed(
+                    f"{self._failures[0]} (in real time; Hypothesis's replay of this "
+                    "program, at other instants, failed elsewhere, so no program is printed)"
+                )
+            if not isinstance(first, AssertionError):
+                raise
+            # Hypothesis put the program on the flaky error: carry it over (__notes__, as
+            # add_note would on 3.11).
+            notes = [*getattr(first, "__notes__", []), *getattr(exc, "__notes__", [])]
+            setattr(first, "__notes__", notes)  # noqa: B010
+            raise first from None
+
+
+def examples(scale: float, guarantees: Guarantees) -> int:
+    """Real-time examples at a size's ``scale``: fewer where each costs seconds of sleep
+    (a whole-second clock, whose windows are seconds long)."""
+    base = COARSE_EXAMPLES if guarantees.ttl_resolution > COARSE_RESOLUTION else EXAMPLES
+    return max(2, round(base * scale))
+
+
+def forecast(guarantees: Guarantees, scale: float) -> float:
+    """Seconds a real-time property is expected to take: each example's sleeping
+    allowance, about what one takes (measured: docs/design.md, "Real time")."""
+    return examples(scale, guarantees) * allowance(guarantees)
+
+
+def runs_in_real_time(prop_id: str) -> bool:
+    return prop_id in REAL_TIME
+
+
+def build(
+    prop_id: str, focus: Callable[[Guarantees], Focus], target: Target, g: Guarantees
+) -> RealTimeCheck:
+    """The real-time check of the stateful property ``prop_id`` built from ``focus``."""
+    class_name = "".join(part.title() for part in prop_id.replace(".", "_").split("_")) + "RT"
+    machine = build_machine(class_name, target, real_time_focus(focus(g), g), RealTimeMachine)
+    failures: list[AssertionError] = []
+    machine.failures = failures
+    return RealTimeCheck(MachineCheck(machine), failures)
+
+
+def cannot_run(prop_id: str, area: str, target: Target) -> str:
+    """Why a property that needs the harness's clock does not run in real time on
+    ``target``: "cannot check here", with the reason."""
+    if prop_id in WHY_NOT and isinstance(target, UserServerTarget):
+        return WHY_NOT[prop_id]
+    if area == "lru":
+        return "checks eviction, which needs a reconfigured server (maxmemory)"
+    return (
+        "not checked in real time yet (it needs the harness's clock, and "
+        f"{target.name} runs in real time, where only {', '.join(sorted(REAL_TIME))} run): "
+        "check a throwaway server on a controlled clock with `cachespec check redis` or "
+        "`memcached`"
+    )
