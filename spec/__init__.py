@@ -16,7 +16,7 @@ from .eviction import (
     NoEviction,
     RandomEviction,
 )
-from .failover import AsyncReplicaFailover
+from .failover import AsyncReplicaFailover, RingRemap
 from .guarantees import CacheWide, Guarantees, NoExpiry, PerEntry, TTLDeclaration
 from .miss import NO_VALUE, NoValue
 from .model import CacheModel, Violation
@@ -42,6 +42,7 @@ __all__ = [
     "NoValue",
     "PerEntry",
     "RandomEviction",
+    "RingRemap",
     "TTLDeclaration",
     "Violation",
     "validate_ttl",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .eviction import EvictionProfile, NoEviction
-from .failover import AsyncReplicaFailover
+from .failover import AsyncReplicaFailover, Failover, RingRemap
 from .ttl import validate_ttl
 
 # ---------------------------------------------------------------- what a TTL can be
@@ -131,9 +131,12 @@ class Guarantees:
         as they are made.
     failover
         How a node's failure reaches the callers of a backend of several nodes: ``None``
-        (the default: one server, or nothing declared) or :class:`AsyncReplicaFailover`
-        (:mod:`.failover`): a write acknowledged just before a failover may be lost, and
-        nothing worse happens. Reported; the ``faults.cluster_*`` properties check it.
+        (the default: one server, or nothing declared), :class:`AsyncReplicaFailover`
+        (:mod:`.failover`: a write acknowledged just before a failover may be lost, and
+        nothing worse happens; checked by ``faults.cluster_*``) or :class:`RingRemap` (a
+        failed node's keys go to the others and any change of the ring empties the
+        namespace; checked by ``faults.ring_*``). Reported; the fault properties of the
+        other kinds do not apply.
     opt_out
         Property id -> reason: properties the backend does not claim. Reported as skipped.
     expected_failures
@@ -152,7 +155,7 @@ class Guarantees:
     clear_store_wide: bool = False
     add: bool = True
     clock_granularity: float = 0.0
-    failover: AsyncReplicaFailover | None = None
+    failover: Failover | None = None
     opt_out: Mapping[str, str] = field(default_factory=dict)
     expected_failures: Mapping[str, str] = field(default_factory=dict)
 
@@ -179,9 +182,12 @@ class Guarantees:
         for name in ("thread_safe", "compare_and_set", "clear", "clear_store_wide", "add"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        if self.failover is not None and not isinstance(self.failover, AsyncReplicaFailover):
+        if self.failover is not None and not isinstance(
+            self.failover, (AsyncReplicaFailover, RingRemap)
+        ):
             raise TypeError(
-                f"failover must be None or AsyncReplicaFailover(), got {self.failover!r}"
+                "failover must be None, AsyncReplicaFailover() or RingRemap(), "
+                f"got {self.failover!r}"
             )
         both = set(self.opt_out) & set(self.expected_failures)
         if both:

@@ -160,5 +160,5 @@ def test_a_user_cluster_is_never_faulted(cluster: RedisClusterServer) -> None:
 def test_the_failover_declaration_is_typed_and_reported() -> None:
     declared = Guarantees(failover=AsyncReplicaFailover())
     assert "a write acknowledged just before it may be lost" in declared.describe()
-    with pytest.raises(TypeError, match="failover must be None or AsyncReplicaFailover"):
+    with pytest.raises(TypeError, match="failover must be None, AsyncReplicaFailover"):
         Guarantees(failover="async")  # type: ignore[arg-type]

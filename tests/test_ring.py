@@ -24,11 +24,15 @@ from cachespec.backends import (
     open_backend,
 )
 from cachespec.backends.memcached import MemcachedRingBackend, RingOptions
+from cachespec.conformance import run_suite
 from cachespec.conformance.clock import ManualClock
 from cachespec.conformance.outages import Fault, outage
+from cachespec.conformance.runner import NOT_DECLARED
 from cachespec.conformance.servers import ManagedServer, harness_available
 from cachespec.conformance.servers.base import HOST, exchange
 from cachespec.conformance.servers.ring import MemcachedRingServer, start_ring
+from cachespec.spec import RingRemap
+from cachespec.spec.failover import declared_for
 
 pytestmark = pytest.mark.memcached
 
@@ -403,3 +407,23 @@ def test_a_guests_counter_expires_on_the_counters_own_node(fresh: MemcachedRingS
         finally:
             backend.close()
     assert len(pinned) > 1
+
+
+def test_the_ring_declares_its_failover_and_only_the_ring_faults_apply_to_it(
+    fresh: MemcachedRingServer,
+) -> None:
+    backend = ring_backend(fresh)
+    try:
+        failover = backend.guarantees.failover
+        assert failover == RingRemap()
+        assert "any change of the ring empties the namespace" in backend.guarantees.describe()
+        assert declared_for("faults.ring_", failover) is None
+        assert "faults.cluster_* check another kind" in str(
+            declared_for("faults.cluster_", failover)
+        )
+    finally:
+        backend.close()
+    # One server declares no failover: the ring faults are not declared there, rather than
+    # something it cannot check (which --require-all would turn into a failure).
+    report = run_suite("memory://", seed=1, only=["faults.ring_*"])
+    assert {r.skip for r in report.results} == {NOT_DECLARED}

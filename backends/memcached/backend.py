@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from cachespec.spec import MEMCACHED_EVICTION, NO_VALUE, Guarantees, NoEviction, NoValue
+from cachespec.spec.failover import Failover
 
 from ..contract import (
     BackendFull,
@@ -147,6 +148,8 @@ class MemcachedBackend(MemcachedBase):
     __slots__ = ()
 
     _clearable: ClassVar[bool] = True  # the kind of namespace: with clear, or without
+    # What a node's failure does (spec/failover.py): nothing to declare for one server.
+    _failover: ClassVar[Failover | None] = None
     # The longest generation in a data key: the counter's digits, or the fixed "-".
     _generation_width: ClassVar[int] = GENERATION_DIGITS
 
@@ -243,6 +246,7 @@ class MemcachedBackend(MemcachedBase):
             thread_safe=True,
             compare_and_set=True,
             clear=clearable,
+            failover=self._failover,
         )
 
     def _build_client(self, host: str, port: int, timeout: float) -> Client:

@@ -29,7 +29,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple
+
+from cachespec.spec.failover import Failover, RingRemap
 
 from ..contract import Clock, ConfigurationError
 from .backend import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, MemcachedBackend
@@ -117,6 +119,10 @@ class MemcachedRingBackend(MemcachedBackend):
     """
 
     __slots__ = ("_ring", "_servers")
+
+    # Declared: a failed node's keys go to the others, and a change of the ring empties the
+    # namespace (the faults.ring_* properties check it).
+    _failover: ClassVar[Failover | None] = RingRemap()
 
     _ring: RingOptions
     _servers: tuple[tuple[str, int], ...]

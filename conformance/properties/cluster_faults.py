@@ -6,6 +6,7 @@ the harness started."""
 from __future__ import annotations
 
 from cachespec.spec import Guarantees
+from cachespec.spec.failover import declared_for
 
 from ..checks import CannotCheck, Check, ThreadCheck
 from ..cluster_faults import CLUSTER_WORKLOADS, run_cluster_trial
@@ -15,9 +16,7 @@ from .strategies import _strategies, guarded_fills
 
 
 def declares_failover(g: Guarantees) -> str | None:
-    if g.failover is None:
-        return "the backend declares no failover (Guarantees.failover): one server"
-    return guarded_fills(g)
+    return declared_for("faults.cluster_", g.failover) or guarded_fills(g)
 
 
 def _cluster_fault(name: str, promise: str, *, needs_clock: bool = False) -> Property:

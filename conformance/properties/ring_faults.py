@@ -1,10 +1,12 @@
 """Faults on one node of a memcached ring the harness started: kill -9, SIGSTOP/SIGCONT and
 restarts of a node mid-run, and the node's return (:mod:`cachespec.conformance.ring_faults`).
-Each is "cannot check here" on any other target."""
+They apply where the backend declares a ring (``Guarantees.failover = RingRemap()``), and are
+"cannot check here" on any target but a ring the harness started."""
 
 from __future__ import annotations
 
 from cachespec.spec import Guarantees
+from cachespec.spec.failover import declared_for
 
 from ..checks import CannotCheck, Check, ThreadCheck
 from ..ring_faults import RING_WORKLOADS, run_ring_trial
@@ -12,6 +14,13 @@ from ..servers.ring import MEMCACHED_RING
 from ..target import ServerTarget, Target
 from .base import PROPERTIES, Property
 from .strategies import _strategies, guarded_fills
+
+
+def declares_ring(g: Guarantees) -> str | None:
+    """Ring faults apply to a backend that declares a ring (a single server declares no
+    failover: its check skips them as not declared, rather than as something it cannot
+    check)."""
+    return declared_for("faults.ring_", g.failover) or guarded_fills(g)
 
 
 def _ring_fault(
@@ -34,7 +43,7 @@ def _ring_fault(
     return Property(
         f"faults.ring_{name}",
         promise,
-        guarded_fills,
+        declares_ring,
         build,
         needs_clock=needs_clock,
         examples=3,
