@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from cachespec.conformance import run_suite
+from cachespec.conformance.runner import NOT_DECLARED
 from cachespec.conformance.servers import HarnessUnavailable, harness_available, running_servers
 from cachespec.conformance.servers.ring import NODES, start_ring
 from cachespec.conformance.target import ServerTarget, resolve_target
@@ -194,7 +195,7 @@ def test_the_cli_checks_a_ring_at_quick_size(tmp_path: Path) -> None:
     assert data["clock"] == "the harness's clock"
 
 
-def test_the_ring_faults_are_cannot_check_here_elsewhere_and_the_single_server_ones_here() -> None:
+def test_the_ring_faults_are_not_declared_elsewhere_and_the_single_server_ones_not_here() -> None:
     ring = resolve_target("memcached-ring")
     assert isinstance(ring, ServerTarget)
     assert not ring.owns_server
@@ -202,6 +203,6 @@ def test_the_ring_faults_are_cannot_check_here_elsewhere_and_the_single_server_o
     assert "faults.ring_*" in ring.server_faults_note
     report = run_suite("memory://", seed=1, only=["faults.ring_*"])
     assert len(report.results) == 6
-    for result in report.results:
-        assert result.status == "skip"
-        assert "one node of a memcached ring" in result.reason
+    for result in report.results:  # one server declares no ring (Guarantees.failover)
+        assert (result.status, result.skip) == ("skip", NOT_DECLARED)
+        assert "faults.ring_* check another kind" in result.reason
