@@ -42,11 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from redis.crc import key_slot
-
 from cachespec.backends import NO_VALUE, Backend
-from cachespec.backends.redis.cluster import NO_HASH_TAG
-from cachespec.backends.redis.layout import namespace_base
 from cachespec.spec.staleness import SourceOfTruth
 
 from .checks import CannotCheck, CheckFailed
@@ -131,6 +127,13 @@ class ClusterTrial(Trial):
         and that master, which the fault fails: every trial meets a failed master and a
         healthy one (the names are the plain namespace's, cluster.py; the cache's key is
         the trial's key)."""
+        # Imported here: every property module is imported with the suite, and redis-py is
+        # the redis extra's (`pip install cachespec` alone checks memory://).
+        from redis.crc import key_slot  # noqa: PLC0415
+
+        from cachespec.backends.redis.cluster import NO_HASH_TAG  # noqa: PLC0415
+        from cachespec.backends.redis.layout import namespace_base  # noqa: PLC0415
+
         for attempt in itertools.count():
             namespace = f"cluster-faults-{n}-{attempt}"
             prefix = NO_HASH_TAG + namespace_base(namespace) + b":"
