@@ -32,15 +32,14 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Final
 
 from .base import HOST, HarnessUnavailable, exchange
 from .faketime import FaketimeClock, libfaketime
+from .group import ServerGroup, stop_all
 from .kind import ServerKind
 from .managed import PORT_ATTEMPTS, READY_TIMEOUT, ManagedServer, Reaper, _server_env, free_port
 from .redis import REDIS, _reply_complete
@@ -165,7 +164,7 @@ REDIS_CLUSTER: Final = RedisClusterKind(
 )
 
 
-class RedisClusterServer:
+class RedisClusterServer(ServerGroup):
     """Six nodes that the target treats as one server: use it as a context manager.
 
     ``nodes`` are every node's :class:`ManagedServer`, ``masters`` those that hold slots
@@ -182,15 +181,12 @@ class RedisClusterServer:
         temp_dir: Path,
         down: set[ManagedServer] | None = None,
     ) -> None:
+        super().__init__(nodes, clock, temp_dir)
         self.kind: str = REDIS_CLUSTER.name
-        self.nodes = nodes
         self.masters = masters
-        self.clock = clock
-        self.temp_dir = temp_dir
         seeds = ",".join(f"{HOST}:{node.port}" for node in masters)
         self.url = f"redis+cluster://{seeds}"  # seeds: still right after a failover
         self.down = set() if down is None else down
-        self._stopped = False
 
     def find_masters(self) -> list[ManagedServer]:
         """Ask each live node its role again (a failover promotes a replica) and return the
@@ -202,57 +198,6 @@ class RedisClusterServer:
         """Empty every master; their replicas follow (nothing reads from a replica)."""
         for master in self.masters:
             master.flush()
-
-    def is_running(self) -> bool:
-        return not self._stopped and all(node.is_running() for node in self.nodes)
-
-    def stop(self) -> None:
-        """Stop every node, even if stopping one fails, then remove the shared folder."""
-        if self._stopped:
-            return
-        self._stopped = True
-        try:
-            _stop_all(self.nodes)
-        finally:
-            if self.clock is not None:
-                self.clock.close()
-            shutil.rmtree(self.temp_dir, ignore_errors=True)
-
-    def __enter__(self) -> RedisClusterServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "running" if self.is_running() else "stopped"
-        return f"<RedisClusterServer {self.url} {len(self.nodes)} nodes {state}>"
-
-
-def _stop_all(nodes: list[ManagedServer]) -> None:
-    """Stop every node at once, each on a thread (a run replaces its cluster after every
-    ``CLOCK_SPAN``, and six stops in a row add up); the first error is raised once all were
-    tried."""
-    errors: list[BaseException] = []
-
-    def stop(node: ManagedServer) -> None:
-        try:
-            node.stop()
-        except BaseException as exc:  # re-raised below, once every node was tried
-            errors.append(exc)
-
-    threads = [threading.Thread(target=stop, args=(node,)) for node in nodes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
 
 
 def _bus_port(port: int) -> int:
@@ -428,7 +373,7 @@ def _start_once(fake_time: bool, preload: list[str], ready_timeout: float) -> Re
         return RedisClusterServer(nodes, masters, clock, cluster_dir, down)
     except BaseException:
         with contextlib.suppress(Exception):
-            _stop_all(nodes)
+            stop_all(nodes)
         shutil.rmtree(cluster_dir, ignore_errors=True)
         raise
 

@@ -18,14 +18,13 @@ import contextlib
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Final
 
 from .base import HOST, HarnessUnavailable
 from .faketime import US, FaketimeClock, libfaketime
+from .group import ServerGroup, stop_all
 from .kind import ServerKind
 from .managed import PORT_ATTEMPTS, READY_TIMEOUT, ManagedServer, Reaper, _server_env, free_port
 from .memcached import MEMCACHED, _options
@@ -83,7 +82,7 @@ MEMCACHED_RING: Final = MemcachedRingKind(
 )
 
 
-class MemcachedRingServer:
+class MemcachedRingServer(ServerGroup):
     """Three memcached nodes the target treats as one server: use it as a context manager.
 
     ``nodes`` are every node's :class:`ManagedServer`, ``clock`` the one clock they read.
@@ -92,67 +91,14 @@ class MemcachedRingServer:
     def __init__(
         self, nodes: list[ManagedServer], clock: FaketimeClock | None, temp_dir: Path
     ) -> None:
+        super().__init__(nodes, clock, temp_dir)
         self.kind: str = MEMCACHED_RING.name
-        self.nodes = nodes
-        self.clock = clock
-        self.temp_dir = temp_dir
         self.url = "memcached+ring://" + ",".join(f"{HOST}:{node.port}" for node in nodes)
-        self._stopped = False
 
     def flush(self) -> None:
         """Empty every node."""
         for node in self.nodes:
             node.flush()
-
-    def is_running(self) -> bool:
-        return not self._stopped and all(node.is_running() for node in self.nodes)
-
-    def stop(self) -> None:
-        """Stop every node, even if stopping one fails, then remove the shared folder."""
-        if self._stopped:
-            return
-        self._stopped = True
-        try:
-            _stop_all(self.nodes)
-        finally:
-            if self.clock is not None:
-                self.clock.close()
-            shutil.rmtree(self.temp_dir, ignore_errors=True)
-
-    def __enter__(self) -> MemcachedRingServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "running" if self.is_running() else "stopped"
-        return f"<MemcachedRingServer {self.url} {state}>"
-
-
-def _stop_all(nodes: list[ManagedServer]) -> None:
-    """Stop every node at once, each on a thread (a frozen memcached takes a wake-up to
-    stop); the first error is raised once all were tried."""
-    errors: list[BaseException] = []
-
-    def stop(node: ManagedServer) -> None:
-        try:
-            node.stop()
-        except BaseException as exc:  # re-raised below, once every node was tried
-            errors.append(exc)
-
-    threads = [threading.Thread(target=stop, args=(node,)) for node in nodes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
 
 
 def _spawn_node(
@@ -223,7 +169,7 @@ def _start_once(
         return MemcachedRingServer(nodes, clock, ring_dir)
     except BaseException:
         with contextlib.suppress(Exception):
-            _stop_all(nodes)
+            stop_all(nodes)
         shutil.rmtree(ring_dir, ignore_errors=True)
         raise
 
