@@ -43,15 +43,14 @@ from dataclasses import dataclass
 from typing import Final
 
 from cachespec.backends import NO_VALUE, Backend
-from cachespec.spec.staleness import SourceOfTruth
 
 from .checks import CannotCheck, CheckFailed
-from .faults import _STORY, FILL_TTL, KEYS, LEASE_TTL, TIMEOUT, Checks, Trial, _quiet_fall_through
+from .faults import _STORY, FILL_TTL, KEYS, TIMEOUT, Checks, Trial, _quiet_fall_through
 from .outages import FAULTS
 from .servers import ManagedServer
 from .servers.cluster import RedisClusterServer
 from .servers.failover import NODE_FAULTS, NodeFault, master_of, node_fault
-from .staleness import Source, Strategies
+from .staleness import Strategies
 from .target import ServerTarget
 
 __all__ = ["CLUSTER_WORKLOADS", "ClusterTrial", "ClusterWorkload", "run_cluster_trial"]
@@ -92,21 +91,7 @@ class ClusterTrial(Trial):
         except BaseException:
             self.session.close()
             raise
-        self.resolution = self.backend.guarantees.ttl_resolution
-        steps = itertools.count()
-        self.truth = SourceOfTruth({key: f"{key}#0" for key in KEYS})
-        self.source = Source(self.truth, self.clock, lambda: next(steps), lambda: self)
-        self.cache = strategies.make_cache(
-            self.backend,
-            default_ttl=FILL_TTL,
-            lease_ttl=LEASE_TTL,
-            clock=self.clock.now,
-            sleep=self._sleep,
-        )
-        self.floor = dict.fromkeys(KEYS, 0)
-        self.phase = _PHASES[0]
-        self.story: list[str] = []
-        self._raw = itertools.count()
+        self._build_world(_PHASES[0])
         # Per key, every raw value a set was sent with, acknowledged or not (a set that
         # timed out may have been applied): what a read may return besides a miss.
         self.written: dict[str, set[bytes]] = {key: set() for key in KEYS}

@@ -85,11 +85,16 @@ class Trial:
             raise CheckFailed(f"the harness cannot count {self.server.kind}'s connections")
         self.connections_before = connection_count(self.server) if checks.connections else 0
         self.backend: Backend = target.open_with(f"faults-{n}", timeout=str(TIMEOUT))
+        self._build_world("before the fault")
+
+    def _build_world(self, phase: str) -> None:
+        """The source, and the cache over ``self.backend``, that every kind of trial judges
+        (a cluster's trial opens its backend its own way, then calls this too)."""
         self.resolution = self.backend.guarantees.ttl_resolution
         steps = itertools.count()
         self.truth = SourceOfTruth({key: f"{key}#0" for key in KEYS})
         self.source = Source(self.truth, self.clock, lambda: next(steps), lambda: self)
-        self.cache = strategies.make_cache(
+        self.cache = self.strategies.make_cache(
             self.backend,
             default_ttl=FILL_TTL,
             lease_ttl=LEASE_TTL,
@@ -99,7 +104,7 @@ class Trial:
         # Per key, the oldest version a read that starts now may return: raised when a
         # write's invalidation (or write-through) returned, and past the fill TTL.
         self.floor = dict.fromkeys(KEYS, 0)
-        self.phase = "before the fault"
+        self.phase = phase
         self.story: list[str] = []
         self._raw = itertools.count()
 
