@@ -41,7 +41,14 @@ from .base import HOST, HarnessUnavailable, exchange
 from .faketime import FaketimeClock, libfaketime
 from .group import ServerGroup, stop_all
 from .kind import ServerKind
-from .managed import PORT_ATTEMPTS, READY_TIMEOUT, ManagedServer, Reaper, _server_env, free_port
+from .managed import (
+    PORT_ATTEMPTS,
+    READY_TIMEOUT,
+    ManagedServer,
+    _server_env,
+    free_port,
+    launch,
+)
 from .redis import REDIS, _reply_complete
 
 __all__ = [
@@ -225,32 +232,15 @@ def _spawn_node(
         str(_bus_port(port)),
     ]
     env = _server_env(kind, clock, preload)
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            cwd=node_dir,
-            start_new_session=True,  # as managed._spawn: Ctrl-C is the harness's to handle
-        )
-    try:
-        reaper = Reaper(process.pid, cluster_dir)
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
-    return ManagedServer(
+    return launch(
         kind,
-        process,
+        argv,
+        env,
         port=port,
-        temp_dir=node_dir,
+        run_dir=node_dir,
         log_path=log_path,
         clock=clock,
-        reaper=reaper,
-        argv=argv,
-        env=env,
+        reap=cluster_dir,
     )
 
 

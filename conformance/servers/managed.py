@@ -386,12 +386,56 @@ class Reaper:
             process.wait()
 
 
+def launch(
+    kind: ServerKind,
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    port: int,
+    run_dir: Path,
+    log_path: Path,
+    clock: FaketimeClock | None,
+    reap: Path,
+) -> ManagedServer:
+    """Start ``argv`` in ``run_dir`` (its output to ``log_path``) and register it at once,
+    before it answers, with a reaper that removes ``reap`` when this process dies (a
+    group's node names the group's folder). If registering fails, the process is killed."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=run_dir,
+            # Its own session: a terminal's Ctrl-C reaches only Python, which stops the
+            # server in order (a frozen memcached would ignore a bare SIGINT).
+            start_new_session=True,
+        )
+    try:
+        reaper = Reaper(process.pid, reap)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return ManagedServer(
+        kind,
+        process,
+        port=port,
+        temp_dir=run_dir,
+        log_path=log_path,
+        clock=clock,
+        reaper=reaper,
+        argv=argv,
+        env=env,
+    )
+
+
 def _spawn(
     kind: ServerKind, options: Sequence[str], fake_time: bool, preload: Sequence[str]
 ) -> ManagedServer:
     """Launch the server on a free port and register it at once (before it answers)."""
     temp_dir = Path(tempfile.mkdtemp(prefix=f"cachespec-{kind.name}-"))
-    process: subprocess.Popen[bytes] | None = None
     try:
         log_path = temp_dir / f"{kind.name}.log"
         step_us = kind.clock_step_us
@@ -399,34 +443,9 @@ def _spawn(
         port = free_port()
         argv = [*kind.argv(kind.binary_path(), port, temp_dir, log_path), *options]
         env = _server_env(kind, clock, preload)
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=temp_dir,
-                # Its own session: a terminal's Ctrl-C reaches only Python, which stops the
-                # server in order (a frozen memcached would ignore a bare SIGINT).
-                start_new_session=True,
-            )
-        reaper = Reaper(process.pid, temp_dir)
-        return ManagedServer(
-            kind,
-            process,
-            port=port,
-            temp_dir=temp_dir,
-            log_path=log_path,
-            clock=clock,
-            reaper=reaper,
-            argv=argv,
-            env=env,
-        )
+        where = {"run_dir": temp_dir, "log_path": log_path, "reap": temp_dir}
+        return launch(kind, argv, env, port=port, clock=clock, **where)
     except BaseException:
-        if process is not None:
-            process.kill()
-            process.wait()
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
 

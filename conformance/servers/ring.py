@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +25,14 @@ from .base import HOST, HarnessUnavailable
 from .faketime import US, FaketimeClock, libfaketime
 from .group import ServerGroup, stop_all
 from .kind import ServerKind
-from .managed import PORT_ATTEMPTS, READY_TIMEOUT, ManagedServer, Reaper, _server_env, free_port
+from .managed import (
+    PORT_ATTEMPTS,
+    READY_TIMEOUT,
+    ManagedServer,
+    _server_env,
+    free_port,
+    launch,
+)
 from .memcached import MEMCACHED, _options
 
 __all__ = ["MEMCACHED_RING", "NODES", "MemcachedRingKind", "MemcachedRingServer", "start_ring"]
@@ -113,32 +119,8 @@ def _spawn_node(
     port = free_port()
     argv = [*kind.argv(kind.binary_path(), port, node_dir, log_path), *_options(memory_mb, None)]
     env = _server_env(kind, clock, preload)
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            cwd=node_dir,
-            start_new_session=True,  # as managed._spawn: Ctrl-C is the harness's to handle
-        )
-    try:
-        reaper = Reaper(process.pid, ring_dir)
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
-    return ManagedServer(
-        kind,
-        process,
-        port=port,
-        temp_dir=node_dir,
-        log_path=log_path,
-        clock=clock,
-        reaper=reaper,
-        argv=argv,
-        env=env,
+    return launch(
+        kind, argv, env, port=port, run_dir=node_dir, log_path=log_path, clock=clock, reap=ring_dir
     )
 
 
