@@ -39,7 +39,7 @@ from typing import Final
 
 from .base import HOST, HarnessUnavailable, exchange
 from .faketime import FaketimeClock, libfaketime
-from .group import ServerGroup, stop_all
+from .group import ServerGroup, start_nodes, stop_all
 from .kind import ServerKind
 from .managed import (
     PORT_ATTEMPTS,
@@ -338,23 +338,13 @@ def _start_once(fake_time: bool, preload: list[str], ready_timeout: float) -> Re
     nodes: list[ManagedServer] = []
     down: set[ManagedServer] = set()  # the RedisClusterServer's: faults add to it
     try:
-        for index in range(MASTERS * (1 + REPLICAS_PER_MASTER)):
-            nodes.append(_spawn_node(cluster_dir, index, clock, preload))
-        for node in nodes:
-            if not node._wait_ready(ready_timeout):
-                raise HarnessUnavailable(
-                    f"a cluster node exited at start (status {node.process.returncode}); "
-                    f"log: {node.log_path.read_text(errors='replace')[-600:]}"
-                )
-            node._forget_faketime_objects()
-        if clock is not None:
-
-            def every_node_sees(shown: int) -> None:
-                for node in nodes:
-                    if node not in down:  # a killed or stopped node cannot answer
-                        node._sync_clock(shown)
-
-            clock.attach_barrier(every_node_sees)
+        nodes = start_nodes(
+            MASTERS * (1 + REPLICAS_PER_MASTER),
+            lambda index: _spawn_node(cluster_dir, index, clock, preload),
+            clock,
+            ready_timeout,
+            down=down,
+        )
         _create(nodes, time.monotonic() + CREATE_TIMEOUT)
         _wait_ok(nodes, clock, time.monotonic() + CLUSTER_READY_TIMEOUT)
         masters = [node for node in nodes if _is_master(node)]

@@ -8,16 +8,19 @@ theirs: the URL, and how a flush reaches the nodes.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
+from .base import HarnessUnavailable
 from .faketime import FaketimeClock
 from .managed import ManagedServer
 
-__all__ = ["ServerGroup", "stop_all"]
+__all__ = ["ServerGroup", "start_nodes", "stop_all"]
 
 _G = TypeVar("_G", bound="ServerGroup")  # typing.Self is 3.11's; this package runs on 3.10
 
@@ -86,3 +89,42 @@ def stop_all(nodes: list[ManagedServer]) -> None:
         thread.join()
     if errors:
         raise errors[0]
+
+
+def start_nodes(
+    count: int,
+    spawn: Callable[[int], ManagedServer],
+    clock: FaketimeClock | None,
+    ready_timeout: float,
+    *,
+    down: set[ManagedServer] | None = None,
+) -> list[ManagedServer]:
+    """``spawn(i)`` for each of ``count`` nodes, once each answers, all on ``clock``: its
+    barrier waits for every node but those in ``down`` (which a fault killed or stopped:
+    they cannot answer). If one fails to start, every node started is stopped."""
+    nodes: list[ManagedServer] = []
+    try:
+        for index in range(count):
+            nodes.append(spawn(index))
+        for node in nodes:
+            if not node._wait_ready(ready_timeout):
+                raise HarnessUnavailable(
+                    f"a {node.kind} node exited at start (status "
+                    f"{node.process.returncode}); log: "
+                    f"{node.log_path.read_text(errors='replace')[-600:]}"
+                )
+            node._forget_faketime_objects()
+        if clock is not None:
+            away = set() if down is None else down
+
+            def every_node_sees(shown: int) -> None:
+                for node in nodes:
+                    if node not in away:
+                        node._sync_clock(shown)
+
+            clock.attach_barrier(every_node_sees)
+        return nodes
+    except BaseException:
+        with contextlib.suppress(Exception):
+            stop_all(nodes)
+        raise

@@ -14,7 +14,6 @@ holds it. A memcached node needs nothing else to serve: there is no cluster to f
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ from typing import Final
 
 from .base import HOST, HarnessUnavailable
 from .faketime import US, FaketimeClock, libfaketime
-from .group import ServerGroup, stop_all
+from .group import ServerGroup, start_nodes
 from .kind import ServerKind
 from .managed import (
     PORT_ATTEMPTS,
@@ -130,28 +129,15 @@ def _start_once(
     ring_dir = Path(tempfile.mkdtemp(prefix=f"cachespec-{MEMCACHED_RING.name}-"))
     step = MEMCACHED_RING.clock_step_us
     clock = FaketimeClock(ring_dir / "faketime", step_us=step) if fake_time else None
-    nodes: list[ManagedServer] = []
     try:
-        for index in range(NODES):
-            nodes.append(_spawn_node(ring_dir, index, clock, preload, memory_mb))
-        for node in nodes:
-            if not node._wait_ready(ready_timeout):
-                raise HarnessUnavailable(
-                    f"a ring node exited at start (status {node.process.returncode}); "
-                    f"log: {node.log_path.read_text(errors='replace')[-600:]}"
-                )
-            node._forget_faketime_objects()
-        if clock is not None:
-
-            def every_node_sees(shown: int) -> None:
-                for node in nodes:
-                    node._sync_clock(shown)
-
-            clock.attach_barrier(every_node_sees)
+        nodes = start_nodes(
+            NODES,
+            lambda index: _spawn_node(ring_dir, index, clock, preload, memory_mb),
+            clock,
+            ready_timeout,
+        )
         return MemcachedRingServer(nodes, clock, ring_dir)
     except BaseException:
-        with contextlib.suppress(Exception):
-            stop_all(nodes)
         shutil.rmtree(ring_dir, ignore_errors=True)
         raise
 
