@@ -211,6 +211,19 @@ class PipelinedClient(PooledClient):  # type: ignore[misc]
         pool: if anything raises, even an interrupt, the connection is dropped, so no reply
         is ever left half read for the next caller.
         """
+        client = self._send(wire)
+        try:
+            result = read(client.sock)
+        except BaseException:
+            self.client_pool.destroy(client)
+            raise
+        self._idle.append(client)
+        return result
+
+    def _send(self, wire: bytes) -> Any:
+        """Send ``wire`` on a pooled connection (an idle one, unless this thread asked for
+        a fresh one) and return that connection, whose reply is the caller's to read; if
+        sending fails, the connection is dropped."""
         idle, fresh = self._idle, self._fresh
         try:
             if fresh and threading.get_ident() in fresh:
@@ -222,12 +235,10 @@ class PipelinedClient(PooledClient):  # type: ignore[misc]
             if client.sock is None:
                 client.version()  # connects: once per pooled connection
             client.sock.sendall(wire)
-            result = read(client.sock)
         except BaseException:
             self.client_pool.destroy(client)
             raise
-        idle.append(client)
-        return result
+        return client
 
     def begin(self, wire: bytes, read: Callable[[Any], _T]) -> Exchange[_T]:
         """Send ``wire`` on a pooled connection now; read the reply later, with the
@@ -235,21 +246,7 @@ class PipelinedClient(PooledClient):  # type: ignore[misc]
         sends to every node it needs before it reads from any (:mod:`.ring_client`), so
         that one call costs about one round trip, not one per node. ``_exchange`` is this
         in one step, kept apart because the single-server hot path pays for no object."""
-        idle, fresh = self._idle, self._fresh
-        try:
-            if fresh and threading.get_ident() in fresh:
-                raise IndexError  # an idle connection is not a new one
-            client = idle.pop()
-        except IndexError:
-            client = self.client_pool.get()
-        try:
-            if client.sock is None:
-                client.version()  # connects: once per pooled connection
-            client.sock.sendall(wire)
-        except BaseException:
-            self.client_pool.destroy(client)
-            raise
-        return Exchange(self, client, read)
+        return Exchange(self, self._send(wire), read)
 
     def drop_idle(self) -> None:
         """Close every idle connection, this class's and the pool's: called when the server
