@@ -38,6 +38,7 @@ from .report import (
     write_junit,
 )
 from .runner import SIZES, STOP, Interrupted, Listener, Report, Result, run_suite
+from .servers.registry import kind_names
 from .target import TargetError
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
@@ -61,8 +62,8 @@ def _parser() -> argparse.ArgumentParser:
         nargs="?",
         default="memory://",
         help="a URL (memory://?capacity=100, redis://host:6379/0, memcached://host), a "
-        "server the harness starts and stops on its own clock (redis, memcached, with "
-        "options after ?: 'redis?capacity=8'), or module:callable returning a backend "
+        f"server the harness starts and stops on its own clock ({', '.join(kind_names())}, "
+        "with options after ?: 'redis?capacity=8'), or module:callable returning a backend "
         "(default: memory://)",
     )
     sizes = "; ".join(f"{name}: {budget.purpose}" for name, budget in SIZES.items())
