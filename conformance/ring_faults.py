@@ -355,13 +355,26 @@ def _clear_during(t: RingTrial) -> None:
 RECOVERS: Final = WORKLOADS["recovers"]
 
 
+def _tripping(during: Callable[[Trial], None]) -> Callable[[RingTrial], None]:
+    """``during``, after a read of the victim's key. A single server's workload calls keys
+    that may all live on other nodes (where a key lives depends on the namespace's random
+    generation): the victim then never failed a call, was never dropped, and the trial
+    checked nothing of an outage (a CI run saw ring_never_puts_a_node_back pass so)."""
+
+    def tripped(t: RingTrial) -> None:
+        t.trip()
+        during(t)
+
+    return tripped
+
+
 def _generic(name: str) -> RingWorkload:
     """A single-server workload (faults.WORKLOADS) with the victim's outage."""
     workload = WORKLOADS[name]
     return RingWorkload(
         workload.checks,
         workload.before,
-        workload.during,
+        _tripping(workload.during),
         _nothing,
         workload.after,
         workload.past_ttl,
@@ -372,7 +385,7 @@ RING_WORKLOADS: Final[dict[str, RingWorkload]] = {
     "calls": _generic("calls"),
     # The efficacy twin of ring_calls (a client that raises for ever passes that one).
     "recovers": RingWorkload(
-        RECOVERS.checks, RECOVERS.before, RECOVERS.during, _nothing, _recovers_back
+        RECOVERS.checks, RECOVERS.before, _tripping(RECOVERS.during), _nothing, _recovers_back
     ),
     "keys": RingWorkload(
         WORKLOADS["keys"].checks, _keys_before, _keys_during, _keys_answering, _keys_back
