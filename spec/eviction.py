@@ -252,9 +252,9 @@ def _capacity(value: object) -> None:
 
 
 @dataclass(frozen=True)
-class _Counted(EvictionProfile):
-    """At most ``capacity`` live entries, and one evicted at each insert into a full cache
-    (the victim is the subclass's order). The shared half of FIFO and ExpiryOrdered."""
+class _CountBounded(EvictionProfile):
+    """At most ``capacity`` live entries, nothing evicted below it, and a hit is not a use:
+    the shared half of FIFO, ExpiryOrdered and RandomEviction."""
 
     capacity: int
 
@@ -274,18 +274,24 @@ class _Counted(EvictionProfile):
         return False
 
     @property
-    def names_victim(self) -> bool:
-        return True
-
-    @property
     def hit_is_use(self) -> bool:
-        return False
+        return False  # the model's order is write order
 
     def live_count_bound(self) -> int | None:
         return self.capacity
 
     def room(self) -> int:
         return self.capacity
+
+
+@dataclass(frozen=True)
+class _Counted(_CountBounded):
+    """One evicted at each insert into a full cache, the victim named by the subclass's
+    order: FIFO and ExpiryOrdered."""
+
+    @property
+    def names_victim(self) -> bool:
+        return True
 
     def evicts_to_insert(self, held: int) -> bool:
         return held >= self.capacity
@@ -322,41 +328,14 @@ class ExpiryOrdered(_Counted):
 
 
 @dataclass(frozen=True)
-class RandomEviction(EvictionProfile):
+class RandomEviction(_CountBounded):
     """At most ``capacity`` live entries; a full cache evicts any one of them, never the
     entry being written (``cachetools.RRCache``). Nothing goes while the cache holds fewer;
     which entry went, the model cannot know, so past the capacity it lets every entry but
     the last written be missing (never hold a wrong value, never come back)."""
 
-    capacity: int
-
-    def __post_init__(self) -> None:
-        _capacity(self.capacity)
-
-    @property
-    def evicts(self) -> bool:
-        return True
-
-    @property
-    def exact_lru_order(self) -> bool:
-        return False
-
-    @property
-    def may_refuse_writes(self) -> bool:
-        return False
-
-    @property
-    def hit_is_use(self) -> bool:
-        return False  # the model's order is write order: the last written is protected
-
     def describe(self) -> str:
         return f"random eviction, capacity {self.capacity}"
-
-    def live_count_bound(self) -> int | None:
-        return self.capacity
-
-    def room(self) -> int:
-        return self.capacity
 
     def evicts_to_insert(self, held: int) -> bool:
         return False  # it never says which: may_have_evicted lets any but the newest go
