@@ -48,6 +48,9 @@ class _ViaRedisPy(SlotRouter):
     def per_slot(self, commands: Any, slots: Any) -> list[Any]:
         return self._batch_through_cluster(commands, slots)
 
+    def on_masters(self, names: Any, head: Any) -> None:
+        return None  # no per-node script: get_many slot by slot, as before the fast path
+
 
 def _medians(loops: dict[str, tuple[Loop, int]], repeats: int) -> dict[str, tuple[float, float]]:
     """Run the loops alternately ``repeats`` times; per loop, the median wall-clock and

@@ -18,6 +18,8 @@ from ring_mutants import RING_MUTANTS
 from cachespec.backends import Backend, BackendUnavailable, open_backend
 from cachespec.backends.memcached import MemcachedBackend, relative_exptime
 from cachespec.backends.redis import BoundedRedisBackend, RedisBackend, RedisClusterBackend
+from cachespec.backends.redis.cluster import READ_ON_NODE
+from cachespec.backends.redis.cluster_route import slot_of
 from cachespec.conformance.target import ServerTarget
 
 
@@ -87,6 +89,23 @@ class SlotOrderClusterRedis(RedisClusterBackend):
     def _read_many(self, names: list[bytes]) -> list[bytes | None]:
         replies = self._per_slot("MGET", names, lambda i: [names[i]])
         return [value for _, reply in replies for value in reply]
+
+
+class MasterOrderClusterRedis(RedisClusterBackend):
+    """Reads a batch with one script per master, as the adapter does, but hands the values
+    back master by master (a naive reassembly): with keys on several masters, values land
+    under other keys."""
+
+    def _read_many(self, names: list[bytes]) -> list[bytes | None]:
+        groups: dict[str, list[bytes]] = {}
+        for name in names:
+            master = self._router._master(slot_of(name))
+            assert master is not None  # a settled cluster: every slot has a known master
+            groups.setdefault(master[0], []).append(name)
+        by_master = [name for group in groups.values() for name in group]
+        found = self._router.on_masters(by_master, READ_ON_NODE)
+        assert found is not None
+        return found
 
 
 class OneMasterClearClusterRedis(RedisClusterBackend):
@@ -249,6 +268,13 @@ ADAPTER_MUTANTS: dict[str, tuple[str, dict[str, str], Callable[[Backend], None],
         "redis-cluster",
         {},
         as_class(SlotOrderClusterRedis),
+        "ops.get_many",
+        r"get_many\(.* gave .* was written under",
+    ),
+    "redis_cluster_master_order": (
+        "redis-cluster",
+        {},
+        as_class(MasterOrderClusterRedis),
         "ops.get_many",
         r"get_many\(.* gave .* was written under",
     ),

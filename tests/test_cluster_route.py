@@ -19,6 +19,7 @@ from redis.crc import key_slot
 
 from cachespec.backends import BackendUnavailable, open_backend
 from cachespec.backends.redis import RedisClusterBackend
+from cachespec.backends.redis import cluster as cluster_backend
 from cachespec.conformance.servers import ManagedServer
 from cachespec.conformance.servers.cluster import RedisClusterServer, start_redis_cluster
 from cachespec.conformance.servers.failover import master_of
@@ -106,6 +107,9 @@ def test_a_stale_map_is_redirected_and_the_right_keys_value_comes_back(
     other = key_slot(_name(backend, "b"))
     cache[other] = next(nodes for nodes in cache.values() if nodes[0].name != cache[other][0].name)
     assert backend.get_many(["a", "b", "c"]) == {"a": b"a", "b": b"b", "c": b"c"}
+    # The wrong master refused the batch script ("non local key"), the batch went slot by
+    # slot, and the script is still used: a slot that moves is no reason to stop.
+    assert backend._reads_by_node
 
 
 def test_a_command_whose_reply_was_lost_is_not_sent_again(
@@ -153,3 +157,24 @@ def test_a_batch_is_one_pipeline_per_master_without_the_cluster_client(
     backend.delete_many(keys)
     assert backend.get_many(keys) == {}
     assert through_cluster == []
+
+
+def test_a_node_that_cannot_run_the_batch_script_is_read_slot_by_slot(
+    cluster: RedisClusterServer,
+    backend: RedisClusterBackend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that cannot run the per-node read (Redis before 7.0 cannot compile its
+    flags; here a flag this one does not know) is read slot by slot from then on: the
+    values are right, and the script is not sent again."""
+    refused = ("EVAL", b"#!lua flags=no-such-flag\nreturn {}", 0)
+    monkeypatch.setattr(cluster_backend, "READ_ON_NODE", refused)
+    keys = [f"s{i}" for i in range(30)]
+    backend.set_many({key: key.encode() for key in keys}, 60)
+    assert backend.get_many([*keys, "missing"]) == {key: key.encode() for key in keys}
+    assert not backend._reads_by_node
+    evals = sum(_calls(master, "eval") for master in cluster.masters)
+    mgets = sum(_calls(master, "mget") for master in cluster.masters)
+    assert backend.get_many(keys) == {key: key.encode() for key in keys}
+    assert sum(_calls(master, "eval") for master in cluster.masters) == evals
+    assert sum(_calls(master, "mget") for master in cluster.masters) > mgets

@@ -113,3 +113,11 @@ def test_an_unknown_reply_or_extra_bytes_is_a_connection_error(
     server.sendall(b"+OK\r\n+OK\r\n")
     with pytest.raises(RedisConnectionError, match="unexpected bytes"):
         read_replies(connection, 1)
+
+
+def test_an_array_of_values_keeps_each_value_whole(pair: tuple[socket.socket, _Wired]) -> None:
+    """The per-node read's reply: values holding CRLF or nothing at all, nils, and an
+    element of another type among them, each read as itself."""
+    server, connection = pair
+    server.sendall(b"*5\r\n$4\r\nb\r\nc\r\n$0\r\n\r\n$-1\r\n*1\r\n$1\r\nz\r\n:7\r\n")
+    assert read_replies(connection, 1) == [[b"b\r\nc", b"", None, [b"z"], 7]]

@@ -22,12 +22,14 @@ Layout
     Cluster").
 
 Batches
-    ``get_many``, ``set_many`` and ``delete_many`` group their keys by slot and send one
-    command per slot (``MGET``, ``MSET`` or ``SET PX``, ``UNLINK``) in one pipeline. redis-py's
-    cluster pipeline writes each master's commands to its connection before reading any
-    reply, so a batch costs one round trip per master involved, in parallel, and never a
-    ``CROSSSLOT``. A batch that spans slots is not atomic: each slot's command is (a
-    ``set_many`` with a TTL writes key by key, not in one ``MULTI``).
+    ``get_many`` sends each master one read-only script for all of its keys, whatever their
+    slots (``READ_ON_NODE``), and goes slot by slot only when a node refuses it.
+    ``set_many`` and ``delete_many`` group their keys by slot and send one command per slot
+    (``MSET`` or ``SET PX``, ``UNLINK``). Each master's commands are written to its
+    connection before any reply is read (cluster_route.py), so a batch costs one round trip
+    per master involved, in parallel, and never a ``CROSSSLOT``. A batch that spans slots is
+    not atomic: each slot's command is (a ``set_many`` with a TTL writes key by key, not in
+    one ``MULTI``).
 
 ``clear`` scans every master (redis-py's cluster ``scan_iter``) and unlinks a page at a time.
 """
@@ -39,27 +41,42 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final, cast
 
 import redis
-from redis.crc import key_slot
 
 from cachespec.spec import AsyncReplicaFailover
 
 from .backend import RedisBackend
-from .cluster_route import SlotRouter
+from .cluster_route import SlotRouter, slot_of
 from .layout import namespace_base
 
-__all__ = ["NO_HASH_TAG", "RedisClusterBackend"]
+__all__ = ["NO_HASH_TAG", "READ_ON_NODE", "RedisClusterBackend"]
 
 #: Prefixed to a plain namespace's base: an empty hash tag, so Redis hashes the whole key.
 NO_HASH_TAG: Final = b"{}"
 
 _SCAN_PAGE: Final = 1000
 
+# A batch read of one master's keys, whatever their slots, in one command: a read-only script
+# that may touch keys of several slots (Redis 7.0's allow-cross-slot-keys flag), given the
+# names as arguments, since declared KEYS must share a slot. The node runs it only if every
+# name is its own: a key of a slot that moved, or is moving and not here, fails the script
+# with _NOT_LOCAL, and the read goes slot by slot, where MOVED and ASK are followed
+# (docs/design.md, "The cluster's fast path"). GET in a script answers as GET does, on the
+# server's clock frozen for the script (a key cannot expire halfway through the batch).
+READ_ON_NODE: Final = (
+    "EVAL",
+    b"#!lua flags=allow-cross-slot-keys,no-writes\n"
+    b"local found = {} for i = 1, #ARGV do found[i] = redis.call('GET', ARGV[i]) end "
+    b"return found",
+    0,
+)
+_NOT_LOCAL: Final = "non local key"
+
 
 def _by_slot(names: list[bytes]) -> dict[int, list[int]]:
     """The positions of ``names``, grouped by hash slot, in order within each slot."""
     slots: dict[int, list[int]] = {}
     for position, name in enumerate(names):
-        slots.setdefault(key_slot(name), []).append(position)
+        slots.setdefault(slot_of(name), []).append(position)
     return slots
 
 
@@ -73,7 +90,7 @@ class RedisClusterBackend(RedisBackend):
     ``redis+cluster://`` URL.
     """
 
-    __slots__ = ("_router",)
+    __slots__ = ("_reads_by_node", "_router")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -81,6 +98,9 @@ class RedisClusterBackend(RedisBackend):
         # client taking over on a redirection or a node it cannot reach (cluster_route.py).
         self._router = SlotRouter(self._cluster)
         self._execute = self._router.execute
+        # get_many reads each master's keys in one script (READ_ON_NODE) until a node
+        # cannot run it (Redis before 7.0), then slot by slot.
+        self._reads_by_node = True
         # Replication is asynchronous: a write a master acknowledged just before it failed
         # may be lost in the failover, and the suite checks that nothing worse happens
         # (docs/design.md, "Failover").
@@ -111,6 +131,17 @@ class RedisClusterBackend(RedisBackend):
         return list(zip(slots.values(), replies, strict=True))
 
     def _read_many(self, names: list[bytes]) -> list[bytes | None]:
+        if self._reads_by_node:
+            try:
+                found = self._router.on_masters(names, READ_ON_NODE)
+            except redis.ResponseError as exc:
+                # A key whose slot is moving is not local; a server older than Redis 7.0
+                # cannot compile the script at all, and is never asked again.
+                if _NOT_LOCAL not in str(exc):
+                    self._reads_by_node = False
+                found = None
+            if found is not None:
+                return found
         values: list[bytes | None] = [None] * len(names)
         for positions, reply in self._per_slot("MGET", names, lambda i: [names[i]]):
             for position, value in zip(positions, reply, strict=True):
@@ -125,7 +156,7 @@ class RedisClusterBackend(RedisBackend):
         # No TTL in MSET, and no MULTI across slots: one SET PX per key, still one pipeline
         # per master.
         commands = [("SET", name, data, "PX", ms) for name, data in named]
-        self._router.per_slot(commands, [key_slot(name) for name in names])
+        self._router.per_slot(commands, [slot_of(name) for name in names])
 
     def _unlink(self, names: list[bytes]) -> None:
         self._per_slot("UNLINK", names, lambda i: [names[i]])

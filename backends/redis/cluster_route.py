@@ -25,6 +25,7 @@ command is settled, it hands over, and never sends a command twice:
 
 from __future__ import annotations
 
+from binascii import crc_hqx
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -37,10 +38,20 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cluster_wire import can_read_raw, pack, read_replies
 
-__all__ = ["SlotRouter"]
+__all__ = ["SlotRouter", "slot_of"]
 
+_SLOT_MASK: Final = 16383  # 16384 slots
 _LOST: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 _REDIRECTED: Final = (MovedError, AskError)
+
+
+def slot_of(name: bytes) -> int:
+    """The hash slot of ``name``, as :func:`redis.crc.key_slot` computes it. A plain
+    namespace's names start with an empty hash tag (``{}``, cluster.py): Redis then hashes the
+    whole name, which is computed here without looking for a tag."""
+    if name[:2] == b"{}":
+        return crc_hqx(name, 0) & _SLOT_MASK
+    return key_slot(name)
 
 
 class _Handover(Exception):
@@ -67,9 +78,10 @@ class SlotRouter:
         """The slot's master and its pool, from the cluster client's map; None when the map
         has no master for the slot, or the master is suspect."""
         nodes = self._cluster.nodes_manager.slots_cache.get(slot)
-        if not nodes:
-            return None
-        node = nodes[0]
+        return self._pool_of(nodes[0]) if nodes else None
+
+    def _pool_of(self, node: Any) -> tuple[str, ConnectionPool] | None:
+        """A master's name and pool; None when it is suspect."""
         if node.name in self._suspect:
             return None
         client = node.redis_connection or self._cluster.get_redis_connection(node)
@@ -88,7 +100,7 @@ class SlotRouter:
     # ---------------------------------------------------------------------- one command
     def execute(self, *args: Any) -> Any:
         """``args`` is a command whose key is ``args[1]`` (GET, SET, UNLINK, ...)."""
-        slot = key_slot(args[1])
+        slot = slot_of(args[1])
         found = self._master(slot)
         if found is None:
             return self._through_cluster(slot, lambda: self._cluster.execute_command(*args))
@@ -117,6 +129,46 @@ class SlotRouter:
             return _pipelines(groups, commands, self._suspect)
         except _Handover:
             return self._batch_through_cluster(commands, slots)
+
+    def on_masters(self, names: Sequence[bytes], head: Sequence[Any]) -> list[Any] | None:
+        """``(*head, *names of one master)`` on each master involved, written to every one
+        before any reply is read, and each name's part of its master's reply (a list, in the
+        order sent), in ``names``' order. None when the fast path cannot tell which master
+        holds a name (no master known for its slot, or a suspect one) or a node redirected:
+        the caller then goes slot by slot. Raises a ``ResponseError`` a node answered, and,
+        sending nothing again, a connection lost after the send."""
+        # Grouped by the master the map names, and only then each master's pool looked up:
+        # a hundred keys are about a hundred slots, but three masters.
+        slots_cache = self._cluster.nodes_manager.slots_cache
+        nodes: dict[str, Any] = {}
+        positions: dict[str, list[int]] = {}
+        for position, name in enumerate(names):
+            found = slots_cache.get(slot_of(name))
+            if not found:
+                return None
+            node = found[0]
+            mine = positions.get(node.name)
+            if mine is None:
+                nodes[node.name] = node
+                mine = positions[node.name] = []
+            mine.append(position)
+        by_master: dict[str, tuple[ConnectionPool, list[int]]] = {}
+        for node_name, mine in positions.items():
+            pooled = self._pool_of(nodes[node_name])
+            if pooled is None:
+                return None
+            by_master[node_name] = (pooled[1], mine)
+        commands = [(*head, *(names[i] for i in mine)) for _, mine in by_master.values()]
+        groups = {node: (pool, [k]) for k, (node, (pool, _)) in enumerate(by_master.items())}
+        try:
+            replies = _pipelines(groups, commands, self._suspect)
+        except _Handover:
+            return None
+        spread: list[Any] = [None] * len(names)
+        for (_, mine), reply in zip(by_master.values(), replies, strict=True):
+            for position, part in zip(mine, reply, strict=True):
+                spread[position] = part
+        return spread
 
     def _batch_through_cluster(
         self, commands: Sequence[Sequence[Any]], slots: Sequence[int]

@@ -28,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 __all__ = ["can_read_raw", "pack", "read_replies"]
 
 _CHUNK: Final = 65536
+_BULK: Final = ord("$")
 
 
 def _encode(part: Any) -> bytes:
@@ -98,6 +99,27 @@ class _Reader:
         self._pos += length + 2
         return value
 
+    def _array(self, count: int) -> list[Any]:
+        """``count`` replies; a bulk string already buffered whole is sliced here, without a
+        call per element (a batch's reply is a hundred of them)."""
+        items: list[Any] = []
+        for _ in range(count):
+            data, pos = self._data, self._pos
+            end = data.find(b"\r\n", pos)
+            if end > pos and data[pos] == _BULK:
+                length = int(data[pos + 1 : end])
+                stop = end + 2 + length
+                if length < 0:
+                    items.append(None)
+                    self._pos = end + 2
+                    continue
+                if stop + 2 <= len(data):
+                    items.append(data[end + 2 : stop])
+                    self._pos = stop + 2
+                    continue
+            items.append(self.reply())
+        return items
+
     def reply(self) -> Any:
         """One reply: bytes, None, int, an exception instance (an error reply), or a list."""
         line = self._line()
@@ -107,7 +129,7 @@ class _Reader:
             return None if length < 0 else self._bulk(length)
         if kind == b"*":
             count = int(rest)
-            return None if count < 0 else [self.reply() for _ in range(count)]
+            return None if count < 0 else self._array(count)
         if kind == b"+":
             return rest
         if kind == b":":
