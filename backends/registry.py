@@ -41,6 +41,9 @@ _BUILTIN: dict[str, str] = {
     "rediss+cluster": "cachespec.backends.redis:redis_cluster_from_url",
 }
 _registered: dict[str, BackendFactory] = {}
+#: The built-in schemes whose backends live in the calling process, with no server behind
+#: them: what no server fault can reach and no other process can open.
+IN_PROCESS_SCHEMES: frozenset[str] = frozenset({"memory", "fakeredis"})
 # The extra that installs each driver a built-in scheme imports when it is opened.
 _EXTRAS = {"redis": "redis", "fakeredis": "fakeredis", "pymemcache": "memcached"}
 

@@ -7,7 +7,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .runner import CANNOT_CHECK_HERE, Report, Result
+from .runner import CANNOT_CHECK_HERE, NOT_APPLICABLE, Report, Result
 
 STATUS_WORD = {"pass": "pass", "fail": "FAIL", "skip": "skip", "interrupted": "stopped"}
 # The id column: wide enough for every property id, so the columns after it line up.
@@ -114,7 +114,7 @@ def checked_line(report: Report) -> str:
 
 
 # guarantee_table's mark for a skip, by why it was skipped.
-SKIP_MARK = {CANNOT_CHECK_HERE: "n/c"}
+SKIP_MARK = {CANNOT_CHECK_HERE: "n/c", NOT_APPLICABLE: "n/a"}
 
 
 def guarantee_table(reports: list[dict[str, object]]) -> str:
@@ -140,11 +140,12 @@ def guarantee_table(reports: list[dict[str, object]]) -> str:
         "| property | " + " | ".join(f"`{c}`" for c in columns) + " |",
         "|---|" + "---|" * len(columns),
     ]
-    unrun = cannot = False
+    unrun = cannot = inapplicable = False
     for prop_id in sorted(ids):
         cells = [row.get(prop_id, "-") for row in statuses]
         unrun = unrun or "-" in cells
         cannot = cannot or "n/c" in cells
+        inapplicable = inapplicable or "n/a" in cells
         lines.append(f"| `{prop_id}` | " + " | ".join(cells) + " |")
     seeds = ", ".join(
         f"`{column}` seed {report['seed']}, {report.get('size', '?')}"
@@ -157,6 +158,11 @@ def guarantee_table(reports: list[dict[str, object]]) -> str:
             "; n/c = cannot be checked on this target (on a server the harness did not "
             "start: eviction, faults, and what needs the harness's clock and does not run "
             "in real time)"
+        )
+    if inapplicable:
+        legend += (
+            "; n/a = does not apply to this backend (no server to fail in one that lives in "
+            "the process; a cluster's or a ring's faults are checked by their own properties)"
         )
     if unrun:
         legend += "; - = not run (the check chose properties with --only)"

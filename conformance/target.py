@@ -34,6 +34,7 @@ from cachespec.backends import (
     open_backend,
     redact,
 )
+from cachespec.backends.registry import IN_PROCESS_SCHEMES
 from cachespec.spec import Guarantees
 
 from . import servers
@@ -104,6 +105,11 @@ class Target:
     #: Whether another process can open this backend (a server): properties that run real
     #: processes are skipped, with the reason, where it cannot.
     shared_across_processes = False
+    #: Whether the backend is known to live in this process (``memory://``,
+    #: ``fakeredis://``): it has no server to fail and no other process can reach it, so
+    #: those properties do not apply to it ("not applicable"), whatever the target. False
+    #: for a factory given as ``module:callable``, which may well talk to a server.
+    in_process = False
     #: Whether the harness started the server and may kill, stop and restart it: the
     #: ``faults.server_*`` properties are "cannot check here" where it did not.
     owns_server = False
@@ -418,6 +424,7 @@ def resolve_target(text: str | None) -> Target:
                 )
             return UserServerTarget(text)
         in_process = Target(redact(text), _url_factory(text))
+        in_process.in_process = scheme in IN_PROCESS_SCHEMES
         if not text.startswith("memory:"):
             in_process.relative_cost = 2.0  # fakeredis and other in-process emulations
         return in_process

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from cachespec.conformance import PROPERTIES, run_suite
+from cachespec.backends import MemoryBackend
+from cachespec.conformance import PROPERTIES, Target, run_suite
 from cachespec.conformance.report import ID_WIDTH, guarantee_table
 
 TESTS = Path(__file__).parent
@@ -275,25 +276,47 @@ def test_the_guarantee_table_marks_what_a_narrower_run_left_out() -> None:
 
 
 def test_what_a_target_cannot_check_is_told_apart_and_fails_under_require_all() -> None:
-    """memory:// lives in one process: single_flight.processes cannot run on it. That is
+    """A backend built by a factory object lives in this process, as far as the check can
+    tell, though it may talk to a server: single_flight.processes cannot run on it. That is
     the check's limit, not the backend's declaration, and the report says so."""
     only = ["single_flight.processes", "values.size_limit", "ops.get_set"]
-    lenient = run_suite("memory://", size="quick", seed=1, only=only)
+    target = Target("mine", lambda clock: MemoryBackend(8, clock=clock))
+    lenient = run_suite(target, size="quick", seed=1, only=only)
     assert lenient.passed
     assert [r.skip for r in lenient.results] == ["", "cannot check here", "not declared"]
     table = guarantee_table([lenient.to_json()])
     assert "| `single_flight.processes` | n/c |" in table
     assert "| `values.size_limit` | skip |" in table
     assert "n/c = cannot be checked on this target" in table
-    strict = run_suite("memory://", size="quick", seed=1, only=only, require_all=True)
+    target = Target("mine", lambda clock: MemoryBackend(8, clock=clock))
+    strict = run_suite(target, size="quick", seed=1, only=only, require_all=True)
     assert not strict.passed
     refused = strict.result("single_flight.processes")
     assert refused.status == "fail"
     assert refused.reason.startswith("--require-all, and this target cannot check it: ")
     assert strict.result("values.size_limit").status == "skip"  # declared: still a skip
+
+
+def test_what_does_not_apply_to_a_backend_passes_under_require_all() -> None:
+    """memory:// lives in this process, whatever the target: no server to kill and nothing
+    other processes can reach. Those properties do not apply to it ("n/a"), and
+    --require-all, which fails the check's own limits, does not fail them."""
+    only = ["single_flight.processes", "faults.server_calls", "ops.get_set"]
+    strict = run_suite("memory://", size="quick", seed=1, only=only, require_all=True)
+    assert strict.passed
+    assert {r.id: r.skip for r in strict.results} == {
+        "ops.get_set": "",
+        "faults.server_calls": "not applicable",
+        "single_flight.processes": "not applicable",
+    }
+    assert "there is no server to kill" in strict.result("faults.server_calls").reason
     assert strict.reproduce().endswith(
-        "--require-all --only single_flight.processes values.size_limit ops.get_set"
+        "--require-all --only single_flight.processes faults.server_calls ops.get_set"
     )
+    table = guarantee_table([strict.to_json()])
+    assert "| `single_flight.processes` | n/a |" in table
+    assert "n/a = does not apply to this backend" in table
+    assert "n/c" not in table
 
 
 @pytest.mark.parametrize(

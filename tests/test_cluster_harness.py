@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from cachespec.conformance.properties import BY_ID
+from cachespec.conformance.runner import NOT_APPLICABLE, why_skipped
 from cachespec.conformance.servers import (
     FaketimeClock,
     HarnessUnavailable,
@@ -27,6 +29,7 @@ from cachespec.conformance.servers import (
 from cachespec.conformance.servers import cluster as cluster_module
 from cachespec.conformance.servers.cluster import start_redis_cluster
 from cachespec.conformance.target import ServerTarget, resolve_target
+from cachespec.spec import Guarantees
 
 pytestmark = pytest.mark.redis
 
@@ -216,13 +219,16 @@ def test_on_a_frozen_clock_no_master_ever_serves(monkeypatch: pytest.MonkeyPatch
 
 
 def test_the_single_server_fault_properties_say_why_they_skip_on_a_cluster() -> None:
-    """faults.server_* kill, stop and restart one process: on a cluster they are "cannot
-    check here" with the kind's reason, not a run that errors or a silent skip."""
+    """faults.server_* kill, stop and restart one process: on a cluster they do not apply
+    (its node faults are the faults.cluster_* properties), with the kind's reason, not a
+    run that errors or a silent skip, and not a failure under --require-all."""
     target = resolve_target("redis-cluster")
     assert isinstance(target, ServerTarget)
     assert not target.owns_server
     assert target.server_faults_note is not None
     assert "faults.cluster_* properties" in target.server_faults_note
+    skipped = why_skipped(BY_ID["faults.server_calls"], target, Guarantees(compare_and_set=True))
+    assert skipped == (NOT_APPLICABLE, target.server_faults_note)
     single = resolve_target("redis")
     assert single.owns_server
     assert single.server_faults_note is None

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from cachespec.conformance import run_suite, servers
+from cachespec.backends import MemoryBackend
+from cachespec.conformance import Target, run_suite, servers
 from cachespec.conformance.outages import (
     FAULTS,
     SETTLE_WITHIN,
@@ -28,7 +29,7 @@ from cachespec.conformance.outages import (
     settled_count,
 )
 from cachespec.conformance.properties import PROPERTIES
-from cachespec.conformance.runner import CANNOT_CHECK_HERE, why_skipped
+from cachespec.conformance.runner import CANNOT_CHECK_HERE, NOT_APPLICABLE, why_skipped
 from cachespec.conformance.target import resolve_target
 
 FAULT_PROPERTIES = [p for p in PROPERTIES if p.needs_server]
@@ -126,11 +127,21 @@ def test_the_count_of_connections_follows_a_client(server: servers.ManagedServer
 
 def test_off_a_harness_server_the_fault_properties_cannot_be_checked() -> None:
     assert len(FAULT_PROPERTIES) == 6
-    report = run_suite("memory://", seed=1, only=["faults.server_*"])
+    # A factory's backend may talk to a server, but not one the harness may fail.
+    target = Target("mine", lambda clock: MemoryBackend(8, clock=clock))
+    report = run_suite(target, seed=1, only=["faults.server_*"])
     assert {r.id: (r.status, r.skip) for r in report.results} == {
         p.id: ("skip", CANNOT_CHECK_HERE) for p in FAULT_PROPERTIES
     }
     assert all("only a server the harness started" in r.reason for r in report.results)
+
+
+def test_a_backend_without_a_server_has_no_server_faults() -> None:
+    report = run_suite("memory://", seed=1, only=["faults.server_*"])
+    assert {r.id: (r.status, r.skip) for r in report.results} == {
+        p.id: ("skip", NOT_APPLICABLE) for p in FAULT_PROPERTIES
+    }
+    assert all("there is no server to kill" in r.reason for r in report.results)
 
 
 @pytest.mark.redis
