@@ -44,8 +44,8 @@ from typing import Final
 
 from cachespec.backends import NO_VALUE, Backend
 
-from .checks import CannotCheck, CheckFailed
-from .faults import _STORY, FILL_TTL, KEYS, TIMEOUT, Checks, Trial, _quiet_fall_through
+from .checks import CannotCheck
+from .faults import FILL_TTL, KEYS, TIMEOUT, Checks, Trial, quiet_fall_through
 from .outages import FAULTS
 from .servers import ManagedServer
 from .servers.cluster import RedisClusterServer
@@ -100,12 +100,9 @@ class ClusterTrial(Trial):
         # read after a failure is safe, and no cache).
         self.acknowledged: dict[str, bytes] = {}
 
-    def failure(self, what: str) -> CheckFailed:
-        story = "\n    ".join(self.story[-_STORY:])
-        return CheckFailed(
-            f"trial {self.n}, {self.node_fault.value}: {self.phase}: {what}\n  the calls, "
-            f"last {min(len(self.story), _STORY)}:\n    {story}"
-        )
+    @property
+    def fault_name(self) -> str:
+        return self.node_fault.value
 
     def _placed(self, n: int) -> tuple[str, ManagedServer]:
         """A namespace whose keys ``k0`` and ``k1`` sit on one master and ``k2`` on another,
@@ -188,7 +185,7 @@ def run_cluster_trial(
 ) -> None:
     """One trial of ``workload`` through ``NODE_FAULTS[n % 2]``; raises CheckFailed on a
     broken promise."""
-    with _quiet_fall_through():
+    with quiet_fall_through():
         trial = ClusterTrial(target, strategies, n, workload.checks)
         try:
             _run(trial, workload)

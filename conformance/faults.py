@@ -50,7 +50,7 @@ from .outages import (
 from .staleness import Source, Strategies
 from .target import ServerTarget
 
-__all__ = ["TIMEOUT", "WORKLOADS", "Trial", "Workload", "run_trial"]
+__all__ = ["TIMEOUT", "WORKLOADS", "Trial", "Workload", "quiet_fall_through", "run_trial"]
 
 KEYS: Final = ("k0", "k1", "k2")
 #: The adapter's ``timeout`` in a trial: what a call to a stopped server waits per round trip.
@@ -129,10 +129,15 @@ class Trial:
             ) from error
         return outcome
 
+    @property
+    def fault_name(self) -> str:
+        """The fault this trial meets, as its failure messages name it."""
+        return self.fault.value
+
     def failure(self, what: str) -> CheckFailed:
         story = "\n    ".join(self.story[-_STORY:])
         return CheckFailed(
-            f"trial {self.n}, {self.fault.value}: {self.phase}: {what}\n  the calls, last "
+            f"trial {self.n}, {self.fault_name}: {self.phase}: {what}\n  the calls, last "
             f"{min(len(self.story), _STORY)}:\n    {story}"
         )
 
@@ -262,7 +267,7 @@ class Workload:
 
 
 @contextlib.contextmanager
-def _quiet_fall_through() -> Iterator[None]:
+def quiet_fall_through() -> Iterator[None]:
     """The trial fails the cache on purpose: the WARNING a cache logs when get_or_compute
     falls through (docs/design.md, "A failing cache") is for users, and noise in a check's
     output. Properties run one at a time in a worker, so the level is the trial's alone."""
@@ -278,7 +283,7 @@ def _quiet_fall_through() -> Iterator[None]:
 def run_trial(target: ServerTarget, strategies: Strategies, n: int, workload: Workload) -> None:
     """One trial of ``workload`` through ``FAULTS[n % 3]``; raises CheckFailed on a broken
     promise."""
-    with _quiet_fall_through():
+    with quiet_fall_through():
         _run_trial(Trial(target, strategies, n, workload.checks), workload)
 
 

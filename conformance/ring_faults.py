@@ -39,7 +39,7 @@ from typing import Any, Final, cast
 from cachespec.backends import NO_VALUE, Backend
 
 from .checks import CannotCheck, CheckFailed
-from .faults import KEYS, TIMEOUT, WORKLOADS, Trial, _quiet_fall_through
+from .faults import KEYS, TIMEOUT, WORKLOADS, Trial, quiet_fall_through
 from .outages import outage
 from .servers.base import HOST
 from .servers.managed import ManagedServer
@@ -235,7 +235,7 @@ def run_ring_trial(
 ) -> None:
     """One trial of ``workload`` through ``FAULTS[n % 3]`` on one node; raises CheckFailed
     on a broken promise."""
-    with _quiet_fall_through():
+    with quiet_fall_through():
         trial = RingTrial(target, strategies, n, workload.checks, on_counter=workload.on_counter)
         try:
             workload.before(trial)
