@@ -27,6 +27,7 @@ from ..contract import (
     Unsupported,
     check_key,
     check_limit,
+    check_seconds,
 )
 from .base import MemcachedBase
 from .driver import Client, load_driver
@@ -195,8 +196,8 @@ class MemcachedBackend(MemcachedBase):
             raise ConfigurationError(
                 f"namespace must match {NAMESPACE_PATTERN.pattern} (no ':'), got {namespace!r}"
             )
-        _check_seconds("timeout", timeout, allow_zero=False)
-        _check_seconds("namespace_refresh", namespace_refresh, allow_zero=True)
+        check_seconds("timeout", timeout)
+        check_seconds("namespace_refresh", namespace_refresh, allow_zero=True)
         if namespace_refresh and not clearable:
             raise ConfigurationError(
                 "namespace_refresh applies to the clear generation; a namespace without clear "
@@ -391,7 +392,7 @@ class MemcachedBackend(MemcachedBase):
         """The generation counter expires ``ttl`` seconds after it is (re)created, and the
         one there now as well (``touch``). For a guest's namespace only (the suite's on a
         server you run): one whose counter expires in use reads as cleared."""
-        _check_seconds("ttl", ttl, allow_zero=False)
+        check_seconds("ttl", ttl)
         seconds = math.ceil(ttl)
         if seconds > RELATIVE_EXPTIME_LIMIT:  # memcached would read it as a Unix time
             raise ConfigurationError(
@@ -537,15 +538,6 @@ class MemcachedBackendWithoutClear(MemcachedBackend):
             f"{self._label}: namespace {self._namespace!r} was opened without clear "
             "(clear=none); its guarantees declare clear=False"
         )
-
-
-def _check_seconds(name: str, value: object, *, allow_zero: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
-    in_range = value >= 0 if allow_zero else value > 0
-    if not (in_range and math.isfinite(value)):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigurationError(f"{name} must be finite and {bound} seconds, got {value!r}")
 
 
 def _host_for_url(host: str) -> str:
