@@ -421,7 +421,7 @@ class RedisBackend(Backend):
         if not wanted:
             return {}
         prefix = self._prefix
-        names = [prefix + encode(key) for key in wanted]
+        names = [prefix + key.encode("utf-8", "surrogatepass") for key in wanted]  # encode()
         with self._server_errors:
             values = self._read_many(names)
         return {key: value for key, value in zip(wanted, values, strict=True) if value is not None}
