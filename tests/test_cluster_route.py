@@ -178,3 +178,23 @@ def test_a_node_that_cannot_run_the_batch_script_is_read_slot_by_slot(
     assert backend.get_many(keys) == {key: key.encode() for key in keys}
     assert sum(_calls(master, "eval") for master in cluster.masters) == evals
     assert sum(_calls(master, "mget") for master in cluster.masters) > mgets
+
+
+def test_a_node_that_fails_one_batch_is_asked_again_for_the_next(
+    cluster: RedisClusterServer,
+    backend: RedisClusterBackend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An error a node answers for one batch (a cluster down mid-failover, a busy node; here
+    a script that says so) sends that batch slot by slot, and the next batch still tries
+    the script: only a node that cannot run it at all is never asked again."""
+    failing = (
+        "EVAL",
+        b"#!lua flags=allow-cross-slot-keys,no-writes\nreturn redis.error_reply('BUSY now')",
+        0,
+    )
+    monkeypatch.setattr(cluster_backend, "READ_ON_NODE", failing)
+    keys = [f"b{i}" for i in range(30)]
+    backend.set_many({key: key.encode() for key in keys}, 60)
+    assert backend.get_many(keys) == {key: key.encode() for key in keys}
+    assert backend._reads_by_node

@@ -59,7 +59,7 @@ _SCAN_PAGE: Final = 1000
 # that may touch keys of several slots (Redis 7.0's allow-cross-slot-keys flag), given the
 # names as arguments, since declared KEYS must share a slot. The node runs it only if every
 # name is its own: a key of a slot that moved, or is moving and not here, fails the script
-# with _NOT_LOCAL, and the read goes slot by slot, where MOVED and ASK are followed
+# with "non local key", and the read goes slot by slot, where MOVED and ASK are followed
 # (docs/design.md, "The cluster's fast path"). GET in a script answers as GET does, on the
 # server's clock frozen for the script (a key cannot expire halfway through the batch).
 READ_ON_NODE: Final = (
@@ -69,7 +69,9 @@ READ_ON_NODE: Final = (
     b"return found",
     0,
 )
-_NOT_LOCAL: Final = "non local key"
+# How a node says it cannot run READ_ON_NODE at all: Redis before 7.0 reads the shebang
+# line as Lua ("Error compiling script"), 7.0 without a flag names it ("shebang").
+_SCRIPT_REFUSED: Final = ("compiling script", "shebang")
 
 
 def _by_slot(names: list[bytes]) -> dict[int, list[int]]:
@@ -135,9 +137,10 @@ class RedisClusterBackend(RedisBackend):
             try:
                 found = self._router.on_masters(names, READ_ON_NODE)
             except redis.ResponseError as exc:
-                # A key whose slot is moving is not local; a server older than Redis 7.0
-                # cannot compile the script at all, and is never asked again.
-                if _NOT_LOCAL not in str(exc):
+                # A key whose slot moved or is moving is not local, a cluster mid-failover
+                # may be down: this batch goes slot by slot. A server that cannot compile
+                # the script (before Redis 7.0, or without the flag) is never asked again.
+                if any(sign in str(exc) for sign in _SCRIPT_REFUSED):
                     self._reads_by_node = False
                 found = None
             if found is not None:
