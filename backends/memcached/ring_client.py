@@ -312,8 +312,15 @@ class RingClient(HashClient):  # type: ignore[misc]
     def fetch(self, names: list[bytes]) -> dict[bytes, bytes]:
         """One ``get`` per node, of the names that hash to it, all sent before any is read."""
         groups: dict[str, list[bytes]] = {}
+        # node_of's route look-up inline, after one check of the membership for the batch:
+        # a call per name was a fifth of a 100-key get_many's client time.
+        self._revive()
+        epoch, routes = self._epoch, self._routes
         for name in names:
-            groups.setdefault(self.node_of(name.decode("ascii")), []).append(name)
+            key = name.decode("ascii")
+            route = routes.get(key)
+            node = route[1] if route is not None and route[0] == epoch else self.node_of(key)
+            groups.setdefault(node, []).append(name)
         jobs: list[tuple[str, bytes, Callable[[Any], dict[bytes, bytes]]]] = [
             (node, b"get " + b" ".join(group) + b"\r\n", _reader(set(group)))
             for node, group in groups.items()
