@@ -45,7 +45,7 @@ def pack(commands: Sequence[Sequence[Any]]) -> bytes:
     for command in commands:
         out.append(b"*%d\r\n" % len(command))
         for part in command:
-            data = _encode(part)
+            data = part if part.__class__ is bytes else _encode(part)
             out.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(out)
 
@@ -103,21 +103,26 @@ class _Reader:
         """``count`` replies; a bulk string already buffered whole is sliced here, without a
         call per element (a batch's reply is a hundred of them)."""
         items: list[Any] = []
+        data, pos = self._data, self._pos
+        size = len(data)
         for _ in range(count):
-            data, pos = self._data, self._pos
             end = data.find(b"\r\n", pos)
             if end > pos and data[pos] == _BULK:
                 length = int(data[pos + 1 : end])
-                stop = end + 2 + length
                 if length < 0:
                     items.append(None)
-                    self._pos = end + 2
+                    pos = end + 2
                     continue
-                if stop + 2 <= len(data):
+                stop = end + 2 + length
+                if stop + 2 <= size:
                     items.append(data[end + 2 : stop])
-                    self._pos = stop + 2
+                    pos = stop + 2
                     continue
+            self._pos = pos  # anything else, or a value not all here yet: read it whole
             items.append(self.reply())
+            data, pos = self._data, self._pos
+            size = len(data)
+        self._pos = pos
         return items
 
     def reply(self) -> Any:
