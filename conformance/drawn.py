@@ -16,6 +16,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from .pools import REAL_TIME_SAFE_TTL
+
 # The fill TTLs drawn: short enough that memcached's 4.5 s resolution is most of one, and
 # long enough for a lease or a slow compute to fit many times in one.
 FILL_TTLS = (5.0, 60.0, 600.0)
@@ -63,6 +65,28 @@ def _flight_configs() -> st.SearchStrategy[FlightConfig]:
 
 STALENESS = st.shared(_staleness_configs(), key="cachespec-staleness-config")
 FLIGHTS = st.shared(_flight_configs(), key="cachespec-flight-config")
+
+# On a still clock (a server whose clock the harness does not move: docs/design.md, "A still
+# clock"), every TTL a strategy writes must outlive the example, or the server would expire
+# it at an instant the harness neither chooses nor sees. The fill TTL is the longest a guest
+# writes (tenant.py caps at an hour); a lease is half of it or more (an example takes
+# seconds), past the TTL too, as above (the guest's cap then shortens it on the server only).
+STILL_LEASE_SHARES = (0.5, 1.0, 2.0)
+STILL_STALENESS = st.shared(
+    st.builds(
+        lambda share: StalenessConfig(float(REAL_TIME_SAFE_TTL), REAL_TIME_SAFE_TTL * share),
+        st.sampled_from(STILL_LEASE_SHARES),
+    ),
+    key="cachespec-still-staleness-config",
+)
+STILL_FLIGHTS = st.shared(
+    st.builds(
+        lambda lease, times: FlightConfig(lease, lease * times),
+        st.sampled_from([REAL_TIME_SAFE_TTL / 2, float(REAL_TIME_SAFE_TTL)]),
+        st.sampled_from([2.0, 20.0]),
+    ),
+    key="cachespec-still-flight-config",
+)
 
 
 def field(config: st.SearchStrategy[Any], name: str) -> st.SearchStrategy[Any]:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from hypothesis import assume
@@ -43,9 +43,11 @@ from cachespec.backends import NO_VALUE, Backend
 from cachespec.backends.cache import Cache, is_lease
 from cachespec.spec import Violation
 
+from . import stillclock
 from .checks import CheckFailed
-from .drawn import FLIGHTS, field, time_steps
+from .drawn import FLIGHTS, STILL_FLIGHTS, field, time_steps
 from .interleave import Scheduled, Scheduler, Task, TaskHung
+from .pools import REAL_TIME_SAFE_TTL
 from .staleness import MAX_TASKS, CallersMachine, Strategies
 from .target import Target
 from .wrapped import Wrapped
@@ -80,12 +82,17 @@ class FlightPlan:
     # about who owns a lease: elsewhere the rule takes steps from the states those claims
     # need, and single_flight.no_hang's mutants took three times the examples.
     outlives_leases: bool = False
+    # On a harness clock that stands still (a server that keeps its own time): long TTLs, and
+    # an example in which every caller waits for time to pass ends there (stillclock.py).
+    still: bool = False
 
     def __post_init__(self) -> None:
         if self.claim not in CLAIMS:
             raise ValueError(f"unknown claim {self.claim!r}")
         if self.outlives_leases and not self.moves_time:
             raise ValueError("a lease is outlived only on a clock that moves")
+        if self.still and self.moves_time:
+            raise ValueError("a still clock does not move")
 
 
 @dataclass
@@ -201,6 +208,7 @@ class FlightMachine(CallersMachine):
         super().__init__()
         inner = self._open_session()
         self.scheduler = Scheduler(patience=PATIENCE, on_stuck=self._let_time_pass)
+        self.standstill = stillclock.Standstill(self.scheduler.returned)
         self.ledger = LeaseLedger(inner, self.scheduler.current, self.clock.now)
         self.backend = Scheduled(self.ledger, self.scheduler, "cache")
         self.lease_ttl, self.fill_ttl = LEASE_TTL, FILL_TTL
@@ -227,6 +235,9 @@ class FlightMachine(CallersMachine):
         )
 
     def _let_time_pass(self) -> None:
+        if self.plan.still:  # the server would not expire a lease when our clock says
+            self.standstill()
+            return
         self.clock.advance_to(self.clock.now() + self.lease_ttl / 4)
 
     def _log(self) -> int:
@@ -444,11 +455,28 @@ class _Source:
         return value
 
 
+class StillFlightMachine(FlightMachine):
+    """The machine on a still clock: its configuration is drawn from TTLs that outlive the
+    example (drawn.STILL_FLIGHTS), and printed as such in a replay program."""
+
+    @initialize(
+        lease_ttl=field(STILL_FLIGHTS, "lease_ttl"), fill_ttl=field(STILL_FLIGHTS, "fill_ttl")
+    )
+    def configure(self, lease_ttl: float, fill_ttl: float) -> None:
+        super().configure(lease_ttl, fill_ttl)
+
+
 def build_flight_machine(
     name: str, target: Target, plan: FlightPlan, strategies: Strategies
 ) -> type[FlightMachine]:
+    """The machine of ``plan`` for ``target``: on a still clock where the harness cannot
+    move the server's (stillclock.py), with the rules that move time off."""
+    base: type[FlightMachine] = FlightMachine
+    if plan.still or stillclock.stands_still(target):
+        base = StillFlightMachine
+        plan = replace(plan, still=True, moves_time=False, outlives_leases=False)
     namespace = {"target": target, "plan": plan, "strategies": strategies}
-    return type(name, (FlightMachine,), namespace)
+    return type(name, (base,), namespace)
 
 
 # ----------------------------------------------------------------------- real threads
@@ -542,9 +570,13 @@ def check_xfetch(target: Target, strategies: Strategies, case: XFetchCase) -> No
     session = target.session()
     try:
         clock = session.clock
+        # Every TTL outlives the check, and the clock never moves past an expiry: a server
+        # that keeps its own time (a still clock, stillclock.py) agrees with the harness's
+        # about every entry, so the check runs there too.
         cache = strategies.make_cache(
             session.backend(),
             clock=clock.now,
+            lease_ttl=REAL_TIME_SAFE_TTL,
             early_refresh=True,
             beta=case.beta,
             random=lambda: case.draw,
@@ -554,7 +586,7 @@ def check_xfetch(target: Target, strategies: Strategies, case: XFetchCase) -> No
             clock.advance_to(clock.now() + case.delta)
             return "first"
 
-        ttl = 100.0
+        ttl = float(REAL_TIME_SAFE_TTL)
         cache.get_or_compute(KEY, first, ttl)
         expiry = clock.now() + ttl
         clock.advance_to(expiry - case.before)

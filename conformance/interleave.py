@@ -180,6 +180,10 @@ class Scheduler:
     def runnable(self) -> list[Task]:
         return [t for t in self.tasks if not t.done]
 
+    def returned(self) -> int:
+        """How many tasks have ended so far."""
+        return sum(t.done for t in self.tasks)
+
     def step(self, task: Task) -> None:
         """Let ``task`` make the call it is stopped at, and run on to its next point."""
         if not task.done:

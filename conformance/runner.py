@@ -25,7 +25,7 @@ from hypothesis.reporting import with_reporter
 
 from cachespec.spec import Guarantees, Violation
 
-from . import realtime
+from . import realtime, stillclock
 from .causes import Cause, find_causes
 from .checks import CannotCheck, Check, CheckFailed
 from .properties import BY_ID, PROPERTIES, Property
@@ -87,7 +87,9 @@ class Result:
     counterexample: str = ""
     seconds: float = 0.0
     skip: str = ""  # with status "skip": NOT_DECLARED, OPTED_OUT, ... (why it was not run)
-    clock: str = ""  # realtime.CLOCK when it ran on the real clock; "" on the harness's
+    # realtime.CLOCK when it ran on the real clock, stillclock.CLOCK on a harness clock that
+    # stood still; "" on the harness's.
+    clock: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -210,7 +212,7 @@ def why_skipped(prop: Property, target: Target, guarantees: Guarantees) -> tuple
     if reason is None and prop.needs_server and not target.owns_server:
         kind, reason = _no_server_to_fail(target)
     if reason is None and in_real_time(prop, target) is False:
-        reason = realtime.cannot_run(prop.id, prop.area, target)
+        reason = prop.time_subject or realtime.cannot_run(prop.id, prop.area, target)
     if reason is None and prop.needs_processes and not target.shared_across_processes:
         reason = (
             f"runs real processes, which need a backend they can all reach: {target.name} "
@@ -244,8 +246,8 @@ def _no_server_to_fail(target: Target) -> tuple[str, str]:
 def in_real_time(prop: Property, target: Target) -> bool | None:
     """None where ``prop`` runs on the harness's clock (or on none); True where it runs in
     real time on ``target``; False where it needs a clock ``target`` cannot give it."""
-    if not prop.needs_clock or target.controls_time:
-        return None
+    if not prop.needs_clock or target.controls_time or prop.still_clock:
+        return None  # a still clock is the harness's too (stillclock.py)
     return realtime.runs_in_real_time(prop.id) and prop.id in FOCUSES
 
 
@@ -268,7 +270,9 @@ def run_property(
             check = realtime.build(prop.id, FOCUSES[prop.id], target, guarantees)
             result.clock = realtime.CLOCK
         else:
-            check = prop.build(target, guarantees)
+            check = prop.build(target, guarantees)  # it stands still where it must
+            if prop.needs_clock and prop.still_clock and stillclock.stands_still(target):
+                result.clock = stillclock.CLOCK
         with with_reporter(lambda text: reported.append(str(text))):
             examples = (
                 realtime.examples(budget.scale, guarantees) if real_time else budget.examples(prop)

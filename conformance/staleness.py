@@ -20,7 +20,7 @@ The stale-set race, as the suite finds it in a naive cache-aside::
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from hypothesis import strategies as st
@@ -30,8 +30,9 @@ from cachespec.backends import Backend, BackendUnavailable, CacheError
 from cachespec.spec import Violation
 from cachespec.spec.staleness import BOUNDS, STALE_WHILE_REVALIDATE, SourceOfTruth
 
+from . import stillclock
 from .doubles import CacheWrites, FaultyBackend, Source
-from .drawn import STALENESS, field, time_steps
+from .drawn import STALENESS, STILL_STALENESS, field, time_steps
 from .interleave import SETTLE_STEPS, Scheduled, Scheduler, Task
 from .regenerations import Read, Regenerations, Verdict
 from .swarm import FocusedMachine
@@ -77,6 +78,9 @@ class Plan:
     # a call on the source (docs/design.md, "Efficacy"). Sequential plans only: under a race
     # a fill may rightly be dropped.
     efficacy: bool = False
+    # On a harness clock that stands still (a server that keeps its own time): long TTLs,
+    # no time rules, and the TTL half of each bound not judged (stillclock.py).
+    still: bool = False
 
     @property
     def faults(self) -> bool:
@@ -86,7 +90,9 @@ class Plan:
     def moves_time(self) -> bool:
         """Where the TTL is the bound under test (TTL only, a lost event), and under
         write-through, where a copy that expired must not make room for an older version:
-        elsewhere time would only expire the evidence of a race."""
+        elsewhere time would only expire the evidence of a race. Never on a still clock."""
+        if self.still:
+            return False
         if self.writer == "write_through":
             return not self.faults  # under faults, time would only expire the evidence
         return self.writer in ("source", "event")
@@ -162,6 +168,7 @@ class StalenessMachine(CallersMachine):
         # Callers that all wait (for a lease a failed caller left behind) wait on the clock:
         # time passes for them, a quarter of a lease at a time.
         self.scheduler = Scheduler(on_stuck=self._let_time_pass)
+        self.standstill = stillclock.Standstill(self.scheduler.returned)
         self.faulty = _FailuresSeen(self._open_session(), self.scheduler.current)
         self.truth = SourceOfTruth({key: f"{key}#0" for key in KEYS})
         self.source_impl = Source(
@@ -207,6 +214,11 @@ class StalenessMachine(CallersMachine):
         return self.clock.now()
 
     def _let_time_pass(self) -> None:
+        if self.plan.still:
+            # The server would not expire a lease they wait for when the harness's clock
+            # says: no time passes, and a wait only time ends ends the example (stillclock.py).
+            self.standstill()
+            return
         self.clock.advance_to(self._now() + self.lease_ttl / 4)
 
     def _spawn(
@@ -265,8 +277,10 @@ class StalenessMachine(CallersMachine):
                 self.truth.made_fresh(pending.key, written, step, f"{what} ({task.name})")
 
     def _check_read(self, task: Task, pending: _Pending) -> None:
-        # The promised bound, whatever TTL the strategy under test chose to fill with.
-        bound = self.ttl + self.resolution if BOUNDS[self.plan.writer].ttl else None
+        # The promised bound, whatever TTL the strategy under test chose to fill with. On a
+        # still clock its TTL half is never reached: nothing expires (stillclock.py).
+        timed = BOUNDS[self.plan.writer].ttl and not self.plan.still
+        bound = self.ttl + self.resolution if timed else None
         if bound is not None and self.strategies.promises.stale_while_revalidate:
             # Judged at once without the TTL bound; with it once it is known whether a
             # regeneration ran beside the read (conformance/regenerations.py).
@@ -524,8 +538,23 @@ class _FailuresSeen(FaultyBackend):
             raise
 
 
+class StillStalenessMachine(StalenessMachine):
+    """The machine on a still clock: its configuration is drawn from TTLs that outlive the
+    example (drawn.STILL_STALENESS), and printed as such in a replay program."""
+
+    @initialize(
+        fill_ttl=field(STILL_STALENESS, "fill_ttl"), lease_ttl=field(STILL_STALENESS, "lease_ttl")
+    )
+    def configure(self, fill_ttl: float, lease_ttl: float) -> None:
+        super().configure(fill_ttl, lease_ttl)
+
+
 def build_staleness_machine(
     name: str, target: Target, plan: Plan, strategies: Strategies
 ) -> type[StalenessMachine]:
-    namespace = {"target": target, "plan": plan, "strategies": strategies}
-    return type(name, (StalenessMachine,), namespace)
+    """The machine of ``plan`` for ``target``: on a still clock where the harness cannot
+    move the server's (stillclock.py)."""
+    still = plan.still or stillclock.stands_still(target)
+    base = StillStalenessMachine if still else StalenessMachine
+    namespace = {"target": target, "plan": replace(plan, still=still), "strategies": strategies}
+    return type(name, (base,), namespace)

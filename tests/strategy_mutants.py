@@ -63,6 +63,16 @@ class NoSafetyNet(Strategies):
         cache.invalidate(key)
 
 
+class EventsMissTheKey(Strategies):
+    """An event subscriber that takes out the key under another scheme than the readers'
+    (``item:price`` for ``price``): every event is handled, and none removes anything. Its
+    safety net still ends the old value, so only the bound of 0 after an event shows it,
+    which needs no time to pass (docs/design.md, "A still clock")."""
+
+    def handle_event(self, cache: Cache, key: str) -> None:
+        cache.invalidate(f"item:{key}")
+
+
 class UnsignedPickle(Serializer):
     def dumps(self, value: object) -> bytes:
         return b"\x00" * 32 + pickle.dumps(value)
@@ -460,6 +470,7 @@ STRATEGY_MUTANTS: dict[str, tuple[type[Strategies], str, str]] = {
         r"source never held it|" + STALE_AFTER_CHANGE,
     ),
     "no_safety_net": (NoSafetyNet, "staleness.events", STALE_PAST_TTL),
+    "events_miss_the_key": (EventsMissTheKey, "staleness.events", STALE_AFTER_CHANGE),
     "accepts_unsigned_pickle": (
         AcceptsUnsignedPickle,
         "faults.forged_payload",

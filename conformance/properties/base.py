@@ -45,6 +45,13 @@ class Property:
     # whether the backend offers what that strategy needs (properties/strategies.py;
     # docs/design.md, "Strategy promises").
     strategy_applies: StrategyApplies | None = None
+    # Its verdict needs no time to pass: where the harness cannot move the server's clock
+    # (a user's server), it runs on a harness clock that stands still, with every TTL
+    # outliving the example (conformance/stillclock.py; docs/design.md, "A still clock").
+    still_clock: bool = False
+    # Why it cannot run so where its subject is time itself (a TTL, a lease's expiry): the
+    # reason "cannot check here" gives on such a server (stillclock.py's *_SUBJECT).
+    time_subject: str = ""
 
     def not_applying(self, target: Target, g: Guarantees) -> str | None:
         """Why this property does not apply to ``target`` with ``g`` declared, or None."""

@@ -8,6 +8,7 @@ from hypothesis.stateful import RuleBasedStateMachine
 
 from cachespec.spec import Guarantees
 
+from .. import stillclock
 from ..checks import BatchCheck, Check, GivenCheck, ThreadCheck
 from ..flights import (
     HERD,
@@ -40,16 +41,32 @@ REFRESH = needs("read", "early_refresh", promised=("early_refresh",))
 
 # ------------------------------------------------------------ single-flight, early refresh
 def _flights(
-    prop_id: str, promise: str, plan: FlightPlan, examples: int, gate: StrategyApplies
+    prop_id: str,
+    promise: str,
+    plan: FlightPlan,
+    examples: int,
+    gate: StrategyApplies,
+    *,
+    time_subject: str = "",
 ) -> Property:
+    """A flight property; with no ``time_subject`` it runs on a still clock where the
+    harness cannot move the server's (docs/design.md, "A still clock")."""
+
     def build(name: str, target: Target, strategies: Strategies) -> type[RuleBasedStateMachine]:
         return build_flight_machine(name, target, plan, strategies)
 
-    return _callers(prop_id, promise, build, examples, gate)
+    prop = _callers(prop_id, promise, build, examples, gate)
+    return replace(prop, still_clock=not time_subject, time_subject=time_subject)
 
 
 def _refresh(
-    prop_id: str, promise: str, kind: type[RefreshMachine], examples: int, cost: float
+    prop_id: str,
+    promise: str,
+    kind: type[RefreshMachine],
+    examples: int,
+    cost: float,
+    *,
+    time_subject: str,
 ) -> Property:
     """An efficacy property of early refresh (conformance/refresh.py): like the other
     efficacy twins, it expects the entry just written to be read."""
@@ -58,7 +75,7 @@ def _refresh(
         return build_refresh_machine(name, target, strategies, kind)
 
     prop = _callers(prop_id, promise, build, examples, REFRESH)
-    return replace(prop, applies=keeps_what_it_caches, cost=cost)
+    return replace(prop, applies=keeps_what_it_caches, cost=cost, time_subject=time_subject)
 
 
 def _herd(target: Target, g: Guarantees) -> Check:
@@ -105,6 +122,7 @@ PROPERTIES.extend(
             FlightPlan("no_hang"),
             60,
             HANGS,
+            time_subject=stillclock.WAIT_SUBJECT,
         ),
         _flights(
             "single_flight.one_owner",
@@ -112,6 +130,7 @@ PROPERTIES.extend(
             FlightPlan("one_owner", processes=2, moves_time=True, outlives_leases=True),
             40,
             LEASES,
+            time_subject=stillclock.LEASE_SUBJECT,
         ),
         _flights(
             "single_flight.takeover",
@@ -119,6 +138,7 @@ PROPERTIES.extend(
             FlightPlan("takeover", processes=2, crashes=True, moves_time=True),
             30,
             LEASES,
+            time_subject=stillclock.LEASE_SUBJECT,
         ),
         Property(
             "single_flight.threads",
@@ -147,6 +167,7 @@ PROPERTIES.extend(
             SteadyReadsMachine,
             30,
             0.05,  # measured on memory://, 2026-12-05: 1.6 s for 30 examples
+            time_subject=stillclock.EXPIRY_SUBJECT,
         ),
         _refresh(
             "efficacy.revalidate",
@@ -155,6 +176,7 @@ PROPERTIES.extend(
             RevalidateMachine,
             30,
             0.09,  # 2.7 s for 30
+            time_subject=stillclock.WINDOW_SUBJECT,
         ),
         Property(
             "early_refresh.xfetch",
@@ -162,6 +184,8 @@ PROPERTIES.extend(
             always,
             _xfetch,
             needs_clock=True,
+            # It moves the clock, never past an expiry, and its TTLs outlive it (flights.py).
+            still_clock=True,
             examples=100,
             cost=0.005,
             strategy_applies=REFRESH,
