@@ -433,6 +433,7 @@ class FlightMachine(CallersMachine):
     def teardown(self) -> None:
         """Every caller returns, and a last caller afterwards does too (a failed compute
         left nothing locked)."""
+        self.standstill.closing = True
         try:
             for task in self.scheduler.runnable():
                 self._run_to_end(task)
@@ -441,6 +442,8 @@ class FlightMachine(CallersMachine):
             last = self.scheduler.tasks[-1]
             self._run_to_end(last)
             self._collect()
+        except stillclock.StoodStill:
+            pass  # callers wait for time a still clock has not (stillclock.py): unjudged
         finally:
             self.scheduler.close()
             self.session.close()

@@ -304,16 +304,19 @@ class UserServerTarget(Target):
     """A server the user runs (``redis://host``, ``memcached://host``): real time.
 
     The harness cannot move its clock, so the TTL properties run in real time
-    (:mod:`cachespec.conformance.realtime`) and the other properties that move time are
-    "cannot check here", with the reason. Each session works in a namespace of its own
-    (``cachespec-check-<pid>-<n>``) and clears it when done: no FLUSHDB, no flush_all, no
+    (:mod:`cachespec.conformance.realtime`), the strategy properties that need no time to
+    pass on a harness clock that stands still (:mod:`cachespec.conformance.stillclock`), and
+    the other properties that move time are "cannot check here", with the reason. Each
+    session works in a namespace of its own (``cachespec-check-<pid>-<n>``) and clears it
+    when done: no FLUSHDB, no flush_all, no
     CONFIG SET, nothing of anyone else's touched. Eviction profiles are checked only on
     servers the harness starts (they need a reconfigured server).
     """
 
     controls_time = False
     clock_note = (
-        "real time (a server the harness did not start): the TTL properties run in real time"
+        "real time (a server the harness did not start): the TTL properties run in real time, "
+        "the strategy properties that need no time to pass in frozen time"
     )
     shared_across_processes = True
     relative_cost = 2.0

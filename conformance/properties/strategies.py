@@ -135,7 +135,10 @@ def _callers(
     class_name = "".join(part.title() for part in prop_id.replace(".", "_").split("_"))
 
     def build(target: Target, g: Guarantees) -> Check:
-        return MachineCheck(build_machine(class_name, target, _strategies(target)))
+        machine = build_machine(class_name, target, _strategies(target))
+        if stillclock.stands_still(target):
+            return stillclock.StillMachineCheck(machine)
+        return MachineCheck(machine)
 
     return Property(
         prop_id,
