@@ -104,7 +104,8 @@ def checked_line(report: Report) -> str:
     reconfigured or killed)."""
     kinds: dict[str, int] = {}
     for r in report.results:
-        if r.status == "skip":
+        # With --require-all, what this target cannot check failed without running.
+        if r.status == "skip" or r.skip == CANNOT_CHECK_HERE:
             kinds[r.skip or "skipped"] = kinds.get(r.skip or "skipped", 0) + 1
     why = "; ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
     line = f"checked {report.checked} of {len(report.results)}" + (f" ({why})" if why else "")

@@ -19,7 +19,14 @@ from cachespec.conformance import servers, stillclock
 from cachespec.conformance.clock import ManualClock
 from cachespec.conformance.pools import REAL_TIME_SAFE_TTL
 from cachespec.conformance.properties import BY_ID, PROPERTIES
-from cachespec.conformance.runner import CANNOT_CHECK_HERE, Budget, run_property, why_skipped
+from cachespec.conformance.report import checked_line
+from cachespec.conformance.runner import (
+    CANNOT_CHECK_HERE,
+    Budget,
+    run_property,
+    run_suite,
+    why_skipped,
+)
 from cachespec.conformance.servers import RunningServer
 from cachespec.conformance.target import Session, UserServerTarget
 
@@ -163,3 +170,20 @@ def test_each_rejects_its_mutant_on_a_still_clock(
     assert re.search(why, result.reason), result.reason
     if prop_id != "early_refresh.xfetch":  # a machine's: a program that replays it
         assert "state = replay(" in result.counterexample, result.counterexample
+
+
+@pytest.mark.redis
+def test_require_all_fails_only_what_the_still_clock_cannot_check(
+    redis_server: RunningServer,
+) -> None:
+    only = ["staleness.invalidation", "staleness.ttl"]
+    target = UserServerTarget(redis_server.url)
+    report = run_suite(target, size="quick", seed=SEED, only=only, require_all=True)
+    assert not report.passed
+    assert report.result("staleness.invalidation").status == "pass"
+    failed = report.result("staleness.ttl")
+    assert (failed.status, failed.skip) == ("fail", CANNOT_CHECK_HERE)
+    assert failed.reason.endswith(stillclock.TTL_SUBJECT)
+    # It failed without running: not counted as checked, and the line says why.
+    assert report.checked == 1
+    assert checked_line(report) == "checked 1 of 2 (1 cannot check here)"
