@@ -18,7 +18,7 @@ passes and when a process dies, and the model judges:
   the backend's resolution).
 
 :func:`check_herd` runs a herd of real threads as a second check, and XFetch is checked
-apart (:func:`check_xfetch`): with the random draw injected, a hit
+apart (:func:`cachespec.conformance.xfetch.check_xfetch`): with the random draw injected, a hit
 refreshes exactly when ``now - delta * beta * ln(rand) >= expiry``.
 
 Code under test that waits for another caller must wait through ``cache.flight_wait`` (our
@@ -35,7 +35,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
@@ -47,7 +46,6 @@ from . import stillclock
 from .checks import CheckFailed
 from .drawn import FLIGHTS, STILL_FLIGHTS, field, time_steps
 from .interleave import Scheduled, Scheduler, Task, TaskHung
-from .pools import REAL_TIME_SAFE_TTL
 from .staleness import MAX_TASKS, CallersMachine, Strategies
 from .target import Target
 from .wrapped import Wrapped
@@ -542,66 +540,6 @@ def check_herd(target: Target, strategies: Strategies, trial: int) -> None:
             raise CheckFailed(
                 f"trial {trial}: {len(wrong)} of {HERD} callers did not get the one compute's "
                 f"value {value!r} (caller {index} got {got!r})"
-            )
-    finally:
-        session.close()
-
-
-# ------------------------------------------------------------------------------- XFetch
-@dataclass(frozen=True)
-class XFetchCase:
-    delta: int  # seconds the first compute takes
-    beta: float
-    draw: float  # the random draw, in (0, 1]
-    before: int  # seconds before the entry's expiry that the second call comes
-
-
-XFETCH_CASES = st.builds(
-    XFetchCase,
-    delta=st.integers(1, 8),
-    beta=st.sampled_from([0.5, 1.0, 2.0]),
-    draw=st.floats(1e-9, 1.0),
-    before=st.integers(1, 90),
-)
-
-
-def check_xfetch(target: Target, strategies: Strategies, case: XFetchCase) -> None:
-    """Fill an entry whose compute took ``delta`` s; ``before`` s ahead of its expiry, a
-    call with random draw ``draw`` must refresh exactly when XFetch's formula says."""
-    early = -case.delta * case.beta * math.log(case.draw)  # how early XFetch may refresh
-    assume(abs(early - case.before) > 1e-3)  # not at the boundary, where rounding decides
-    session = target.session()
-    try:
-        clock = session.clock
-        # Every TTL outlives the check, and the clock never moves past an expiry: a server
-        # that keeps its own time (a still clock, stillclock.py) agrees with the harness's
-        # about every entry, so the check runs there too.
-        cache = strategies.make_cache(
-            session.backend(),
-            clock=clock.now,
-            lease_ttl=REAL_TIME_SAFE_TTL,
-            early_refresh=True,
-            beta=case.beta,
-            random=lambda: case.draw,
-        )
-
-        def first() -> str:
-            clock.advance_to(clock.now() + case.delta)
-            return "first"
-
-        ttl = float(REAL_TIME_SAFE_TTL)
-        cache.get_or_compute(KEY, first, ttl)
-        expiry = clock.now() + ttl
-        clock.advance_to(expiry - case.before)
-        refreshed = cache.get_or_compute(KEY, lambda: "second", ttl) == "second"
-        expected = early >= case.before
-        if refreshed != expected:
-            raise Violation(
-                f"get_or_compute({KEY!r}) {case.before} s before expiry (compute time "
-                f"{case.delta} s, beta {case.beta:g}, draw {case.draw!r})",
-                "recomputed early" if refreshed else "served the cached value",
-                f"{'an early refresh' if expected else 'a plain hit'}: XFetch refreshes when "
-                f"-delta * beta * ln(draw) = {early:.6g} s >= the time left ({case.before} s)",
             )
     finally:
         session.close()

@@ -136,7 +136,7 @@ def test_they_pass_on_a_server_you_run_and_the_clock_never_moves(
         if prop_id == "early_refresh.xfetch":
             # It moves the clock toward an expiry (a compute of up to 8 s, then the TTL
             # less a second or more), never to it: the server, whose clock moved less,
-            # agrees about every entry (flights.py, check_xfetch).
+            # agrees about every entry (xfetch.py).
             expiry = start + 8 + REAL_TIME_SAFE_TTL
             assert all(clock.now() < expiry for clock in target.clocks)
         else:  # the machines' clocks stood still

@@ -12,16 +12,15 @@ from .. import stillclock
 from ..checks import BatchCheck, Check, GivenCheck, ThreadCheck
 from ..flights import (
     HERD,
-    XFETCH_CASES,
     FlightPlan,
     build_flight_machine,
     check_herd,
-    check_xfetch,
 )
 from ..processes import PROCESSES, THREADS_PER_PROCESS, check_processes
 from ..refresh import RefreshMachine, RevalidateMachine, SteadyReadsMachine, build_refresh_machine
 from ..staleness import Strategies
 from ..target import Target
+from ..xfetch import XFETCH_CASES, check_xfetch
 from .base import (
     PROPERTIES,
     Property,
@@ -184,7 +183,7 @@ PROPERTIES.extend(
             always,
             _xfetch,
             needs_clock=True,
-            # It moves the clock, never past an expiry, and its TTLs outlive it (flights.py).
+            # It moves the clock, never past an expiry, and its TTLs outlive it (xfetch.py).
             still_clock=True,
             examples=100,
             cost=0.005,
