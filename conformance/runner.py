@@ -25,7 +25,7 @@ from hypothesis.reporting import with_reporter
 
 from cachespec.spec import Guarantees, Violation
 
-from . import realtime, stillclock
+from . import guest, realtime, stillclock
 from .causes import Cause, find_causes
 from .checks import CannotCheck, Check, CheckFailed
 from .properties import BY_ID, PROPERTIES, Property
@@ -214,6 +214,9 @@ def why_skipped(prop: Property, target: Target, guarantees: Guarantees) -> tuple
         kind = CANNOT_CHECK_HERE
     if reason is None and prop.needs_server and not target.owns_server:
         kind, reason = _no_server_to_fail(target)
+    if reason is None:
+        # Before the clock: a store-wide clear is refused on a user's server, in any time.
+        reason = guest.refusal(prop, target, guarantees)
     if reason is None and in_real_time(prop, target) is False:
         reason = prop.time_subject or realtime.cannot_run(prop.id, prop.area, target)
     if reason is None and prop.needs_processes and not target.shared_across_processes:

@@ -413,7 +413,8 @@ def resolve_target(text: str | None) -> Target:
         user_server = scheme in servers.user_server_schemes()
         try:
             clears = probe.guarantees.clear
-            if clears and user_server:
+            # Never a store-wide clear on a user's server (its discard defaults to clear).
+            if clears and user_server and not probe.guarantees.clear_store_wide:
                 probe.discard()
         finally:
             probe.close()

@@ -8,9 +8,13 @@ a :class:`Tenant`, which
   one) gets that instead, so even a run killed with SIGKILL leaves nothing that lives
   forever. The properties that would notice need the harness's clock, and are skipped on
   such a server anyway;
-* remembers the keys it wrote and deletes them before each ``clear`` and at the end, when
-  the namespace is discarded: memcached's ``clear`` only moves to a new generation, and
-  the old entries would otherwise stay until their TTL.
+* remembers the keys it wrote and deletes them at the end, when the namespace is
+  discarded, and has the backend remove them from the server at each ``clear``
+  (``Backend.clear_as_guest``): memcached's ``clear`` only moves to a new generation, and
+  the old entries would otherwise stay until their TTL. Nothing is deleted before a
+  ``clear``, which would hide what the clear does;
+* never clears a backend that declares a store-wide ``clear`` (``clear_store_wide=True``):
+  it refuses the clear with ``Unsupported``, and discards by deleting its keys alone.
 
 A run stopped by Ctrl-C or SIGTERM closes the sessions still open on its way out
 (:meth:`~cachespec.conformance.target.UserServerTarget.close`). docs/design.md, "A user's
@@ -23,7 +27,7 @@ import contextlib
 import threading
 from collections.abc import Iterable, Mapping
 
-from cachespec.backends import Backend, CacheError
+from cachespec.backends import Backend, CacheError, Unsupported
 
 from .wrapped import Wrapped
 
@@ -88,10 +92,27 @@ class Tenant(Wrapped):
         self._remember([key])
         return bool(self._call("compare_and_set", key, expected, value, self._cap(ttl)))
 
+    def _store_wide(self) -> bool:
+        return bool(self.guarantees.clear_store_wide)
+
     def clear(self) -> None:
-        self._forget_all()
-        self._call("clear")
+        if self._store_wide():
+            # The runner skips every property that clears over such a backend (guest.py);
+            # this refuses what else might ask, before anything is deleted.
+            raise Unsupported(
+                "the backend declares that its clear empties the whole store "
+                "(clear_store_wide=True): a guest on a server you run does not clear it"
+            )
+        # No delete first: it would hide what the clear does (ops.clear, ops.mixed check it
+        # here). The backend removes what its clear only hid (memcached's old generation).
+        with self._lock:
+            written = sorted(self._written)
+        self._call("clear_as_guest", written)
 
     def discard(self) -> None:
         self._forget_all()
+        if self._store_wide():
+            # A backend's discard defaults to its clear: the keys written are gone already,
+            # and the store-wide clear would take the owner's with them.
+            return
         self._call("discard")

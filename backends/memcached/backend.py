@@ -13,7 +13,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 from cachespec.spec import MEMCACHED_EVICTION, NO_VALUE, Guarantees, NoEviction, NoValue
@@ -379,6 +379,20 @@ class MemcachedBackend(MemcachedBase):
             self._adopt(fresh, confirmed_at)
         else:
             self._adopt(str(value).encode("ascii"), self._monotonic())
+
+    def clear_as_guest(self, written: Iterable[str]) -> None:
+        """:meth:`clear`, then delete the old generation's entries of ``written``: a guest
+        on a server it shares leaves nothing there (the suite, on a server you run). They
+        are deleted by their old names only once the clear moved the generation, so a clear
+        that moved nothing still shows (docs/design.md, "A user's server keeps only its own
+        data")."""
+        bodies = list(dict.fromkeys(key_body(key, self._plain_budget) for key in written))
+        before = self._write_prefix()
+        self.clear()
+        if not bodies or self._generation.prefix == before:
+            return
+        wire = b"".join(b"delete " + server_key(before, body) + b"\r\n" for body in bodies)
+        self._send("clear", wire, [(None, b"")] * len(bodies))
 
     def discard(self) -> None:
         """A new generation (the entries become unreachable), then the counter goes too:
