@@ -15,7 +15,7 @@ from adapter_mutants import TruncatedTTLMemcached
 from cachespec.backends import Backend
 from cachespec.backends.memcached import MemcachedBackend
 from cachespec.backends.redis import RedisBackend
-from cachespec.backends.redis.layout import encode
+from cachespec.backends.redis.layout import encode, glob_escape
 
 
 class IgnoredTTLRedis(RedisBackend):
@@ -95,6 +95,64 @@ class IgnoredTTLMemcached(MemcachedBackend):
         return 0
 
 
+# Below this many milliseconds of life left, ClearSkipsExpiringRedis leaves a key alone.
+SOON_MS = 1000
+
+
+class ClearSkipsExpiringRedis(RedisBackend):
+    """``clear`` leaves the keys due to expire within a second ("they go on their own"):
+    until then a read after the clear still finds them. Only time tells them apart, and a
+    guest that deleted its keys before each clear would hide it (conformance/tenant.py)."""
+
+    __slots__ = ()
+
+    def clear(self) -> None:
+        pattern = glob_escape(self._base) + b"*"
+        for names in self._scan(pattern):
+            lasting = [name for name in names if not 0 < self._client.pttl(name) < SOON_MS]
+            if lasting:
+                self._unlink(lasting)
+
+
+class CASKeepsTTLRedis(RedisBackend):
+    """``compare_and_set`` replaces the value but keeps the entry's old TTL (the new one
+    ignored, as ``SET ... KEEPTTL`` would): the new value dies when the old one would have,
+    or outlives its own TTL."""
+
+    __slots__ = ()
+
+    def compare_and_set(
+        self, key: str, expected: bytes, value: bytes, ttl: float | None = None
+    ) -> bool:
+        name = self._prefix + encode(key)
+        left = self._client.pttl(name)
+        replaced = super().compare_and_set(key, expected, value, ttl)
+        if replaced and left > 0:
+            self._client.pexpire(name, left)
+        return replaced
+
+
+class SetManyIgnoresTTLRedis(RedisBackend):
+    """``set_many`` writes with ``MSET``, which takes no TTL: the entries it writes never
+    expire, and one it overwrites loses its TTL."""
+
+    __slots__ = ()
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        super().set_many(items, None)
+
+
+class NoopClearMemcached(MemcachedBackend):
+    """``clear`` sent with noreply to a server that never applied it: the generation stays,
+    and every entry stays reachable. A guest that deleted its keys before each clear would
+    hide it (conformance/tenant.py)."""
+
+    __slots__ = ()
+
+    def clear(self) -> None:
+        pass
+
+
 REAL_TIME_MUTANTS: dict[str, tuple[str, type[Backend], str]] = {
     "redis_ignored_ttl": ("redis", IgnoredTTLRedis, "ttl.expires"),
     "redis_early_ttl": ("redis", EarlyTTLRedis, "ttl.lives"),
@@ -102,4 +160,8 @@ REAL_TIME_MUTANTS: dict[str, tuple[str, type[Backend], str]] = {
     "redis_add_ignores_ttl": ("redis", AddIgnoresTTLRedis, "ops.add"),
     "memcached_ignored_ttl": ("memcached", IgnoredTTLMemcached, "ttl.expires"),
     "memcached_truncated_ttl": ("memcached", TruncatedTTLMemcached, "ttl.lives"),
+    "redis_clear_skips_expiring": ("redis", ClearSkipsExpiringRedis, "ops.clear"),
+    "redis_cas_keeps_ttl": ("redis", CASKeepsTTLRedis, "ops.compare_and_set"),
+    "redis_set_many_ignores_ttl": ("redis", SetManyIgnoresTTLRedis, "ops.mixed"),
+    "memcached_noop_clear": ("memcached", NoopClearMemcached, "ops.clear"),
 }

@@ -99,8 +99,9 @@ def test_past_the_allowance_the_clock_does_not_sleep() -> None:
 def test_on_a_users_server_the_ttl_properties_run_and_the_rest_say_why_not() -> None:
     target = UserServerTarget("redis://127.0.0.1:1/0")  # never connected: nothing runs
     g = Guarantees(ttl_resolution=RESOLUTION)
+    atomic = Guarantees(ttl_resolution=RESOLUTION, compare_and_set=True)  # ops.compare_and_set
     for prop_id in REAL_TIME:
-        assert why_skipped(BY_ID[prop_id], target, g) is None
+        assert why_skipped(BY_ID[prop_id], target, atomic) is None
     assert why_skipped(BY_ID["ttl.never"], target, g) == (CANNOT_CHECK_HERE, GUEST_ONLY)
     assert why_skipped(BY_ID["ttl.long"], target, g) == (CANNOT_CHECK_HERE, GUEST_ONLY)
     staleness = [p for p in BY_ID.values() if p.area == "staleness" and p.needs_clock]
