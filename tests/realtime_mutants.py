@@ -114,22 +114,15 @@ class ClearSkipsExpiringRedis(RedisBackend):
                 self._unlink(lasting)
 
 
-class CASKeepsTTLRedis(RedisBackend):
-    """``compare_and_set`` replaces the value but keeps the entry's old TTL (the new one
-    ignored, as ``SET ... KEEPTTL`` would): the new value dies when the old one would have,
-    or outlives its own TTL."""
+class CASIgnoresTTLRedis(RedisBackend):
+    """``compare_and_set`` writes its value without the TTL: what it writes never expires."""
 
     __slots__ = ()
 
     def compare_and_set(
         self, key: str, expected: bytes, value: bytes, ttl: float | None = None
     ) -> bool:
-        name = self._prefix + encode(key)
-        left = self._client.pttl(name)
-        replaced = super().compare_and_set(key, expected, value, ttl)
-        if replaced and left > 0:
-            self._client.pexpire(name, left)
-        return replaced
+        return super().compare_and_set(key, expected, value, None)
 
 
 class SetManyIgnoresTTLRedis(RedisBackend):
@@ -161,7 +154,7 @@ REAL_TIME_MUTANTS: dict[str, tuple[str, type[Backend], str]] = {
     "memcached_ignored_ttl": ("memcached", IgnoredTTLMemcached, "ttl.expires"),
     "memcached_truncated_ttl": ("memcached", TruncatedTTLMemcached, "ttl.lives"),
     "redis_clear_skips_expiring": ("redis", ClearSkipsExpiringRedis, "ops.clear"),
-    "redis_cas_keeps_ttl": ("redis", CASKeepsTTLRedis, "ops.compare_and_set"),
+    "redis_cas_ignores_ttl": ("redis", CASIgnoresTTLRedis, "ops.compare_and_set"),
     "redis_set_many_ignores_ttl": ("redis", SetManyIgnoresTTLRedis, "ops.mixed"),
     "memcached_noop_clear": ("memcached", NoopClearMemcached, "ops.clear"),
 }
