@@ -17,6 +17,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 from adapter_mutants import FlushdbRedis
+from realtime_mutants import NoopClearMemcached
+from test_server_conformance import _server_keys
 
 from cachespec.backends import Backend, Unsupported, open_backend
 from cachespec.conformance import run_suite, servers
@@ -24,6 +26,7 @@ from cachespec.conformance.guest import STORE_WIDE
 from cachespec.conformance.properties import BY_ID
 from cachespec.conformance.runner import CANNOT_CHECK_HERE, why_skipped
 from cachespec.conformance.servers import RunningServer
+from cachespec.conformance.servers.ring import start_ring
 from cachespec.conformance.target import Target, UserServerTarget
 from cachespec.conformance.tenant import Tenant
 from cachespec.spec import Guarantees
@@ -98,3 +101,46 @@ def test_the_tenant_refuses_a_store_wide_clear_before_deleting_anything(
         assert _keys(server) == ["theirs"]
     finally:
         tenant.close()
+
+
+def _memcached_keys(server: RunningServer) -> list[str]:
+    """Every item on the server's memcached nodes (one, or a ring's three)."""
+    nodes = getattr(server, "nodes", None) or [server]
+    return sorted(key for node in nodes for key in _server_keys(node))
+
+
+@pytest.mark.memcached
+@pytest.mark.parametrize("kind", ["memcached", "memcached-ring"])
+def test_a_guests_clear_on_memcached_leaves_only_the_counter(kind: str) -> None:
+    """memcached's clear only moves to a new generation; as a guest it also deletes the old
+    generation's entries by name (Backend.clear_as_guest), and only when the generation
+    moved: a clear that moved nothing still shows (the twin below)."""
+    start = servers.start_memcached if kind == "memcached" else start_ring
+    with start(fake_time=False) as server:
+        tenant = Tenant(open_backend(server.url, namespace="cachespec-check-guest"))
+        try:
+            tenant.set_many({"a": b"1", "b": b"2"}, 60)
+            tenant.set("c", b"3", 60)
+            tenant.clear()
+            assert tenant.get_many(["a", "b", "c"]) == {}
+            (counter,) = _memcached_keys(server)  # the generation counter alone
+            assert "cachespec-check-guest" in counter
+            tenant.discard()
+            assert _memcached_keys(server) == []
+        finally:
+            tenant.close()
+
+
+@pytest.mark.memcached
+def test_a_clear_that_moved_nothing_is_not_hidden_by_the_guests_deletes() -> None:
+    with servers.start_memcached(fake_time=False) as server:
+        backend = open_backend(server.url, namespace="cachespec-check-guest")
+        backend.__class__ = NoopClearMemcached
+        tenant = Tenant(backend)
+        try:
+            tenant.set("a", b"1", 60)
+            tenant.clear()
+            assert tenant.get("a") == b"1"  # what ops.clear then catches
+        finally:
+            tenant.discard()
+            tenant.close()
