@@ -33,6 +33,18 @@ class CannotCheck(BaseException):
     A BaseException, so that Hypothesis does not shrink it (each replay would only find the
     same limit) and the runner reports it at once."""
 
+    #: Whether another target of the same backend could check it ("cannot check here");
+    #: False for :class:`DoesNotApply` ("not applicable").
+    could_elsewhere: bool = True
+
+
+class DoesNotApply(CannotCheck):
+    """What the property is about does not exist in this backend, on any target (two
+    namespaces of one store, where every open of the scheme is a store of its own): the
+    runner reports it as "not applicable" (docs/design.md, "What a skip says")."""
+
+    could_elsewhere = False
+
 
 @dataclass(frozen=True)
 class MachineCheck:

@@ -11,7 +11,7 @@ from hypothesis.stateful import rule
 from cachespec.backends import NO_VALUE
 from cachespec.spec import CacheModel
 
-from .checks import CannotCheck
+from .checks import CannotCheck, DoesNotApply
 from .machines import clear_as_declared
 from .pools import PLAIN_VALUES
 from .swarm import FocusedMachine
@@ -62,6 +62,12 @@ class NamespaceMachine(FocusedMachine):
             seen = second.get(_PROBE)
         finally:
             first.delete(_PROBE)
+        if seen is NO_VALUE and self.target.in_process:
+            # memory://: every open is a store of its own, so no two namespaces share one.
+            raise DoesNotApply(
+                f"{self.target.name}: every open is a store of its own, so no two namespaces "
+                "share a store to keep apart"
+            )
         if seen is NO_VALUE:
             raise CannotCheck(
                 f"{self.target.name}: a second backend of one namespace does not see the "

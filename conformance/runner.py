@@ -288,7 +288,8 @@ def run_property(
     except (KeyboardInterrupt, SystemExit, TargetError):
         raise
     except CannotCheck as exc:  # the design, not a defect: say so, and move on
-        result.status, result.skip, result.reason = "skip", CANNOT_CHECK_HERE, str(exc)
+        kind = CANNOT_CHECK_HERE if exc.could_elsewhere else NOT_APPLICABLE
+        result.status, result.skip, result.reason = "skip", kind, str(exc)
     except BaseException as exc:  # a failing backend can raise anything
         result.status = "fail"
         result.reason = describe_failure(exc)

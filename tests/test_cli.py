@@ -301,17 +301,21 @@ def test_what_does_not_apply_to_a_backend_passes_under_require_all() -> None:
     """memory:// lives in this process, whatever the target: no server to kill and nothing
     other processes can reach. Those properties do not apply to it ("n/a"), and
     --require-all, which fails the check's own limits, does not fail them."""
-    only = ["single_flight.processes", "faults.server_calls", "ops.get_set"]
+    only = ["single_flight.processes", "faults.server_calls", "ops.clear_namespace", "ops.get_set"]
     strict = run_suite("memory://", size="quick", seed=1, only=only, require_all=True)
     assert strict.passed
     assert {r.id: r.skip for r in strict.results} == {
         "ops.get_set": "",
         "faults.server_calls": "not applicable",
         "single_flight.processes": "not applicable",
+        # every memory:// open is a store of its own: no two namespaces share one
+        "ops.clear_namespace": "not applicable",
     }
     assert "there is no server to kill" in strict.result("faults.server_calls").reason
+    assert "a store of its own" in strict.result("ops.clear_namespace").reason
     assert strict.reproduce().endswith(
-        "--require-all --only single_flight.processes faults.server_calls ops.get_set"
+        "--require-all --only single_flight.processes faults.server_calls "
+        "ops.clear_namespace ops.get_set"
     )
     table = guarantee_table([strict.to_json()])
     assert "| `single_flight.processes` | n/a |" in table
