@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from hypothesis import Phase
 from hypothesis import settings as Settings
 
-from cachespec.conformance import runner
+from cachespec.conformance import runner, servers
+from cachespec.conformance.servers import RunningServer
 
 
 @pytest.fixture
@@ -24,3 +27,17 @@ def unshrunk(monkeypatch: pytest.MonkeyPatch) -> None:
         return Settings(original(budget, examples), phases=[Phase.explicit, Phase.generate])
 
     monkeypatch.setattr(runner, "hypothesis_settings", without_shrinking)
+
+
+# Throwaway servers on the real clock (no libfaketime): the tests of what a check does on a
+# server you run treat them as yours (test_realtime_servers.py, test_still_clock.py).
+@pytest.fixture(scope="module")
+def real_time_redis() -> Iterator[RunningServer]:
+    with servers.start_redis(fake_time=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def real_time_memcached() -> Iterator[RunningServer]:
+    with servers.start_memcached(fake_time=False) as server:
+        yield server

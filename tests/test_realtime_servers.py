@@ -10,13 +10,10 @@ docs/design.md, "Real time".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from realtime_mutants import REAL_TIME_MUTANTS
 
 from cachespec.backends import Backend, open_backend
-from cachespec.conformance import servers
 from cachespec.conformance.properties import BY_ID
 from cachespec.conformance.realtime import CLOCK
 from cachespec.conformance.runner import Budget, run_property
@@ -32,18 +29,6 @@ BUDGETS = {
     "redis": (Budget("rt", scale=2.0, steps=100), 1),
     "memcached": (Budget("rt", 0.5, 100), 5),
 }
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RunningServer]:
-    with servers.start_redis(fake_time=False) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def memcached_server() -> Iterator[RunningServer]:
-    with servers.start_memcached(fake_time=False) as server:
-        yield server
 
 
 def _as_user(server: RunningServer, broken: type[Backend]) -> UserServerTarget:
@@ -68,7 +53,7 @@ def test_each_mutant_fails_its_property_in_real_time(
     name: str, request: pytest.FixtureRequest
 ) -> None:
     kind, broken, prop_id = REAL_TIME_MUTANTS[name]
-    server: RunningServer = request.getfixturevalue(f"{kind}_server")
+    server: RunningServer = request.getfixturevalue(f"real_time_{kind}")
     target = _as_user(server, broken)
     assert not target.controls_time
     budget, seed = BUDGETS[kind]

@@ -9,7 +9,6 @@ guest's namespace). docs/design.md, "A still clock".
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -73,18 +72,6 @@ class _Watched(UserServerTarget):
         return session
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RunningServer]:
-    with servers.start_redis(fake_time=False) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def memcached_server() -> Iterator[RunningServer]:
-    with servers.start_memcached(fake_time=False) as server:
-        yield server
-
-
 def test_every_property_on_a_still_clock_has_a_mutant_there() -> None:
     assert sorted(STILL_MUTANTS) == STILL
     for prop_id, (mutant, _) in STILL_MUTANTS.items():
@@ -123,7 +110,7 @@ def test_a_wait_only_time_ends_ends_the_example_and_others_do_not() -> None:
 def test_they_pass_on_a_server_you_run_and_the_clock_never_moves(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
-    server: RunningServer = request.getfixturevalue(f"{kind}_server")
+    server: RunningServer = request.getfixturevalue(f"real_time_{kind}")
     target = _Watched(server.url)
     assert not target.controls_time
     guarantees = target.guarantees()
@@ -162,7 +149,7 @@ def test_each_rejects_its_mutant_on_a_still_clock(
 ) -> None:
     mutant, kind = STILL_MUTANTS[prop_id]
     strategies, _, why = STRATEGY_MUTANTS[mutant]
-    server: RunningServer = request.getfixturevalue(f"{kind}_server")
+    server: RunningServer = request.getfixturevalue(f"real_time_{kind}")
     target = UserServerTarget(server.url)
     target.strategies = strategies()
     result = run_property(BY_ID[prop_id], target, target.guarantees(), SHORT, SEED)
@@ -174,10 +161,10 @@ def test_each_rejects_its_mutant_on_a_still_clock(
 
 @pytest.mark.redis
 def test_require_all_fails_only_what_the_still_clock_cannot_check(
-    redis_server: RunningServer,
+    real_time_redis: RunningServer,
 ) -> None:
     only = ["staleness.invalidation", "staleness.ttl"]
-    target = UserServerTarget(redis_server.url)
+    target = UserServerTarget(real_time_redis.url)
     report = run_suite(target, size="quick", seed=SEED, only=only, require_all=True)
     assert not report.passed
     assert report.result("staleness.invalidation").status == "pass"
