@@ -254,6 +254,8 @@ def in_real_time(prop: Property, target: Target) -> bool | None:
     real time on ``target``; False where it needs a clock ``target`` cannot give it."""
     if not prop.needs_clock or target.controls_time or prop.still_clock:
         return None  # a still clock is the harness's too (stillclock.py)
+    if prop.real_time:  # its own build runs it so (rtstaleness.py)
+        return True
     return realtime.runs_in_real_time(prop.id) and prop.id in FOCUSES
 
 
@@ -272,8 +274,13 @@ def run_property(
     try:
         real_time = in_real_time(prop, target)
         check: Check | realtime.RealTimeCheck
-        if real_time:
-            check = realtime.build(prop.id, FOCUSES[prop.id], target, guarantees)
+        if real_time:  # by its own build (rtstaleness.py), or realtime.py's machines'
+            rt = prop.real_time
+            check = (
+                prop.build(target, guarantees)
+                if rt
+                else realtime.build(prop.id, FOCUSES[prop.id], target, guarantees)
+            )
             result.clock = realtime.CLOCK
         else:
             check = prop.build(target, guarantees)  # it stands still where it must

@@ -162,6 +162,8 @@ class StalenessMachine(CallersMachine):
     target: ClassVar[Target]
     plan: ClassVar[Plan]
     strategies: ClassVar[Strategies]
+    # How far past a TTL bound past_the_bound lands (rtstaleness.py: less, in real time).
+    past_the_edge: ClassVar[float] = PAST_THE_EDGE
 
     def __init__(self) -> None:
         super().__init__()
@@ -467,7 +469,7 @@ class StalenessMachine(CallersMachine):
     def _next_edge(self) -> float | None:
         """The earliest future instant just past a superseded, cached version's bound (the
         rule :meth:`SourceOfTruth.check_read` applies), or past the latest fill's."""
-        now, bound = self._now(), self.ttl + self.resolution + PAST_THE_EDGE
+        now, bound = self._now(), self.ttl + self.resolution + self.past_the_edge
         edges: list[float] = []
         latest = float("-inf")
         for key in KEYS:

@@ -30,7 +30,8 @@ def unshrunk(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # Throwaway servers on the real clock (no libfaketime): the tests of what a check does on a
-# server you run treat them as yours (test_realtime_servers.py, test_still_clock.py).
+# server you run treat them as yours (test_realtime_servers.py, test_still_clock.py,
+# test_realtime_staleness.py).
 @pytest.fixture(scope="module")
 def real_time_redis() -> Iterator[RunningServer]:
     with servers.start_redis(fake_time=False) as server:

@@ -52,6 +52,9 @@ class Property:
     # Why it cannot run so where its subject is time itself (a TTL, a lease's expiry): the
     # reason "cannot check here" gives on such a server (stillclock.py's *_SUBJECT).
     time_subject: str = ""
+    # Its own build runs it in real time where the server keeps its own time (a user's
+    # server): staleness.ttl (conformance/rtstaleness.py; docs/design.md, "Real time").
+    real_time: bool = False
 
     def not_applying(self, target: Target, g: Guarantees) -> str | None:
         """Why this property does not apply to ``target`` with ``g`` declared, or None."""

@@ -10,7 +10,7 @@ from hypothesis.stateful import RuleBasedStateMachine
 from cachespec.spec import Guarantees
 from cachespec.spec.promises import Promises
 
-from .. import stillclock
+from .. import rtstaleness, stillclock
 from ..checks import Check, MachineCheck, ThreadCheck
 from ..forged import check_forged_payload
 from ..staleness import Plan, Strategies, build_staleness_machine
@@ -169,14 +169,29 @@ def _staleness(prop_id: str, promise: str, plan: Plan, examples: int) -> Propert
     prop = _callers(prop_id, promise, build, examples, gate)
     # Bounds of 0 (after an invalidation, a write, an event) and efficacy need no time to
     # pass: they run on a still clock where the harness cannot move the server's. TTL only
-    # is about nothing else (docs/design.md, "A still clock").
+    # is about nothing else: it runs there in real time (rtstaleness.py; docs/design.md,
+    # "A still clock", "Real time").
     if plan.writer == "source":
-        prop = replace(prop, time_subject=stillclock.TTL_SUBJECT)
+        prop = replace(prop, build=_in_real_time_there(prop_id, plan, prop.build), real_time=True)
     else:
         prop = replace(prop, still_clock=True)
     if plan.efficacy:
         return replace(prop, applies=keeps_what_it_caches)
     return prop
+
+
+def _in_real_time_there(
+    prop_id: str, plan: Plan, build: Callable[[Target, Guarantees], Check]
+) -> Callable[[Target, Guarantees], Check]:
+    """``build``, but on a server that keeps its own time the check runs in real time."""
+    name = "".join(part.title() for part in prop_id.replace(".", "_").split("_"))
+
+    def real_time_there(target: Target, g: Guarantees) -> Check:
+        if rtstaleness.runs_here(prop_id, target):
+            return rtstaleness.build(name, target, plan, _strategies(target), g)
+        return build(target, g)
+
+    return real_time_there
 
 
 def _forged_payload(target: Target, g: Guarantees) -> Check:
