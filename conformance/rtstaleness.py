@@ -59,6 +59,8 @@ class RealTimeStalenessMachine(StalenessMachine):
     # Just past a bound: the read that follows starts after the sleep, so any margin
     # catches an overrun; a sleep's own lateness only adds to it.
     past_the_edge = realtime.SLACK
+    # Set once a violation was raised: the teardown then sleeps no more (the verdict is in).
+    broken = False
 
     def _open_session(self) -> Backend:
         inner = super()._open_session()
@@ -83,6 +85,7 @@ class RealTimeStalenessMachine(StalenessMachine):
         try:
             super()._collect()
         except AssertionError as exc:
+            self.broken = True
             if not self.failures:
                 self.failures.append(exc)
             raise
@@ -130,7 +133,7 @@ class RealTimeStalenessMachine(StalenessMachine):
         try:
             self.scheduler.finish()
             self._collect()
-            edge = self._stale_edge()
+            edge = None if self.broken else self._stale_edge()
             if edge is not None:
                 self.real_clock.allowance = self.real_clock.slept + self._allowance()
                 self.real_clock.advance_to(edge)
