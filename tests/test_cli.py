@@ -78,7 +78,7 @@ def test_a_passing_run_exits_0_and_writes_both_reports(tmp_path: Path) -> None:
     assert skipped["skip"] == "not declared"
     assert data["checked"] == len(statuses) - 3
     checked = f"checked {len(statuses) - 3} of {len(statuses)}"
-    assert f"{checked} (1 cannot check here; 2 not declared)" in run.stdout
+    assert f"{checked} (1 not applicable; 2 not declared)" in run.stdout
 
     suite = ET.parse(junit).getroot()
     assert suite.get("failures") == "0"
