@@ -201,13 +201,15 @@ class FlightMachine(CallersMachine):
     target: ClassVar[Target]
     plan: ClassVar[FlightPlan]
     strategies: ClassVar[Strategies]
+    # What watches the leases: in real time, one judging on measured times (rtleases.py).
+    ledger_kind: ClassVar[type[LeaseLedger]] = LeaseLedger
 
     def __init__(self) -> None:
         super().__init__()
         inner = self._open_session()
         self.scheduler = Scheduler(patience=PATIENCE, on_stuck=self._let_time_pass)
         self.standstill = stillclock.Standstill(self.scheduler.returned)
-        self.ledger = LeaseLedger(inner, self.scheduler.current, self.clock.now)
+        self.ledger = self.ledger_kind(inner, self.scheduler.current, self.clock.now)
         self.backend = Scheduled(self.ledger, self.scheduler, "cache")
         self.lease_ttl, self.fill_ttl = LEASE_TTL, FILL_TTL
         self.caches = [self._new_process() for _ in range(self.plan.processes)]

@@ -81,12 +81,12 @@ def test_every_property_on_a_still_clock_has_a_mutant_there() -> None:
         "efficacy.early_refresh",
         "efficacy.revalidate",
         "single_flight.no_hang",
-        "single_flight.one_owner",
-        "single_flight.takeover",
     ]
-    # TTL only runs there in real time instead (rtstaleness.py, test_realtime_staleness.py).
-    assert BY_ID["staleness.ttl"].real_time
-    assert not BY_ID["staleness.ttl"].time_subject
+    # TTL only and the leases run there in real time instead (rtstaleness.py, rtleases.py;
+    # test_realtime_staleness.py, test_realtime_leases.py).
+    for prop_id in ("staleness.ttl", "single_flight.one_owner", "single_flight.takeover"):
+        assert BY_ID[prop_id].real_time
+        assert not BY_ID[prop_id].time_subject
 
 
 def test_a_wait_only_time_ends_ends_the_example_and_others_do_not() -> None:
@@ -165,14 +165,14 @@ def test_each_rejects_its_mutant_on_a_still_clock(
 def test_require_all_fails_only_what_the_still_clock_cannot_check(
     real_time_redis: RunningServer,
 ) -> None:
-    only = ["staleness.invalidation", "single_flight.one_owner"]
+    only = ["staleness.invalidation", "single_flight.no_hang"]
     target = UserServerTarget(real_time_redis.url)
     report = run_suite(target, size="quick", seed=SEED, only=only, require_all=True)
     assert not report.passed
     assert report.result("staleness.invalidation").status == "pass"
-    failed = report.result("single_flight.one_owner")
+    failed = report.result("single_flight.no_hang")
     assert (failed.status, failed.skip) == ("fail", CANNOT_CHECK_HERE)
-    assert failed.reason.endswith(stillclock.LEASE_SUBJECT)
+    assert failed.reason.endswith(stillclock.WAIT_SUBJECT)
     # It failed without running: not counted as checked, and the line says why.
     assert report.checked == 1
     assert checked_line(report) == "checked 1 of 2 (1 cannot check here)"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from hypothesis.stateful import RuleBasedStateMachine
 
 from cachespec.spec import Guarantees
 
-from .. import stillclock
+from .. import rtleases, stillclock
 from ..checks import BatchCheck, Check, GivenCheck, ThreadCheck
 from ..flights import (
     HERD,
@@ -55,7 +56,25 @@ def _flights(
         return build_flight_machine(name, target, plan, strategies)
 
     prop = _callers(prop_id, promise, build, examples, gate)
+    if rtleases.runs_in_real_time(prop_id):
+        # A lease's expiry runs in real time where the server keeps its own time
+        # (rtleases.py; docs/design.md, "Leases in real time").
+        return replace(prop, build=_in_real_time_there(prop_id, plan, prop.build), real_time=True)
     return replace(prop, still_clock=not time_subject, time_subject=time_subject)
+
+
+def _in_real_time_there(
+    prop_id: str, plan: FlightPlan, build: Callable[[Target, Guarantees], Check]
+) -> Callable[[Target, Guarantees], Check]:
+    """``build``, but on a server that keeps its own time the check runs in real time."""
+    name = "".join(part.title() for part in prop_id.replace(".", "_").split("_"))
+
+    def real_time_there(target: Target, g: Guarantees) -> Check:
+        if rtleases.runs_here(prop_id, target):
+            return rtleases.build(name, target, plan, _strategies(target), g)
+        return build(target, g)
+
+    return real_time_there
 
 
 def _refresh(
@@ -129,7 +148,6 @@ PROPERTIES.extend(
             FlightPlan("one_owner", processes=2, moves_time=True, outlives_leases=True),
             40,
             LEASES,
-            time_subject=stillclock.LEASE_SUBJECT,
         ),
         _flights(
             "single_flight.takeover",
@@ -137,7 +155,6 @@ PROPERTIES.extend(
             FlightPlan("takeover", processes=2, crashes=True, moves_time=True),
             30,
             LEASES,
-            time_subject=stillclock.LEASE_SUBJECT,
         ),
         Property(
             "single_flight.threads",

@@ -1,0 +1,84 @@
+"""``single_flight.one_owner`` and ``takeover`` run in real time on a server you run: our
+strategies pass there, and a lease mutant each already rejects on the harness clock is
+rejected there.
+
+The servers are harness-started but run on the real clock (no libfaketime), behind the
+target ``cachespec check redis://host`` builds (:class:`UserServerTarget`). docs/design.md,
+"Leases in real time".
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from strategy_mutants import STRATEGY_MUTANTS
+
+from cachespec.conformance import realtime, rtleases
+from cachespec.conformance.properties import BY_ID
+from cachespec.conformance.runner import Budget, in_real_time, run_property, why_skipped
+from cachespec.conformance.servers import RunningServer
+from cachespec.conformance.target import UserServerTarget
+
+# Our strategies pass at a few examples: 3 on Redis (a fraction of a second each), 2 on
+# memcached (up to one window of 6 s each: its declared resolution is 4.5 s).
+PASSING = {"redis": Budget("rt", 0.3, 100), "memcached": Budget("rt", 0.34, 100)}
+# A mutant's run ends at its first failure: at twice the default size, Redis's mutants fail
+# within a few examples (docs/design.md, "Leases in real time").
+REJECTING = {"redis": Budget("rt", 2.0, 100), "memcached": Budget("rt", 1.0, 100)}
+# Each property's mutant: a release that deletes whoever's lease is there, and a lease
+# written without a TTL (a dead holder's blocks the key forever).
+MUTANTS = {
+    "single_flight.one_owner": "releases_any_lease",
+    "single_flight.takeover": "lease_without_expiry",
+}
+SEED = 1
+REDIS, MEMCACHED = pytest.mark.redis, pytest.mark.memcached
+# Where each runs. On memcached, one of each, for the test's time: a passing one_owner
+# costs 12 s there (the false-alarm runs cover it), and the takeover mutant is not rejected
+# there at a test's budget (docs/design.md, "Leases in real time").
+PASSES = [
+    pytest.param("redis", "single_flight.one_owner", marks=REDIS),
+    pytest.param("redis", "single_flight.takeover", marks=REDIS),
+    pytest.param("memcached", "single_flight.takeover", marks=MEMCACHED),
+]
+REJECTS = [
+    pytest.param("redis", "single_flight.one_owner", marks=REDIS),
+    pytest.param("redis", "single_flight.takeover", marks=REDIS),
+    pytest.param("memcached", "single_flight.one_owner", marks=MEMCACHED),
+]
+
+
+def test_the_mutants_are_the_lease_properties() -> None:
+    for prop_id, mutant in MUTANTS.items():
+        assert STRATEGY_MUTANTS[mutant][1] == prop_id
+        assert BY_ID[prop_id].real_time
+        assert not BY_ID[prop_id].time_subject
+    assert sorted(MUTANTS) == sorted(rtleases.PROPERTIES)
+
+
+@pytest.mark.parametrize(("kind", "prop_id"), PASSES)
+def test_they_pass_in_real_time_on_a_server_you_run(
+    kind: str, prop_id: str, request: pytest.FixtureRequest
+) -> None:
+    server: RunningServer = request.getfixturevalue(f"real_time_{kind}")
+    target = UserServerTarget(server.url)
+    guarantees = target.guarantees()
+    prop = BY_ID[prop_id]
+    assert why_skipped(prop, target, guarantees) is None
+    assert in_real_time(prop, target) is True
+    result = run_property(prop, target, guarantees, PASSING[kind], SEED)
+    assert (result.status, result.clock) == ("pass", realtime.CLOCK), result
+
+
+@pytest.mark.parametrize(("kind", "prop_id"), REJECTS)
+def test_a_lease_mutant_is_rejected_in_real_time(
+    kind: str, prop_id: str, request: pytest.FixtureRequest
+) -> None:
+    server: RunningServer = request.getfixturevalue(f"real_time_{kind}")
+    strategies, _, pattern = STRATEGY_MUTANTS[MUTANTS[prop_id]]
+    target = UserServerTarget(server.url)
+    target.strategies = strategies()
+    result = run_property(BY_ID[prop_id], target, target.guarantees(), REJECTING[kind], SEED)
+    assert (result.status, result.clock) == ("fail", realtime.CLOCK), result
+    assert re.search(pattern, result.reason), result.reason
