@@ -39,6 +39,7 @@ from .checks import Check, CheckFailed, MachineCheck
 from .machines import CacheMachine, Focus, build_machine
 from .pools import AT, BEFORE, REAL_TIME_SAFE_TTL
 from .properties.stateful import without_add
+from .stillclock import StillMachineCheck
 from .target import Target, UserServerTarget
 
 # Either way around an expiry instant, on top of the declared resolution: Redis computes an
@@ -394,6 +395,20 @@ class RealTimeCheck:
             notes = [*getattr(first, "__notes__", []), *getattr(exc, "__notes__", [])]
             setattr(first, "__notes__", notes)  # noqa: B010
             raise first from None
+
+
+@dataclasses.dataclass(frozen=True)
+class RealTimeMachineCheck(StillMachineCheck):
+    """A callers' machine in real time (rtstaleness.py, rtleases.py): a :class:`RealTimeCheck`
+    (few short examples, no shrinking, the first run's violation kept where Hypothesis's
+    replay passes) around a still clock's check, so that a run whose every example was
+    rejected (callers waiting for time the allowance refused) is "cannot check here"."""
+
+    failures: list[AssertionError] = dataclasses.field(default_factory=list)
+
+    def run(self, settings: Settings, seed_value: int, examples: int) -> None:
+        inner = StillMachineCheck(self.machine)
+        RealTimeCheck(inner, self.failures).run(settings, seed_value, examples)
 
 
 def examples(scale: float, guarantees: Guarantees) -> int:

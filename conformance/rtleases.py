@@ -25,10 +25,9 @@ time, and a quarter lease where every caller waits, within one window per exampl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import ClassVar
 
-from hypothesis import settings as Settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
@@ -214,21 +213,9 @@ class RealTimeFlightMachine(FlightMachine):
         super().teardown()
 
 
-@dataclass(frozen=True)
-class RealTimeFlightCheck(stillclock.StillMachineCheck):
-    """The machine's check in real time (realtime.RealTimeCheck): few short examples, no
-    shrinking, the first run's violation kept where Hypothesis's replay passes."""
-
-    failures: list[AssertionError] = field(default_factory=list)
-
-    def run(self, settings: Settings, seed_value: int, examples: int) -> None:
-        inner = stillclock.StillMachineCheck(self.machine)
-        realtime.RealTimeCheck(inner, self.failures).run(settings, seed_value, examples)
-
-
 def build(
     name: str, target: Target, plan: FlightPlan, strategies: Strategies, g: Guarantees
-) -> RealTimeFlightCheck:
+) -> realtime.RealTimeMachineCheck:
     """The real-time check of ``plan`` for ``target``, with lease and fill TTLs drawn from
     those ``g``'s resolution can tell apart."""
     failures: list[AssertionError] = []
@@ -249,7 +236,7 @@ def build(
     machine = type(name + "RT", (RealTimeFlightMachine,), namespace)
     # Were every example rejected (callers that wait for time the allowance refused), the
     # property is "cannot check here", as on a still clock (StillMachineCheck).
-    return RealTimeFlightCheck(machine, failures)
+    return realtime.RealTimeMachineCheck(machine, failures)
 
 
 def runs_in_real_time(prop_id: str) -> bool:

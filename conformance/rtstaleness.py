@@ -23,10 +23,9 @@ never raises a false alarm. docs/design.md, "Real time", has the decisions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import ClassVar
 
-from hypothesis import settings as Settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
@@ -146,21 +145,9 @@ class RealTimeStalenessMachine(StalenessMachine):
         super().teardown()
 
 
-@dataclass(frozen=True)
-class RealTimeStalenessCheck(stillclock.StillMachineCheck):
-    """The machine's check in real time: few short examples, no shrinking, and the first
-    run's violation kept where Hypothesis's replay passes (realtime.RealTimeCheck)."""
-
-    failures: list[AssertionError] = field(default_factory=list)
-
-    def run(self, settings: Settings, seed_value: int, examples: int) -> None:
-        inner = stillclock.StillMachineCheck(self.machine)
-        realtime.RealTimeCheck(inner, self.failures).run(settings, seed_value, examples)
-
-
 def build(
     name: str, target: Target, plan: Plan, strategies: Strategies, g: Guarantees
-) -> RealTimeStalenessCheck:
+) -> realtime.RealTimeMachineCheck:
     """The real-time check of ``plan`` (TTL only) for ``target``, with fill TTLs drawn from
     those ``g``'s resolution can tell apart."""
     failures: list[AssertionError] = []
@@ -181,7 +168,7 @@ def build(
     machine = type(name + "RT", (RealTimeStalenessMachine,), namespace)
     # Were every example rejected (callers that wait for time), the property is "cannot
     # check here", as on a still clock (StillMachineCheck).
-    return RealTimeStalenessCheck(machine, failures)
+    return realtime.RealTimeMachineCheck(machine, failures)
 
 
 def runs_here(prop_id: str, target: Target) -> bool:
