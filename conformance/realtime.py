@@ -411,6 +411,21 @@ class RealTimeMachineCheck(StillMachineCheck):
         RealTimeCheck(inner, self.failures).run(settings, seed_value, examples)
 
 
+def machine_check(
+    name: str, base: type, namespace: dict[str, Any], configure: Any
+) -> RealTimeMachineCheck:
+    """A :class:`RealTimeMachineCheck` of a machine made from ``base`` with ``namespace``
+    (its target, plan, strategies, guarantees) and ``configure``, the ``@initialize`` rule
+    that draws TTLs the backend's resolution can tell apart (rtstaleness.py, rtleases.py).
+    The plan is made to move time: here it moves, for real."""
+    failures: list[AssertionError] = []
+    plan = dataclasses.replace(namespace["plan"], still=False)
+    body = {**namespace, "plan": plan, "failures": failures, "configure": configure}
+    # Were every example rejected (callers that wait for time the allowance refused), the
+    # property is "cannot check here", as on a still clock (StillMachineCheck).
+    return RealTimeMachineCheck(type(name + "RT", (base,), body), failures)
+
+
 def examples(scale: float, guarantees: Guarantees) -> int:
     """Real-time examples at a size's ``scale``: fewer where each costs seconds of sleep
     (a whole-second clock, whose windows are seconds long)."""

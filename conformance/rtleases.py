@@ -25,7 +25,6 @@ time, and a quarter lease where every caller waits, within one window per exampl
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import ClassVar
 
 from hypothesis import strategies as st
@@ -218,25 +217,14 @@ def build(
 ) -> realtime.RealTimeMachineCheck:
     """The real-time check of ``plan`` for ``target``, with lease and fill TTLs drawn from
     those ``g``'s resolution can tell apart."""
-    failures: list[AssertionError] = []
     pool = realtime.ttl_pool(g)
 
     @initialize(lease_ttl=st.sampled_from(pool), fill_ttl=st.sampled_from(pool))
     def configure(self: FlightMachine, lease_ttl: float, fill_ttl: float) -> None:
         FlightMachine.configure(self, lease_ttl, fill_ttl)
 
-    namespace = {
-        "target": target,
-        "plan": replace(plan, still=False),  # time moves here, for real
-        "strategies": strategies,
-        "guarantees": g,
-        "failures": failures,
-        "configure": configure,
-    }
-    machine = type(name + "RT", (RealTimeFlightMachine,), namespace)
-    # Were every example rejected (callers that wait for time the allowance refused), the
-    # property is "cannot check here", as on a still clock (StillMachineCheck).
-    return realtime.RealTimeMachineCheck(machine, failures)
+    namespace = {"target": target, "plan": plan, "strategies": strategies, "guarantees": g}
+    return realtime.machine_check(name, RealTimeFlightMachine, namespace, configure)
 
 
 def runs_in_real_time(prop_id: str) -> bool:

@@ -23,7 +23,6 @@ never raises a false alarm. docs/design.md, "Real time", has the decisions.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import ClassVar
 
 from hypothesis import strategies as st
@@ -150,25 +149,14 @@ def build(
 ) -> realtime.RealTimeMachineCheck:
     """The real-time check of ``plan`` (TTL only) for ``target``, with fill TTLs drawn from
     those ``g``'s resolution can tell apart."""
-    failures: list[AssertionError] = []
     pool = realtime.ttl_pool(g)
 
     @initialize(fill_ttl=st.sampled_from(pool), lease_ttl=st.just(LEASE_TTL))
     def configure(self: StalenessMachine, fill_ttl: float, lease_ttl: float) -> None:
         StalenessMachine.configure(self, fill_ttl, lease_ttl)
 
-    namespace = {
-        "target": target,
-        "plan": replace(plan, still=False),  # time moves here, for real
-        "strategies": strategies,
-        "guarantees": g,
-        "failures": failures,
-        "configure": configure,
-    }
-    machine = type(name + "RT", (RealTimeStalenessMachine,), namespace)
-    # Were every example rejected (callers that wait for time), the property is "cannot
-    # check here", as on a still clock (StillMachineCheck).
-    return realtime.RealTimeMachineCheck(machine, failures)
+    namespace = {"target": target, "plan": plan, "strategies": strategies, "guarantees": g}
+    return realtime.machine_check(name, RealTimeStalenessMachine, namespace, configure)
 
 
 def runs_here(prop_id: str, target: Target) -> bool:
