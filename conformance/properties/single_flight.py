@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 
 from hypothesis.stateful import RuleBasedStateMachine
@@ -29,7 +28,7 @@ from .base import (
     always,
     thread_safe,
 )
-from .strategies import _callers, _strategies, keeps_what_it_caches, needs
+from .strategies import _callers, _strategies, in_real_time_there, keeps_what_it_caches, needs
 
 # What each kind of property runs of the strategy under test, and the promise it checks
 # (properties/strategies.py, ``needs``; docs/design.md, "Strategy promises").
@@ -59,22 +58,8 @@ def _flights(
     if rtleases.runs_in_real_time(prop_id):
         # A lease's expiry runs in real time where the server keeps its own time
         # (rtleases.py; docs/design.md, "Leases in real time").
-        return replace(prop, build=_in_real_time_there(prop_id, plan, prop.build), real_time=True)
+        return in_real_time_there(prop, plan, rtleases)
     return replace(prop, still_clock=not time_subject, time_subject=time_subject)
-
-
-def _in_real_time_there(
-    prop_id: str, plan: FlightPlan, build: Callable[[Target, Guarantees], Check]
-) -> Callable[[Target, Guarantees], Check]:
-    """``build``, but on a server that keeps its own time the check runs in real time."""
-    name = "".join(part.title() for part in prop_id.replace(".", "_").split("_"))
-
-    def real_time_there(target: Target, g: Guarantees) -> Check:
-        if rtleases.runs_here(prop_id, target):
-            return rtleases.build(name, target, plan, _strategies(target), g)
-        return build(target, g)
-
-    return real_time_there
 
 
 def _refresh(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any, Protocol
 
 from hypothesis.stateful import RuleBasedStateMachine
 
@@ -172,7 +173,7 @@ def _staleness(prop_id: str, promise: str, plan: Plan, examples: int) -> Propert
     # is about nothing else: it runs there in real time (rtstaleness.py; docs/design.md,
     # "A still clock", "Real time").
     if plan.writer == "source":
-        prop = replace(prop, build=_in_real_time_there(prop_id, plan, prop.build), real_time=True)
+        prop = in_real_time_there(prop, plan, rtstaleness)
     else:
         prop = replace(prop, still_clock=True)
     if plan.efficacy:
@@ -180,18 +181,29 @@ def _staleness(prop_id: str, promise: str, plan: Plan, examples: int) -> Propert
     return prop
 
 
-def _in_real_time_there(
-    prop_id: str, plan: Plan, build: Callable[[Target, Guarantees], Check]
-) -> Callable[[Target, Guarantees], Check]:
-    """``build``, but on a server that keeps its own time the check runs in real time."""
-    name = "".join(part.title() for part in prop_id.replace(".", "_").split("_"))
+class RealTimeKind(Protocol):
+    """A module that runs some callers' properties in real time (rtstaleness.py,
+    rtleases.py): whether it runs ``prop_id`` on ``target``, and the check it builds."""
+
+    def runs_here(self, prop_id: str, target: Target) -> bool: ...
+
+    def build(
+        self, name: str, target: Target, plan: Any, strategies: Strategies, g: Guarantees
+    ) -> Check: ...
+
+
+def in_real_time_there(prop: Property, plan: object, kind: RealTimeKind) -> Property:
+    """``prop``, but on a server that keeps its own time ``kind`` runs it in real time
+    (docs/design.md, "Real time")."""
+    name = "".join(part.title() for part in prop.id.replace(".", "_").split("_"))
+    on_harness_clock = prop.build
 
     def real_time_there(target: Target, g: Guarantees) -> Check:
-        if rtstaleness.runs_here(prop_id, target):
-            return rtstaleness.build(name, target, plan, _strategies(target), g)
-        return build(target, g)
+        if kind.runs_here(prop.id, target):
+            return kind.build(name, target, plan, _strategies(target), g)
+        return on_harness_clock(target, g)
 
-    return real_time_there
+    return replace(prop, build=real_time_there, real_time=True)
 
 
 def _forged_payload(target: Target, g: Guarantees) -> Check:
