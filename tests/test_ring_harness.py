@@ -8,15 +8,14 @@ The waits here are bounded polls on processes and files, never a sleep for an ou
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+from server_processes import stop_check_and_wait_for_its_nodes
 
 from cachespec.conformance import run_suite
 from cachespec.conformance.runner import NOT_DECLARED
@@ -26,8 +25,7 @@ from cachespec.conformance.target import ServerTarget, resolve_target
 
 pytestmark = pytest.mark.memcached
 
-#: Real seconds any wait below may take: a bound for a loaded machine, not an expected time.
-PATIENCE = 90.0
+KIND = "memcached-ring"
 
 
 def _require() -> None:
@@ -36,102 +34,17 @@ def _require() -> None:
         pytest.fail(f"the ring harness cannot run here: {reason}")
 
 
-def _memcacheds_under(pid: int) -> list[int]:
-    """The memcached processes descending from ``pid``."""
-    parent_of: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent_of[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue  # it ended while we looked
-
-    def descends(child: int) -> bool:
-        while child > 1:
-            child = parent_of.get(child, 0)
-            if child == pid:
-                return True
-        return False
-
-    return [
-        candidate for candidate in parent_of if descends(candidate) and _is_memcached(candidate)
-    ]
-
-
-def _is_memcached(pid: int) -> bool:
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return os.path.basename(command.split(b"\0", 1)[0]) == b"memcached"
-
-
-def _wait_for_nodes(check: subprocess.Popen[bytes]) -> list[int]:
-    found: list[int] = []
-    deadline = time.monotonic() + PATIENCE
-    while len(found) < NODES and check.poll() is None and time.monotonic() < deadline:
-        found = _memcacheds_under(check.pid)
-        time.sleep(0.05)  # polling a starting process, not waiting for an outcome
-    assert len(found) == NODES, f"the check started {len(found)} nodes, not {NODES}"
-    return found
-
-
-def _ring_folder(pid: int) -> Path:
-    """A node's folder is node-<i> inside the ring's own (its working directory)."""
-    return Path(os.readlink(f"/proc/{pid}/cwd")).parent
-
-
-def _wait_gone(pids: list[int], folders: set[Path]) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while time.monotonic() < deadline and (
-        any(_is_memcached(pid) for pid in pids) or any(folder.exists() for folder in folders)
-    ):
-        time.sleep(0.05)  # polling the reapers' work, bounded
-    left = [pid for pid in pids if _is_memcached(pid)]
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)  # never leave one running, then fail
-    assert left == []
-    assert [folder for folder in folders if folder.exists()] == []
-
-
-def _check(*args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "cachespec", "check", "memcached-ring", "--jobs", "1", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def test_sigkill_to_cachespec_check_still_stops_every_node_and_removes_its_files() -> None:
     """SIGKILL runs no finally block and no atexit hook: each node's reaper stops it."""
     _require()
-    check = _check("--only", "ttl.*")
-    try:
-        nodes = _wait_for_nodes(check)
-        folders = {_ring_folder(pid) for pid in nodes}
-        check.kill()
-        check.wait()
-        _wait_gone(nodes, folders)
-    finally:
-        if check.poll() is None:
-            check.kill()
-            check.wait()
+    folders = stop_check_and_wait_for_its_nodes(KIND, NODES, b"memcached", signal.SIGKILL)
     assert len(folders) == 1
     assert next(iter(folders)).name.startswith("cachespec-memcached-ring-")
 
 
 def test_ctrl_c_to_cachespec_check_stops_every_node() -> None:
     _require()
-    check = _check("--only", "ttl.*")
-    try:
-        nodes = _wait_for_nodes(check)
-        folders = {_ring_folder(pid) for pid in nodes}
-        check.send_signal(signal.SIGINT)
-        assert check.wait(timeout=PATIENCE) == 130
-        _wait_gone(nodes, folders)
-    finally:
-        if check.poll() is None:
-            check.kill()
-            check.wait()
+    stop_check_and_wait_for_its_nodes(KIND, NODES, b"memcached", signal.SIGINT)
 
 
 def test_a_ring_that_cannot_start_fails_and_leaves_nothing_running(

@@ -15,14 +15,13 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pymemcache  # type: ignore[import-untyped]
 import pytest
 import redis
+from server_processes import home_of, start_check, wait_for_servers, wait_gone
 
 from cachespec.conformance.clock import HarnessClock, just_before
 from cachespec.conformance.servers import (
@@ -393,52 +392,6 @@ def test_sigint_to_a_process_in_a_with_block_stops_its_server() -> None:
     assert_pid_gone(pid)
 
 
-def _servers_under(pid: int) -> list[int]:
-    """The redis-server and memcached processes descending from ``pid``."""
-    parent_of: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent_of[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue  # it ended while we looked
-
-    def descends(child: int) -> bool:
-        while child > 1:
-            child = parent_of.get(child, 0)
-            if child == pid:
-                return True
-        return False
-
-    found = []
-    for candidate in parent_of:
-        if descends(candidate):
-            try:
-                command = Path(f"/proc/{candidate}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if _names_a_server(command):
-                found.append(candidate)
-    return found
-
-
-def _names_a_server(command: bytes) -> bool:
-    """Whether a /proc cmdline runs a server (not, say, the reaper that names its folder)."""
-    # redis-server rewrites its title in place: "/usr/bin/redis-server 127.0.0.1:6379".
-    program = os.path.basename(command.split(b"\0", 1)[0].split(b" ", 1)[0])
-    return program in (b"redis-server", b"memcached")
-
-
-def _wait_for_servers_under(check: subprocess.Popen[Any]) -> list[int]:
-    """The servers ``check`` started, once there are any (a bounded wait of 60 s)."""
-    found: list[int] = []
-    deadline = time.monotonic() + 60
-    while not found and check.poll() is None and time.monotonic() < deadline:
-        found = _servers_under(check.pid)
-        time.sleep(0.05)  # polling a starting process, not waiting for an outcome
-    assert found, "the check started no server within 60 s"
-    return found
-
-
 def test_sigterm_to_cachespec_check_stops_the_server_it_started() -> None:
     require("memcached")
     check = subprocess.Popen(
@@ -448,7 +401,7 @@ def test_sigterm_to_cachespec_check_stops_the_server_it_started() -> None:
         text=True,
     )
     try:
-        servers = _wait_for_servers_under(check)
+        servers = wait_for_servers(check, 1)
         check.send_signal(signal.SIGTERM)  # what kill, a CI timeout or a container stop send
         _, stderr = check.communicate(timeout=60)
     finally:
@@ -466,36 +419,18 @@ def test_sigkill_to_cachespec_check_still_stops_its_server_and_removes_its_files
 ) -> None:
     """SIGKILL runs no finally block and no atexit hook: the server's reaper stops it."""
     require(kind)
-    check = subprocess.Popen(
-        [sys.executable, "-m", "cachespec", "check", kind, "--jobs", "1", "--only", "ttl.*"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    check = start_check(kind, "--only", "ttl.*")
     try:
-        found = _wait_for_servers_under(check)
-        homes = [Path(os.readlink(f"/proc/{pid}/cwd")) for pid in found]  # its temp dir
+        found = wait_for_servers(check, 1)
+        homes = {home_of(pid) for pid in found}  # its temp dir
         check.kill()
         check.wait()
-        deadline = time.monotonic() + 30  # a bounded wait for the reaper to act
-        while time.monotonic() < deadline and (
-            any(_is_server(pid) for pid in found) or any(h.exists() for h in homes)
-        ):
-            time.sleep(0.05)
+        wait_gone(found, homes)
     finally:
         if check.poll() is None:
             check.kill()
             check.wait()
-    for pid in found:
-        assert_pid_gone(pid)
-    assert [h for h in homes if h.exists()] == []
     assert all(h.name.startswith(f"cachespec-{kind}-") for h in homes), homes
-
-
-def _is_server(pid: int) -> bool:
-    try:
-        return _names_a_server(Path(f"/proc/{pid}/cmdline").read_bytes())
-    except OSError:
-        return False
 
 
 def test_redis_real_time_mode_has_no_clock() -> None:
