@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from cachespec.spec import Guarantees
 
-from .machines import Rule
+from .focus import Rule
 from .properties.base import Property
 from .properties.stateful import FOCUSES
 from .target import Target, UserServerTarget

@@ -36,7 +36,8 @@ from cachespec.spec import CacheModel, Guarantees
 from cachespec.spec.model import Presence, _Entry
 
 from .checks import Check, CheckFailed, MachineCheck
-from .machines import CacheMachine, Focus, build_machine
+from .focus import Focus
+from .machines import CacheMachine, build_machine
 from .pools import AT, BEFORE, REAL_TIME_SAFE_TTL
 from .properties.stateful import without_add
 from .stillclock import StillMachineCheck

@@ -4,7 +4,7 @@ Hypothesis's rule-based machines use *swarm testing*: each example first draws a
 subset of the machine's rules to disable (each with a probability drawn per example), so
 that an example can dwell on a few operations. That pays on a machine of many rules, where
 rules get in each other's way. A property's machine here is already a subset, chosen by
-hand for that property's bugs (:class:`~cachespec.conformance.machines.Focus`), usually two
+hand for that property's bugs (:class:`~cachespec.conformance.focus.Focus`), usually two
 to five rules that the bug needs together: ``set`` and ``get`` for "get returns the value
 last set". Swarm testing then turns one of them off in most examples, and Hypothesis's
 mutations of such an example keep it off. Measured on ``ops.get_set`` against a backend

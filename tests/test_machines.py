@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from cachespec.backends import Backend, MemoryBackend, NoValue
 from cachespec.conformance import ManualClock, Target, run_suite
-from cachespec.conformance.machines import CLOCK_RULES, Focus, Rule, build_machine
+from cachespec.conformance.focus import CLOCK_RULES, Focus, Rule
+from cachespec.conformance.machines import build_machine
 from cachespec.conformance.target import resolve_target
 
 

@@ -8,7 +8,7 @@ from declared_strategies import PlainCacheAside, WithoutAdd, without_add
 
 from cachespec.backends import NO_VALUE, Unsupported
 from cachespec.conformance import Target, run_suite
-from cachespec.conformance.machines import Rule
+from cachespec.conformance.focus import Rule
 from cachespec.conformance.properties.stateful import FOCUSES
 from cachespec.conformance.properties.stateful import without_add as focus_without_add
 from cachespec.conformance.runner import NOT_DECLARED

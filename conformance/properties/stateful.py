@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from cachespec.spec import ExactLRU, Guarantees
 
 from ..checks import Check, MachineCheck
-from ..machines import Focus, Rule, build_machine
+from ..focus import Focus, Rule
+from ..machines import build_machine
 from ..namespaces import build_namespace_machine
 from ..pools import (
     AT,
