@@ -213,10 +213,16 @@ class RealTimeFlightMachine(FlightMachine):
 
 
 def build(
-    name: str, target: Target, plan: FlightPlan, strategies: Strategies, g: Guarantees
+    name: str,
+    target: Target,
+    plan: FlightPlan,
+    strategies: Strategies,
+    g: Guarantees,
+    *,
+    machine: type[RealTimeFlightMachine] = RealTimeFlightMachine,
 ) -> realtime.RealTimeMachineCheck:
-    """The real-time check of ``plan`` for ``target``, with lease and fill TTLs drawn from
-    those ``g``'s resolution can tell apart."""
+    """The real-time check of ``plan`` for ``target`` by ``machine`` (rthangs.py has its
+    own), with lease and fill TTLs drawn from those ``g``'s resolution can tell apart."""
     pool = realtime.ttl_pool(g)
 
     @initialize(lease_ttl=st.sampled_from(pool), fill_ttl=st.sampled_from(pool))
@@ -224,7 +230,7 @@ def build(
         FlightMachine.configure(self, lease_ttl, fill_ttl)
 
     namespace = {"target": target, "plan": plan, "strategies": strategies, "guarantees": g}
-    return realtime.machine_check(name, RealTimeFlightMachine, namespace, configure)
+    return realtime.machine_check(name, machine, namespace, configure)
 
 
 def runs_in_real_time(prop_id: str) -> bool:
