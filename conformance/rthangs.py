@@ -23,6 +23,8 @@ caller waits, none returning:
 
 A sleep the allowance refuses before that is skipped, and the example ends as on a still
 clock (``Standstill``: in a teardown its callers are left unjudged): never a false alarm.
+Hypothesis's replay of a failing program sleeps too (:class:`ReplaySleeps`), and is judged
+the same way on its own measured times.
 The allowance is one lease window at the longest lease drawn and the late rounds
 (:func:`hang_allowance`), spent only where callers stay stuck. docs/design.md, "Hangs in
 real time", has the decisions and what they cost.
@@ -30,6 +32,9 @@ real time", has the decisions and what they cost.
 
 from __future__ import annotations
 
+import time
+
+from cachespec.backends import Backend
 from cachespec.spec import Guarantees
 
 from . import realtime, rtleases, stillclock
@@ -55,6 +60,24 @@ def hang_allowance(g: Guarantees) -> float:
     return realtime.longest_window(g) + 1.5 * longest + 2 * realtime.SLACK
 
 
+class ReplaySleeps(realtime.RealClock):
+    """The real clock, sleeping also in Hypothesis's replay of a failing program (which
+    ``RealClock`` skips): a hang is judged on time that passed, so a replay that did not
+    sleep would end where the first run failed, given up, and the report would carry the
+    first run's violation without its program. Sleeping, the replay is judged as the first
+    run was, on its own measured times, and prints its program; it costs the failing
+    example's sleep once more (one lease window and a lease at most)."""
+
+    def advance_to(self, when: float) -> float:
+        wait = when - time.monotonic()
+        if wait <= 0 or self.slept + wait > self.allowance:
+            return self.now()
+        self.slept += wait
+        while (left := when - time.monotonic()) > 0:
+            time.sleep(left)
+        return self.now()
+
+
 class RealTimeHangMachine(rtleases.RealTimeFlightMachine):
     """The flight machine that judges hangs on the real clock (see the module docstring)."""
 
@@ -64,6 +87,12 @@ class RealTimeHangMachine(rtleases.RealTimeFlightMachine):
     _since = 0.0
     _last = 0.0
     _late = 0
+
+    def _open_session(self) -> Backend:
+        inner = super()._open_session()
+        self.real_clock = ReplaySleeps(self._allowance())
+        self.clock = self.real_clock
+        return inner
 
     def _allowance(self) -> float:
         return hang_allowance(self.guarantees)
