@@ -82,10 +82,12 @@ class RealTimeHangMachine(rtleases.RealTimeFlightMachine):
     """The flight machine that judges hangs on the real clock (see the module docstring)."""
 
     # The current streak: how many callers had returned when it began, when it began, when
-    # its last round ended, and how many of its rounds lay wholly past its due instant.
+    # its last round ended and whether that round slept, and how many of its rounds lay
+    # wholly past its due instant, each after a sleep.
     _seen = -1
     _since = 0.0
     _last = 0.0
+    _slept = False
     _late = 0
 
     def _open_session(self) -> Backend:
@@ -109,9 +111,10 @@ class RealTimeHangMachine(rtleases.RealTimeFlightMachine):
         returned = self.scheduler.returned()
         if returned != self._seen:  # a caller returned: a new streak, and no time passes
             self._seen, self._since, self._last, self._late = returned, now, now, 0
+            self._slept = False
             return
         due = self._due()
-        if self._last >= due:  # every caller was stepped after it, and still waits
+        if self._slept and self._last >= due:  # all were stepped after it, and still wait
             self._late += 1
             if self._late > LATE_ROUNDS:
                 raise TaskHung(
@@ -124,8 +127,8 @@ class RealTimeHangMachine(rtleases.RealTimeFlightMachine):
                 )
         before = clock.slept
         clock.advance_to(now + self.lease_ttl / 4)
-        self._last = clock.now()
-        if clock.slept == before:  # refused: the example ends as on a still clock
+        self._last, self._slept = clock.now(), clock.slept > before
+        if not self._slept:  # refused: the example ends as on a still clock
             self.standstill()
 
 

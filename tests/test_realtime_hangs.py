@@ -10,7 +10,8 @@ target ``cachespec check redis://host`` builds (:class:`UserServerTarget`). docs
 from __future__ import annotations
 
 import re
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from strategy_mutants import STRATEGY_MUTANTS
@@ -18,6 +19,7 @@ from strategy_mutants import STRATEGY_MUTANTS
 from cachespec.backends import Backend
 from cachespec.backends.cache import Cache
 from cachespec.conformance import realtime, rthangs
+from cachespec.conformance.interleave import TaskHung
 from cachespec.conformance.properties import BY_ID
 from cachespec.conformance.runner import Budget, in_real_time, run_property, why_skipped
 from cachespec.conformance.servers import RunningServer
@@ -58,6 +60,65 @@ class LeavesItsLease(Strategies):
                 pass  # the lease's TTL ends it
 
         return Leaves(backend, serializer=self.serializer(), **options)
+
+
+class _Clock:
+    """A clock that sleeps by moving, within an allowance, as RealClock does."""
+
+    def __init__(self, allowance: float) -> None:
+        self.t, self.slept, self.allowance = 0.0, 0.0, allowance
+
+    def now(self) -> float:
+        return self.t
+
+    def advance_to(self, when: float) -> float:
+        if when > self.t and self.slept + when - self.t <= self.allowance:
+            self.slept += when - self.t
+            self.t = when
+        return self.t
+
+
+def _stuck(allowance: float, returned: list[int]) -> tuple[Any, _Clock, list[float]]:
+    """The rounds in which every caller waits, of a machine with a 0.2 s lease and no lease
+    taken, on ``_Clock``; what its still clock's Standstill was asked, and when."""
+    machine: Any = object.__new__(rthangs.RealTimeHangMachine)
+    clock, stood = _Clock(allowance), cast(list[float], [])
+    machine.real_clock = clock
+    machine.scheduler = SimpleNamespace(returned=lambda: returned[0])
+    machine.ledger = SimpleNamespace(leases=[])
+    machine.lease_ttl, machine.resolution = 0.2, 0.002 + realtime.SLACK
+    machine.standstill = lambda: stood.append(clock.now())
+    return machine, clock, stood
+
+
+def _rounds(machine: Any, count: int) -> None:
+    for _ in range(count):
+        machine._let_time_pass()
+
+
+def test_a_hang_is_judged_only_past_its_due_instant_after_rounds_that_slept() -> None:
+    returned = [0]
+    machine, clock, stood = _stuck(10.0, returned)
+    machine._let_time_pass()  # the first round of a streak: no time passes
+    assert clock.now() == 0.0
+    _rounds(machine, 3)
+    returned[0] = 1  # a caller returned: a new streak, from here
+    start = clock.now()
+    with pytest.raises(TaskHung, match="of real time"):
+        _rounds(machine, 100)
+    # A lease window since the streak began (0.2 s, 2 ms and the slack twice), then the
+    # late rounds, each a quarter lease that was slept.
+    due = start + 0.2 + 0.002 + 2 * realtime.SLACK
+    assert clock.now() >= due + rthangs.LATE_ROUNDS * 0.05
+    assert not stood
+    # Where the allowance refuses every sleep, no round is evidence, however much time
+    # passes by itself (a loaded machine): the still clock's Standstill decides (it gives
+    # the example up), never a hang.
+    machine, clock, stood = _stuck(0.0, [0])
+    for _ in range(100):
+        machine._let_time_pass()
+        clock.t += 0.1
+    assert len(stood) == 99
 
 
 def test_the_mutants_are_the_property_s() -> None:
