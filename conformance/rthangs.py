@@ -52,10 +52,11 @@ LATE_ROUNDS = 4
 
 
 def hang_allowance(g: Guarantees) -> float:
-    """What an example's teardown may sleep: a streak that begins at once needs one lease
-    window (the longest lease drawn, the resolution and the slack) and :data:`LATE_ROUNDS`
-    quarter leases after it; half a lease more is the margin for streaks that ended
-    earlier (their rounds after the first each sleep a quarter lease)."""
+    """What an example's steps may sleep, and its teardown as much again (where every
+    caller runs to its end): a streak that begins at once needs one lease window (the
+    longest lease drawn, the resolution and the slack) and :data:`LATE_ROUNDS` quarter
+    leases after it; half a lease more is the margin for streaks that ended earlier
+    (their rounds after the first each sleep a quarter lease)."""
     longest = max(realtime.ttl_pool(g))
     return realtime.longest_window(g) + 1.5 * longest + 2 * realtime.SLACK
 
