@@ -14,7 +14,9 @@ side:
 * ``one_owner``: a grant (or another's delete) conflicts with that lease only when the
   whole call ended before its earliest expiry;
 * ``takeover``: a dead holder's lease still in the key is a violation only when the read
-  that found it started after the lease was surely gone.
+  that found it started after the lease was surely gone, or when it was granted with no
+  TTL (or one the server cannot have run out by then) and nothing wrote it again: the
+  server then keeps it past that instant unless a live caller replaces it.
 
 Lease and fill TTLs are short ones the declared resolution can tell (``realtime.ttl_pool``),
 and the only sleeps are to just past a lease's surely-gone instant, a share of the lease
@@ -25,17 +27,18 @@ time, and a quarter lease where every caller waits, within one window per exampl
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
 from cachespec.backends import Backend
 from cachespec.backends.cache import is_lease
-from cachespec.spec import Guarantees
+from cachespec.spec import Guarantees, Violation
 
 from . import realtime, stillclock
-from .flights import FlightMachine, FlightPlan, LeaseLedger, _Lease
+from .flights import KEY, FlightMachine, FlightPlan, LeaseLedger, _Lease
 from .interleave import Task
 from .staleness import Strategies
 from .target import Target
@@ -51,10 +54,33 @@ class RealTimeLedger(LeaseLedger):
     """The lease ledger on measured times: a lease counts as live only while it surely is
     (before ``as + ttl - SLACK``), and a conflict is only a call that ended before that."""
 
+    def __init__(
+        self, inner: Backend, owner_of: Callable[[], Task | None], now: Callable[[], float]
+    ) -> None:
+        super().__init__(inner, owner_of, now)
+        # Leases whose bytes were written again after their grant (by set, set_many,
+        # compare_and_set or another add): the entry may no longer have the grant's TTL.
+        self.rewritten: set[bytes] = set()
+
+    def _call(self, name: str, *args: Any) -> Any:
+        result = super()._call(name, *args)
+        written: list[Any] = []
+        if name == "set":
+            written = [args[1]]
+        elif name == "compare_and_set":
+            written = [args[2]]
+        elif name == "set_many":
+            written = list(dict(args[0]).values())
+        granted = {x.token for x in self.leases}
+        self.rewritten.update(v for v in written if v in granted)
+        return result
+
     def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         started = self.now()
         granted = Wrapped.add(self, key, value, ttl)
         owner = self.owner_of()
+        if granted and any(x.token == value for x in self.leases):
+            self.rewritten.add(value)
         if granted and owner is not None and is_lease(value):
             ended = self.now()  # every instant of this grant precedes it
             for held in self.live(ended):
@@ -130,6 +156,8 @@ class RealTimeFlightMachine(FlightMachine):
 
     def _collect(self) -> None:
         try:
+            if self.plan.claim == "takeover":
+                self._judge_unexpiring()
             super()._collect()
         except AssertionError as exc:
             self._record(exc)
@@ -162,6 +190,46 @@ class RealTimeFlightMachine(FlightMachine):
         except AssertionError as exc:
             self._record(exc)
             raise
+
+    def _judge_unexpiring(self) -> None:
+        """A dead holder's lease in the key now, granted with no TTL or one the server cannot
+        have run out by the instant it must be gone: unless a live caller replaces it, the
+        key holds it past that instant, which the harness may reach by sleeping (and does,
+        where the allowance lets it). Where the resolution is coarse (memcached's 4.5 s)
+        callers waiting out the lease on their own clock take it over first, so this is
+        how a lease without expiry shows there (docs/design.md, "Leases in real time")."""
+        ledger = self.ledger
+        assert isinstance(ledger, RealTimeLedger)  # ledger_kind
+        doomed = [
+            x
+            for x in ledger.leases
+            if x.owner.abandoned
+            and not x.released
+            and x.token not in ledger.rewritten
+            and x.expires_at > self._surely_free(x)
+        ]
+        if not doomed:
+            return
+        raw = ledger.inner.get(KEY)  # the backend itself: not a scheduled call
+        now = self.real_clock.now()  # after the read: it found the lease by then
+        for lease in doomed:
+            if lease.token != raw:
+                continue
+            ttl = (
+                "no TTL"
+                if math.isinf(lease.expires_at)
+                else f"a TTL it may outlive only from t={lease.expires_at:.3f}"
+            )
+            raise Violation(
+                f"at t={now:.3f}, the entry of {KEY!r}",
+                f"is still the lease {lease.owner.name} took by t={lease.taken_at:.3f} before "
+                f"its process died, granted with {ttl}: the server keeps it past "
+                f"t={self._surely_free(lease):.3f}, when it must be gone, unless a live "
+                "caller replaces it",
+                f"the key free of it within the lease time ({self.lease_ttl:g} s, plus the "
+                f"backend's resolution of {self.resolution:g} s): a dead holder's lease "
+                "must expire",
+            )
 
     # The rules that move time: preconditions that never depend on when calls ran, so that
     # Hypothesis's replay draws the same program (docs/design.md, "Real time").
@@ -213,10 +281,16 @@ class RealTimeFlightMachine(FlightMachine):
 
 
 def build(
-    name: str, target: Target, plan: FlightPlan, strategies: Strategies, g: Guarantees
+    name: str,
+    target: Target,
+    plan: FlightPlan,
+    strategies: Strategies,
+    g: Guarantees,
+    *,
+    machine: type[RealTimeFlightMachine] = RealTimeFlightMachine,
 ) -> realtime.RealTimeMachineCheck:
-    """The real-time check of ``plan`` for ``target``, with lease and fill TTLs drawn from
-    those ``g``'s resolution can tell apart."""
+    """The real-time check of ``plan`` for ``target`` by ``machine`` (rthangs.py has its
+    own), with lease and fill TTLs drawn from those ``g``'s resolution can tell apart."""
     pool = realtime.ttl_pool(g)
 
     @initialize(lease_ttl=st.sampled_from(pool), fill_ttl=st.sampled_from(pool))
@@ -224,7 +298,7 @@ def build(
         FlightMachine.configure(self, lease_ttl, fill_ttl)
 
     namespace = {"target": target, "plan": plan, "strategies": strategies, "guarantees": g}
-    return realtime.machine_check(name, RealTimeFlightMachine, namespace, configure)
+    return realtime.machine_check(name, machine, namespace, configure)
 
 
 def runs_in_real_time(prop_id: str) -> bool:

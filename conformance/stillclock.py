@@ -135,8 +135,3 @@ WINDOW_SUBJECT = _own_clock(
     "the server counts on its own"
 )
 LEASE_SUBJECT = _own_clock("a lease's expiry: a lease is free again once its time is over")
-WAIT_SUBJECT = _own_clock(
-    "a wait that only time ends: when every caller waits, a harness server lets time pass "
-    "until a lease expires, which tells a caller that waits for a lease from one that waits "
-    "forever"
-)

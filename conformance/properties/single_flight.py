@@ -8,7 +8,7 @@ from hypothesis.stateful import RuleBasedStateMachine
 
 from cachespec.spec import Guarantees
 
-from .. import rtleases, stillclock
+from .. import rthangs, rtleases, stillclock
 from ..checks import BatchCheck, Check, GivenCheck, ThreadCheck
 from ..flights import (
     HERD,
@@ -40,16 +40,11 @@ REFRESH = needs("read", "early_refresh", promised=("early_refresh",))
 
 # ------------------------------------------------------------ single-flight, early refresh
 def _flights(
-    prop_id: str,
-    promise: str,
-    plan: FlightPlan,
-    examples: int,
-    gate: StrategyApplies,
-    *,
-    time_subject: str = "",
+    prop_id: str, promise: str, plan: FlightPlan, examples: int, gate: StrategyApplies
 ) -> Property:
-    """A flight property; with no ``time_subject`` it runs on a still clock where the
-    harness cannot move the server's (docs/design.md, "A still clock")."""
+    """A flight property: in real time where the harness cannot move the server's clock
+    if time is its subject, on a still clock there otherwise (docs/design.md, "A still
+    clock")."""
 
     def build(name: str, target: Target, strategies: Strategies) -> type[RuleBasedStateMachine]:
         return build_flight_machine(name, target, plan, strategies)
@@ -59,7 +54,11 @@ def _flights(
         # A lease's expiry runs in real time where the server keeps its own time
         # (rtleases.py; docs/design.md, "Leases in real time").
         return in_real_time_there(prop, plan, rtleases)
-    return replace(prop, still_clock=not time_subject, time_subject=time_subject)
+    if rthangs.runs_in_real_time(prop_id):
+        # So does a wait only time ends: there time passes for real, and is measured
+        # (rthangs.py; docs/design.md, "Hangs in real time").
+        return in_real_time_there(prop, plan, rthangs)
+    return replace(prop, still_clock=True)
 
 
 def _refresh(
@@ -125,7 +124,6 @@ PROPERTIES.extend(
             FlightPlan("no_hang"),
             60,
             HANGS,
-            time_subject=stillclock.WAIT_SUBJECT,
         ),
         _flights(
             "single_flight.one_owner",
