@@ -103,6 +103,13 @@ REAL_TIME = frozenset(
 # run"). Everywhere else the cap stays.
 UNCAPPED = frozenset({"ttl.never", "ttl.long"})
 
+# The properties whose machines sleep past the instant an overwritten TTL would have ended
+# its entry (RealTimeModel.lingering), so that an overwrite that kept the old TTL shows:
+# ttl.never's KEEPTTL mutant failed 15 of 20 seeds without it, 30 of 30 with. Not the
+# others': on Redis it made ops.clear take 2.5 times as long and ttl.overwrite a fifth
+# more (5 seeds each, default size), and their mutants fail without it.
+PAST_OVERWRITES = frozenset({"ttl.never"})
+
 # ttl.long's TTLs in real time: both sides of memcached's 30-day line, where an adapter
 # must switch to an absolute exptime (its margin takes 30 days - 1 s over the line too),
 # and a year. Any of them sent as a relative exptime over the line is read as a date in
@@ -312,6 +319,9 @@ class RealTimeMachine(CacheMachine):
     failures: ClassVar[list[AssertionError]]
     # Whether the machine writes ttl=None and long TTLs uncapped as a guest (UNCAPPED).
     uncapped: ClassVar[bool] = False
+    # Whether it also sleeps past the instants overwritten TTLs would have ended entries
+    # (RealTimeModel.lingering; PAST_OVERWRITES).
+    past_overwrites: ClassVar[bool] = False
 
     def _run(self, step: Callable[[], None]) -> None:
         # Real time moves between calls by itself: no clock_granularity step is needed.
@@ -331,7 +341,9 @@ class RealTimeMachine(CacheMachine):
         entry the allowance can outlive is surely gone, and not at all when none is."""
         now = self._now()
         reach = now + self.real_clock.allowance - self.real_clock.slept
-        ends = [end for _, end in self.model.expiry_windows()] + self.real_model.lingering()
+        ends = [end for _, end in self.model.expiry_windows()]
+        if self.past_overwrites:
+            ends += self.real_model.lingering()
         pending = [end for end in ends if now < end <= reach]
         if pending:
             self.clock.advance_to(min(when, max(pending)))
@@ -490,6 +502,7 @@ def build(
     failures: list[AssertionError] = []
     machine.failures = failures
     machine.uncapped = prop_id in UNCAPPED
+    machine.past_overwrites = prop_id in PAST_OVERWRITES
     return RealTimeCheck(MachineCheck(machine), failures, LONGER.get(prop_id, STEPS))
 
 
