@@ -30,6 +30,7 @@ from typing import IO
 
 from cachespec.backends import open_backend
 
+from .checks import CannotCheck
 from .tenant import GUEST_TTL
 
 __all__ = ["REAP_ATTEMPTS", "GuestReaper", "main"]
@@ -79,15 +80,24 @@ class GuestReaper:
 
     def register(self, namespace: str, keys: Iterable[str]) -> None:
         """``keys`` of ``namespace`` may be written without expiry: delete them should the
-        harness die. Returns once the reaper's pipe holds them."""
+        harness die. Returns once the reaper's pipe holds them; raises
+        :class:`~.checks.CannotCheck` if the reaper is gone (killed on its own), before
+        anything is written: the property cannot keep its promise to the server then."""
         with self._lock:
-            self._send(self._pipe(), {"namespace": namespace, "keys": sorted(set(keys))})
+            try:
+                self._send(self._pipe(), {"namespace": namespace, "keys": sorted(set(keys))})
+            except OSError:  # its end of the pipe is closed: it exited
+                raise CannotCheck(
+                    "the guest reaper, which deletes what this property writes without "
+                    "expiry should the run die, is gone: nothing is written uncapped without it"
+                ) from None
 
     def forget(self, namespace: str) -> None:
         """The harness deleted ``namespace``'s keys itself: nothing left to reap there."""
         with self._lock:
             if self._process is not None:
-                self._send(self._pipe(), {"forget": namespace})
+                with contextlib.suppress(OSError):  # a reaper gone has nothing to forget
+                    self._send(self._pipe(), {"forget": namespace})
 
     def close(self) -> None:
         """End of file: the reaper deletes what is still registered (what a failed delete

@@ -28,6 +28,7 @@ from test_server_conformance import SECRET, SECRET_IN_URL, SECRET_PIECES, _serve
 from cachespec.backends import Backend, open_backend
 from cachespec.backends.memory import MemoryBackend
 from cachespec.conformance import servers
+from cachespec.conformance.checks import CannotCheck
 from cachespec.conformance.guest_reaper import GuestReaper
 from cachespec.conformance.properties import BY_ID
 from cachespec.conformance.realtime import CLOCK
@@ -172,6 +173,25 @@ def test_keys_still_registered_at_end_of_file_are_deleted_in_their_generation(
         tenant.close()  # no discard: the keys stay registered
     reaper.close()
     assert _metadump_names(server, namespace) == []
+
+
+def test_a_reaper_gone_stops_the_uncapped_write_before_it_is_made() -> None:
+    reaper = GuestReaper("redis://127.0.0.1:1/0")  # never reached: nothing is reaped
+    reaper.register("ns", ["k"])
+    process = reaper._process
+    assert process is not None
+    process.kill()  # as the OOM killer might
+    process.wait()
+    log: list[tuple[str, object]] = []
+    inner = _LoggedMemory()
+    inner.log = log
+    tenant = Tenant(inner, reaper=reaper, namespace="ns")
+    tenant.lift_cap()
+    with pytest.raises(CannotCheck, match="guest reaper"):
+        tenant.set("k", b"v", None)
+    assert log == []  # nothing reached the backend
+    tenant.discard()  # the keys it did write go as ever; a gone reaper forgets nothing
+    reaper.close()
 
 
 @pytest.mark.parametrize("server", KINDS, indirect=True)
