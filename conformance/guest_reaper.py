@@ -38,6 +38,8 @@ __all__ = ["REAP_ATTEMPTS", "GuestReaper", "main"]
 # How often the reaper tries a namespace whose server does not answer, a second apart: a
 # server restarting just as the harness died still gets its keys deleted.
 REAP_ATTEMPTS = 5
+# What the reaper writes on its stdout once it can reap (then it closes it).
+READY = b"ready\n"
 # How long closing the harness's end waits for the reaper to finish what is left (it keeps
 # going past that in its own session; nothing waits on it then).
 CLOSE_TIMEOUT = 30.0
@@ -59,17 +61,27 @@ class GuestReaper:
 
     def _pipe(self) -> IO[bytes]:
         if self._process is None:  # the first registration, or the first since close()
-            self._process = subprocess.Popen(
-                # -I: no PYTHON* variables, no user site, no working directory on the path;
-                # the installed package only. Nothing secret on the command line.
-                [sys.executable, "-I", "-m", __name__],
+            process = subprocess.Popen(
+                # The harness's own interpreter and path (PYTHONPATH included: the package
+                # must import as it does here). Nothing secret on the command line.
+                [sys.executable, "-m", __name__],
                 stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,  # a terminal's Ctrl-C is the harness's to handle
             )
-            assert self._process.stdin is not None
-            self._send(self._process.stdin, {"url": self._url})
+            assert process.stdin is not None
+            assert process.stdout is not None
+            # Ready once it has imported what it reaps with: a reaper that cannot start
+            # would otherwise take registrations into a pipe no one reads.
+            ready = process.stdout.readline()
+            process.stdout.close()
+            if ready != READY:
+                process.stdin.close()
+                process.wait()
+                raise OSError("the guest reaper did not start")
+            self._process = process
+            self._send(process.stdin, {"url": self._url})
         assert self._process.stdin is not None
         return self._process.stdin
 
@@ -86,10 +98,11 @@ class GuestReaper:
         with self._lock:
             try:
                 self._send(self._pipe(), {"namespace": namespace, "keys": sorted(set(keys))})
-            except OSError:  # its end of the pipe is closed: it exited
+            except OSError:  # it did not start, or its end of the pipe is closed: it exited
                 raise CannotCheck(
                     "the guest reaper, which deletes what this property writes without "
-                    "expiry should the run die, is gone: nothing is written uncapped without it"
+                    "expiry should the run die, did not start or is gone: nothing is written "
+                    "uncapped without it"
                 ) from None
 
     def forget(self, namespace: str) -> None:
@@ -151,6 +164,9 @@ def reap(url: str, namespace: str, keys: Iterable[str]) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdout.buffer.write(READY)
+    sys.stdout.buffer.flush()
+    sys.stdout.close()
     url, pending = _read(sys.stdin.buffer)
     if url is None:
         return

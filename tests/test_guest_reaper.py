@@ -194,6 +194,18 @@ def test_a_reaper_gone_stops_the_uncapped_write_before_it_is_made() -> None:
     reaper.close()
 
 
+def test_a_reaper_that_cannot_start_stops_the_uncapped_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An interpreter that cannot import the reaper (here: none at all) never says ready.
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    reaper = GuestReaper("redis://127.0.0.1:1/0")
+    with pytest.raises(CannotCheck, match="did not start"):
+        reaper.register("ns", ["k"])
+    assert reaper.pid is None
+    reaper.close()
+
+
 @pytest.mark.parametrize("server", KINDS, indirect=True)
 def test_the_real_adapters_pass_uncapped_and_leave_nothing(
     server: servers.ManagedServer,
