@@ -38,10 +38,11 @@ from cachespec.spec.model import Presence, _Entry
 from .checks import Check, CheckFailed, MachineCheck
 from .focus import Focus
 from .machines import CacheMachine, build_machine
-from .pools import AT, BEFORE, REAL_TIME_SAFE_TTL
+from .pools import AT, BEFORE, REAL_TIME_SAFE_TTL, ttls
 from .properties.stateful import without_add
 from .stillclock import StillMachineCheck
-from .target import Target, UserServerTarget
+from .target import Target
+from .tenant import Tenant
 
 # Either way around an expiry instant, on top of the declared resolution: Redis computes an
 # expiry from a millisecond clock it may have read at the start of its event-loop turn, and
@@ -73,7 +74,9 @@ STEPS = 25
 # ops.mixed, a clear that never reaches memcached 1 of 20); at 50, none of 20 each. Steps
 # cost little: the sleep is bounded per example (allowance).
 OPERATION_STEPS = 50
-LONGER = dict.fromkeys(("ops.clear", "ops.compare_and_set", "ops.mixed"), OPERATION_STEPS)
+LONGER = dict.fromkeys(
+    ("ops.clear", "ops.compare_and_set", "ops.mixed", "ttl.never"), OPERATION_STEPS
+)
 
 # The properties that run in real time, by id: each keeps a mutant it rejects in real time
 # (tests/test_realtime_servers.py). The operations beside the TTLs (clear, compare_and_set,
@@ -85,6 +88,8 @@ REAL_TIME = frozenset(
         "ttl.lives",
         "ttl.expires",
         "ttl.overwrite",
+        "ttl.never",
+        "ttl.long",
         "ops.add",
         "ops.clear",
         "ops.compare_and_set",
@@ -92,16 +97,27 @@ REAL_TIME = frozenset(
     }
 )
 
-# Why the other TTL properties have nothing to check on a server the user runs: the suite
-# writes there as a guest (tenant.py), which turns ttl=None and every TTL over an hour into
-# an hour, so the adapter never sees the arguments these properties are about.
-GUEST_ONLY = (
-    "nothing to check as a guest: on a server you run the suite writes no ttl=None and no TTL "
-    "over an hour (it caps both at an hour, so that its keys never outlive a killed run: "
-    'docs/design.md, "A user\'s server keeps only its own data"), and the adapter never '
-    "sees what this property is about"
-)
-WHY_NOT: dict[str, str] = {"ttl.never": GUEST_ONLY, "ttl.long": GUEST_ONLY}
+# The properties about the arguments a guest caps on a server you run (ttl=None, a TTL over
+# an hour): their machines lift the Tenant's cap, each key registered with the guest reaper
+# before it is written (guest_reaper.py; docs/design.md, "Uncapped TTLs on a server you
+# run"). Everywhere else the cap stays.
+UNCAPPED = frozenset({"ttl.never", "ttl.long"})
+
+# The properties whose machines sleep past the instant an overwritten TTL would have ended
+# its entry (RealTimeModel.lingering), so that an overwrite that kept the old TTL shows:
+# ttl.never's KEEPTTL mutant failed 15 of 20 seeds without it, 30 of 30 with. Not the
+# others': on Redis it made ops.clear take 2.5 times as long and ttl.overwrite a fifth
+# more (5 seeds each, default size), and their mutants fail without it.
+PAST_OVERWRITES = frozenset({"ttl.never"})
+
+# ttl.long's TTLs in real time: both sides of memcached's 30-day line, where an adapter
+# must switch to an absolute exptime (its margin takes 30 days - 1 s over the line too),
+# and a year. Any of them sent as a relative exptime over the line is read as a date in
+# 1970: the entry is gone at once, which real time shows. It cannot show a TTL counted
+# short by a day: that needs the harness's clock. No short TTLs beside them: ttl.lives,
+# ttl.expires and ttl.overwrite check those, and here they cost sleep (a default run on
+# memcached took 37 s at the median with them, over 6 runs) for nothing the long ones show.
+BOUNDARY_TTLS = (2_591_999, 2_592_000, 2_592_001, 31_536_000)
 
 
 # How a result that ran here says so (runner.Result.clock, the report's table).
@@ -172,6 +188,7 @@ class RealTimeModel(CacheModel):
         self._slack = slack
         self._call = (origin, origin)
         self._ever_timed = False  # whether any entry with a TTL was written (expiry_windows)
+        self._overwritten: list[float] = []  # when overwritten TTLs would have ended (_write)
 
     def record(self, started: float, ended: float) -> None:
         """The last backend call ran from ``started`` to ``ended``: the next operation the
@@ -200,6 +217,11 @@ class RealTimeModel(CacheModel):
 
     def _write(self, now: float, key: str, value: bytes, ttl: float | None) -> None:
         earliest, latest = self._span(now)
+        old = self._entries.get(key)
+        if old is not None and old.expires is not None:
+            # The old TTL ends no entry any more; an adapter that kept it (SET ... KEEPTTL)
+            # shows only past that instant, so the machine sleeps there too (lingering).
+            self._overwritten.append(self._gone_from(old))
         super()._write(earliest, key, value, ttl)
         # _Entry has no field for it: the write's last possible instant rides along.
         setattr(self._entries[key], "landed_by", latest)  # noqa: B010
@@ -236,6 +258,12 @@ class RealTimeModel(CacheModel):
         if not windows and self._ever_timed:
             windows.append((self._origin, self._origin))
         return windows
+
+    def lingering(self) -> list[float]:
+        """When each TTL an overwrite replaced would have surely ended its entry: past
+        those instants a read shows an overwrite that kept the old TTL. Not expiry windows:
+        no precondition depends on them, and a stale one is never a rule's target."""
+        return list(self._overwritten)
 
     def _describe_entry(self, key: str, now: float) -> str:
         entry = self._entries[key]
@@ -283,11 +311,19 @@ class RealTimeMachine(CacheMachine):
         super().__init__()
         self.real_clock = RealClock(allowance(self.guarantees))
         self.clock = self.real_clock
-        self.model = RealTimeModel(self.guarantees, origin=self.clock.now())
+        self.real_model = RealTimeModel(self.guarantees, origin=self.clock.now())
+        self.model = self.real_model
+        if self.uncapped and isinstance(self.backend, Tenant):
+            self.backend.lift_cap()  # a guest on a server you run: UNCAPPED
         self.backend = cast(Backend, TimedBackend(self.backend, self.model))
 
     # The first violation each example raised, for RealTimeCheck (set per built class).
     failures: ClassVar[list[AssertionError]]
+    # Whether the machine writes ttl=None and long TTLs uncapped as a guest (UNCAPPED).
+    uncapped: ClassVar[bool] = False
+    # Whether it also sleeps past the instants overwritten TTLs would have ended entries
+    # (RealTimeModel.lingering; PAST_OVERWRITES).
+    past_overwrites: ClassVar[bool] = False
 
     def _run(self, step: Callable[[], None]) -> None:
         # Real time moves between calls by itself: no clock_granularity step is needed.
@@ -307,7 +343,10 @@ class RealTimeMachine(CacheMachine):
         entry the allowance can outlive is surely gone, and not at all when none is."""
         now = self._now()
         reach = now + self.real_clock.allowance - self.real_clock.slept
-        pending = [end for _, end in self.model.expiry_windows() if now < end <= reach]
+        ends = [end for _, end in self.model.expiry_windows()]
+        if self.past_overwrites:
+            ends += self.real_model.lingering()
+        pending = [end for end in ends if now < end <= reach]
         if pending:
             self.clock.advance_to(min(when, max(pending)))
 
@@ -452,17 +491,25 @@ def build(
     # Without add where the backend declares add=False, as on the harness clock (ops.mixed
     # writes with add among its rules).
     chosen = real_time_focus(without_add(focus(g), g), g)
+    if prop_id == "ttl.long":
+        # Several long TTLs, not one, and no short ones: BOUNDARY_TTLS.
+        chosen = dataclasses.replace(chosen, ttls=ttls(BOUNDARY_TTLS, g.max_ttl, none=False))
+    elif prop_id == "ttl.never":
+        # ttl=None as often as a short TTL: its mutant (KEEPTTL) shows only where None
+        # overwrites a short TTL still running. At one draw in six, with 25 steps, it
+        # passed 2 seeds of 10 at the test's budget; so weighted, with 50, none of 10.
+        chosen = dataclasses.replace(chosen, ttls=(None,) * len(ttl_pool(g)) + chosen.ttls)
     machine = build_machine(class_name, target, chosen, RealTimeMachine)
     failures: list[AssertionError] = []
     machine.failures = failures
+    machine.uncapped = prop_id in UNCAPPED
+    machine.past_overwrites = prop_id in PAST_OVERWRITES
     return RealTimeCheck(MachineCheck(machine), failures, LONGER.get(prop_id, STEPS))
 
 
 def cannot_run(prop_id: str, area: str, target: Target) -> str:
     """Why a property that needs the harness's clock does not run in real time on
     ``target``: "cannot check here", with the reason."""
-    if prop_id in WHY_NOT and isinstance(target, UserServerTarget):
-        return WHY_NOT[prop_id]
     if area == "lru":
         return "checks eviction, which needs a reconfigured server (maxmemory)"
     return (

@@ -39,6 +39,7 @@ from cachespec.spec import Guarantees
 
 from . import servers
 from .clock import HarnessClock, ManualClock
+from .guest_reaper import GuestReaper
 from .servers import ManagedServer, RunningServer, ServerKind
 from .tenant import Tenant
 
@@ -338,13 +339,20 @@ class UserServerTarget(Target):
         self.shared_across_processes = opener is None
         # Sessions not closed yet: a run stopped mid-example discards them in close().
         self._live: list[Session] = []
+        # Deletes what ttl.never and ttl.long write uncapped, should this process die first
+        # (guest_reaper.py); its process starts only when they do.
+        self._reaper = GuestReaper(url)
 
     def open_session(self) -> Session:
         prefix = f"cachespec-check-{os.getpid()}-{self.sessions_opened}"
         self._live = [session for session in self._live if not session.closed]
         session = Session(
             ManualClock(),
-            lambda namespace: Tenant(self._opener(self._url, f"{prefix}-{namespace}")),
+            lambda namespace: Tenant(
+                self._opener(self._url, f"{prefix}-{namespace}"),
+                reaper=self._reaper,
+                namespace=f"{prefix}-{namespace}",
+            ),
             discard_on_close=True,
             reach=(lambda namespace: (self._url, f"{prefix}-{namespace}"))
             if self.shared_across_processes
@@ -360,6 +368,8 @@ class UserServerTarget(Target):
             if not session.closed:
                 with contextlib.suppress(Exception):  # best effort, on the way out
                     session.close()
+        # Last: the reaper deletes whatever uncapped key a failed discard left.
+        self._reaper.close()
         super().close()
 
 

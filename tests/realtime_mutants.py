@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from adapter_mutants import TruncatedTTLMemcached
+from adapter_mutants import RawLongTTLMemcached, TruncatedTTLMemcached
 
 from cachespec.backends import Backend
 from cachespec.backends.memcached import MemcachedBackend
@@ -74,6 +74,20 @@ class KeepTTLRedis(RedisBackend):
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         for key, value in items.items():
             self.set(key, value, ttl)
+
+
+class KeepTTLOnNoneRedis(RedisBackend):
+    """``set(ttl=None)`` over a key with a TTL keeps that TTL (``SET ... KEEPTTL``: "no TTL
+    given, leave the expiry alone"): an entry meant never to expire dies when the old TTL
+    said. Shown on a server you run only with the guest's cap lifted (ttl.never)."""
+
+    __slots__ = ()
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        if ttl is None:
+            self._client.set(self._prefix + encode(key), value, keepttl=True)
+            return
+        super().set(key, value, ttl)
 
 
 class AddIgnoresTTLRedis(RedisBackend):
@@ -157,4 +171,7 @@ REAL_TIME_MUTANTS: dict[str, tuple[str, type[Backend], str]] = {
     "redis_cas_ignores_ttl": ("redis", CASIgnoresTTLRedis, "ops.compare_and_set"),
     "redis_set_many_ignores_ttl": ("redis", SetManyIgnoresTTLRedis, "ops.mixed"),
     "memcached_noop_clear": ("memcached", NoopClearMemcached, "ops.clear"),
+    # The guest's cap lifted (conformance/guest_reaper.py): what it hid shows in real time.
+    "redis_keep_ttl_on_none": ("redis", KeepTTLOnNoneRedis, "ttl.never"),
+    "memcached_raw_long_ttl": ("memcached", RawLongTTLMemcached, "ttl.long"),
 }
