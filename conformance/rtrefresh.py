@@ -71,9 +71,9 @@ FINE_TTLS = (0.2, 0.3, 0.5)
 COARSE_STEADY_TTLS = (4.0,)
 COARSE_REVALIDATE_TTLS = realtime.COARSE_TTLS
 # Read instants per TTL: on the coarse clock more of them, so that one falls within
-# 0.4 s of the expiry (the linger above leaves no more).
+# a third of a second of the expiry (the linger above leaves no more than 0.9 s).
 FINE_READS = (4, 8)
-COARSE_STEADY_READS = (10, 16)
+COARSE_STEADY_READS = (12, 16)
 COARSE_REVALIDATE_READS = (4, 8)
 # Scheduling margin on either side of the refresh window, on top of read_every + compute:
 # a read instant that lands this late still refreshes in time, unloaded.
@@ -321,6 +321,14 @@ class RealTimeRevalidate(_RealTime, RevalidateMachine):
         super().__init__()
         self.judged_until = -math.inf  # readers meanwhile are judged before this instant
         self.held: tuple[float, float, bool] | None = None  # the entry being refreshed
+        # Between a start_refresh and its finish_refresh, whether or not a refresher was
+        # held: the rules' preconditions must not depend on when calls ran, so that
+        # Hypothesis's replay (at other instants, without sleeps) draws the same program
+        # (docs/design.md, "Real time").
+        self.attempt = False
+
+    def _refreshing(self) -> bool:
+        return self.attempt
 
     def _look(self) -> tuple[float, float, bool] | None:
         raw = self.inner.get(KEY)
@@ -333,6 +341,7 @@ class RealTimeRevalidate(_RealTime, RevalidateMachine):
         held (by the cache's clock; filled first if the key is empty), and a caller in
         ``process`` reads: it refreshes the key and is held inside its compute."""
         self._require_configuration()
+        self.attempt, self.meanwhile = True, 0
         try:
             self._start_refresh(process, where)
         except AssertionError as exc:
@@ -386,9 +395,10 @@ class RealTimeRevalidate(_RealTime, RevalidateMachine):
             raise
 
     def _read_meanwhile(self, process: int) -> None:
-        assert self.refresher is not None
         assert self.bound is not None
         self.meanwhile += 1
+        if self.refresher is None or self.refresher.done:
+            return  # no refresher was held (the window was missed): nothing to read beside
         task = self._spawn_reader(process)
         waited = False
         for _ in range(SOLO_STEPS):
@@ -425,12 +435,14 @@ class RealTimeRevalidate(_RealTime, RevalidateMachine):
     @rule()
     def finish_refresh(self) -> None:
         """The refresher's compute ends (a real sleep), and its value replaces the old one."""
+        self.attempt, self.judged_until = False, -math.inf
+        if self.refresher is None:
+            return
         try:
             super().finish_refresh()
         except AssertionError as exc:
             self._record(exc)
             raise
-        self.judged_until = -math.inf
 
 
 # The real-time machine of each harness machine.

@@ -76,19 +76,18 @@ def test_every_property_on_a_still_clock_has_a_mutant_there() -> None:
     assert sorted(STILL_MUTANTS) == STILL
     for prop_id, (mutant, _) in STILL_MUTANTS.items():
         assert STRATEGY_MUTANTS[mutant][1] == prop_id
-    # The rest of the strategy properties that need the clock are about time itself.
-    assert TIMED == [
-        "efficacy.early_refresh",
-        "efficacy.revalidate",
-    ]
-    # TTL only, the leases and the hangs run there in real time instead (rtstaleness.py,
-    # rtleases.py, rthangs.py; test_realtime_staleness.py, test_realtime_leases.py,
-    # test_realtime_hangs.py).
+    # Every other strategy property that needs the clock is about time itself, and runs
+    # there in real time instead: TTL only, the leases, the hangs and early refresh
+    # (rtstaleness.py, rtleases.py, rthangs.py, rtrefresh.py; test_realtime_staleness.py,
+    # test_realtime_leases.py, test_realtime_hangs.py, test_realtime_refresh.py).
+    assert TIMED == []
     for prop_id in (
         "staleness.ttl",
         "single_flight.one_owner",
         "single_flight.takeover",
         "single_flight.no_hang",
+        "efficacy.early_refresh",
+        "efficacy.revalidate",
     ):
         assert BY_ID[prop_id].real_time
         assert not BY_ID[prop_id].time_subject
