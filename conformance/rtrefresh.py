@@ -59,15 +59,15 @@ from .target import Target
 # The properties that run here, by id (runner.in_real_time, Property.real_time).
 PROPERTIES = ("efficacy.early_refresh", "efficacy.revalidate")
 
-# Fill TTLs. Where the resolution is fine (Redis: 2 ms) a few tenths of a second: long
-# enough that a read instant, a compute and the scheduling margin below fit in a refresh
-# window several times over. On a coarse one (memcached: whole seconds, and the adapter's
-# margin keeps an entry 2.1 to 3.1 s past its TTL, docs/facts.md) steady reads need a TTL
-# longer than that linger plus two read instants: a miss shows only once the old entry is
-# really gone, and is judged only while a refreshed one would surely still be live.
-# Revalidate never waits for an expiry (its readers are judged before one), so a second or
-# a second and a half do there.
-FINE_TTLS = (0.2, 0.3, 0.5)
+# Fill TTLs. Where the resolution is fine (Redis: 2 ms) a fifth or a third of a second:
+# long enough that a read instant, a compute and the scheduling margin below fit in a
+# refresh window (0.5 s cost a quarter more, docs/design.md). On a coarse one
+# (memcached: whole seconds, and the adapter's margin keeps an entry 2.1 to 3.1 s past its
+# TTL, docs/facts.md) steady reads need a TTL longer than that linger plus two read
+# instants: a miss shows only once the old entry is really gone, and is judged only while
+# a refreshed one would surely still be live. Revalidate never waits for an expiry (its
+# readers are judged before one), so a second or a second and a half do there.
+FINE_TTLS = (0.2, 0.3)
 COARSE_STEADY_TTLS = (4.0,)
 COARSE_REVALIDATE_TTLS = realtime.COARSE_TTLS
 # Read instants per TTL: on the coarse clock more of them, so that one falls within
@@ -80,7 +80,7 @@ COARSE_REVALIDATE_READS = (4, 8)
 FINE_MARGIN = 0.03
 COARSE_MARGIN = 0.1
 # A steady-reads example costs about its horizon (a TTL, the resolution, a read instant):
-# 0.3 to 0.6 s on Redis, about 8.5 s on memcached, where it runs half the examples.
+# 0.3 to 0.4 s on Redis, about 8.5 s on memcached, where it runs half the examples.
 COARSE_STEADY_SHARE = 0.5
 
 
