@@ -82,7 +82,7 @@ def test_every_configuration_drawn_is_the_bounds_with_a_margin_for_late_reads(
     read instant on both sides of the refresh window."""
     margin, config = drawn
     fields = {k: v for k, v in config.items() if k not in ("callers", "processes")}
-    bound = RefreshBound(**fields)  # type: ignore[arg-type]
+    bound = RefreshBound(**fields)
     assert bound.read_every + bound.compute + margin <= bound.lead + 1e-9
     assert bound.lead <= bound.ttl - bound.read_every - margin + 1e-9
 
