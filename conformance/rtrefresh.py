@@ -145,13 +145,12 @@ class _RealTime(RefreshMachine):
 
     failures: ClassVar[list[AssertionError]]
     guarantees: ClassVar[Guarantees]
-    allowance_ttls: ClassVar[float] = 2.0  # the example's sleeps, in TTLs (see _allowance)
+    allowance_ttls: ClassVar[float] = 2.0  # the example's sleeps, in TTLs (configured)
 
     def __init__(self) -> None:
         super().__init__()
         self.real_clock = realtime.RealClock(0.0)  # its allowance comes with configure
         self.clock = self.real_clock
-        self.slack = realtime.SLACK
 
     def configured(self) -> None:
         assert self.bound is not None
