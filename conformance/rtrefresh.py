@@ -151,6 +151,7 @@ class _RealTime(RefreshMachine):
         super().__init__()
         self.real_clock = realtime.RealClock(0.0)  # its allowance comes with configure
         self.clock = self.real_clock
+        self.standstill = stillclock.Standstill(self.scheduler.returned)
 
     def configured(self) -> None:
         assert self.bound is not None
@@ -171,14 +172,36 @@ class _RealTime(RefreshMachine):
         assert self.bound.draw is not None
         return -delta * self.bound.beta * math.log(self.bound.draw)
 
+    # Whether an earlier example of this run spent its allowance with every caller
+    # waiting (set per built class). The later ones then sleep no more there.
+    waited_out: ClassVar[list[bool]]
+
     def _let_time_pass(self) -> None:
-        # Every caller waits: a quarter lease passes, for real, within the allowance; past
-        # it the example ends, rejected, as on a still clock (nothing is judged).
+        # Every caller waits: a quarter lease passes, for real, within the allowance. Where
+        # it refuses, no time passes, and as on a still clock the example ends after 16
+        # such rounds, rejected (Standstill; unjudged in a teardown, StoodStill). A strategy
+        # whose callers always wait would otherwise sleep an allowance in each of the
+        # hundreds of examples Hypothesis tries before it calls the run unsatisfiable.
         lease = self.bound.lease_ttl if self.bound is not None else 0.0
         before = self.real_clock.slept
-        self.real_clock.advance_to(self.real_clock.now() + lease / 4)
+        if not self.waited_out:
+            self.real_clock.advance_to(self.real_clock.now() + lease / 4)
         if self.real_clock.slept == before:
-            stillclock.cannot_wait()
+            if not self.waited_out:
+                self.waited_out.append(True)
+            self.standstill()
+
+    def teardown(self) -> None:
+        """Let every caller finish, as on the harness clock, but leave those still waiting
+        once the allowance is spent unjudged (``StoodStill``), then close."""
+        self.standstill.closing = True
+        try:
+            self.scheduler.finish()
+        except stillclock.StoodStill:
+            pass
+        finally:
+            self.scheduler.close()
+            self.session.close()
 
     def _compute(self) -> object:
         """One compute: a scheduled source call, then ``compute`` seconds of real sleep in
@@ -304,13 +327,16 @@ class RealTimeSteadyReads(_RealTime, SteadyReadsMachine):
     def teardown(self) -> None:
         """Read on to the horizon (as on the harness clock, but a TTL and the resolution
         past the first fill instead of two TTLs), unless a violation ended the example."""
+        self.standstill.closing = True
         try:
             if self.bound is not None and not self.failures:
                 self._tick()  # the first fill, if no step made it
                 while self.first_fill is not None and self.clock.now() < self._horizon():
                     self._tick()
+        except stillclock.StoodStill:
+            pass  # callers left waiting: the reads end here, unjudged
         finally:
-            RefreshMachine.teardown(self)
+            _RealTime.teardown(self)
 
 
 class RealTimeRevalidate(_RealTime, RevalidateMachine):
@@ -501,6 +527,7 @@ def build(
         "strategies": strategies,
         "guarantees": g,
         "failures": failures,
+        "waited_out": [],
         "configure": configure,
     }
     machine = type(name + "RT", (kind,), namespace)

@@ -9,6 +9,8 @@ target ``cachespec check redis://host`` builds (:class:`UserServerTarget`). docs
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -17,8 +19,15 @@ from strategy_mutants import STRATEGY_MUTANTS
 
 from cachespec.conformance import realtime, rtrefresh
 from cachespec.conformance.properties import BY_ID
-from cachespec.conformance.runner import Budget, in_real_time, run_property, why_skipped
+from cachespec.conformance.runner import (
+    CANNOT_CHECK_HERE,
+    Budget,
+    in_real_time,
+    run_property,
+    why_skipped,
+)
 from cachespec.conformance.servers import RunningServer
+from cachespec.conformance.staleness import Strategies
 from cachespec.conformance.target import UserServerTarget
 from cachespec.spec.refresh import RefreshBound
 
@@ -118,3 +127,27 @@ def test_a_refresh_mutant_is_rejected_in_real_time(
     program = result.counterexample
     assert "state.configure(" in program, program
     assert all(f"{field}=" in program for field in ("ttl", "refresh_before", "beta", "draw"))
+
+
+class WaitsForever(Strategies):
+    """Every caller waits, forever, for something only time would end (it never does)."""
+
+    def read(self, cache: Any, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
+        while True:
+            cache._sleep(cache.lease_poll)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("prop_id", rtrefresh.PROPERTIES)
+def test_callers_that_always_wait_are_cannot_check_here_at_the_cost_of_one_allowance(
+    prop_id: str, real_time_redis: RunningServer
+) -> None:
+    """Real time passes where every caller waits, within an example's allowance; past it
+    the example is given up, and once one was, the run's later examples wait no more: every
+    example given up is "cannot check here", not a failure, and not hundreds of allowances
+    of sleep (Hypothesis tries about 460 examples before it calls a run unsatisfiable)."""
+    target = UserServerTarget(real_time_redis.url)
+    target.strategies = WaitsForever()
+    result = run_property(BY_ID[prop_id], target, target.guarantees(), PASSING["redis"], SEED)
+    assert (result.status, result.skip) == ("skip", CANNOT_CHECK_HERE), result
+    assert "waited for time to pass" in result.reason, result.reason
