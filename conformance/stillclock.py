@@ -126,12 +126,4 @@ def _own_clock(what: str) -> str:
 
 
 TTL_SUBJECT = _own_clock("the TTL: a superseded value must be gone once its fill TTL ran out")
-EXPIRY_SUBJECT = _own_clock(
-    "an entry's expiry: a key read steadily must be refreshed before it expires into a miss"
-)
-WINDOW_SUBJECT = _own_clock(
-    "a refresh window just before an entry's expiry, where the refresher writes its claim "
-    "with the time left on the harness's clock as a TTL (a fraction of a second, say) that "
-    "the server counts on its own"
-)
 LEASE_SUBJECT = _own_clock("a lease's expiry: a lease is free again once its time is over")

@@ -22,7 +22,7 @@ import redis
 from adapter_mutants import ADAPTER_MUTANTS, mutant_target
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
 
-from cachespec.conformance import TargetError, rthangs, rtleases, run_suite, servers
+from cachespec.conformance import TargetError, rthangs, rtleases, rtrefresh, run_suite, servers
 from cachespec.conformance.realtime import REAL_TIME
 from cachespec.conformance.runner import CANNOT_CHECK_HERE
 from cachespec.conformance.target import ServerTarget, UserServerTarget, resolve_target
@@ -94,8 +94,15 @@ def test_a_server_you_run_is_checked_in_real_time_and_left_clean(kind: str) -> N
         assert report.clock == UserServerTarget.clock_note
         # The TTL properties run in real time (docs/design.md, "Real time"), ttl.never and
         # ttl.long with the guest's cap lifted (test_guest_reaper.py checks what they leave).
-        # staleness.ttl by rtstaleness.py, the leases by rtleases.py, no_hang by rthangs.py
-        for prop_id in (*REAL_TIME, "staleness.ttl", *rtleases.PROPERTIES, *rthangs.PROPERTIES):
+        # staleness.ttl by rtstaleness.py, the leases by rtleases.py, no_hang by rthangs.py,
+        # early refresh by rtrefresh.py
+        for prop_id in (
+            *REAL_TIME,
+            "staleness.ttl",
+            *rtleases.PROPERTIES,
+            *rthangs.PROPERTIES,
+            *rtrefresh.PROPERTIES,
+        ):
             assert (report.result(prop_id).status, report.result(prop_id).clock) == (
                 "pass",
                 "real time",
