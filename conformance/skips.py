@@ -48,7 +48,7 @@ def why_skipped(prop: Property, target: Target, guarantees: Guarantees) -> tuple
         # Before the clock: a store-wide clear is refused on a user's server, in any time.
         reason = guest.refusal(prop, target, guarantees)
     if reason is None and in_real_time(prop, target) is False:
-        reason = prop.time_subject or realtime.cannot_run(prop.id, prop.area, target)
+        reason = realtime.cannot_run(prop.id, prop.area, target)
     if reason is None and prop.needs_processes and not target.shared_across_processes:
         reason = (
             f"runs real processes, which need a backend they can all reach: {target.name} "

@@ -18,8 +18,8 @@ provided
   rejected (:func:`cannot_wait`): it loses that example, never raises a false alarm.
 
 Where a property's subject is time itself (a TTL, an expiry, a lease's time, a wait only
-time ends) it declares so (``Property.time_subject``), and it is "cannot check here" with
-those words. docs/design.md, "A still clock", has the decisions.
+time ends) it runs in real time there instead (realtime.py and the rt*.py modules).
+docs/design.md, "A still clock", has the decisions.
 """
 
 from __future__ import annotations
@@ -112,18 +112,3 @@ def cannot_wait() -> NoReturn:
     clock: the example ends here, rejected (Hypothesis counts it as invalid, not as a pass
     or a failure)."""
     reject()
-
-
-# Why a property whose subject is time is not checked on a still clock: the reasons the
-# properties declare (Property.time_subject).
-def _own_clock(what: str) -> str:
-    return (
-        f"its subject is {what}, which a server that keeps its own time decides at instants "
-        "the harness neither chooses nor sees (the other strategy properties run there on a "
-        'harness clock that stands still: docs/design.md, "A still clock"); check a '
-        "throwaway server on a controlled clock with `cachespec check redis` or `memcached`"
-    )
-
-
-TTL_SUBJECT = _own_clock("the TTL: a superseded value must be gone once its fill TTL ran out")
-LEASE_SUBJECT = _own_clock("a lease's expiry: a lease is free again once its time is over")

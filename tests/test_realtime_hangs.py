@@ -125,7 +125,6 @@ def test_the_mutants_are_the_property_s() -> None:
     for mutant in MUTANTS:
         assert STRATEGY_MUTANTS[mutant][1] == PROP
     assert BY_ID[PROP].real_time
-    assert not BY_ID[PROP].time_subject
     assert rthangs.PROPERTIES == (PROP,)
 
 

@@ -57,7 +57,6 @@ def test_the_mutants_are_the_lease_properties() -> None:
     for prop_id, mutant in MUTANTS.items():
         assert STRATEGY_MUTANTS[mutant][1] == prop_id
         assert BY_ID[prop_id].real_time
-        assert not BY_ID[prop_id].time_subject
     assert sorted(MUTANTS) == sorted(rtleases.PROPERTIES)
 
 

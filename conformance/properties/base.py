@@ -49,9 +49,6 @@ class Property:
     # (a user's server), it runs on a harness clock that stands still, with every TTL
     # outliving the example (conformance/stillclock.py; docs/design.md, "A still clock").
     still_clock: bool = False
-    # Why it cannot run so where its subject is time itself (a TTL, a lease's expiry): the
-    # reason "cannot check here" gives on such a server (stillclock.py's *_SUBJECT).
-    time_subject: str = ""
     # Its own build runs it in real time where the server keeps its own time (a user's
     # server): staleness.ttl (conformance/rtstaleness.py; docs/design.md, "Real time").
     real_time: bool = False
