@@ -344,19 +344,29 @@ class RevalidateMachine(RefreshMachine):
         assert self.bound is not None
         self.meanwhile += 1
         task = self._spawn_reader(process)
-        waited = False
-        for _ in range(SOLO_STEPS):
-            if task.done or task.blocked:
-                waited = task.blocked
-                break
-            if (task.waiting_at or "").startswith("source."):
-                break
-            self.scheduler.step(task)
-        operation = f"get_or_compute({KEY!r}) ({task.name}, while {self.refresher.name} refreshes)"
+        waited = self._served_alone(task)
         because = (
             f"{self.bound.describe()}: the entry is live until t={self.expiry:.6g} and "
             f"{self.refresher.name} is already refreshing it (stale-while-revalidate)"
         )
+        self._judge_meanwhile(task, waited, because)
+
+    def _served_alone(self, task: Task) -> bool:
+        """Step ``task`` alone until it returns, waits for another caller or calls the
+        source; whether it waited."""
+        for _ in range(SOLO_STEPS):
+            if task.done or task.blocked:
+                return task.blocked
+            if (task.waiting_at or "").startswith("source."):
+                return False
+            self.scheduler.step(task)
+        return False
+
+    def _judge_meanwhile(self, task: Task, waited: bool, because: str) -> None:
+        """``task`` read while the refresher computed: it returned the old value, with no
+        source call and no wait (``because`` says why that was due)."""
+        assert self.refresher is not None
+        operation = f"get_or_compute({KEY!r}) ({task.name}, while {self.refresher.name} refreshes)"
         if (task.waiting_at or "").startswith("source."):
             raise Violation(
                 operation, f"computed too ({task.waiting_at})", "the old value", because

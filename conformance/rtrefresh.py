@@ -425,36 +425,17 @@ class RealTimeRevalidate(_RealTime, RevalidateMachine):
         if self.refresher is None or self.refresher.done:
             return  # no refresher was held (the window was missed): nothing to read beside
         task = self._spawn_reader(process)
-        waited = False
-        for _ in range(SOLO_STEPS):
-            if task.done or task.blocked:
-                waited = task.blocked
-                break
-            if (task.waiting_at or "").startswith("source."):
-                break
-            self.scheduler.step(task)
+        waited = self._served_alone(task)
         seen = self.clock.now()  # every call the reader made so far ended before this
         if seen >= self.judged_until:
             return  # the old entry may be gone: a miss, a wait and a compute are allowed
         assert self.held is not None
-        operation = f"get_or_compute({KEY!r}) ({task.name}, while {self.refresher.name} refreshes)"
         because = (
             f"{self.bound.describe()}: the entry is live until t={self.held[0]:.6g} by the "
             f"cache's clock, every call of {task.name} ended by t={seen:.6g}, and "
             f"{self.refresher.name} is already refreshing it (stale-while-revalidate)"
         )
-        if (task.waiting_at or "").startswith("source."):
-            raise Violation(
-                operation, f"computed too ({task.waiting_at})", "the old value", because
-            )
-        if waited or not task.done:
-            at = task.waiting_at or "its next call"
-            raise Violation(
-                operation, f"waited for another caller ({at})", "the old value at once", because
-            )
-        self._raise_if_failed(task)
-        if task.result != self.old:
-            raise Violation(operation, f"returned {task.result!r}", f"{self.old!r}", because)
+        self._judge_meanwhile(task, waited, because)
 
     @precondition(lambda self: self._refreshing())
     @rule()
