@@ -9,11 +9,11 @@ target ``cachespec check redis://host`` builds (:class:`UserServerTarget`). docs
 
 from __future__ import annotations
 
-import re
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from realtime_runs import fails_in_real_time, passes_in_real_time
 from strategy_mutants import STRATEGY_MUTANTS
 
 from cachespec.backends import Backend
@@ -21,7 +21,7 @@ from cachespec.backends.cache import Cache
 from cachespec.conformance import realtime, rthangs
 from cachespec.conformance.interleave import TaskHung
 from cachespec.conformance.properties import BY_ID
-from cachespec.conformance.runner import Budget, in_real_time, run_property, why_skipped
+from cachespec.conformance.runner import Budget, run_property
 from cachespec.conformance.servers import RunningServer
 from cachespec.conformance.staleness import Strategies
 from cachespec.conformance.target import UserServerTarget
@@ -135,13 +135,7 @@ def test_ours_passes_in_real_time_on_a_server_you_run(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
     server: RunningServer = request.getfixturevalue(f"real_time_{kind}")
-    target = UserServerTarget(server.url)
-    guarantees = target.guarantees()
-    prop = BY_ID[PROP]
-    assert why_skipped(prop, target, guarantees) is None
-    assert in_real_time(prop, target) is True
-    result = run_property(prop, target, guarantees, PASSING[kind], SEED)
-    assert (result.status, result.clock) == ("pass", realtime.CLOCK), result
+    passes_in_real_time(server, PROP, PASSING[kind], SEED)
 
 
 @pytest.mark.parametrize(
@@ -175,12 +169,7 @@ def test_a_key_left_locked_is_rejected_in_real_time(
     kind: str, mutant: str, request: pytest.FixtureRequest
 ) -> None:
     server: RunningServer = request.getfixturevalue(f"real_time_{kind}")
-    strategies, _, pattern = STRATEGY_MUTANTS[mutant]
-    target = UserServerTarget(server.url)
-    target.strategies = strategies()
-    result = run_property(BY_ID[PROP], target, target.guarantees(), REJECTING[kind], SEED)
-    assert (result.status, result.clock) == ("fail", realtime.CLOCK), result
-    assert re.search(pattern, result.reason), result.reason
+    result = fails_in_real_time(server, mutant, REJECTING[kind], SEED)
     # Judged on time that passed for real, and the program that got there is printed: its
     # replay sleeps too, and fails as the first run did (rthangs.ReplaySleeps).
     assert "of real time" in result.reason, result.reason

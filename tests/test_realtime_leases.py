@@ -9,19 +9,17 @@ target ``cachespec check redis://host`` builds (:class:`UserServerTarget`). docs
 
 from __future__ import annotations
 
-import re
-
 import pytest
+from realtime_runs import fails_in_real_time, passes_in_real_time
 from strategy_mutants import STRATEGY_MUTANTS
 
 from cachespec.backends.cache import new_lease
 from cachespec.backends.memory import MemoryBackend
-from cachespec.conformance import realtime, rtleases
+from cachespec.conformance import rtleases
 from cachespec.conformance.interleave import Task
 from cachespec.conformance.properties import BY_ID
-from cachespec.conformance.runner import Budget, in_real_time, run_property, why_skipped
+from cachespec.conformance.runner import Budget
 from cachespec.conformance.servers import RunningServer
-from cachespec.conformance.target import UserServerTarget
 
 # Our strategies pass at a few examples: 3 on Redis (a fraction of a second each), 2 on
 # memcached (up to one window of 6 s each: its declared resolution is 4.5 s).
@@ -65,13 +63,7 @@ def test_they_pass_in_real_time_on_a_server_you_run(
     kind: str, prop_id: str, request: pytest.FixtureRequest
 ) -> None:
     server: RunningServer = request.getfixturevalue(f"real_time_{kind}")
-    target = UserServerTarget(server.url)
-    guarantees = target.guarantees()
-    prop = BY_ID[prop_id]
-    assert why_skipped(prop, target, guarantees) is None
-    assert in_real_time(prop, target) is True
-    result = run_property(prop, target, guarantees, PASSING[kind], SEED)
-    assert (result.status, result.clock) == ("pass", realtime.CLOCK), result
+    passes_in_real_time(server, prop_id, PASSING[kind], SEED)
 
 
 @pytest.mark.parametrize(("kind", "prop_id"), REJECTS)
@@ -79,12 +71,7 @@ def test_a_lease_mutant_is_rejected_in_real_time(
     kind: str, prop_id: str, request: pytest.FixtureRequest
 ) -> None:
     server: RunningServer = request.getfixturevalue(f"real_time_{kind}")
-    strategies, _, pattern = STRATEGY_MUTANTS[MUTANTS[prop_id]]
-    target = UserServerTarget(server.url)
-    target.strategies = strategies()
-    result = run_property(BY_ID[prop_id], target, target.guarantees(), REJECTING[kind], SEED)
-    assert (result.status, result.clock) == ("fail", realtime.CLOCK), result
-    assert re.search(pattern, result.reason), result.reason
+    fails_in_real_time(server, MUTANTS[prop_id], REJECTING[kind], SEED)
 
 
 def test_a_lease_written_again_is_not_judged_by_its_grant() -> None:

@@ -8,23 +8,21 @@ target ``cachespec check redis://host`` builds (:class:`UserServerTarget`). docs
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from realtime_runs import fails_in_real_time, passes_in_real_time
 from strategy_mutants import STRATEGY_MUTANTS
 
-from cachespec.conformance import realtime, rtrefresh
+from cachespec.conformance import rtrefresh
 from cachespec.conformance.properties import BY_ID
 from cachespec.conformance.runner import (
     CANNOT_CHECK_HERE,
     Budget,
-    in_real_time,
     run_property,
-    why_skipped,
 )
 from cachespec.conformance.servers import RunningServer
 from cachespec.conformance.staleness import Strategies
@@ -100,14 +98,8 @@ def test_they_pass_in_real_time_on_a_server_you_run(
     kind: str, prop_id: str, request: pytest.FixtureRequest
 ) -> None:
     server: RunningServer = request.getfixturevalue(f"real_time_{kind}")
-    target = UserServerTarget(server.url)
-    guarantees = target.guarantees()
-    prop = BY_ID[prop_id]
-    assert why_skipped(prop, target, guarantees) is None
-    assert in_real_time(prop, target) is True
-    assert rtrefresh.runs_here(prop_id, target)
-    result = run_property(prop, target, guarantees, PASSING[kind], SEED)
-    assert (result.status, result.clock) == ("pass", realtime.CLOCK), result
+    assert rtrefresh.runs_here(prop_id, UserServerTarget(server.url))
+    passes_in_real_time(server, prop_id, PASSING[kind], SEED)
 
 
 @pytest.mark.parametrize(("kind", "mutant"), REJECTS)
@@ -115,12 +107,7 @@ def test_a_refresh_mutant_is_rejected_in_real_time(
     kind: str, mutant: str, request: pytest.FixtureRequest
 ) -> None:
     server: RunningServer = request.getfixturevalue(f"real_time_{kind}")
-    strategies, prop_id, pattern = STRATEGY_MUTANTS[mutant]
-    target = UserServerTarget(server.url)
-    target.strategies = strategies()
-    result = run_property(BY_ID[prop_id], target, target.guarantees(), REJECTING[kind], SEED)
-    assert (result.status, result.clock) == ("fail", realtime.CLOCK), result
-    assert re.search(pattern, result.reason), result.reason
+    result = fails_in_real_time(server, mutant, REJECTING[kind], SEED)
     # The program is printed (Hypothesis's replay draws the same steps: no precondition
     # depends on when calls ran), with the configuration the example ran as its first step.
     program = result.counterexample

@@ -12,11 +12,11 @@ import re
 
 import pytest
 import redis
+from realtime_runs import fails_in_real_time, passes_in_real_time
 from strategy_mutants import STALE_PAST_TTL, STRATEGY_MUTANTS
 
-from cachespec.conformance import realtime, rtstaleness, servers
-from cachespec.conformance.properties import BY_ID
-from cachespec.conformance.runner import Budget, in_real_time, run_property, why_skipped
+from cachespec.conformance import rtstaleness, servers
+from cachespec.conformance.runner import Budget
 from cachespec.conformance.servers import RunningServer
 from cachespec.conformance.target import UserServerTarget
 
@@ -45,15 +45,8 @@ def test_it_passes_in_real_time_on_a_server_you_run(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
     server: RunningServer = request.getfixturevalue(f"real_time_{kind}")
-    target = UserServerTarget(server.url)
-    assert not target.controls_time
-    guarantees = target.guarantees()
-    prop = BY_ID[PROPERTY]
-    assert why_skipped(prop, target, guarantees) is None
-    assert in_real_time(prop, target) is True
-    assert rtstaleness.runs_here(PROPERTY, target)
-    result = run_property(prop, target, guarantees, BUDGETS[kind], SEED)
-    assert (result.status, result.clock) == ("pass", realtime.CLOCK), result
+    assert rtstaleness.runs_here(PROPERTY, UserServerTarget(server.url))
+    passes_in_real_time(server, PROPERTY, BUDGETS[kind], SEED)
     if kind == "redis":  # a guest leaves nothing behind, leases included
         assert isinstance(server, servers.ManagedServer)
         client = redis.Redis(host=server.host, port=server.port)
@@ -70,11 +63,7 @@ def test_a_fill_that_outlives_its_ttl_is_rejected_in_real_time(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
     server: RunningServer = request.getfixturevalue(f"real_time_{kind}")
-    strategies, _, _ = STRATEGY_MUTANTS[MUTANTS[kind]]
-    target = UserServerTarget(server.url)
-    target.strategies = strategies()
-    result = run_property(BY_ID[PROPERTY], target, target.guarantees(), BUDGETS[kind], SEED)
-    assert (result.status, result.clock) == ("fail", realtime.CLOCK), result
+    result = fails_in_real_time(server, MUTANTS[kind], BUDGETS[kind], SEED)
     # The model's verdict, judged on measured times: an expiry overrun.
     assert re.search(STALE_PAST_TTL, result.reason), result.reason
     # The program is printed as found (Hypothesis's replay does not sleep, and passes: the
