@@ -59,12 +59,36 @@ def refresh_configs(draw: st.DrawFn) -> dict[str, Any]:
     compute = read_every * share
     floor = read_every + compute
     lead = floor + (ttl - floor) * draw(st.floats(0.05, 0.9))
+    # Longer than a compute (spec/refresh.py): by a little, or by far.
+    return draw_rest(
+        draw,
+        ttl=ttl,
+        read_every=read_every,
+        compute=compute,
+        lead=lead,
+        lease_shares=(0.25, 1.0, 4.0),
+        xfetch=xfetch,
+    )
+
+
+def draw_rest(
+    draw: st.DrawFn,
+    *,
+    ttl: float,
+    read_every: float,
+    compute: float,
+    lead: float,
+    lease_shares: tuple[float, ...],
+    xfetch: bool,
+) -> dict[str, Any]:
+    """A configuration from its TTL, read rate, compute time and lead (``refresh_before``,
+    or XFetch's with its draw fixed to give that lead), with the rest drawn: the lease time
+    (the compute and ``lease_shares`` of a read interval), the callers, the processes."""
     config: dict[str, Any] = {
         "ttl": ttl,
         "compute": compute,
         "read_every": read_every,
-        # Longer than a compute (spec/refresh.py): by a little, or by far.
-        "lease_ttl": compute + read_every * draw(st.sampled_from([0.25, 1.0, 4.0])),
+        "lease_ttl": compute + read_every * draw(st.sampled_from(lease_shares)),
         "refresh_before": None,
         "beta": None,
         "draw": None,

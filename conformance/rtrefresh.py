@@ -52,6 +52,7 @@ from .refresh import (
     RefreshMachine,
     RevalidateMachine,
     SteadyReadsMachine,
+    draw_rest,
 )
 from .staleness import Strategies
 from .target import Target
@@ -105,23 +106,15 @@ def configs(
         compute = read_every * share
         floor, top = read_every + compute + margin, ttl - read_every - margin
         lead = floor + (top - floor) * draw(st.floats(0.0, 1.0))
-        config: dict[str, Any] = {
-            "ttl": ttl,
-            "compute": compute,
-            "read_every": read_every,
-            "lease_ttl": compute + read_every * draw(st.sampled_from([1.0, 4.0])),
-            "refresh_before": None,
-            "beta": None,
-            "draw": None,
-            "callers": draw(st.integers(1, 3)),
-            "processes": draw(st.integers(1, 2)),
-        }
-        if xfetch:
-            beta = draw(st.sampled_from([0.5, 1.0, 2.0]))
-            config.update(beta=beta, draw=math.exp(-lead / (compute * beta)))
-        else:
-            config.update(refresh_before=lead)
-        return config
+        return draw_rest(
+            draw,
+            ttl=ttl,
+            read_every=read_every,
+            compute=compute,
+            lead=lead,
+            lease_shares=(1.0, 4.0),
+            xfetch=xfetch,
+        )
 
     return draw_config()
 
