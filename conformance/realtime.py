@@ -40,6 +40,7 @@ from .focus import Focus
 from .machines import CacheMachine, build_machine
 from .pools import AT, BEFORE, REAL_TIME_SAFE_TTL, ttls
 from .properties.stateful import without_add
+from .staleness import CallersMachine
 from .stillclock import StillMachineCheck
 from .target import Target
 from .tenant import Tenant
@@ -379,6 +380,31 @@ class RealTimeMachine(CacheMachine):
         if offset == BEFORE:
             return start - BEFORE_MARGIN
         return start if offset == AT else end
+
+
+class RealTimeCallers(CallersMachine):
+    """A callers' machine (the leases', the hangs', staleness.ttl's) on the machine's
+    monotonic clock, which the strategies read too, sleeping at most its allowance."""
+
+    # The first violation each example raised, for RealTimeCheck, which reports it when
+    # Hypothesis's replay (at other instants, without sleeps) passes.
+    failures: ClassVar[list[AssertionError]]
+    guarantees: ClassVar[Guarantees]
+    broken = False  # a violation was raised: the teardown sleeps no more (the verdict is in)
+
+    def _open_session(self) -> Backend:
+        inner = super()._open_session()
+        self.real_clock = RealClock(self._allowance())
+        self.clock = self.real_clock
+        # The slack, either way around the server's expiry, rides on the resolution: the
+        # bounds judged and the instants the rules sleep to both include it
+        # (docs/design.md, "The slack").
+        self.resolution = inner.guarantees.ttl_resolution + SLACK
+        return inner
+
+    def _allowance(self) -> float:
+        # One window at the longest TTL drawn, and the edges' own margins.
+        return allowance(self.guarantees) + 2 * SLACK
 
 
 def real_time_focus(focus: Focus, guarantees: Guarantees) -> Focus:

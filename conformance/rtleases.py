@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
@@ -120,26 +120,10 @@ class RealTimeLedger(LeaseLedger):
                 lease.released = True
 
 
-class RealTimeFlightMachine(FlightMachine):
+class RealTimeFlightMachine(realtime.RealTimeCallers, FlightMachine):
     """The flight machine on the real clock (see the module docstring)."""
 
-    failures: ClassVar[list[AssertionError]]
-    guarantees: ClassVar[Guarantees]
     ledger_kind = RealTimeLedger
-    broken = False  # a violation was raised: the teardown sleeps no more
-
-    def _open_session(self) -> Backend:
-        inner = super()._open_session()
-        self.real_clock = realtime.RealClock(self._allowance())
-        self.clock = self.real_clock
-        # The slack rides on the resolution: the takeover bound and the instants the rules
-        # sleep to both include it (docs/design.md, "The slack").
-        self.resolution = inner.guarantees.ttl_resolution + realtime.SLACK
-        return inner
-
-    def _allowance(self) -> float:
-        # One window at the longest TTL drawn, and the edges' own margins.
-        return realtime.allowance(self.guarantees) + 2 * realtime.SLACK
 
     def _let_time_pass(self) -> None:
         # Every caller waits: a quarter lease passes, for real. Where the allowance refuses

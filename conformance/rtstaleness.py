@@ -23,12 +23,9 @@ never raises a false alarm. docs/design.md, "Real time", has the decisions.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
-from cachespec.backends import Backend
 from cachespec.spec import Guarantees
 
 from . import realtime, stillclock
@@ -47,31 +44,12 @@ SHARES = (0.5, 1.0)
 PROPERTY = "staleness.ttl"
 
 
-class RealTimeStalenessMachine(StalenessMachine):
+class RealTimeStalenessMachine(realtime.RealTimeCallers, StalenessMachine):
     """The TTL-only staleness machine on the real clock (see the module docstring)."""
 
-    # The first violation each example raised, for realtime.RealTimeCheck, which reports it
-    # when Hypothesis's replay (at other instants, without sleeps) passes.
-    failures: ClassVar[list[AssertionError]]
-    guarantees: ClassVar[Guarantees]
     # Just past a bound: the read that follows starts after the sleep, so any margin
     # catches an overrun; a sleep's own lateness only adds to it.
     past_the_edge = realtime.SLACK
-    # Set once a violation was raised: the teardown then sleeps no more (the verdict is in).
-    broken = False
-
-    def _open_session(self) -> Backend:
-        inner = super()._open_session()
-        self.real_clock = realtime.RealClock(self._allowance())
-        self.clock = self.real_clock
-        # The slack, either way around the server's expiry, rides on the resolution: the
-        # bound _check_read judges and the edge past_the_bound sleeps to both include it.
-        self.resolution = inner.guarantees.ttl_resolution + realtime.SLACK
-        return inner
-
-    def _allowance(self) -> float:
-        # One window at the longest TTL drawn, and the edge's own margin.
-        return realtime.allowance(self.guarantees) + 2 * realtime.SLACK
 
     def _let_time_pass(self) -> None:
         # Every caller waits: with leases that outlive the example and no faults, only for a
